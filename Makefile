@@ -1,0 +1,61 @@
+# crm: a sales CRM as a PostgreSQL 15 extension (PGXS).
+#
+# The two commands a newcomer needs (both as root on Debian 12):
+#   make demo    install what is missing, build, start a demo cluster with a demo company
+#   make test    install what is missing, build, run regression + isolation + TAP tests
+# Also: make bench (SCALE=0.1 to shrink), make demo-stop, make deps.
+
+EXTENSION   = crm
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
+MODULE_big  = crm
+OBJS        = src/crm.o src/identity.o src/record_stamp.o
+PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
+
+# The install script is assembled from ordered pieces: src/sql/NN_capability.sql.
+SQL_PIECES  = $(sort $(wildcard src/sql/*.sql))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+
+REGRESS        = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS   = --temp-instance=./tmp_regress --temp-config=test/regress.conf --load-extension=$(EXTENSION)
+ISOLATION      = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.conf --load-extension=$(EXTENSION)
+TAP_TESTS      = 1
+
+# -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures
+# whose arguments we often do not need.
+PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter
+EXTRA_CLEAN = $(DATA_built) tmp_regress tmp_isolation output_iso
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(PGXS),)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PIECES) crm.control
+	cat $(SQL_PIECES) > $@
+else
+all install installcheck:
+	@echo "PostgreSQL 15 development files are missing: run 'make deps' (make test and make demo do it)." >&2
+	@exit 1
+endif
+
+.PHONY: deps test demo demo-stop bench
+
+deps:
+	test/deps.sh
+
+test: deps
+	$(MAKE) install
+	test/run.sh
+
+demo: deps
+	$(MAKE) install
+	demo/demo.sh start
+
+demo-stop:
+	demo/demo.sh stop
+
+bench: deps
+	$(MAKE) install
+	bench/run.sh

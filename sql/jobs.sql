@@ -1,0 +1,57 @@
+-- Periodic work: crm.job rows, crm.schedule_jobs() and the run log
+SELECT name, schedule, command, enabled, builtin FROM crm.job ORDER BY name;
+
+-- without pg_cron in this database, scheduling says what to run where
+\set SHOW_CONTEXT never
+SELECT crm.schedule_jobs();
+\echo :LAST_ERROR_SQLSTATE
+
+CREATE EXTENSION pg_cron;
+SELECT crm.schedule_jobs() AS scheduled;
+SELECT jobname, schedule, command, database FROM cron.job ORDER BY jobname;
+-- idempotent
+SELECT crm.schedule_jobs() AS scheduled;
+SELECT count(*) AS cron_jobs FROM cron.job;
+
+-- a DBA reschedules a builtin job: the row becomes the DBA's and pg_dump keeps it
+UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
+SELECT name, schedule, builtin FROM crm.job;
+-- (back to the shipped row; only a superuser disabling the trigger can do that)
+ALTER TABLE crm.job DISABLE TRIGGER job_builtin_edited;
+UPDATE crm.job SET schedule = '17 3 * * *', builtin = true WHERE name = 'crm-housekeeping';
+ALTER TABLE crm.job ENABLE TRIGGER job_builtin_edited;
+-- a restore inserting the edited row updates the builtin one instead of failing
+INSERT INTO crm.job (name, schedule, command) VALUES ('crm-housekeeping', '45 2 * * *', 'SELECT crm.run_housekeeping()');
+SELECT name, schedule, builtin FROM crm.job;
+SELECT crm.schedule_jobs() AS scheduled;
+SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+
+-- disabling a job unschedules it
+UPDATE crm.job SET enabled = false WHERE name = 'crm-housekeeping';
+SELECT crm.schedule_jobs() AS scheduled;
+SELECT count(*) AS cron_jobs FROM cron.job;
+
+-- bad rows are refused
+INSERT INTO crm.job (name, schedule, command) VALUES ('nightly', '0 1 * * *', 'SELECT 1');
+INSERT INTO crm.job (name, schedule, command) VALUES ('crm-fast', '30 seconds', 'SELECT 1');
+
+-- jobs run by hand too, and log what they did
+INSERT INTO crm.job_run (job, started_at, processed) VALUES ('crm-old', now() - interval '90 days', 5);
+SELECT crm.run_housekeeping() AS removed;
+SELECT job, processed, details FROM crm.job_run ORDER BY id;
+
+-- crm_admin may neither run nor schedule jobs, nor change what they run: only when
+CREATE ROLE regress_admin IN ROLE crm_admin;
+SET ROLE regress_admin;
+SELECT crm.run_housekeeping();
+SELECT crm.schedule_jobs();
+UPDATE crm.job SET command = 'SELECT pg_sleep(1)';
+UPDATE crm.job SET schedule = '0 4 * * *' WHERE name = 'crm-housekeeping';
+RESET ROLE;
+
+ALTER TABLE crm.job DISABLE TRIGGER job_builtin_edited;
+UPDATE crm.job SET enabled = true, builtin = true, schedule = '17 3 * * *' WHERE name = 'crm-housekeeping';
+ALTER TABLE crm.job ENABLE TRIGGER job_builtin_edited;
+DROP EXTENSION pg_cron;
+DELETE FROM crm.job_run;
+DROP ROLE regress_admin;

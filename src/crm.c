@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * crm.c
+ *	  Module entry point: the crm.* settings and per-backend initialisation.
+ *
+ * Every setting lives under the reserved "crm." prefix, so a typo such as
+ * SET crm.jwt_employe_claim fails instead of silently creating a placeholder.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "crm.h"
+
+PG_MODULE_MAGIC;
+
+/* Database whose jobs and notification worker this cluster serves. */
+char	   *crm_database_name = NULL;
+
+/* Claim that carries the employee id in a trusted authenticator's JWT. */
+char	   *crm_jwt_employee_claim = NULL;
+
+void		_PG_init(void);
+
+/* A claim name is a JSON key and part of a setting name: keep it plain. */
+static bool
+check_claim_name(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The claim name must not be empty.");
+		return false;
+	}
+	for (p = *newval; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_'))
+		{
+			GUC_check_errdetail("The claim name may contain only ASCII letters, digits and underscores.");
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("crm.database_name",
+							   "Database whose crm jobs and notification worker this cluster runs.",
+							   NULL,
+							   &crm_database_name,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crm.jwt_employee_claim",
+							   "JWT claim that holds the acting employee's id for sessions of a crm_authenticator member.",
+							   "Read from request.jwt.claims (PostgREST) or jwt.claims.<name> (PostGraphile).",
+							   &crm_jwt_employee_claim,
+							   "employee_id",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   check_claim_name, NULL, NULL);
+
+	MarkGUCPrefixReserved("crm");
+
+	crm_identity_init();
+}

@@ -1,0 +1,338 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.c
+ *	  Who is acting: crm.current_employee_id() and its per-transaction cache.
+ *
+ * The acting employee is, in order:
+ *	 1. the employee whose db_role is current_user (psql, BI tools, an app
+ *		server that does SET ROLE);
+ *	 2. if session_user is a member of crm_authenticator, the employee named
+ *		by the JWT claim crm.jwt_employee_claim, read from request.jwt.claims
+ *		(PostgREST) or jwt.claims.<claim> (PostGraphile);
+ *	 3. nobody (NULL), which grants nothing.
+ * Deactivated employees resolve to nobody.
+ *
+ * The answer is cached for the rest of the transaction.  Any change to the
+ * organisation tables fires crm.org_changed(), which broadcasts a relcache
+ * invalidation of crm.employee; every backend drops its cache when it reads
+ * that invalidation, which we force at each call so that a change committed
+ * elsewhere is seen by the next statement.
+ *
+ * Lookups scan crm.employee's indexes directly: they neither need nor obey
+ * the caller's privileges or row-level security on the table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "crm.h"
+
+PG_FUNCTION_INFO_V1(crm_current_employee_id);
+PG_FUNCTION_INFO_V1(crm_org_changed);
+
+/* Where crm.employee and the columns we read live; looked up lazily. */
+typedef struct EmployeeCatalog
+{
+	bool		valid;
+	Oid			relid;
+	Oid			pkey_index;		/* on (id) */
+	Oid			role_index;		/* on (db_role) */
+	AttrNumber	att_id;
+	AttrNumber	att_db_role;
+	AttrNumber	att_active;
+} EmployeeCatalog;
+
+/* The last answer and the inputs it was computed from. */
+typedef struct IdentityCache
+{
+	bool		valid;
+	LocalTransactionId lxid;
+	Oid			userid;
+	Oid			session_userid;
+	char	   *claims;			/* trusted claim text used, or NULL */
+	bool		found;
+	int64		employee_id;
+} IdentityCache;
+
+static EmployeeCatalog employee_catalog;
+static IdentityCache identity_cache;
+
+static void
+identity_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == employee_catalog.relid)
+	{
+		identity_cache.valid = false;
+		employee_catalog.valid = false;
+	}
+}
+
+/* Role renames and membership changes alter who maps to whom. */
+static void
+identity_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	identity_cache.valid = false;
+}
+
+void
+crm_identity_init(void)
+{
+	CacheRegisterRelcacheCallback(identity_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, identity_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, identity_syscache_callback, (Datum) 0);
+}
+
+static Oid
+crm_relation_oid(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"crm.%s\" does not exist", name),
+				 errhint("Install the extension with CREATE EXTENSION crm.")));
+	return relid;
+}
+
+static void
+load_employee_catalog(void)
+{
+	Oid			nsp;
+
+	if (employee_catalog.valid)
+		return;
+	nsp = get_namespace_oid("crm", false);
+	employee_catalog.relid = crm_relation_oid(nsp, "employee");
+	employee_catalog.pkey_index = crm_relation_oid(nsp, "employee_pkey");
+	employee_catalog.role_index = crm_relation_oid(nsp, "employee_db_role_key");
+	employee_catalog.att_id = get_attnum(employee_catalog.relid, "id");
+	employee_catalog.att_db_role = get_attnum(employee_catalog.relid, "db_role");
+	employee_catalog.att_active = get_attnum(employee_catalog.relid, "active");
+	employee_catalog.valid = true;
+}
+
+/*
+ * Find one employee by a unique key; true if a row exists, with its id and
+ * whether it is active.
+ */
+static bool
+lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
+				int64 *id, bool *active)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tuple;
+	bool		found = false;
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+
+	rel = table_open(employee_catalog.relid, AccessShareLock);
+	ScanKeyInit(&skey, keyatt, BTEqualStrategyNumber, eqproc, key);
+	scan = systable_beginscan(rel, index, true, snapshot, 1, &skey);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+
+		*id = DatumGetInt64(heap_getattr(tuple, employee_catalog.att_id, desc, &isnull));
+		*active = DatumGetBool(heap_getattr(tuple, employee_catalog.att_active, desc, &isnull)) && !isnull;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The trusted JWT claims text, or NULL when the session is not an
+ * authenticator's or carries no claims.  PostgREST publishes all claims as a
+ * JSON object; PostGraphile sets one setting per claim.
+ */
+static const char *
+trusted_claims(bool *is_json)
+{
+	Oid			authenticator = get_role_oid("crm_authenticator", true);
+	const char *value;
+	char		setting[NAMEDATALEN + 16];
+
+	if (!OidIsValid(authenticator) ||
+		!is_member_of_role_nosuper(GetSessionUserId(), authenticator))
+		return NULL;
+
+	value = GetConfigOption("request.jwt.claims", true, false);
+	if (value != NULL && value[0] != '\0')
+	{
+		*is_json = true;
+		return value;
+	}
+	snprintf(setting, sizeof(setting), "jwt.claims.%s", crm_jwt_employee_claim);
+	value = GetConfigOption(setting, true, false);
+	if (value != NULL && value[0] != '\0')
+	{
+		*is_json = false;
+		return value;
+	}
+	return NULL;
+}
+
+/* The employee id a claim names; malformed claims are an error, not a guess. */
+static int64
+claim_employee_id(const char *claims, bool is_json)
+{
+	const char *text = claims;
+	char	   *owned = NULL;
+
+	if (is_json)
+	{
+		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
+		JsonbValue *v = NULL;
+
+		if (JB_ROOT_IS_OBJECT(jb))
+			v = getKeyJsonValueFromContainer(&jb->root, crm_jwt_employee_claim,
+											 strlen(crm_jwt_employee_claim), NULL);
+		if (v == NULL || v->type == jbvNull)
+			return 0;
+		if (v->type == jbvNumeric)
+			owned = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		else if (v->type == jbvString)
+			owned = pnstrdup(v->val.string.val, v->val.string.len);
+		text = owned;
+	}
+	if (text == NULL || strspn(text, "0123456789") != strlen(text) || strlen(text) > 18 || text[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("JWT claim \"%s\" is not an employee id", crm_jwt_employee_claim),
+				 errdetail("The claim must be a positive integer, given as a JSON number or string."),
+				 errhint("Issue tokens whose \"%s\" claim is the id of a row in crm.employee.",
+						 crm_jwt_employee_claim)));
+	return pg_strtoint64(text);
+}
+
+static bool
+resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_id)
+{
+	NameData	rolename;
+	char	   *username = GetUserNameFromId(userid, true);
+	int64		id;
+	bool		active;
+
+	load_employee_catalog();
+
+	if (username != NULL)
+	{
+		namestrcpy(&rolename, username);
+		if (lookup_employee(employee_catalog.role_index, employee_catalog.att_db_role,
+							F_NAMEEQ, NameGetDatum(&rolename), &id, &active))
+		{
+			*employee_id = id;
+			return active;
+		}
+	}
+
+	if (claims != NULL)
+	{
+		int64		claimed = claim_employee_id(claims, is_json);
+
+		if (claimed > 0 &&
+			lookup_employee(employee_catalog.pkey_index, employee_catalog.att_id,
+							F_INT8EQ, Int64GetDatum(claimed), &id, &active))
+		{
+			*employee_id = id;
+			return active;
+		}
+	}
+	return false;
+}
+
+/*
+ * The acting employee's id; false when nobody is acting.  Cheap after the
+ * first call in a transaction.
+ */
+bool
+crm_current_employee(int64 *employee_id)
+{
+	Oid			userid = GetUserId();
+	Oid			session_userid = GetSessionUserId();
+	bool		is_json = false;
+	const char *claims;
+
+	/* see org changes that other sessions committed since our last call */
+	AcceptInvalidationMessages();
+
+	claims = trusted_claims(&is_json);
+	if (identity_cache.valid &&
+		identity_cache.lxid == MyProc->lxid &&
+		identity_cache.userid == userid &&
+		identity_cache.session_userid == session_userid &&
+		((claims == NULL && identity_cache.claims == NULL) ||
+		 (claims != NULL && identity_cache.claims != NULL && strcmp(claims, identity_cache.claims) == 0)))
+	{
+		*employee_id = identity_cache.employee_id;
+		return identity_cache.found;
+	}
+
+	identity_cache.valid = false;
+	if (identity_cache.claims)
+		pfree(identity_cache.claims);
+	identity_cache.claims = claims ? MemoryContextStrdup(TopMemoryContext, claims) : NULL;
+	identity_cache.found = resolve_employee(userid, claims, is_json, &identity_cache.employee_id);
+	identity_cache.userid = userid;
+	identity_cache.session_userid = session_userid;
+	identity_cache.lxid = MyProc->lxid;
+	identity_cache.valid = true;
+
+	*employee_id = identity_cache.employee_id;
+	return identity_cache.found;
+}
+
+/*
+ * crm.current_employee_id() returns bigint
+ */
+Datum
+crm_current_employee_id(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (!crm_current_employee(&id))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * Statement trigger on the organisation tables: tell every backend, at
+ * commit, that cached identities and scopes are stale.
+ */
+Datum
+crm_org_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.org_changed() must be called as a trigger")));
+	load_employee_catalog();
+	CacheInvalidateRelcacheByRelid(employee_catalog.relid);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * record_stamp.c
+ *	  crm.stamp_record(): the BEFORE INSERT OR UPDATE row trigger that every
+ *	  business table carries.
+ *
+ * On INSERT it fills created_by with the acting employee and created_at with
+ * now() when they are not given (imports may give both), and sets updated_at.
+ * On UPDATE it sets updated_at and refuses changes to created_by and
+ * created_at, which are history.  It runs for every row written, so it is C.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "crm.h"
+
+PG_FUNCTION_INFO_V1(crm_stamp_record);
+
+#define STAMP_COLUMNS 3
+
+static void
+refuse_history_change(Relation rel, const char *column)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_GENERATED_ALWAYS),
+			 errmsg("column \"%s\" of \"%s\" cannot be changed", column, RelationGetRelationName(rel)),
+			 errdetail("%s records who created the row and when; crm sets it on insert.", column),
+			 errhint("Leave %s out of the UPDATE.", column)));
+}
+
+Datum
+crm_stamp_record(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	int			cols[STAMP_COLUMNS];
+	Datum		values[STAMP_COLUMNS];
+	bool		nulls[STAMP_COLUMNS];
+	int			ncols = 0;
+	int			created_by,
+				created_at,
+				updated_at;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.stamp_record() must be a BEFORE INSERT OR UPDATE row trigger")));
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	created_by = SPI_fnumber(desc, "created_by");
+	created_at = SPI_fnumber(desc, "created_at");
+	updated_at = SPI_fnumber(desc, "updated_at");
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		tuple = trigdata->tg_trigtuple;
+		if (created_by > 0)
+		{
+			int64		employee_id;
+
+			(void) heap_getattr(tuple, created_by, desc, &isnull);
+			if (isnull && crm_current_employee(&employee_id))
+			{
+				cols[ncols] = created_by;
+				values[ncols] = Int64GetDatum(employee_id);
+				nulls[ncols++] = false;
+			}
+		}
+		if (created_at > 0)
+		{
+			(void) heap_getattr(tuple, created_at, desc, &isnull);
+			if (isnull)
+			{
+				cols[ncols] = created_at;
+				values[ncols] = now;
+				nulls[ncols++] = false;
+			}
+		}
+	}
+	else
+	{
+		HeapTuple	old = trigdata->tg_trigtuple;
+		int			history[2] = {created_by, created_at};
+		const char *names[2] = {"created_by", "created_at"};
+
+		tuple = trigdata->tg_newtuple;
+		for (int i = 0; i < 2; i++)
+		{
+			Form_pg_attribute att;
+			bool		oldnull;
+			Datum		oldval,
+						newval;
+
+			if (history[i] <= 0)
+				continue;
+			att = TupleDescAttr(desc, history[i] - 1);
+			oldval = heap_getattr(old, history[i], desc, &oldnull);
+			newval = heap_getattr(tuple, history[i], desc, &isnull);
+			if (oldnull != isnull ||
+				(!isnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen)))
+				refuse_history_change(rel, names[i]);
+		}
+	}
+
+	if (updated_at > 0)
+	{
+		cols[ncols] = updated_at;
+		values[ncols] = now;
+		nulls[ncols++] = false;
+	}
+
+	if (ncols > 0)
+		tuple = heap_modify_tuple_by_cols(tuple, desc, ncols, cols, values, nulls);
+	return PointerGetDatum(tuple);
+}

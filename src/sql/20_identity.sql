@@ -1,0 +1,17 @@
+-- Identity: who is acting (src/identity.c).
+
+CREATE FUNCTION crm.current_employee_id() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_current_employee_id'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.current_employee_id() IS
+	'The acting employee: by login role, else by a trusted authenticator''s JWT claim; NULL for anyone else';
+
+-- Statement trigger on organisation tables: invalidates cached identities in every backend.
+CREATE FUNCTION crm.org_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_org_changed'
+	LANGUAGE C;
+
+-- Row trigger on business tables: created_by, created_at, updated_at (src/record_stamp.c).
+CREATE FUNCTION crm.stamp_record() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_stamp_record'
+	LANGUAGE C;

@@ -1,0 +1,19 @@
+-- Every table and sequence of crm holds data a dump must keep.  Tables that ship
+-- builtin rows were marked with their filter already; mark all the others here,
+-- so that no table added later can be forgotten.
+DO $dump$
+DECLARE
+	rel regclass;
+BEGIN
+	FOR rel IN
+		SELECT c.oid FROM pg_catalog.pg_class c
+		 WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::regnamespace
+		   AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S'])
+		   AND NOT c.oid OPERATOR(pg_catalog.=) ANY (
+		       SELECT unnest(extconfig) FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'crm')
+		 ORDER BY c.oid
+	LOOP
+		PERFORM pg_catalog.pg_extension_config_dump(rel, '');
+	END LOOP;
+END
+$dump$;

@@ -1,0 +1,72 @@
+# pg_dump keeps the rows of crm's tables (marked with pg_extension_config_dump),
+# a restore into a fresh database brings them back, and crm still works there.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'crm'");
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE DATABASE crm_src;
+	CREATE DATABASE crm_dst;
+});
+$node->safe_psql('crm_src', q{
+	CREATE EXTENSION crm;
+	CREATE ROLE tap_wang LOGIN IN ROLE crm_user;
+	INSERT INTO crm.department (name) VALUES ('Head office');
+	INSERT INTO crm.department (name, parent_id) VALUES ('East sales', 1);
+	INSERT INTO crm.employee (name, department_id, db_role) VALUES ('Wang Fang', 2, 'tap_wang');
+	INSERT INTO crm.employee (name, department_id, superior_id) VALUES ('Li Lei', 2, 1);
+	UPDATE crm.department SET leader_id = 1 WHERE id = 2;
+	INSERT INTO crm.customer (name, owner_id) VALUES ('Hangzhou Tea Co', 1), ('Suzhou Silk', 2);
+	INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', 1, 'first call');
+	UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
+	INSERT INTO crm.job (name, schedule, command) VALUES ('crm-report', '0 8 * * 1', 'SELECT 1');
+});
+
+my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
+command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('crm_src'), '-f', $dump ], 'pg_dump succeeds');
+command_ok([ 'pg_restore', '--single-transaction', '-d', $node->connstr('crm_dst'), $dump ],
+	'pg_restore into a fresh database succeeds');
+
+my $rows = q{
+	SELECT (SELECT string_agg(format('%s:%s:%s:%s', id, name, parent_id, leader_id), ',' ORDER BY id) FROM crm.department)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', id, name, db_role, superior_id), ',' ORDER BY id) FROM crm.employee)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, owner_id), ',' ORDER BY id) FROM crm.customer)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', record_id, content), ',') FROM crm.follow_up)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', name, schedule, builtin), ',' ORDER BY name) FROM crm.job)
+};
+my $before = $node->safe_psql('crm_src', $rows);
+my $after = $node->safe_psql('crm_dst', $rows);
+is($after, $before, 'organisation, records and edited configuration rows survive dump and restore');
+like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
+	'the edited builtin job keeps its edit, once');
+
+is($node->safe_psql('crm_dst', q{
+	SET ROLE tap_wang;
+	SELECT crm.current_employee_id() || ':' || string_agg(name, ',') FROM crm.customer;
+}), '1:Hangzhou Tea Co', 'the restored database resolves the employee and applies visibility');
+
+is($node->safe_psql('crm_dst', q{
+	INSERT INTO crm.department (name) VALUES ('West sales') RETURNING id;
+}), '3', 'identity sequences continue after the restored rows');
+is($node->safe_psql('crm_dst', q{
+	SET ROLE tap_wang;
+	INSERT INTO crm.customer (name) VALUES ('Restored Ltd') RETURNING id || ':' || owner_id;
+}), '3:1', 'new records after a restore get fresh ids and the acting owner');
+
+# a plain SQL dump restores in one transaction as well
+my $sql = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.sql";
+command_ok([ 'pg_dump', '-d', $node->connstr('crm_src'), '-f', $sql ], 'plain pg_dump succeeds');
+$node->safe_psql('postgres', 'CREATE DATABASE crm_plain');
+command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
+	'-d', $node->connstr('crm_plain'), '-f', $sql ], 'psql --single-transaction restores the plain dump');
+is($node->safe_psql('crm_plain', $rows), $before, 'the plain restore has the same rows');
+
+$node->stop;
+done_testing();
