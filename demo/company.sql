@@ -1,0 +1,122 @@
+-- The demo company: 杭州云帆科技有限公司 (Hangzhou Yunfan Technology), a B2B software
+-- vendor with a sales force in two regions.  Loaded once into an empty crm_demo.
+\set ON_ERROR_STOP on
+BEGIN;
+
+-- Login roles, one per employee (cluster-wide, so created only if missing).
+DO $$
+DECLARE r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['zhang_wei', 'li_na', 'wang_fang', 'liu_yang', 'chen_jing', 'yang_lei',
+	                         'zhao_min', 'huang_li', 'zhou_jie', 'wu_hao', 'xu_ming', 'sun_li']
+	LOOP
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+			EXECUTE format('CREATE ROLE %I LOGIN IN ROLE crm_user', r);
+		END IF;
+	END LOOP;
+END
+$$;
+GRANT crm_admin TO zhang_wei, sun_li;
+
+INSERT INTO crm.department (name, parent_id) VALUES ('总经办', NULL);
+INSERT INTO crm.department (name, parent_id)
+SELECT v.name, d.id FROM crm.department d, (VALUES ('销售部'), ('市场部'), ('客户成功部')) v(name)
+ WHERE d.name = '总经办';
+INSERT INTO crm.department (name, parent_id)
+SELECT v.name, d.id FROM crm.department d, (VALUES ('华东大区'), ('华南大区')) v(name)
+ WHERE d.name = '销售部';
+
+-- name, login role, department, superior's role, mobile
+INSERT INTO crm.employee (name, db_role, department_id, mobile, superior_id)
+SELECT e.name, e.role, d.id, e.mobile, NULL
+  FROM (VALUES
+	('张伟', 'zhang_wei', '总经办',     '13900000001'),
+	('李娜', 'li_na',     '销售部',     '13900000002'),
+	('王芳', 'wang_fang', '华东大区',   '13900000003'),
+	('刘洋', 'liu_yang',  '华东大区',   '13900000004'),
+	('陈静', 'chen_jing', '华东大区',   '13900000005'),
+	('杨磊', 'yang_lei',  '华南大区',   '13900000006'),
+	('赵敏', 'zhao_min',  '华南大区',   '13900000007'),
+	('黄丽', 'huang_li',  '华南大区',   '13900000008'),
+	('周杰', 'zhou_jie',  '市场部',     '13900000009'),
+	('吴昊', 'wu_hao',    '市场部',     '13900000010'),
+	('徐明', 'xu_ming',   '客户成功部', '13900000011'),
+	('孙丽', 'sun_li',    '总经办',     '13900000012')
+  ) e(name, role, dept, mobile)
+  JOIN crm.department d ON d.name = e.dept
+ ORDER BY e.mobile;
+
+UPDATE crm.employee e SET superior_id = s.id
+  FROM (VALUES ('li_na', 'zhang_wei'), ('wang_fang', 'li_na'), ('liu_yang', 'wang_fang'),
+               ('chen_jing', 'wang_fang'), ('yang_lei', 'li_na'), ('zhao_min', 'yang_lei'),
+               ('huang_li', 'yang_lei'), ('zhou_jie', 'zhang_wei'), ('wu_hao', 'zhou_jie'),
+               ('xu_ming', 'zhang_wei'), ('sun_li', 'zhang_wei')) v(emp, sup)
+  JOIN crm.employee s ON s.db_role = v.sup
+ WHERE e.db_role = v.emp;
+UPDATE crm.department d SET leader_id = e.id
+  FROM (VALUES ('总经办', 'zhang_wei'), ('销售部', 'li_na'), ('华东大区', 'wang_fang'),
+               ('华南大区', 'yang_lei'), ('市场部', 'zhou_jie'), ('客户成功部', 'xu_ming')) v(dept, leader)
+  JOIN crm.employee e ON e.db_role = v.leader
+ WHERE d.name = v.dept;
+
+-- customers: name, kind, USCC, phone, industry, source, owner
+INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, owner_id, created_at)
+SELECT c.name, c.kind, c.uscc, c.phone, c.industry, c.source, e.id,
+       now() - (c.age || ' days')::interval
+  FROM (VALUES
+	('杭州西湖茶业有限公司',     'company',    '91330106MA2B0A1X2K', '0571-88001001', '食品饮料', '展会',   'wang_fang', 210),
+	('宁波港联物流有限公司',     'company',    '91330201MA2C3D4E5F', '0574-87002002', '物流',     '官网',   'wang_fang', 180),
+	('苏州丝路纺织有限公司',     'company',    '91320505MA1M2N3P4Q', '0512-66003003', '纺织',     '转介绍', 'wang_fang', 150),
+	('上海浦江精密机械有限公司', 'company',    '91310115MA1H7J8K9L', '021-58004004',  '制造',     '电话',   'liu_yang',  120),
+	('无锡太湖新能源有限公司',   'company',    '91320211MA1R5S6T7U', '0510-85005005', '能源',     '官网',   'liu_yang',  90),
+	('南京金陵医疗器械有限公司', 'company',    '91320114MA1W8X9Y0Z', '025-52006006',  '医疗',     '展会',   'chen_jing', 60),
+	('合肥科大智能有限公司',     'company',    '91340100MA2N1P2Q3R', '0551-63007007', '软件',     '转介绍', 'chen_jing', 45),
+	('陈先生（个人）',           'individual', NULL,                 '13812340008',   NULL,       '电话',   'chen_jing', 20),
+	('广州珠江电子有限公司',     'company',    '91440101MA5A6B7C8D', '020-83008008',  '电子',     '官网',   'yang_lei',  200),
+	('深圳前海跨境贸易有限公司', 'company',    '91440300MA5F9G0H1J', '0755-86009009', '贸易',     '展会',   'yang_lei',  160),
+	('佛山顺德家电有限公司',     'company',    '91440606MA4K2L3M4N', '0757-22010010', '家电',     '电话',   'zhao_min',  100),
+	('东莞松山湖模具有限公司',   'company',    '91441900MA4P5Q6R7S', '0769-22011011', '制造',     '转介绍', 'zhao_min',  75),
+	('厦门鹭岛海产有限公司',     'company',    '91350200MA2T8U9V0W', '0592-55012012', '食品饮料', '官网',   'huang_li',  40),
+	('林女士（个人）',           'individual', NULL,                 '13912340013',   NULL,       '展会',   'huang_li',  10),
+	('杭州钱塘数据科技有限公司', 'company',    '91330104MA2X1Y2Z3A', '0571-86013013', '软件',     '活动',   'zhou_jie',  30),
+	('温州瓯江鞋业有限公司',     'company',    '91330302MA2B4C5D6E', '0577-88014014', '制造',     '活动',   'wu_hao',    25),
+	('金华义乌小商品有限公司',   'company',    '91330782MA2F7G8H9J', '0579-85015015', '贸易',     '官网',   'xu_ming',   300),
+	('绍兴黄酒集团有限公司',     'company',    '91330600MA2K1L2M3N', '0575-85016016', '食品饮料', '转介绍', 'li_na',     365)
+  ) c(name, kind, uscc, phone, industry, source, owner, age)
+  JOIN crm.employee e ON e.db_role = c.owner;
+
+INSERT INTO crm.lead (name, company, mobile, owner_id, status)
+SELECT l.name, l.company, l.mobile, e.id, l.status
+  FROM (VALUES
+	('赵磊', '嘉兴南湖电气有限公司', '13700000001', 'wang_fang', 'new'),
+	('钱芳', '湖州丝绸之路有限公司', '13700000002', 'wang_fang', 'following'),
+	('孙强', '常州龙城机电有限公司', '13700000003', 'liu_yang',  'following'),
+	('李静', '扬州瘦西湖文旅有限公司', '13700000004', 'chen_jing', 'new'),
+	('周涛', '珠海横琴科技有限公司', '13700000005', 'yang_lei',  'new'),
+	('吴倩', '中山火炬医药有限公司', '13700000006', 'zhao_min',  'invalid'),
+	('郑浩', '汕头潮汕食品有限公司', '13700000007', 'huang_li',  'following'),
+	('王丹', '台州椒江汽配有限公司', '13700000008', 'zhou_jie',  'new'),
+	('冯杰', '丽水青田石雕有限公司', '13700000009', 'wu_hao',    'new')
+  ) l(name, company, mobile, owner, status)
+  JOIN crm.employee e ON e.db_role = l.owner;
+
+-- two or three follow-ups per customer, written by its owner over recent weeks
+INSERT INTO crm.follow_up (record_type, record_id, method, content, next_contact_at, created_by, created_at)
+SELECT 'customer', c.id, m.method, m.content || '（' || c.name || '）',
+       CASE WHEN m.n = 1 THEN now() + (c.id % 7 + 1) * interval '1 day' END,
+       c.owner_id, now() - ((m.n * 9 + c.id % 5) || ' days')::interval
+  FROM crm.customer c
+  JOIN (VALUES (1, 'phone', '电话沟通需求，约定下周演示'),
+               (2, 'visit', '上门拜访，了解采购流程'),
+               (3, 'email', '发送报价单和案例资料')) m(n, method, content)
+    ON m.n <= 2 + c.id % 2;
+INSERT INTO crm.follow_up (record_type, record_id, method, content, created_by)
+SELECT 'lead', l.id, 'phone', '首次电话联系：' || l.company, l.owner_id
+  FROM crm.lead l WHERE l.status <> 'invalid';
+
+UPDATE crm.customer c SET last_follow_up_at = f.last
+  FROM (SELECT record_id, max(created_at) AS last FROM crm.follow_up
+         WHERE record_type = 'customer' GROUP BY record_id) f
+ WHERE f.record_id = c.id;
+
+COMMIT;
