@@ -22,6 +22,10 @@ start) ;;
 	;;
 esac
 
+if ! runuser -u postgres -- test -x "$top"; then
+	echo "the postgres OS user cannot reach $top; clone the project where it can (e.g. under /work or /srv)" >&2
+	exit 1
+fi
 cluster_setup "$dir" "$port" crm_demo
 if [ -z "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
 	cluster_psql -d postgres -c "CREATE DATABASE crm_demo"

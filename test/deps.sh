@@ -11,7 +11,7 @@ packages=(
 	libcurl4-openssl-dev     # HTTP for the IM worker
 	libicu-dev               # collations for Chinese names
 	libipc-run-perl          # TAP tests
-	make gcc rsync
+	make gcc
 )
 
 missing=()

@@ -5,13 +5,15 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-work="$top/tmp/test"
 
 if [ "$(id -u)" -eq 0 ]; then
+	# tmp/test in the tree, unless postgres cannot reach the tree (a clone under /root)
+	work="$top/tmp/test"
+	runuser -u postgres -- test -x "$top" || work=/tmp/crm-test
 	rm -rf "$work"
 	mkdir -p "$work"
 	tar -C "$top" --exclude=./tmp --exclude=./.demo --exclude=./.git -cf - . | tar -C "$work" -xf -
-	chown -R postgres: "$top/tmp"
+	chown -R postgres: "$work"
 	exec runuser -u postgres -- "$work/test/run.sh"
 fi
 
