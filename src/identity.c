@@ -70,6 +70,7 @@ typedef struct IdentityCache
 	LocalTransactionId lxid;
 	Oid			userid;
 	Oid			session_userid;
+	bool		trusts_claims;	/* session_userid is a crm_authenticator */
 	char	   *claims;			/* trusted claim text used, or NULL */
 	bool		found;
 	int64		employee_id;
@@ -166,21 +167,24 @@ lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
 	return found;
 }
 
-/*
- * The trusted JWT claims text, or NULL when the session is not an
- * authenticator's or carries no claims.  PostgREST publishes all claims as a
- * JSON object; PostGraphile sets one setting per claim.
- */
-static const char *
-trusted_claims(bool *is_json)
+/* Only members of crm_authenticator (never implicitly, as superusers) are trusted. */
+static bool
+session_trusts_claims(Oid session_userid)
 {
 	Oid			authenticator = get_role_oid("crm_authenticator", true);
+
+	return OidIsValid(authenticator) && is_member_of_role_nosuper(session_userid, authenticator);
+}
+
+/*
+ * The JWT claims text of this request, or NULL.  PostgREST publishes all
+ * claims as a JSON object; PostGraphile sets one setting per claim.
+ */
+static const char *
+jwt_claims(bool *is_json)
+{
 	const char *value;
 	char		setting[NAMEDATALEN + 16];
-
-	if (!OidIsValid(authenticator) ||
-		!is_member_of_role_nosuper(GetSessionUserId(), authenticator))
-		return NULL;
 
 	value = GetConfigOption("request.jwt.claims", true, false);
 	if (value != NULL && value[0] != '\0')
@@ -268,8 +272,9 @@ resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_i
 }
 
 /*
- * The acting employee's id; false when nobody is acting.  Cheap after the
- * first call in a transaction.
+ * The acting employee's id; false when nobody is acting.  After the first
+ * call in a transaction this costs a check for invalidations and, for an
+ * authenticator's session, a comparison of the claims.
  */
 bool
 crm_current_employee(int64 *employee_id)
@@ -277,21 +282,30 @@ crm_current_employee(int64 *employee_id)
 	Oid			userid = GetUserId();
 	Oid			session_userid = GetSessionUserId();
 	bool		is_json = false;
+	bool		trusts_claims;
 	const char *claims;
 
 	/* see org changes that other sessions committed since our last call */
 	AcceptInvalidationMessages();
 
-	claims = trusted_claims(&is_json);
 	if (identity_cache.valid &&
 		identity_cache.lxid == MyProc->lxid &&
 		identity_cache.userid == userid &&
-		identity_cache.session_userid == session_userid &&
-		((claims == NULL && identity_cache.claims == NULL) ||
-		 (claims != NULL && identity_cache.claims != NULL && strcmp(claims, identity_cache.claims) == 0)))
+		identity_cache.session_userid == session_userid)
 	{
-		*employee_id = identity_cache.employee_id;
-		return identity_cache.found;
+		trusts_claims = identity_cache.trusts_claims;
+		claims = trusts_claims ? jwt_claims(&is_json) : NULL;
+		if (claims == NULL ? identity_cache.claims == NULL :
+			identity_cache.claims != NULL && strcmp(claims, identity_cache.claims) == 0)
+		{
+			*employee_id = identity_cache.employee_id;
+			return identity_cache.found;
+		}
+	}
+	else
+	{
+		trusts_claims = session_trusts_claims(session_userid);
+		claims = trusts_claims ? jwt_claims(&is_json) : NULL;
 	}
 
 	identity_cache.valid = false;
@@ -301,6 +315,7 @@ crm_current_employee(int64 *employee_id)
 	identity_cache.found = resolve_employee(userid, claims, is_json, &identity_cache.employee_id);
 	identity_cache.userid = userid;
 	identity_cache.session_userid = session_userid;
+	identity_cache.trusts_claims = trusts_claims;
 	identity_cache.lxid = MyProc->lxid;
 	identity_cache.valid = true;
 
