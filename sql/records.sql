@@ -22,8 +22,14 @@ COMMIT;
 INSERT INTO crm.lead (name, company, mobile) VALUES ('Chen Jing', 'Ningbo Port Logistics', '13800000001');
 INSERT INTO crm.follow_up (record_type, record_id, content)
 SELECT 'customer', id, 'Called about spring order' FROM crm.customer;
--- writing a record for someone else is refused
+-- writing a record for someone else, or in someone else's name, is refused
 INSERT INTO crm.customer (name, owner_id) VALUES ('Not mine', :s2);
+INSERT INTO crm.customer (name, created_by) VALUES ('Forged author', :s2);
+\echo :LAST_ERROR_SQLSTATE
+-- but a follow-up may record a visit that happened earlier
+INSERT INTO crm.follow_up (record_type, record_id, content, created_at)
+SELECT 'customer', id, 'Visited yesterday', now() - interval '1 day' FROM crm.customer
+RETURNING created_by = :s1 AS by_me, created_at < now() AS earlier;
 RESET ROLE;
 
 -- the other salesperson sees none of it and cannot touch it

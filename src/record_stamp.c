@@ -4,8 +4,10 @@
  *	  crm.stamp_record(): the BEFORE INSERT OR UPDATE row trigger that every
  *	  business table carries.
  *
- * On INSERT it fills created_by with the acting employee and created_at with
- * now() when they are not given (imports may give both), and sets updated_at.
+ * On INSERT it sets created_by to the acting employee (an employee cannot write
+ * a row in someone else's name; a session that is nobody, such as an import
+ * run by the DBA, may give it), fills created_at with now() unless given (a
+ * follow-up may record a visit that happened earlier), and sets updated_at.
  * On UPDATE it sets updated_at and refuses changes to created_by and
  * created_at, which are history.  It runs for every row written, so it is C.
  *
@@ -75,10 +77,18 @@ crm_stamp_record(PG_FUNCTION_ARGS)
 		if (created_by > 0)
 		{
 			int64		employee_id;
+			Datum		given = heap_getattr(tuple, created_by, desc, &isnull);
 
-			(void) heap_getattr(tuple, created_by, desc, &isnull);
-			if (isnull && crm_current_employee(&employee_id))
+			if (crm_current_employee(&employee_id))
 			{
+				if (!isnull && DatumGetInt64(given) != employee_id)
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("employee %lld cannot write a row of \"%s\" created by employee %lld",
+									(long long) employee_id, RelationGetRelationName(rel),
+									(long long) DatumGetInt64(given)),
+							 errdetail("created_by records the employee who wrote the row."),
+							 errhint("Leave created_by out; crm sets it to the acting employee.")));
 				cols[ncols] = created_by;
 				values[ncols] = Int64GetDatum(employee_id);
 				nulls[ncols++] = false;

@@ -28,7 +28,6 @@ cluster_setup() {
 		cat >> "$CLUSTER_DIR/data/postgresql.conf" <<CONF
 
 # crm
-port = $CLUSTER_PORT
 listen_addresses = 'localhost'
 unix_socket_directories = '$CLUSTER_DIR/run'
 shared_preload_libraries = 'pg_cron,crm'
@@ -39,7 +38,8 @@ max_worker_processes = 16
 CONF
 	fi
 	if ! as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" status >/dev/null 2>&1; then
-		as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+		as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" \
+			-o "-p $CLUSTER_PORT" -w start >/dev/null
 	fi
 }
 

@@ -1,0 +1,171 @@
+-- The benchmark dataset, loaded by bench/run.sh into a fresh crm_bench as superuser
+-- with psql -v scale=S.  At scale 1: 283 departments in 6 levels, 2,000 employees,
+-- 1,000,000 customers, 3,000,000 follow-ups over the three years 2023-2025.
+-- Every value derives from its row's index through hashes and arithmetic, never
+-- from random() or now(), so each run at a given scale loads the same rows.
+
+SELECT greatest(20, round(2000 * :scale))::int AS employees,
+       round(1000000 * :scale)::int AS customers,
+       round(3000000 * :scale)::int AS follow_ups \gset
+
+-- u(i, seed): a uniform number in [0, 1) drawn from row index i; each seed is an
+-- independent draw.  pick(): an element of an array, by such a draw.
+CREATE FUNCTION pg_temp.u(i bigint, seed int) RETURNS float8 IMMUTABLE
+	RETURN (hashint8extended(i, seed) & 2147483647)::float8 / 2147483648;
+CREATE FUNCTION pg_temp.pick(a text[], i bigint, seed int) RETURNS text IMMUTABLE
+	RETURN a[1 + floor(pg_temp.u(i, seed) * cardinality(a))::int];
+-- at(x): the instant at fraction x of the three years.
+CREATE FUNCTION pg_temp.at(x float8) RETURNS timestamptz IMMUTABLE
+	RETURN timestamptz '2023-01-01 00:00+08'
+		+ (timestamptz '2026-01-01 00:00+08' - timestamptz '2023-01-01 00:00+08') * x;
+-- Customer c's creation (a fraction of the three years; ids follow creation order)
+-- and owner (a rank in owner_rank below, skewed: rank 0 holds ~2% of all customers,
+-- a median rank ~0.035%).  Follow-ups are generated before their customers and
+-- need both.
+CREATE FUNCTION pg_temp.customer_created(c bigint) RETURNS float8 IMMUTABLE
+	RETURN (c - 1 + pg_temp.u(c, 1)) / :customers;
+CREATE FUNCTION pg_temp.customer_owner_rank(c bigint) RETURNS bigint IMMUTABLE
+	RETURN floor(:employees * pg_temp.u(c, 2) ^ 2);
+
+\set surnames '{王,李,张,刘,陈,杨,黄,赵,吴,周,徐,孙,马,朱,胡,郭,何,高,林,罗,郑,梁,谢,宋,唐,许,韩,冯,邓,曹,彭,曾,肖,田,董,袁,潘,蒋,蔡,余,杜,叶,程,苏,魏,吕,丁,沈,姚,卢}'
+\set given '{伟,芳,娜,敏,静,丽,强,磊,军,洋,勇,艳,杰,娟,涛,明,超,兰,霞,平,刚,英,华,玲,飞,鹏,辉,婷,斌,宇,浩,凯,健,俊,帆,倩,雪,琳,晨,欣}'
+-- person(i, seed): a Chinese personal name.
+CREATE FUNCTION pg_temp.person(i bigint, seed int) RETURNS text IMMUTABLE
+	RETURN pg_temp.pick(:'surnames', i, seed) || pg_temp.pick(:'given', i, seed + 1)
+		|| CASE WHEN pg_temp.u(i, seed + 2) < 0.7 THEN pg_temp.pick(:'given', i, seed + 3) ELSE '' END;
+-- mobile(i, seed): an 11-digit mainland mobile number.
+CREATE FUNCTION pg_temp.mobile(i bigint, seed int) RETURNS text IMMUTABLE
+	RETURN '1' || pg_temp.pick('{3,5,7,8,9}', i, seed)
+		|| to_char(floor(pg_temp.u(i, seed + 1) * 1e9), 'FM000000000');
+
+BEGIN;
+
+-- The stamp triggers would set every updated_at to now(): the data would differ from
+-- run to run and updated_at could not spread over time.  Foreign keys stay checked.
+ALTER TABLE crm.department DISABLE TRIGGER department_stamp;
+ALTER TABLE crm.employee DISABLE TRIGGER employee_stamp;
+ALTER TABLE crm.customer DISABLE TRIGGER customer_stamp;
+ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_stamp;
+
+-- Departments: levels of 1, 3, 9, 27, 81, 162 (scaled, at least one each), numbered
+-- level by level; each splits the level above evenly.  Department d's leader is
+-- employee d, inserted below: the leader foreign key is deferred.
+CREATE TEMP TABLE level AS
+SELECT level, size, (sum(size) OVER (ORDER BY level) - size)::int AS before
+  FROM (SELECT level, greatest(1, round(base * :scale))::int AS size
+          FROM unnest('{1,3,9,27,81,162}'::int[]) WITH ORDINALITY AS b (base, level)) s;
+SELECT sum(size) AS departments, min(before) FILTER (WHERE level = 5) AS teams_before
+  FROM level \gset
+
+INSERT INTO crm.department (id, name, parent_id, leader_id, position, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT l.before + i + 1,
+       CASE WHEN l.level = 1 THEN '总公司'
+            ELSE (ARRAY['大区', '分公司', '销售部', '销售组', '小组'])[l.level - 1] || (i + 1) END,
+       p.before + i * p.size / l.size + 1,
+       l.before + i + 1, i, pg_temp.at(0), pg_temp.at(0)
+  FROM level l LEFT JOIN level p ON p.level = l.level - 1, generate_series(0, l.size - 1) i;
+
+-- Owners of customers by rank; rank order is a hash of the employee id, so the
+-- busiest owners are spread over the organisation.
+CREATE TEMP TABLE owner_rank AS
+SELECT row_number() OVER (ORDER BY hashint8extended(e, 3), e) - 1 AS rank, e AS id
+  FROM generate_series(1, :employees) e;
+-- bench_sales acts as an ordinary employee: no leader, a median number of customers.
+SELECT id AS sales_id FROM owner_rank WHERE id > :departments
+ ORDER BY abs(rank - :employees / 2), id LIMIT 1 \gset
+
+-- Employees 1..departments lead the department of their id and report to the parent
+-- department's leader; the others sit in level 5 and 6 teams under the team's leader.
+INSERT INTO crm.employee (id, name, mobile, email, department_id, superior_id, db_role, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT e, pg_temp.person(e, 4), pg_temp.mobile(e, 8), format('e%s@crm-bench.example', e), d.id,
+       CASE WHEN e <= :departments THEN d.parent_id ELSE d.id END,
+       CASE WHEN e = :sales_id THEN 'bench_sales' END,
+       pg_temp.at(0), pg_temp.at(0)
+  FROM generate_series(1, :employees) e
+  JOIN crm.department d ON d.id = CASE WHEN e <= :departments THEN e
+       ELSE :teams_before + 1 + floor(pg_temp.u(e, 10) * (:departments - :teams_before))::int END;
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_sales') THEN   -- roles are cluster-wide
+		CREATE ROLE bench_sales LOGIN IN ROLE crm_user;
+	END IF;
+END
+$$;
+
+-- Follow-ups before customers, so the customers' insert can take last_follow_up_at
+-- from them instead of updating a million rows afterwards.  Older customers collect
+-- more; ids follow time, as in a live table.
+SET LOCAL work_mem = '256MB';   -- sort by time, and max() per customer below, in memory
+INSERT INTO crm.follow_up (record_type, record_id, method, content, next_contact_at, created_by, created_at, updated_at)
+SELECT 'customer', c,
+       pg_temp.pick('{phone,phone,phone,wechat,wechat,visit,email}', j, 20),
+       pg_temp.pick('{电话沟通，客户对报价有疑问,上门拜访，演示了产品,微信发送了产品资料,客户要求下周再联系,已发送合同草稿，等待法务审核,确认采购需求，准备方案,客户预算未批，下季度跟进,约好月底到公司参观,客户在比较竞品价格,老板出差，联系了采购经理,回访使用情况，客户满意,客户暂无需求}', j, 21),
+       CASE WHEN pg_temp.u(j, 22) < 0.3 THEN t + (1 + floor(pg_temp.u(j, 23) * 14)) * interval '1 day' END,
+       o.id, t, t
+  FROM generate_series(1, :follow_ups) j,
+       LATERAL (SELECT 1 + floor(:customers * pg_temp.u(j, 24) ^ 1.5)::bigint AS c) r,
+       LATERAL (SELECT pg_temp.at(pg_temp.customer_created(c)
+                                  + pg_temp.u(j, 25) * (1 - pg_temp.customer_created(c))) AS t) w,
+       owner_rank o
+ WHERE o.rank = pg_temp.customer_owner_rank(c)
+ ORDER BY t;
+
+CREATE TEMP TABLE city (n, name, area, code) AS VALUES
+	(0, '杭州', '0571', '330100'), (1, '上海', '021', '310000'), (2, '北京', '010', '110000'),
+	(3, '广州', '020', '440100'), (4, '深圳', '0755', '440300'), (5, '南京', '025', '320100'),
+	(6, '苏州', '0512', '320500'), (7, '成都', '028', '510100'), (8, '武汉', '027', '420100'),
+	(9, '西安', '029', '610100'), (10, '重庆', '023', '500000'), (11, '天津', '022', '120000'),
+	(12, '宁波', '0574', '330200'), (13, '青岛', '0532', '370200'), (14, '厦门', '0592', '350200'),
+	(15, '长沙', '0731', '430100'), (16, '郑州', '0371', '410100'), (17, '合肥', '0551', '340100'),
+	(18, '福州', '0591', '350100'), (19, '济南', '0531', '370100');
+CREATE TEMP TABLE industry (n, name, word) AS VALUES
+	(0, '制造业', '机械'), (1, '信息技术', '科技'), (2, '批发零售', '商贸'), (3, '建筑工程', '建设'),
+	(4, '医疗健康', '医疗器械'), (5, '教育培训', '教育咨询'), (6, '金融服务', '投资管理'), (7, '物流运输', '物流'),
+	(8, '餐饮酒店', '餐饮管理'), (9, '房地产', '置业'), (10, '能源化工', '化工'), (11, '农业食品', '食品');
+
+\set trade_chars '{华,盛,鑫,恒,达,泰,瑞,丰,汇,通,宏,远,佳,源,创,信,诚,德,利,新,金,海,天,中,博,捷,安,康,嘉,正}'
+-- One customer in ten is a person; companies are named city + trade name + trade +
+-- legal form.  updated_at is at least the last follow-up, which touches the customer.
+INSERT INTO crm.customer (id, name, kind, uscc, phone, industry, source, owner_id,
+                          last_follow_up_at, created_by, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT c,
+       CASE WHEN person THEN pg_temp.person(c, 30)
+            ELSE city.name || pg_temp.pick(:'trade_chars', c, 34)
+                 || pg_temp.pick(:'trade_chars', c, 35)
+                 || industry.word || pg_temp.pick('{有限公司,有限公司,有限公司,股份有限公司,有限责任公司}', c, 36) END,
+       CASE WHEN person THEN 'individual' ELSE 'company' END,
+       CASE WHEN NOT person THEN '91' || city.code || upper(left(md5(c::text), 10)) END,
+       CASE WHEN pg_temp.u(c, 37) < 0.05 THEN NULL
+            WHEN person OR pg_temp.u(c, 38) < 0.25 THEN pg_temp.mobile(c, 39)
+            ELSE city.area || '-' || (20000000 + floor(pg_temp.u(c, 41) * 70000000)) END,
+       CASE WHEN pg_temp.u(c, 42) >= 0.08 THEN industry.name END,
+       pg_temp.pick('{官网咨询,电话营销,展会,客户转介绍,百度推广,线下拜访,微信公众号,抖音,老客户复购,招投标}', c, 43),
+       o.id, f.last, o.id, pg_temp.at(created),
+       greatest(pg_temp.at(created + pg_temp.u(c, 44) * (1 - created)), f.last)
+  FROM generate_series(1, :customers) c
+       LEFT JOIN (SELECT record_id, max(created_at) AS last FROM crm.follow_up GROUP BY record_id) f
+              ON f.record_id = c,
+       LATERAL (SELECT pg_temp.u(c, 45) < 0.1 AS person, pg_temp.customer_created(c) AS created) x,
+       owner_rank o, city, industry
+ WHERE o.rank = pg_temp.customer_owner_rank(c)
+   AND city.n = floor(pg_temp.u(c, 46) * 20)::int
+   AND industry.n = floor(pg_temp.u(c, 47) * 12)::int;
+
+-- the ids above were given: move the identities past them
+SELECT setval(pg_get_serial_sequence('crm.department', 'id'), (SELECT max(id) FROM crm.department)),
+       setval(pg_get_serial_sequence('crm.employee', 'id'), (SELECT max(id) FROM crm.employee)),
+       setval(pg_get_serial_sequence('crm.customer', 'id'), (SELECT max(id) FROM crm.customer)) \g /dev/null
+
+-- ALTER TABLE refuses tables with pending trigger events: check the leaders now.
+SET CONSTRAINTS ALL IMMEDIATE;
+ALTER TABLE crm.department ENABLE TRIGGER department_stamp;
+ALTER TABLE crm.employee ENABLE TRIGGER employee_stamp;
+ALTER TABLE crm.customer ENABLE TRIGGER customer_stamp;
+ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_stamp;
+COMMIT;
+
+VACUUM ANALYZE;

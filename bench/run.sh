@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# make bench: crm against bare PostgreSQL.  Starts a cluster in tmp/bench, recreates
+# database crm_bench with the dataset of bench/generate.sql (SCALE, default 1), runs
+# every other bench/*.sql and prints for each one:
+#   name: crm <median>s  baseline <median>s  ratio <crm/baseline>
+#
+# A benchmark file has three sections, each opened by a line of its own:
+#   -- setup      run once, committed, as superuser (e.g. build the baseline tables)
+#   -- crm        the work done through crm
+#   -- baseline   the same work on bare PostgreSQL
+# Each measured section runs in a new session inside BEGIN ... ROLLBACK, so every
+# repetition sees the same data; only what follows its \timing on line is timed.
+# The sections alternate (crm, baseline, crm, ...), each measured $reps times, after
+# a VACUUM (of the rolled-back rows) and a CHECKPOINT so repetitions start alike.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+scale=${SCALE:-1}
+reps=3
+. "$top/test/cluster.sh"
+
+log() { echo "bench: $*" >&2; }
+
+if ! [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v s="$scale" 'BEGIN { exit !(s <= 0) }'; then
+	echo "SCALE must be a positive number, not '$scale'" >&2
+	exit 2
+fi
+
+cluster_setup "$top/tmp/bench" "${BENCH_PORT:-5497}" crm_bench
+trap 'cluster_stop "$top/tmp/bench"' EXIT
+
+# pg_cron's launcher may be connected to crm_bench: FORCE disconnects it.
+log "creating crm_bench at scale $scale"
+cluster_psql -d postgres -c 'SET client_min_messages = warning' \
+	-c 'DROP DATABASE IF EXISTS crm_bench WITH (FORCE)' -c 'CREATE DATABASE crm_bench'
+cluster_psql -d crm_bench -c 'CREATE EXTENSION crm'
+started=$SECONDS
+cluster_psql -d crm_bench -v scale="$scale" -f "$top/bench/generate.sql"
+log "generated in $((SECONDS - started))s"
+cluster_psql -d crm_bench -At -c "SELECT format('scale %s: %s departments, %s employees, %s customers, %s follow-ups',
+	'$scale', (SELECT count(*) FROM crm.department), (SELECT count(*) FROM crm.employee),
+	(SELECT count(*) FROM crm.customer), (SELECT count(*) FROM crm.follow_up))"
+
+# section FILE NAME: the lines of one section of a benchmark file
+section() {
+	awk -v want="-- $2" '/^-- (setup|crm|baseline)$/ { on = ($0 == want); next } on' "$1"
+}
+
+# measure FILE NAME: seconds taken by the timed statements of one run of a section
+measure() {
+	cluster_psql -d crm_bench -c VACUUM -c CHECKPOINT
+	{ echo 'BEGIN;'; section "$1" "$2"; printf '\\timing off\nROLLBACK;\n'; } |
+		cluster_psql -d crm_bench |
+		awk '/^Time: / { ms += $2; n++ } END { if (!n) exit 1; printf "%.6f\n", ms / 1000 }'
+}
+
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+
+for file in "$top"/bench/*.sql; do
+	name=$(basename "$file" .sql)
+	[ "$name" = generate ] && continue
+	log "$name: setup"
+	section "$file" setup | cluster_psql -d crm_bench
+	crm=() baseline=()
+	for ((i = 1; i <= reps; i++)); do
+		crm+=("$(measure "$file" crm)")
+		baseline+=("$(measure "$file" baseline)")
+		log "$name: run $i of $reps: crm ${crm[-1]}s, baseline ${baseline[-1]}s"
+	done
+	awk -v name="$name" -v c="$(median "${crm[@]}")" -v b="$(median "${baseline[@]}")" \
+		'BEGIN { printf "%s: crm %.3fs  baseline %.3fs  ratio %.2f\n", name, c, b, c / b }'
+done
