@@ -1,4 +1,4 @@
--- Business records: ownership, stamping and the interim "own records" visibility
+-- Business records: ownership, stamping, and what salespeople with scope "self" see
 CREATE ROLE regress_sales1 LOGIN IN ROLE crm_user;
 CREATE ROLE regress_sales2 LOGIN IN ROLE crm_user;
 CREATE ROLE regress_outsider LOGIN IN ROLE crm_user;   -- staff role, no employee row
@@ -10,6 +10,13 @@ SELECT v.name, d.id, v.role FROM crm.department d,
  WHERE d.name = 'Sales';
 SELECT id AS s1 FROM crm.employee WHERE db_role = 'regress_sales1' \gset
 SELECT id AS s2 FROM crm.employee WHERE db_role = 'regress_sales2' \gset
+INSERT INTO crm.role (name) VALUES ('Records sales');
+INSERT INTO crm.role_permission (role_id, action)
+SELECT r.id, a FROM crm.role r,
+       unnest(ARRAY['lead.create', 'lead.edit', 'lead.delete', 'customer.create', 'customer.edit', 'customer.delete']) a
+ WHERE r.name = 'Records sales';
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.id IN (:s1, :s2) AND r.name = 'Records sales';
 
 -- a salesperson's new customer is theirs, stamped with who and when
 SET ROLE regress_sales1;
@@ -87,5 +94,6 @@ DROP TABLE stamped;
 DELETE FROM crm.follow_up;
 DELETE FROM crm.lead;
 DELETE FROM crm.customer;
+DELETE FROM crm.role WHERE name = 'Records sales';
 DROP OWNED BY regress_sales1, regress_sales2, regress_outsider;
 DROP ROLE regress_sales1, regress_sales2, regress_outsider;

@@ -72,4 +72,5 @@ _PG_init(void)
 	MarkGUCPrefixReserved("crm");
 
 	crm_identity_init();
+	crm_scope_init();
 }

@@ -15,7 +15,15 @@ extern char *crm_database_name;
 extern char *crm_jwt_employee_claim;
 
 /* identity.c */
+extern uint64 crm_org_generation;
 extern void crm_identity_init(void);
 extern bool crm_current_employee(int64 *employee_id);
+extern Oid	crm_employee_relid(void);
+
+/* scope.c */
+extern void crm_scope_init(void);
+extern bool crm_may_administer(const char *action);
+extern bool crm_acting_is_super(void);
+extern Oid	crm_owner(void);
 
 #endif							/* CRM_H */

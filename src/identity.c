@@ -79,6 +79,9 @@ typedef struct IdentityCache
 static EmployeeCatalog employee_catalog;
 static IdentityCache identity_cache;
 
+/* Bumped whenever the organisation may have changed; scope.c compares it. */
+uint64		crm_org_generation = 1;
+
 static void
 identity_relcache_callback(Datum arg, Oid relid)
 {
@@ -86,6 +89,7 @@ identity_relcache_callback(Datum arg, Oid relid)
 	{
 		identity_cache.valid = false;
 		employee_catalog.valid = false;
+		crm_org_generation++;
 	}
 }
 
@@ -124,6 +128,8 @@ load_employee_catalog(void)
 
 	if (employee_catalog.valid)
 		return;
+	/* the relid we compare invalidations with must be current before anyone caches */
+	crm_org_generation++;
 	nsp = get_namespace_oid("crm", false);
 	employee_catalog.relid = crm_relation_oid(nsp, "employee");
 	employee_catalog.pkey_index = crm_relation_oid(nsp, "employee_pkey");
@@ -334,6 +340,14 @@ crm_current_employee_id(PG_FUNCTION_ARGS)
 	if (!crm_current_employee(&id))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
+}
+
+/* crm.employee's oid; organisation caches are invalidated through it. */
+Oid
+crm_employee_relid(void)
+{
+	load_employee_catalog();
+	return employee_catalog.relid;
 }
 
 /*

@@ -23,6 +23,10 @@ $node->safe_psql('crm_src', q{
 	INSERT INTO crm.employee (name, department_id, db_role) VALUES ('Wang Fang', 2, 'tap_wang');
 	INSERT INTO crm.employee (name, department_id, superior_id) VALUES ('Li Lei', 2, 1);
 	UPDATE crm.department SET leader_id = 1 WHERE id = 2;
+	INSERT INTO crm.role (name) VALUES ('Sales');
+	INSERT INTO crm.role_permission VALUES (1, 'customer.create'), (1, 'customer.edit');
+	INSERT INTO crm.role_scope VALUES (1, 'customer', 'custom', '{2}');
+	INSERT INTO crm.employee_role VALUES (1, 1);
 	INSERT INTO crm.customer (name, owner_id) VALUES ('Hangzhou Tea Co', 1), ('Suzhou Silk', 2);
 	INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', 1, 'first call');
 	UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
@@ -40,17 +44,22 @@ my $rows = q{
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, owner_id), ',' ORDER BY id) FROM crm.customer)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', record_id, content), ',') FROM crm.follow_up)
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', name, schedule, builtin), ',' ORDER BY name) FROM crm.job)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', r.name, p.action), ',' ORDER BY p.action)
+	                   FROM crm.role r JOIN crm.role_permission p ON p.role_id = r.id)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', role_id, record_type, scope, departments), ',') FROM crm.role_scope)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', employee_id, role_id), ',') FROM crm.employee_role)
+	    || ' | ' || (SELECT count(*) FROM crm.permission)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
-is($after, $before, 'organisation, records and edited configuration rows survive dump and restore');
+is($after, $before, 'organisation, roles, scopes, records and edited configuration rows survive dump and restore');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
 	SELECT crm.current_employee_id() || ':' || string_agg(name, ',') FROM crm.customer;
-}), '1:Hangzhou Tea Co', 'the restored database resolves the employee and applies visibility');
+}), '1:Hangzhou Tea Co,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
 
 is($node->safe_psql('crm_dst', q{
 	INSERT INTO crm.department (name) VALUES ('West sales') RETURNING id;

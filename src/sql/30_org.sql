@@ -66,14 +66,78 @@ CREATE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
 CREATE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
 
--- ENABLE ALWAYS: logical-replication apply (session_replication_role = replica)
--- changes the organisation too, and must invalidate as well.
-CREATE TRIGGER department_org_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.department
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed();
-CREATE TRIGGER employee_org_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.employee
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed();
-ALTER TABLE crm.department ENABLE ALWAYS TRIGGER department_org_changed;
-ALTER TABLE crm.employee ENABLE ALWAYS TRIGGER employee_org_changed;
+-- The tree and the superior chain stay trees; employees are never deleted.
+CREATE FUNCTION crm.check_org_tree() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ancestor bigint;
+BEGIN
+	IF TG_TABLE_NAME = 'department' THEN
+		ancestor := NEW.parent_id;
+		WHILE ancestor IS NOT NULL LOOP
+			IF ancestor = NEW.id THEN
+				RAISE EXCEPTION 'department % (%) cannot be placed under department %', NEW.id, NEW.name, NEW.parent_id
+					USING ERRCODE = 'check_violation',
+					      DETAIL = format('Department %s is inside department %s''s own sub-tree, which would make a cycle.',
+					                      NEW.parent_id, NEW.id),
+					      HINT = 'Move it under a department outside its sub-tree.';
+			END IF;
+			SELECT parent_id INTO ancestor FROM crm.department WHERE id = ancestor;
+		END LOOP;
+	ELSE
+		ancestor := NEW.superior_id;
+		WHILE ancestor IS NOT NULL LOOP
+			IF ancestor = NEW.id THEN
+				RAISE EXCEPTION 'employee % (%) cannot report to employee %', NEW.id, NEW.name, NEW.superior_id
+					USING ERRCODE = 'check_violation',
+					      DETAIL = format('Employee %s already reports, directly or not, to employee %s, which would make a cycle.',
+					                      NEW.superior_id, NEW.id),
+					      HINT = 'Choose a superior who is not among the employee''s subordinates.';
+			END IF;
+			SELECT superior_id INTO ancestor FROM crm.employee WHERE id = ancestor;
+		END LOOP;
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER department_tree_check BEFORE UPDATE OF parent_id ON crm.department
+	FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL) EXECUTE FUNCTION crm.check_org_tree();
+CREATE TRIGGER employee_superior_check BEFORE UPDATE OF superior_id ON crm.employee
+	FOR EACH ROW WHEN (NEW.superior_id IS NOT NULL) EXECUTE FUNCTION crm.check_org_tree();
 
-GRANT SELECT ON crm.department, crm.employee TO crm_user;
-GRANT INSERT, UPDATE, DELETE ON crm.department, crm.employee TO crm_admin;
+CREATE FUNCTION crm.refuse_org_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	members  bigint;
+	children bigint;
+BEGIN
+	IF TG_TABLE_NAME = 'employee' THEN
+		RAISE EXCEPTION 'employee % (%) cannot be deleted', OLD.id, OLD.name
+			USING ERRCODE = 'restrict_violation',
+			      DETAIL = 'Employees are never deleted: their name stays on the history they wrote.',
+			      HINT = format('Use SELECT crm.deactivate_employee(%s, <successor id>) to hand their work over.', OLD.id);
+	END IF;
+	SELECT count(*) INTO members FROM crm.employee WHERE department_id = OLD.id;
+	SELECT count(*) INTO children FROM crm.department WHERE parent_id = OLD.id;
+	IF members > 0 OR children > 0 THEN
+		RAISE EXCEPTION 'department % (%) still has % employees and % sub-departments', OLD.id, OLD.name, members, children
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'Move its employees and sub-departments elsewhere first.';
+	END IF;
+	RETURN OLD;
+END
+$$;
+CREATE TRIGGER department_delete_check BEFORE DELETE ON crm.department
+	FOR EACH ROW EXECUTE FUNCTION crm.refuse_org_delete();
+CREATE TRIGGER employee_delete_check BEFORE DELETE ON crm.employee
+	FOR EACH ROW EXECUTE FUNCTION crm.refuse_org_delete();
+CREATE FUNCTION crm.refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'crm.% cannot be truncated', TG_TABLE_NAME
+		USING ERRCODE = 'restrict_violation',
+		      HINT = 'Employees are never deleted; deactivate them instead.';
+END
+$$;
+CREATE TRIGGER employee_no_truncate BEFORE TRUNCATE ON crm.employee
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.refuse_truncate();

@@ -1,0 +1,1057 @@
+/*-------------------------------------------------------------------------
+ *
+ * scope.c
+ *	  Data scopes and action permissions: which records the acting employee
+ *	  may see and what they may do with them.
+ *
+ * A role grants action permissions (crm.role_permission) and, per record
+ * type, one data scope (crm.role_scope): self, subordinates (self and all
+ * below in the superior chain), department, department_tree, all, or custom
+ * (listed departments).  An employee's scope is the union over their roles;
+ * a record type no role mentions falls back to self, and an employee always
+ * sees what they own.  Super admins have every permission and scope all.
+ *
+ * Wording: the "org" is the in-memory copy of departments, employees, roles
+ * and their grants, loaded once per change of the organisation (see
+ * crm_org_generation in identity.c).  The "acting scope" is what the org
+ * grants the acting employee, computed once per transaction and record type.
+ *
+ * The row-level security policies read scopes through crm.scope_floor() and
+ * crm.scope_owners(), written so that the planner can use indexes:
+ *		owner_id >= crm.scope_floor(t) OR owner_id = ANY (crm.scope_owners(t))
+ * scope_floor is the smallest bigint for scope all and the largest otherwise.
+ * crm.explain_access() answers from the same structures.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "crm.h"
+
+PG_FUNCTION_INFO_V1(crm_scope_floor);
+PG_FUNCTION_INFO_V1(crm_scope_owners);
+PG_FUNCTION_INFO_V1(crm_team_records);
+PG_FUNCTION_INFO_V1(crm_has_permission);
+PG_FUNCTION_INFO_V1(crm_check_write);
+PG_FUNCTION_INFO_V1(crm_explain_access);
+PG_FUNCTION_INFO_V1(crm_may_administer_sql);
+PG_FUNCTION_INFO_V1(crm_acting_is_super_sql);
+
+#define NUM_RECORD_TYPES 7
+static const char *const record_types[NUM_RECORD_TYPES] = {
+	"lead", "customer", "contact", "opportunity", "contract", "payment", "invoice"
+};
+
+typedef enum ScopeKind
+{
+	SCOPE_NONE = 0,
+	SCOPE_SELF,
+	SCOPE_SUBORDINATES,
+	SCOPE_DEPARTMENT,
+	SCOPE_DEPARTMENT_TREE,
+	SCOPE_CUSTOM,
+	SCOPE_ALL
+} ScopeKind;
+
+static const char *const scope_names[] = {
+	"none", "self", "subordinates", "department", "department_tree", "custom", "all"
+};
+
+typedef struct RoleScope
+{
+	ScopeKind	kind;
+	int			ndepts;
+	int64	   *depts;			/* custom: the listed departments */
+} RoleScope;
+
+typedef struct Role
+{
+	int64		id;
+	char	   *name;
+	bool		is_super;
+	RoleScope	scopes[NUM_RECORD_TYPES];
+	List	   *actions;		/* of char * */
+} Role;
+
+/* Employees and departments refer to each other by array index; -1 is none. */
+typedef struct Emp
+{
+	int64		id;
+	int			dept;
+	int			superior;
+	bool		active;
+	int			first_sub;		/* direct subordinates: first_sub, next_sub... */
+	int			next_sub;
+	int			next_in_dept;	/* members of a department: first_member... */
+	List	   *roles;			/* of int: indexes into org.roles */
+} Emp;
+
+typedef struct Dept
+{
+	int64		id;
+	int			first_child;
+	int			next_sibling;
+	int			first_member;
+} Dept;
+
+typedef struct IdIndex
+{
+	int64		id;
+	int			index;
+} IdIndex;
+
+typedef struct Org
+{
+	uint64		generation;		/* crm_org_generation when loaded; 0 = never */
+	MemoryContext cxt;
+	int			nemps;
+	int			ndepts;
+	int			nroles;
+	Emp		   *emps;
+	Dept	   *depts;
+	Role	   *roles;
+	HTAB	   *emp_index;
+	HTAB	   *dept_index;
+	HTAB	   *role_index;
+} Org;
+
+typedef struct TypeScope
+{
+	bool		computed;
+	bool		all;
+	int			nowners;
+	int64	   *owners;			/* sorted */
+	Datum		owners_array;	/* the same, as bigint[] */
+} TypeScope;
+
+typedef struct TeamRecords
+{
+	bool		loaded;
+	Datum		read;			/* bigint[] of records shared with the employee */
+	Datum		edit;			/* the subset shared for editing */
+} TeamRecords;
+
+typedef struct ActingScope
+{
+	bool		valid;
+	LocalTransactionId lxid;
+	uint64		generation;
+	int64		employee_id;
+	int			emp;			/* index into org.emps */
+	bool		is_super;
+	int			nactions;
+	char	  **actions;		/* sorted */
+	TypeScope	types[NUM_RECORD_TYPES];
+	/* team shares are re-read every statement: they change often */
+	TimestampTz team_statement;
+	TeamRecords teams[NUM_RECORD_TYPES];
+} ActingScope;
+
+static Org	org;
+static ActingScope acting;
+
+/* Allocations for the acting scope live until the end of the transaction. */
+static MemoryContext acting_cxt = NULL;
+
+void
+crm_scope_init(void)
+{
+	acting_cxt = AllocSetContextCreate(TopMemoryContext, "crm acting scope",
+									   ALLOCSET_SMALL_SIZES);
+}
+
+static int
+record_type_index(text *t, bool missing_ok)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	for (int i = 0; i < NUM_RECORD_TYPES; i++)
+		if (strlen(record_types[i]) == (size_t) len && memcmp(record_types[i], s, len) == 0)
+			return i;
+	if (missing_ok)
+		return -1;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown record type \"%s\"", text_to_cstring(t)),
+			 errhint("Record types are lead, customer, contact, opportunity, contract, payment and invoice.")));
+	return -1;					/* keep compiler quiet */
+}
+
+static int
+id_lookup(HTAB *index, int64 id)
+{
+	IdIndex    *entry = hash_search(index, &id, HASH_FIND, NULL);
+
+	return entry ? entry->index : -1;
+}
+
+static HTAB *
+id_index_create(const char *name, int size)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(IdIndex);
+	ctl.hcxt = org.cxt;
+	return hash_create(name, Max(size, 16), &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static void
+id_index_add(HTAB *index, int64 id, int i)
+{
+	IdIndex    *entry = hash_search(index, &id, HASH_ENTER, NULL);
+
+	entry->index = i;
+}
+
+static int64
+spi_int8(HeapTuple tuple, TupleDesc desc, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(tuple, desc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Run the organisation queries as the owner of crm.employee: every employee
+ * needs the whole org to compute a scope, whatever they may read themselves.
+ */
+Oid
+crm_owner(void)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(crm_employee_relid()));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for crm.employee");
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* Run one organisation query; what the caller builds from it lives in org.cxt. */
+static void
+org_query(const char *sql)
+{
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm: organisation query failed: %s", sql);
+	/* SPI returns in its own procedure context */
+	MemoryContextSwitchTo(org.cxt);
+}
+
+static void
+load_org(void)
+{
+	uint64		generation;
+	Oid			save_userid;
+	int			save_sec;
+	SPITupleTable *tt;
+
+	crm_employee_relid();		/* sets up the invalidation we rely on */
+	generation = crm_org_generation;
+	if (org.generation == generation)
+		return;
+
+	if (org.cxt == NULL)
+		org.cxt = AllocSetContextCreate(TopMemoryContext, "crm org", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(org.cxt);
+	org.generation = 0;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+
+	/* departments */
+	org_query("SELECT id, parent_id FROM crm.department");
+	tt = SPI_tuptable;
+	org.ndepts = SPI_processed;
+	org.depts = palloc(sizeof(Dept) * Max(org.ndepts, 1));
+	org.dept_index = id_index_create("crm departments", org.ndepts);
+	for (int i = 0; i < org.ndepts; i++)
+	{
+		bool		isnull;
+
+		org.depts[i].id = spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull);
+		org.depts[i].first_child = org.depts[i].first_member = -1;
+		id_index_add(org.dept_index, org.depts[i].id, i);
+	}
+	for (int i = 0; i < org.ndepts; i++)
+	{
+		bool		isnull;
+		int			parent = id_lookup(org.dept_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		org.depts[i].next_sibling = -1;
+		if (!isnull && parent >= 0)
+		{
+			org.depts[i].next_sibling = org.depts[parent].first_child;
+			org.depts[parent].first_child = i;
+		}
+	}
+
+	/* employees */
+	org_query("SELECT id, department_id, superior_id, active FROM crm.employee");
+	tt = SPI_tuptable;
+	org.nemps = SPI_processed;
+	org.emps = palloc0(sizeof(Emp) * Max(org.nemps, 1));
+	org.emp_index = id_index_create("crm employees", org.nemps);
+	for (int i = 0; i < org.nemps; i++)
+	{
+		Emp		   *e = &org.emps[i];
+		bool		isnull;
+
+		e->id = spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull);
+		e->dept = id_lookup(org.dept_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
+		e->active = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		e->first_sub = -1;
+		e->roles = NIL;
+		id_index_add(org.emp_index, e->id, i);
+		e->next_in_dept = -1;
+		if (e->dept >= 0)
+		{
+			e->next_in_dept = org.depts[e->dept].first_member;
+			org.depts[e->dept].first_member = i;
+		}
+	}
+	for (int i = 0; i < org.nemps; i++)
+	{
+		Emp		   *e = &org.emps[i];
+		bool		isnull;
+		int64		superior = spi_int8(tt->vals[i], tt->tupdesc, 3, &isnull);
+
+		e->superior = isnull ? -1 : id_lookup(org.emp_index, superior);
+		e->next_sub = -1;
+		if (e->superior >= 0)
+		{
+			e->next_sub = org.emps[e->superior].first_sub;
+			org.emps[e->superior].first_sub = i;
+		}
+	}
+
+	/* roles */
+	org_query("SELECT id, name, is_super FROM crm.role");
+	tt = SPI_tuptable;
+	org.nroles = SPI_processed;
+	org.roles = palloc0(sizeof(Role) * Max(org.nroles, 1));
+	org.role_index = id_index_create("crm roles", org.nroles);
+	for (int i = 0; i < org.nroles; i++)
+	{
+		bool		isnull;
+
+		org.roles[i].id = spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull);
+		org.roles[i].name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		org.roles[i].is_super = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		id_index_add(org.role_index, org.roles[i].id, i);
+	}
+
+	org_query("SELECT role_id, record_type, scope, departments FROM crm.role_scope");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			role = id_lookup(org.role_index, spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull));
+		char	   *type = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		char	   *kind = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		Datum		depts = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		RoleScope  *rs;
+		int			t;
+
+		for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], type) != 0; t++)
+			;
+		if (role < 0 || t == NUM_RECORD_TYPES)
+			continue;
+		rs = &org.roles[role].scopes[t];
+		for (int k = SCOPE_SELF; k <= SCOPE_ALL; k++)
+			if (strcmp(scope_names[k], kind) == 0)
+				rs->kind = k;
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+
+			deconstruct_array(DatumGetArrayTypeP(depts), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+							  &elems, &nulls, &rs->ndepts);
+			rs->depts = palloc(sizeof(int64) * Max(rs->ndepts, 1));
+			for (int d = 0; d < rs->ndepts; d++)
+				rs->depts[d] = nulls[d] ? -1 : DatumGetInt64(elems[d]);
+		}
+	}
+
+	org_query("SELECT role_id, action FROM crm.role_permission");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			role = id_lookup(org.role_index, spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+		if (role >= 0)
+			org.roles[role].actions = lappend(org.roles[role].actions,
+											  SPI_getvalue(tt->vals[i], tt->tupdesc, 2));
+	}
+
+	org_query("SELECT employee_id, role_id FROM crm.employee_role");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			emp = id_lookup(org.emp_index, spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int			role = id_lookup(org.role_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		if (emp >= 0 && role >= 0)
+			org.emps[emp].roles = lappend_int(org.emps[emp].roles, role);
+	}
+
+	SPI_finish();				/* back to the caller's memory context */
+	SetUserIdAndSecContext(save_userid, save_sec);
+	org.generation = generation;
+}
+
+/* Mark the employees one role scope covers for employee e. */
+static void
+mark_scope(int e, const RoleScope *rs, bool *marked)
+{
+	int		   *stack;
+	int			top = 0;
+	bool	   *seen;
+
+	switch (rs->kind)
+	{
+		case SCOPE_NONE:
+		case SCOPE_ALL:
+			break;
+		case SCOPE_SELF:
+			marked[e] = true;
+			break;
+		case SCOPE_SUBORDINATES:
+			/* depth-first down the superior chain; seen guards against cycles */
+			stack = palloc(sizeof(int) * org.nemps);
+			seen = palloc0(sizeof(bool) * org.nemps);
+			stack[top++] = e;
+			seen[e] = true;
+			while (top > 0)
+			{
+				int			i = stack[--top];
+
+				marked[i] = true;
+				for (int s = org.emps[i].first_sub; s >= 0; s = org.emps[s].next_sub)
+					if (!seen[s])
+					{
+						seen[s] = true;
+						stack[top++] = s;
+					}
+			}
+			break;
+		case SCOPE_DEPARTMENT:
+			if (org.emps[e].dept >= 0)
+				for (int m = org.depts[org.emps[e].dept].first_member; m >= 0; m = org.emps[m].next_in_dept)
+					marked[m] = true;
+			break;
+		case SCOPE_DEPARTMENT_TREE:
+			if (org.emps[e].dept < 0)
+				break;
+			stack = palloc(sizeof(int) * org.ndepts);
+			seen = palloc0(sizeof(bool) * org.ndepts);
+			stack[top++] = org.emps[e].dept;
+			seen[org.emps[e].dept] = true;
+			while (top > 0)
+			{
+				int			d = stack[--top];
+
+				for (int m = org.depts[d].first_member; m >= 0; m = org.emps[m].next_in_dept)
+					marked[m] = true;
+				for (int c = org.depts[d].first_child; c >= 0; c = org.depts[c].next_sibling)
+					if (!seen[c])
+					{
+						seen[c] = true;
+						stack[top++] = c;
+					}
+			}
+			break;
+		case SCOPE_CUSTOM:
+			for (int i = 0; i < rs->ndepts; i++)
+			{
+				int			d = id_lookup(org.dept_index, rs->depts[i]);
+
+				if (d >= 0)
+					for (int m = org.depts[d].first_member; m >= 0; m = org.emps[m].next_in_dept)
+						marked[m] = true;
+			}
+			break;
+	}
+}
+
+static const RoleScope self_scope = {SCOPE_SELF, 0, NULL};
+
+/*
+ * The role scopes that apply to employee e for record type t: each of its
+ * roles' scope for t, or self when no role has one.
+ */
+static List *
+applicable_scopes(int e, int t)
+{
+	List	   *scopes = NIL;
+	ListCell   *lc;
+
+	foreach(lc, org.emps[e].roles)
+	{
+		const RoleScope *rs = &org.roles[lfirst_int(lc)].scopes[t];
+
+		if (rs->kind != SCOPE_NONE)
+			scopes = lappend(scopes, (void *) rs);
+	}
+	if (scopes == NIL)
+		scopes = list_make1((void *) &self_scope);
+	return scopes;
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void
+compute_type_scope(int t)
+{
+	TypeScope  *ts = &acting.types[t];
+	MemoryContext oldcxt = MemoryContextSwitchTo(acting_cxt);
+	ListCell   *lc;
+	bool	   *marked;
+	Datum	   *elems;
+
+	ts->all = acting.is_super;
+	ts->nowners = 0;
+	ts->owners = palloc(sizeof(int64) * Max(org.nemps, 1));
+	if (!ts->all)
+	{
+		marked = palloc0(sizeof(bool) * org.nemps);
+		marked[acting.emp] = true;	/* everyone sees what they own */
+		foreach(lc, applicable_scopes(acting.emp, t))
+		{
+			const RoleScope *rs = lfirst(lc);
+
+			if (rs->kind == SCOPE_ALL)
+				ts->all = true;
+			mark_scope(acting.emp, rs, marked);
+		}
+		if (!ts->all)
+			for (int i = 0; i < org.nemps; i++)
+				if (marked[i])
+					ts->owners[ts->nowners++] = org.emps[i].id;
+		pfree(marked);
+	}
+	qsort(ts->owners, ts->nowners, sizeof(int64), cmp_int64);
+
+	elems = palloc(sizeof(Datum) * Max(ts->nowners, 1));
+	for (int i = 0; i < ts->nowners; i++)
+		elems[i] = Int64GetDatum(ts->owners[i]);
+	ts->owners_array = PointerGetDatum(construct_array(elems, ts->nowners, INT8OID, 8,
+													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ts->computed = true;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * The acting employee's scope and permissions, current for this transaction
+ * and organisation; false when nobody (or a deactivated employee) is acting.
+ */
+static bool
+load_acting(void)
+{
+	int64		employee_id;
+	ListCell   *lc;
+	List	   *actions = NIL;
+	MemoryContext oldcxt;
+
+	if (!crm_current_employee(&employee_id))
+		return false;
+	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == crm_org_generation &&
+		acting.employee_id == employee_id)
+		return true;
+
+	if (acting.lxid != MyProc->lxid)
+		MemoryContextReset(acting_cxt);
+	acting.valid = false;
+	load_org();
+
+	memset(&acting, 0, sizeof(acting));
+	acting.emp = id_lookup(org.emp_index, employee_id);
+	if (acting.emp < 0)
+		return false;
+	acting.employee_id = employee_id;
+
+	oldcxt = MemoryContextSwitchTo(acting_cxt);
+	foreach(lc, org.emps[acting.emp].roles)
+	{
+		Role	   *role = &org.roles[lfirst_int(lc)];
+
+		acting.is_super |= role->is_super;
+		actions = list_concat(actions, role->actions);
+	}
+	acting.nactions = list_length(actions);
+	acting.actions = palloc(sizeof(char *) * Max(acting.nactions, 1));
+	for (int i = 0; i < acting.nactions; i++)
+		acting.actions[i] = list_nth(actions, i);
+	qsort(acting.actions, acting.nactions, sizeof(char *), cmp_str);
+	MemoryContextSwitchTo(oldcxt);
+
+	acting.lxid = MyProc->lxid;
+	acting.generation = org.generation;
+	acting.valid = true;
+	return true;
+}
+
+static TypeScope *
+acting_type_scope(int t)
+{
+	if (!load_acting())
+		return NULL;
+	if (!acting.types[t].computed)
+		compute_type_scope(t);
+	return &acting.types[t];
+}
+
+static bool
+acting_has_permission(const char *action)
+{
+	if (acting.is_super)
+		return true;
+	return bsearch(&action, acting.actions, acting.nactions, sizeof(char *), cmp_str) != NULL;
+}
+
+static bool
+owner_in_scope(TypeScope *ts, int64 owner)
+{
+	return ts->all || bsearch(&owner, ts->owners, ts->nowners, sizeof(int64), cmp_int64) != NULL;
+}
+
+/* What an employee's scope for t is made of, for messages: "department, custom". */
+static char *
+describe_scope(int e, int t)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (acting.is_super)
+		return "all (super admin)";
+	initStringInfo(&buf);
+	foreach(lc, applicable_scopes(e, t))
+	{
+		const RoleScope *rs = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", scope_names[rs->kind]);
+	}
+	return buf.data;
+}
+
+/*
+ * crm.scope_floor(record_type text) returns bigint
+ *
+ * The smallest bigint when the acting employee sees every owner's records of
+ * this type, else the largest: "owner_id >= scope_floor" is an indexable way
+ * to say "scope all".
+ */
+Datum
+crm_scope_floor(PG_FUNCTION_ARGS)
+{
+	TypeScope  *ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
+
+	PG_RETURN_INT64(ts != NULL && ts->all ? PG_INT64_MIN : PG_INT64_MAX);
+}
+
+/*
+ * crm.scope_owners(record_type text) returns bigint[]
+ *
+ * The owners whose records of this type the acting employee sees (empty for
+ * nobody, and for scope all, which scope_floor covers).
+ */
+Datum
+crm_scope_owners(PG_FUNCTION_ARGS)
+{
+	TypeScope  *ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
+
+	if (ts == NULL)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	PG_RETURN_DATUM(ts->owners_array);
+}
+
+/* Run a query as the owner of the crm tables; the caller connected SPI. */
+static void
+execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm: query failed: %s", sql);
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+static void
+load_team_records(int t)
+{
+	TeamRecords *tr = &acting.teams[t];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(acting.employee_id), CStringGetTextDatum(record_types[t])};
+	HeapTuple	row;
+	TupleDesc	desc;
+	MemoryContext oldcxt;
+	bool		isnull;
+
+	SPI_connect();
+	execute_as_owner("SELECT coalesce(array_agg(record_id), '{}'),"
+					 "       coalesce(array_agg(record_id) FILTER (WHERE access = 'edit'), '{}')"
+					 "  FROM crm.team_member"
+					 " WHERE employee_id = $1 AND record_type = $2"
+					 "   AND (expires_at IS NULL OR expires_at > now())",
+					 2, types, values);
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	oldcxt = MemoryContextSwitchTo(acting_cxt);
+	tr->read = datumCopy(SPI_getbinval(row, desc, 1, &isnull), false, -1);
+	tr->edit = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
+	MemoryContextSwitchTo(oldcxt);
+	SPI_finish();
+	tr->loaded = true;
+}
+
+/*
+ * crm.team_records(record_type text, for_edit boolean) returns bigint[]
+ *
+ * The records of this type shared with the acting employee through an
+ * unexpired team entry (with edit access, if for_edit).  Re-read at every
+ * statement.
+ */
+Datum
+crm_team_records(PG_FUNCTION_ARGS)
+{
+	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
+	bool		for_edit = PG_GETARG_BOOL(1);
+	TimestampTz statement = GetCurrentStatementStartTimestamp();
+
+	if (!load_acting())
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	if (acting.team_statement != statement)
+	{
+		for (int i = 0; i < NUM_RECORD_TYPES; i++)
+			acting.teams[i].loaded = false;
+		acting.team_statement = statement;
+	}
+	if (!acting.teams[t].loaded)
+		load_team_records(t);
+	PG_RETURN_DATUM(for_edit ? acting.teams[t].edit : acting.teams[t].read);
+}
+
+/*
+ * crm.has_permission(action text) returns boolean
+ */
+Datum
+crm_has_permission(PG_FUNCTION_ARGS)
+{
+	char	   *action = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(load_acting() && acting_has_permission(action));
+}
+
+static void
+require_permission(int t, const char *verb, const char *action, int64 record_id)
+{
+	char	   *permission = psprintf("%s.%s", record_types[t], action);
+
+	if (!acting_has_permission(permission))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("employee %lld may not %s %s %lld",
+						(long long) acting.employee_id, verb, record_types[t], (long long) record_id),
+				 errdetail("None of the employee's roles grants the permission \"%s\".", permission),
+				 errhint("Ask an administrator to add \"%s\" to one of your roles (crm.role_permission).",
+						 permission)));
+}
+
+static int64
+tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
+{
+	int			att = SPI_fnumber(desc, column);
+	Datum		d;
+
+	if (att <= 0)
+	{
+		*isnull = true;
+		return 0;
+	}
+	d = heap_getattr(tuple, att, desc, isnull);
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * crm.check_write(): BEFORE INSERT OR UPDATE OR DELETE row trigger on every
+ * business table, argument the record type.  Row-level security decides
+ * which rows a statement can reach; this trigger refuses, with a message
+ * that names the rule, what the acting employee's roles do not allow:
+ *	 INSERT needs <type>.create and an owner within the employee's scope;
+ *	 UPDATE needs <type>.edit, and <type>.transfer to change the owner;
+ *	 DELETE needs <type>.delete.
+ * Superusers pass (they bypass row-level security too); sessions that are
+ * nobody may not write.
+ */
+Datum
+crm_check_write(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	row;
+	int			t;
+	bool		isnull;
+	int64		id;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.check_write() must be a BEFORE row trigger with the record type as argument")));
+	t = record_type_index(cstring_to_text(td->tg_trigger->tgargs[0]), false);
+	desc = RelationGetDescr(td->tg_relation);
+	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+	/* superusers bypass row-level security, and these checks with it */
+	if (superuser())
+		return PointerGetDatum(row);
+	if (!load_acting())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no active employee is acting, so %s rows cannot be written", record_types[t]),
+				 errdetail("Role \"%s\" maps to no active employee and carries no trusted claim.",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
+
+	id = tuple_int8(row, desc, "id", &isnull);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		int64		owner = tuple_int8(row, desc, "owner_id", &isnull);
+		TypeScope  *ts;
+
+		require_permission(t, "create", "create", id);
+		ts = acting_type_scope(t);
+		if (!isnull && !owner_in_scope(ts, owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("employee %lld may not create %s %lld for employee %lld",
+							(long long) acting.employee_id, record_types[t], (long long) id, (long long) owner),
+					 errdetail("Employee %lld is outside the employee's %s scope (%s).",
+							   (long long) owner, record_types[t], describe_scope(acting.emp, t)),
+					 errhint("Create it for yourself or someone in your scope; giving records to others needs \"%s.transfer\".",
+							 record_types[t])));
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		bool		oldnull;
+		int64		old_owner = tuple_int8(td->tg_trigtuple, desc, "owner_id", &oldnull);
+		int64		new_owner = tuple_int8(row, desc, "owner_id", &isnull);
+
+		require_permission(t, "edit", "edit", id);
+		if (oldnull != isnull || old_owner != new_owner)
+			require_permission(t, "transfer", "transfer", id);
+	}
+	else
+		require_permission(t, "delete", "delete", id);
+
+	return PointerGetDatum(row);
+}
+
+static void
+explain_row(ReturnSetInfo *rsinfo, const char *rule, bool grants, const char *detail)
+{
+	Datum		values[3] = {CStringGetTextDatum(rule), BoolGetDatum(grants), CStringGetTextDatum(detail)};
+	bool		nulls[3] = {false, false, false};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * crm.explain_access(record_type text, id bigint)
+ *	 returns table (rule text, grants boolean, detail text)
+ *
+ * Why the acting employee can or cannot reach one record: identity, each role
+ * scope (through the same code the policies use), ownership, team entries,
+ * and the record type's action permissions.  The owner of a record the
+ * employee cannot see is not revealed.
+ */
+Datum
+crm_explain_access(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
+	int64		id = PG_GETARG_INT64(1);
+	const char *type = record_types[t];
+	static const char *const actions[] = {"create", "edit", "delete", "transfer", "export"};
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
+	bool		found;
+	int64		owner = 0;
+	int			owner_index = -1;
+	bool		any_scope = false;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (!load_acting())
+	{
+		explain_row(rsinfo, "identity", false,
+					psprintf("role \"%s\" maps to no active employee and carries no trusted claim, so it sees nothing",
+							 GetUserNameFromId(GetUserId(), false)));
+		PG_RETURN_NULL();
+	}
+	explain_row(rsinfo, "identity", true, psprintf("acting as employee %lld", (long long) acting.employee_id));
+
+	if (!OidIsValid(get_relname_relid(type, get_namespace_oid("crm", false))))
+	{
+		explain_row(rsinfo, "record", false, psprintf("crm has no %s records yet", type));
+		PG_RETURN_NULL();
+	}
+
+	SPI_connect();
+	values[0] = Int64GetDatum(id);
+	execute_as_owner(psprintf("SELECT owner_id FROM crm.%s WHERE id = $1", quote_identifier(type)),
+					 1, types, values);
+	found = SPI_processed > 0;
+	if (found)
+	{
+		owner = spi_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		owner_index = isnull ? -1 : id_lookup(org.emp_index, owner);
+	}
+	if (!found)
+	{
+		SPI_finish();
+		explain_row(rsinfo, "record", false, psprintf("%s %lld does not exist", type, (long long) id));
+		PG_RETURN_NULL();
+	}
+	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
+
+	if (acting.is_super)
+		explain_row(rsinfo, "super_admin", true, "a super admin has scope all and every permission");
+	if (owner_index == acting.emp)
+		explain_row(rsinfo, "owner", true, psprintf("employee %lld owns %s %lld",
+													 (long long) owner, type, (long long) id));
+
+	foreach(lc, org.emps[acting.emp].roles)
+	{
+		Role	   *role = &org.roles[lfirst_int(lc)];
+		const RoleScope *rs = &role->scopes[t];
+		bool	   *marked;
+		bool		grants;
+
+		if (rs->kind == SCOPE_NONE)
+			continue;
+		any_scope = true;
+		marked = palloc0(sizeof(bool) * Max(org.nemps, 1));
+		mark_scope(acting.emp, rs, marked);
+		grants = rs->kind == SCOPE_ALL || (owner_index >= 0 && marked[owner_index]);
+		explain_row(rsinfo, "scope", grants,
+					psprintf("role \"%s\" gives %s scope %s, which %s the owner",
+							 role->name, type, scope_names[rs->kind], grants ? "includes" : "does not include"));
+	}
+	if (!any_scope)
+		explain_row(rsinfo, "scope", owner_index == acting.emp,
+					psprintf("no role of the employee sets a %s scope, so it is self", type));
+
+	values[0] = Int64GetDatum(acting.employee_id);
+	values[1] = CStringGetTextDatum(type);
+	values[2] = Int64GetDatum(id);
+	execute_as_owner("SELECT access, expires_at IS NULL OR expires_at > now(),"
+					 "       coalesce(' until ' || expires_at, ''), coalesce(' at ' || expires_at, '')"
+					 "  FROM crm.team_member WHERE employee_id = $1 AND record_type = $2 AND record_id = $3",
+					 3, types, values);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *access = SPI_getvalue(row, desc, 1);
+		bool		current = DatumGetBool(SPI_getbinval(row, desc, 2, &isnull));
+
+		explain_row(rsinfo, "team", current,
+					current ? psprintf("team member with %s access%s", access, SPI_getvalue(row, desc, 3))
+					: psprintf("team entry with %s access expired%s", access, SPI_getvalue(row, desc, 4)));
+	}
+	SPI_finish();
+
+	for (size_t i = 0; i < lengthof(actions); i++)
+	{
+		char	   *permission = psprintf("%s.%s", type, actions[i]);
+
+		explain_row(rsinfo, "permission", acting_has_permission(permission), permission);
+	}
+	PG_RETURN_NULL();
+}
+
+/*
+ * Whether the session may change configuration guarded by an admin action
+ * (admin.org, admin.role, ...): superusers, members of crm_admin, and
+ * employees whose roles grant the action (super admins grant every action).
+ */
+bool
+crm_may_administer(const char *action)
+{
+	Oid			admin = get_role_oid("crm_admin", true);
+
+	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		return true;
+	return load_acting() && acting_has_permission(action);
+}
+
+/* The acting employee is a super admin (false for nobody). */
+bool
+crm_acting_is_super(void)
+{
+	return load_acting() && acting.is_super;
+}
+
+/*
+ * crm.may_administer(action text) returns boolean
+ */
+Datum
+crm_may_administer_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(crm_may_administer(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/*
+ * crm.acting_is_super() returns boolean
+ */
+Datum
+crm_acting_is_super_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(crm_acting_is_super());
+}

@@ -1,0 +1,309 @@
+-- Access: roles, action permissions, data scopes, teams (src/scope.c).
+
+CREATE TABLE crm.permission (
+	action       text NOT NULL,
+	description  text NOT NULL,
+	CONSTRAINT permission_pkey PRIMARY KEY (action)
+);
+COMMENT ON TABLE crm.permission IS 'The actions a role can grant (shipped with crm; read-only)';
+
+INSERT INTO crm.permission (action, description)
+SELECT t || '.' || a, format('%s %s', initcap(a), replace(t, '_', ' ') || 's')
+  FROM unnest(ARRAY['lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice']) t,
+       unnest(ARRAY['create', 'edit', 'delete', 'import', 'export', 'transfer']) a
+UNION ALL VALUES
+	('lead.convert',      'Convert leads into customers'),
+	('customer.assign',   'Assign pool customers to employees'),
+	('customer.merge',    'Merge duplicate customers'),
+	('customer.lock',     'Lock and unlock customers'),
+	('pool.claim',        'Claim customers from a public pool'),
+	('pool.release',      'Release customers to a public pool'),
+	('contract.approve',  'Approve contracts'),
+	('payment.approve',   'Approve payments'),
+	('invoice.approve',   'Approve invoices'),
+	('admin.org',         'Manage departments and employees'),
+	('admin.role',        'Manage roles, permissions and data scopes'),
+	('admin.rules',       'Manage duplicate, pool, recycling, reminder and approval rules'),
+	('admin.fields',      'Manage custom fields and dictionaries'),
+	('admin.im',          'Manage IM channels');
+
+CREATE TABLE crm.role (
+	id           bigint GENERATED ALWAYS AS IDENTITY,
+	name         text NOT NULL,
+	is_super     boolean NOT NULL DEFAULT false,
+	description  text,
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	updated_at   timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT role_pkey PRIMARY KEY (id),
+	CONSTRAINT role_name_key UNIQUE (name),
+	CONSTRAINT role_name_check CHECK (btrim(name) <> '')
+);
+COMMENT ON TABLE crm.role IS 'Roles: action permissions and a data scope per record type; is_super grants everything';
+
+CREATE TABLE crm.role_permission (
+	role_id  bigint NOT NULL,
+	action   text NOT NULL,
+	CONSTRAINT role_permission_pkey PRIMARY KEY (role_id, action),
+	CONSTRAINT role_permission_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE,
+	CONSTRAINT role_permission_action_fkey FOREIGN KEY (action) REFERENCES crm.permission (action)
+);
+
+CREATE TABLE crm.role_scope (
+	role_id      bigint NOT NULL,
+	record_type  text NOT NULL,
+	scope        text NOT NULL,
+	departments  bigint[],
+	CONSTRAINT role_scope_pkey PRIMARY KEY (role_id, record_type),
+	CONSTRAINT role_scope_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE,
+	CONSTRAINT role_scope_record_type_check CHECK (record_type IN
+		('lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice')),
+	CONSTRAINT role_scope_scope_check CHECK (scope IN
+		('self', 'subordinates', 'department', 'department_tree', 'all', 'custom')),
+	CONSTRAINT role_scope_departments_check CHECK
+		((scope = 'custom') = (departments IS NOT NULL AND cardinality(departments) > 0))
+);
+COMMENT ON COLUMN crm.role_scope.departments IS 'For scope custom: the departments whose members'' records are visible';
+
+CREATE TABLE crm.employee_role (
+	employee_id  bigint NOT NULL,
+	role_id      bigint NOT NULL,
+	CONSTRAINT employee_role_pkey PRIMARY KEY (employee_id, role_id),
+	CONSTRAINT employee_role_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
+	CONSTRAINT employee_role_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE
+);
+CREATE INDEX employee_role_role_idx ON crm.employee_role (role_id);
+
+CREATE TABLE crm.team_member (
+	record_type  text NOT NULL,
+	record_id    bigint NOT NULL,
+	employee_id  bigint NOT NULL,
+	access       text NOT NULL DEFAULT 'read',
+	expires_at   timestamptz,
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT team_member_pkey PRIMARY KEY (record_type, record_id, employee_id),
+	CONSTRAINT team_member_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
+	CONSTRAINT team_member_record_type_check CHECK (record_type IN
+		('lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice')),
+	CONSTRAINT team_member_access_check CHECK (access IN ('read', 'edit'))
+);
+CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
+COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
+
+-- Scope helpers for the policies (see src/scope.c).  STABLE: the planner may
+-- evaluate them to estimate a query, and index scans evaluate them once.
+CREATE FUNCTION crm.scope_floor(record_type text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_scope_floor' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.has_permission(action text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.may_administer(action text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_may_administer_sql' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.acting_is_super() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_acting_is_super_sql' LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE FUNCTION crm.check_write() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_check_write' LANGUAGE C;
+CREATE FUNCTION crm.explain_access(record_type text, id bigint)
+	RETURNS TABLE (rule text, grants boolean, detail text)
+	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION crm.scope_floor(text) IS
+	'Smallest bigint when the acting employee sees every owner''s records of this type, else the largest';
+COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees';
+COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';
+COMMENT ON FUNCTION crm.explain_access(text, bigint) IS 'Why the acting employee can or cannot reach a record';
+
+CREATE FUNCTION crm.is_super_admin(employee_id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.role_id
+                WHERE er.employee_id = is_super_admin.employee_id AND r.is_super);
+
+-- Writes to organisation and access tables: superusers, crm_admin members, and
+-- employees whose roles grant the admin action named by the trigger argument.
+CREATE FUNCTION crm.require_admin() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT crm.may_administer(TG_ARGV[0]) THEN
+		RAISE EXCEPTION 'role "%" may not change crm.%', current_user, TG_TABLE_NAME
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = format('Changing crm.%s needs membership in crm_admin or the permission "%s"%s.',
+			                      TG_TABLE_NAME, TG_ARGV[0],
+			                      coalesce(format(' (employee %s has neither)', crm.current_employee_id()), '')),
+			      HINT = format('Ask an administrator to grant "%s" to one of your roles.', TG_ARGV[0]);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- Super admins (seeds 000, 003): only a super admin changes one, and the last
+-- active one cannot be removed.  A superuser may bootstrap the first.
+CREATE FUNCTION crm.guard_super_admin() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	touched text;
+BEGIN
+	IF TG_TABLE_NAME = 'role' THEN
+		IF (TG_OP <> 'INSERT' AND OLD.is_super) OR (TG_OP <> 'DELETE' AND NEW.is_super) THEN
+			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'DELETE' THEN OLD.name ELSE NEW.name END);
+		END IF;
+	ELSIF TG_TABLE_NAME = 'employee_role' THEN
+		IF EXISTS (SELECT FROM crm.role r WHERE r.is_super AND r.id IN (
+			       CASE WHEN TG_OP <> 'INSERT' THEN OLD.role_id END,
+			       CASE WHEN TG_OP <> 'DELETE' THEN NEW.role_id END)) THEN
+			touched := format('the super admin role of employee %s',
+			                  CASE WHEN TG_OP = 'DELETE' THEN OLD.employee_id ELSE NEW.employee_id END);
+		END IF;
+	ELSIF TG_TABLE_NAME = 'employee' THEN
+		IF crm.is_super_admin(OLD.id) THEN
+			touched := format('super admin %s (%s)', OLD.id, OLD.name);
+		END IF;
+	END IF;
+	IF touched IS NOT NULL AND NOT current_setting('is_superuser')::boolean
+	   AND NOT crm.acting_is_super() THEN
+		RAISE EXCEPTION 'only a super admin may change %', touched
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = format('Employee %s is not a super admin.', coalesce(crm.current_employee_id()::text, 'nobody')),
+			      HINT = 'Ask a super admin to make this change.';
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+
+CREATE FUNCTION crm.keep_a_super_admin() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- only the removal of a super admin matters (a deleted super role is caught by its own trigger)
+	IF TG_TABLE_NAME = 'employee_role' THEN
+		IF NOT EXISTS (SELECT FROM crm.role WHERE id = OLD.role_id AND is_super) THEN
+			RETURN NULL;
+		END IF;
+	ELSIF TG_TABLE_NAME = 'employee' THEN
+		IF NOT crm.is_super_admin(OLD.id) THEN
+			RETURN NULL;
+		END IF;
+	END IF;
+	IF NOT EXISTS (SELECT FROM crm.employee e
+	                 JOIN crm.employee_role er ON er.employee_id = e.id
+	                 JOIN crm.role r ON r.id = er.role_id
+	                WHERE r.is_super AND e.active) THEN
+		RAISE EXCEPTION 'crm must keep at least one active super admin'
+			USING ERRCODE = 'check_violation',
+			      DETAIL = format('This change to crm.%s would remove the last one.', TG_TABLE_NAME),
+			      HINT = 'Make another employee a super admin first.';
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.role
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_super_admin();
+CREATE TRIGGER employee_role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_super_admin();
+CREATE TRIGGER employee_guard_super BEFORE UPDATE ON crm.employee
+	FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION crm.guard_super_admin();
+-- AFTER ROW triggers see the whole statement's effect
+CREATE TRIGGER role_keep_super AFTER UPDATE OR DELETE ON crm.role
+	FOR EACH ROW WHEN (OLD.is_super) EXECUTE FUNCTION crm.keep_a_super_admin();
+CREATE TRIGGER employee_role_keep_super AFTER UPDATE OR DELETE ON crm.employee_role
+	FOR EACH ROW EXECUTE FUNCTION crm.keep_a_super_admin();
+CREATE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
+	FOR EACH ROW WHEN (OLD.active AND NOT NEW.active) EXECUTE FUNCTION crm.keep_a_super_admin();
+
+-- Every organisation and access table: readable by staff, written by whoever
+-- crm.require_admin() lets through, and each change invalidates the cached
+-- identities and scopes of every session (ENABLE ALWAYS, so that logical
+-- replication's apply, which runs as a replica, invalidates too).
+DO $org$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('department', 'admin.org'), ('employee', 'admin.org'),
+	                               ('role', 'admin.role'), ('role_permission', 'admin.role'),
+	                               ('role_scope', 'admin.role'), ('employee_role', 'admin.role')) v(name, action)
+	LOOP
+		EXECUTE format('CREATE TRIGGER %1$I BEFORE INSERT OR UPDATE OR DELETE ON crm.%2$I'
+		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%3$L)',
+		               t.name || '_require_admin', t.name, t.action);
+		EXECUTE format('CREATE TRIGGER %1$I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%2$I'
+		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()',
+		               t.name || '_org_changed', t.name);
+		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t.name, t.name || '_org_changed');
+		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t.name);
+	END LOOP;
+END
+$org$;
+GRANT SELECT ON crm.permission TO crm_user;
+
+-- Team entries: visible to the collaborator and to whoever sees the record;
+-- written by whoever may edit the record.
+ALTER TABLE crm.team_member ENABLE ROW LEVEL SECURITY;
+CREATE FUNCTION crm.record_visible(record_type text, record_id bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- runs as the caller: the record tables' own policies decide
+	RETURN CASE record_type
+		WHEN 'customer' THEN EXISTS (SELECT FROM crm.customer WHERE id = record_id)
+		WHEN 'lead' THEN EXISTS (SELECT FROM crm.lead WHERE id = record_id)
+		ELSE false END;
+END
+$$;
+CREATE POLICY team_member_read ON crm.team_member FOR SELECT TO crm_user
+	USING (employee_id = crm.current_employee_id() OR crm.record_visible(record_type, record_id));
+CREATE POLICY team_member_write ON crm.team_member TO crm_user
+	USING (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'))
+	WITH CHECK (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.team_member TO crm_user;
+
+-- crm.deactivate_employee() (src/org.c) checks who asks, then runs this as the
+-- owner of the crm tables: every record moves, whoever can see it.
+CREATE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	leaving   crm.employee;
+	successor crm.employee;
+	moved     integer := 0;
+	n         integer;
+BEGIN
+	SELECT * INTO leaving FROM crm.employee e WHERE e.id = handover_employee.employee_id FOR UPDATE;
+	SELECT * INTO successor FROM crm.employee e WHERE e.id = handover_to FOR SHARE;
+	IF leaving.id IS NULL OR successor.id IS NULL THEN
+		RAISE EXCEPTION 'employee % does not exist', CASE WHEN leaving.id IS NULL THEN employee_id ELSE handover_to END
+			USING ERRCODE = 'no_data_found', HINT = 'Name employees by their crm.employee id.';
+	ELSIF NOT leaving.active THEN
+		RAISE EXCEPTION 'employee % (%) is already deactivated', leaving.id, leaving.name
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	ELSIF NOT successor.active OR successor.id = leaving.id THEN
+		RAISE EXCEPTION 'employee % (%) cannot take over from employee % (%)', successor.id, successor.name, leaving.id, leaving.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = CASE WHEN successor.id = leaving.id THEN 'An employee cannot hand over to themselves.'
+			                    ELSE 'The successor is deactivated.' END,
+			      HINT = 'Hand over to another active employee.';
+	END IF;
+
+	UPDATE crm.lead SET owner_id = successor.id WHERE owner_id = leaving.id;
+	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	UPDATE crm.customer SET owner_id = successor.id WHERE owner_id = leaving.id;
+	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	-- team places move unless the successor already has one on that record
+	UPDATE crm.team_member t SET employee_id = successor.id
+	 WHERE t.employee_id = leaving.id
+	   AND NOT EXISTS (SELECT FROM crm.team_member s
+	                    WHERE s.record_type = t.record_type AND s.record_id = t.record_id
+	                      AND s.employee_id = successor.id);
+	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	DELETE FROM crm.team_member WHERE team_member.employee_id = leaving.id;
+	UPDATE crm.department SET leader_id = successor.id WHERE leader_id = leaving.id;
+	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	-- subordinates report to the leaver's own superior: the chain loses a link, never gains a cycle
+	UPDATE crm.employee SET superior_id = leaving.superior_id WHERE superior_id = leaving.id;
+	UPDATE crm.employee SET active = false WHERE id = leaving.id;
+	RETURN moved;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.handover_employee(bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_deactivate_employee' LANGUAGE C;
+COMMENT ON FUNCTION crm.deactivate_employee(bigint, bigint) IS
+	'Hand over an employee''s records, team places and leadership to another, then deactivate them';
