@@ -1,4 +1,7 @@
 -- Who is acting: crm.current_employee_id()
+-- ids named in messages start at 200 here, whatever other test files created
+SELECT setval(s, 200, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.role_id_seq',
+	'crm.customer_id_seq', 'crm.lead_id_seq', 'crm.follow_up_id_seq']) s \g /dev/null
 CREATE ROLE regress_wang LOGIN IN ROLE crm_user;
 CREATE ROLE regress_li LOGIN IN ROLE crm_user;
 CREATE ROLE regress_nobody LOGIN IN ROLE crm_user;   -- staff role, but no employee row
@@ -10,7 +13,8 @@ GRANT regress_web TO regress_postgrest;
 INSERT INTO crm.department (name) VALUES ('Head office');
 INSERT INTO crm.employee (name, department_id, db_role)
 SELECT v.name, d.id, v.role FROM crm.department d,
-	(VALUES ('Wang Fang', 'regress_wang'), ('Li Lei', 'regress_li'), ('Zhao Min', NULL)) v(name, role);
+	(VALUES ('Wang Fang', 'regress_wang'), ('Li Lei', 'regress_li'), ('Zhao Min', NULL)) v(name, role)
+ WHERE d.name = 'Head office';
 SELECT id AS wang FROM crm.employee WHERE name = 'Wang Fang' \gset
 SELECT id AS li FROM crm.employee WHERE name = 'Li Lei' \gset
 SELECT id AS zhao FROM crm.employee WHERE name = 'Zhao Min' \gset

@@ -821,7 +821,8 @@ tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
  * which rows a statement can reach; this trigger refuses, with a message
  * that names the rule, what the acting employee's roles do not allow:
  *	 INSERT needs <type>.create and an owner within the employee's scope;
- *	 UPDATE needs <type>.edit, and <type>.transfer to change the owner;
+ *	 UPDATE needs <type>.edit, and <type>.transfer to change the owner, to
+ *	 someone within scope (crm.transfer() hands records outside it);
  *	 DELETE needs <type>.delete.
  * Superusers pass (they bypass row-level security too); sessions that are
  * nobody may not write.
@@ -882,7 +883,19 @@ crm_check_write(PG_FUNCTION_ARGS)
 
 		require_permission(t, "edit", "edit", id);
 		if (oldnull != isnull || old_owner != new_owner)
+		{
 			require_permission(t, "transfer", "transfer", id);
+			/* PostgreSQL will not let an UPDATE hide the row it changes from its writer */
+			if (!isnull && !owner_in_scope(acting_type_scope(t), new_owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("employee %lld may not move %s %lld out of their scope by UPDATE",
+								(long long) acting.employee_id, record_types[t], (long long) id),
+						 errdetail("Employee %lld is outside the employee's %s scope (%s).",
+								   (long long) new_owner, record_types[t], describe_scope(acting.emp, t)),
+						 errhint("Use crm.transfer(), which hands records to anyone when a role grants \"%s.transfer\".",
+								 record_types[t])));
+		}
 	}
 	else
 		require_permission(t, "delete", "delete", id);

@@ -145,7 +145,7 @@ DECLARE
 BEGIN
 	IF TG_TABLE_NAME = 'role' THEN
 		IF (TG_OP <> 'INSERT' AND OLD.is_super) OR (TG_OP <> 'DELETE' AND NEW.is_super) THEN
-			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'DELETE' THEN OLD.name ELSE NEW.name END);
+			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END);
 		END IF;
 	ELSIF TG_TABLE_NAME = 'employee_role' THEN
 		IF EXISTS (SELECT FROM crm.role r WHERE r.is_super AND r.id IN (
@@ -163,7 +163,8 @@ BEGIN
 	   AND NOT crm.acting_is_super() THEN
 		RAISE EXCEPTION 'only a super admin may change %', touched
 			USING ERRCODE = 'insufficient_privilege',
-			      DETAIL = format('Employee %s is not a super admin.', coalesce(crm.current_employee_id()::text, 'nobody')),
+			      DETAIL = format('%s is not a super admin.',
+			                      coalesce('Employee ' || crm.current_employee_id(), format('Role "%s" acts as no employee and', current_user))),
 			      HINT = 'Ask a super admin to make this change.';
 	END IF;
 	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
