@@ -88,12 +88,31 @@ SELECT e, pg_temp.person(e, 4), pg_temp.mobile(e, 8), format('e%s@crm-bench.exam
        ELSE :teams_before + 1 + floor(pg_temp.u(e, 10) * (:departments - :teams_before))::int END;
 
 DO $$
+DECLARE
+	r text;
 BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_sales') THEN   -- roles are cluster-wide
-		CREATE ROLE bench_sales LOGIN IN ROLE crm_user;
-	END IF;
+	FOREACH r IN ARRAY ARRAY['bench_sales', 'bench_manager', 'bench_admin'] LOOP
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN   -- roles are cluster-wide
+			EXECUTE format('CREATE ROLE %I LOGIN IN ROLE crm_user', r);
+		END IF;
+	END LOOP;
 END
 $$;
+
+-- Roles as the seeds describe them: the head of the company is super admin,
+-- department leaders manage their department tree, everyone else sees their own.
+INSERT INTO crm.role (id, name, is_super) OVERRIDING SYSTEM VALUE
+VALUES (1, '超级管理员', true), (2, '销售经理', false), (3, '销售', false);
+INSERT INTO crm.role_permission (role_id, action)
+SELECT r, a FROM unnest('{2,3}'::bigint[]) r,
+       unnest('{customer.create,customer.edit,lead.create,lead.edit}'::text[]) a;
+INSERT INTO crm.role_scope (role_id, record_type, scope)
+SELECT r, t, CASE r WHEN 2 THEN 'department_tree' ELSE 'self' END
+  FROM unnest('{2,3}'::bigint[]) r, unnest('{customer,lead}'::text[]) t;
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT id, CASE WHEN id = 1 THEN 1 WHEN id <= :departments THEN 2 ELSE 3 END FROM crm.employee;
+SELECT setval(pg_get_serial_sequence('crm.role', 'id'), 3) \g /dev/null
+UPDATE crm.employee SET db_role = 'bench_admin' WHERE id = 1;
 
 -- Follow-ups before customers, so the customers' insert can take last_follow_up_at
 -- from them instead of updating a million rows afterwards.  Older customers collect
@@ -160,6 +179,20 @@ SELECT setval(pg_get_serial_sequence('crm.department', 'id'), (SELECT max(id) FR
        setval(pg_get_serial_sequence('crm.employee', 'id'), (SELECT max(id) FROM crm.employee)),
        setval(pg_get_serial_sequence('crm.customer', 'id'), (SELECT max(id) FROM crm.customer)) \g /dev/null
 
+-- bench_manager leads the department whose tree holds the share of customers
+-- closest to 10%.
+WITH RECURSIVE tree (top, id) AS (
+	SELECT id, id FROM crm.department
+	UNION ALL
+	SELECT t.top, d.id FROM tree t JOIN crm.department d ON d.parent_id = t.id
+), share AS (
+	SELECT t.top, count(c.id)::float8 / :customers AS share
+	  FROM tree t JOIN crm.employee e ON e.department_id = t.id JOIN crm.customer c ON c.owner_id = e.id
+	 GROUP BY t.top
+)
+SELECT top AS manager_id FROM share ORDER BY abs(share - 0.1), top LIMIT 1 \gset
+UPDATE crm.employee SET db_role = 'bench_manager' WHERE id = :manager_id;
+
 -- ALTER TABLE refuses tables with pending trigger events: check the leaders now.
 SET CONSTRAINTS ALL IMMEDIATE;
 ALTER TABLE crm.department ENABLE TRIGGER department_stamp;
@@ -167,5 +200,28 @@ ALTER TABLE crm.employee ENABLE TRIGGER employee_stamp;
 ALTER TABLE crm.customer ENABLE TRIGGER customer_stamp;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_stamp;
 COMMIT;
+
+-- Bare PostgreSQL's side: crm.customer's columns, types, identity, check
+-- constraints, indexes and rows, without the owner default (it calls crm),
+-- foreign keys, triggers or row-level security; and, for each bench login,
+-- the owners whose customers it sees, to write into the baseline queries.
+CREATE SCHEMA bench_baseline;
+CREATE TABLE bench_baseline.customer (LIKE crm.customer INCLUDING ALL);
+ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT;
+INSERT INTO bench_baseline.customer OVERRIDING SYSTEM VALUE SELECT * FROM crm.customer ORDER BY id;
+SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
+  FROM bench_baseline.customer \g /dev/null
+CREATE TABLE bench_baseline.visible (who name PRIMARY KEY, owners bigint[] NOT NULL);
+INSERT INTO bench_baseline.visible
+WITH RECURSIVE tree (id) AS (
+	SELECT department_id FROM crm.employee WHERE db_role = 'bench_manager'
+	UNION ALL
+	SELECT d.id FROM tree t JOIN crm.department d ON d.parent_id = t.id
+)
+SELECT 'bench_manager', array_agg(e.id ORDER BY e.id) FROM crm.employee e WHERE e.department_id IN (SELECT id FROM tree)
+UNION ALL
+SELECT 'bench_sales', array_agg(id) FROM crm.employee WHERE db_role = 'bench_sales'
+UNION ALL
+SELECT 'bench_admin', array_agg(id ORDER BY id) FROM crm.employee;
 
 VACUUM ANALYZE;

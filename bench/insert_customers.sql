@@ -4,15 +4,7 @@
 -- superuser into a plain table of the same shape, owner and author given.
 
 -- setup
--- crm.customer's columns, types, identity, check constraints, indexes and rows; no
--- owner default (it calls crm), foreign keys, triggers or row-level security.
-CREATE SCHEMA bench_baseline;
-CREATE TABLE bench_baseline.customer (LIKE crm.customer INCLUDING ALL);
-ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT;
-INSERT INTO bench_baseline.customer OVERRIDING SYSTEM VALUE SELECT * FROM crm.customer ORDER BY id;
-SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
-  FROM bench_baseline.customer \g /dev/null
-VACUUM ANALYZE bench_baseline.customer;
+-- (bench_baseline.customer, the plain table of the same shape, is made by generate.sql)
 
 -- crm
 SET ROLE bench_sales;

@@ -4,10 +4,13 @@
 # every other bench/*.sql and prints for each one:
 #   name: crm <median>s  baseline <median>s  ratio <crm/baseline>
 #
-# A benchmark file has three sections, each opened by a line of its own:
-#   -- setup      run once, committed, as superuser (e.g. build the baseline tables)
-#   -- crm        the work done through crm
-#   -- baseline   the same work on bare PostgreSQL
+# A benchmark file has sections, each opened by a line of its own:
+#   -- setup        run once, committed, as superuser
+#   -- crm          the work done through crm
+#   -- baseline     the same work on bare PostgreSQL
+# A file may hold several benchmarks: "-- crm NAME" and "-- baseline NAME" pairs,
+# reported under NAME (otherwise under the file's name).  A "-- repeat N" line in a
+# measured section runs what follows its \timing on N times (for short queries).
 # Each measured section runs in a new session inside BEGIN ... ROLLBACK, so every
 # repetition sees the same data; only what follows its \timing on line is timed.
 # The sections alternate (crm, baseline, crm, ...), each measured $reps times, after
@@ -41,15 +44,28 @@ cluster_psql -d crm_bench -At -c "SELECT format('scale %s: %s departments, %s em
 	'$scale', (SELECT count(*) FROM crm.department), (SELECT count(*) FROM crm.employee),
 	(SELECT count(*) FROM crm.customer), (SELECT count(*) FROM crm.follow_up))"
 
-# section FILE NAME: the lines of one section of a benchmark file
+# section FILE KIND [NAME]: the lines of one section of a benchmark file, with the
+# timed part repeated as its "-- repeat N" line asks
 section() {
-	awk -v want="-- $2" '/^-- (setup|crm|baseline)$/ { on = ($0 == want); next } on' "$1"
+	awk -v want="-- $2${3:+ $3}" '
+		/^-- (setup|crm|baseline)( [a-z0-9_]+)?$/ { on = ($0 == want); next }
+		!on { next }
+		/^-- repeat [0-9]+$/ { times = $3; next }
+		timed { body = body $0 "\n"; next }
+		{ print }
+		/^\\timing on$/ { timed = 1 }
+		END { for (i = 0; i < (times ? times : 1); i++) printf "%s", body }' "$1"
 }
 
-# measure FILE NAME: seconds taken by the timed statements of one run of a section
+# names FILE: the benchmarks of a file (one empty name when it holds a single one)
+names() {
+	awk '/^-- crm( [a-z0-9_]+)?$/ { print $3 }' "$1"
+}
+
+# measure FILE KIND NAME: seconds taken by the timed statements of one run of a section
 measure() {
 	cluster_psql -d crm_bench -c VACUUM -c CHECKPOINT
-	{ echo 'BEGIN;'; section "$1" "$2"; printf '\\timing off\nROLLBACK;\n'; } |
+	{ echo 'BEGIN;'; section "$1" "$2" "$3"; printf '\\timing off\nROLLBACK;\n'; } |
 		cluster_psql -d crm_bench |
 		awk '/^Time: / { ms += $2; n++ } END { if (!n) exit 1; printf "%.6f\n", ms / 1000 }'
 }
@@ -57,16 +73,20 @@ measure() {
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 
 for file in "$top"/bench/*.sql; do
-	name=$(basename "$file" .sql)
-	[ "$name" = generate ] && continue
-	log "$name: setup"
+	file_name=$(basename "$file" .sql)
+	[ "$file_name" = generate ] && continue
+	log "$file_name: setup"
 	section "$file" setup | cluster_psql -d crm_bench
-	crm=() baseline=()
-	for ((i = 1; i <= reps; i++)); do
-		crm+=("$(measure "$file" crm)")
-		baseline+=("$(measure "$file" baseline)")
-		log "$name: run $i of $reps: crm ${crm[-1]}s, baseline ${baseline[-1]}s"
+	for bench in $(names "$file" | sed 's/^$/-/'); do
+		[ "$bench" = - ] && bench=
+		name=${bench:-$file_name}
+		crm=() baseline=()
+		for ((i = 1; i <= reps; i++)); do
+			crm+=("$(measure "$file" crm "$bench")")
+			baseline+=("$(measure "$file" baseline "$bench")")
+			log "$name: run $i of $reps: crm ${crm[-1]}s, baseline ${baseline[-1]}s"
+		done
+		awk -v name="$name" -v c="$(median "${crm[@]}")" -v b="$(median "${baseline[@]}")" \
+			'BEGIN { printf "%s: crm %.4fs  baseline %.4fs  ratio %.2f\n", name, c, b, c / b }'
 	done
-	awk -v name="$name" -v c="$(median "${crm[@]}")" -v b="$(median "${baseline[@]}")" \
-		'BEGIN { printf "%s: crm %.3fs  baseline %.3fs  ratio %.2f\n", name, c, b, c / b }'
 done

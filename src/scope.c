@@ -41,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -52,6 +53,7 @@
 PG_FUNCTION_INFO_V1(crm_scope_floor);
 PG_FUNCTION_INFO_V1(crm_scope_owners);
 PG_FUNCTION_INFO_V1(crm_team_records);
+PG_FUNCTION_INFO_V1(crm_team_changed);
 PG_FUNCTION_INFO_V1(crm_has_permission);
 PG_FUNCTION_INFO_V1(crm_check_write);
 PG_FUNCTION_INFO_V1(crm_explain_access);
@@ -163,13 +165,41 @@ typedef struct ActingScope
 	int			nactions;
 	char	  **actions;		/* sorted */
 	TypeScope	types[NUM_RECORD_TYPES];
-	/* team shares are re-read every statement: they change often */
-	TimestampTz team_statement;
-	TeamRecords teams[NUM_RECORD_TYPES];
 } ActingScope;
+
+/*
+ * The acting employee's team entries, kept across transactions until any
+ * session changes crm.team_member or the next entry expires.  A reload never
+ * frees arrays a running statement may hold: replaced contexts are retired
+ * and deleted at the start of the next transaction.
+ */
+typedef struct TeamCache
+{
+	bool		valid;
+	uint64		generation;
+	int64		employee_id;
+	TimestampTz valid_until;	/* the next expiry; DT_NOEND if none */
+	MemoryContext cxt;
+	TeamRecords types[NUM_RECORD_TYPES];
+} TeamCache;
 
 static Org	org;
 static ActingScope acting;
+
+/* crm.team_member's oid, and a counter bumped when any session changes it */
+static Oid	team_relid = InvalidOid;
+static uint64 team_relid_org_generation = 0;
+static uint64 team_generation = 1;
+static TeamCache team_cache;
+static List *retired_team_cxts = NIL;
+static LocalTransactionId retired_lxid = InvalidLocalTransactionId;
+
+static void
+team_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == team_relid)
+		team_generation++;
+}
 
 /* Allocations for the acting scope live until the end of the transaction. */
 static MemoryContext acting_cxt = NULL;
@@ -179,6 +209,7 @@ crm_scope_init(void)
 {
 	acting_cxt = AllocSetContextCreate(TopMemoryContext, "crm acting scope",
 									   ALLOCSET_SMALL_SIZES);
+	CacheRegisterRelcacheCallback(team_relcache_callback, (Datum) 0);
 }
 
 static int
@@ -631,10 +662,44 @@ load_acting(void)
 	return true;
 }
 
+/*
+ * The policies call the scope functions for every row they filter, so the
+ * second and later calls of a statement skip the identity and invalidation
+ * checks: within one statement (same transaction, statement start and
+ * command id) for the same user, the answer cannot have changed.
+ */
+typedef struct StatementKey
+{
+	LocalTransactionId lxid;
+	TimestampTz statement;
+	CommandId	command;
+	Oid			userid;
+	bool		acting;			/* load_acting()'s answer */
+} StatementKey;
+
+static StatementKey last_statement;
+
+static bool
+load_acting_for_statement(void)
+{
+	StatementKey key;
+
+	key.lxid = MyProc->lxid;
+	key.statement = GetCurrentStatementStartTimestamp();
+	key.command = GetCurrentCommandId(false);
+	key.userid = GetUserId();
+	if (acting.valid && last_statement.lxid == key.lxid && last_statement.statement == key.statement &&
+		last_statement.command == key.command && last_statement.userid == key.userid)
+		return last_statement.acting;
+	key.acting = load_acting();
+	last_statement = key;
+	return key.acting;
+}
+
 static TypeScope *
 acting_type_scope(int t)
 {
-	if (!load_acting())
+	if (!load_acting_for_statement())
 		return NULL;
 	if (!acting.types[t].computed)
 		compute_type_scope(t);
@@ -720,58 +785,116 @@ execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
 }
 
 static void
-load_team_records(int t)
+load_team_cache(void)
 {
-	TeamRecords *tr = &acting.teams[t];
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(acting.employee_id), CStringGetTextDatum(record_types[t])};
-	HeapTuple	row;
-	TupleDesc	desc;
-	MemoryContext oldcxt;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(acting.employee_id)};
+	MemoryContext cxt;
 	bool		isnull;
 
+	/* contexts replaced in an earlier transaction are no longer referenced */
+	if (retired_lxid != MyProc->lxid)
+	{
+		while (retired_team_cxts != NIL)
+		{
+			MemoryContextDelete(linitial(retired_team_cxts));
+			retired_team_cxts = list_delete_first(retired_team_cxts);
+		}
+	}
+	if (team_cache.cxt != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		retired_team_cxts = lappend(retired_team_cxts, team_cache.cxt);
+		MemoryContextSwitchTo(old);
+		retired_lxid = MyProc->lxid;
+	}
+	cxt = AllocSetContextCreate(TopMemoryContext, "crm team entries", ALLOCSET_SMALL_SIZES);
+	memset(&team_cache, 0, sizeof(team_cache));
+	team_cache.cxt = cxt;
+	team_cache.generation = team_generation;
+	team_cache.employee_id = acting.employee_id;
+
 	SPI_connect();
-	execute_as_owner("SELECT coalesce(array_agg(record_id), '{}'),"
-					 "       coalesce(array_agg(record_id) FILTER (WHERE access = 'edit'), '{}')"
+	execute_as_owner("SELECT record_type, array_agg(record_id),"
+					 "       coalesce(array_agg(record_id) FILTER (WHERE access = 'edit'), '{}'),"
+					 "       min(expires_at) FILTER (WHERE expires_at > now())"
 					 "  FROM crm.team_member"
-					 " WHERE employee_id = $1 AND record_type = $2"
-					 "   AND (expires_at IS NULL OR expires_at > now())",
-					 2, types, values);
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	oldcxt = MemoryContextSwitchTo(acting_cxt);
-	tr->read = datumCopy(SPI_getbinval(row, desc, 1, &isnull), false, -1);
-	tr->edit = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
-	MemoryContextSwitchTo(oldcxt);
+					 " WHERE employee_id = $1 AND (expires_at IS NULL OR expires_at > now())"
+					 " GROUP BY record_type",
+					 1, types, values);
+	team_cache.valid_until = DT_NOEND;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *type = SPI_getvalue(row, desc, 1);
+		Datum		expiry = SPI_getbinval(row, desc, 4, &isnull);
+		MemoryContext old;
+		int			t;
+
+		for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], type) != 0; t++)
+			;
+		if (t == NUM_RECORD_TYPES)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		team_cache.types[t].read = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
+		team_cache.types[t].edit = datumCopy(SPI_getbinval(row, desc, 3, &isnull), false, -1);
+		team_cache.types[t].loaded = true;
+		MemoryContextSwitchTo(old);
+		if (!isnull && DatumGetTimestampTz(expiry) < team_cache.valid_until)
+			team_cache.valid_until = DatumGetTimestampTz(expiry);
+	}
 	SPI_finish();
-	tr->loaded = true;
+	team_cache.valid = true;
 }
 
 /*
  * crm.team_records(record_type text, for_edit boolean) returns bigint[]
  *
- * The records of this type shared with the acting employee through an
- * unexpired team entry (with edit access, if for_edit).  Re-read at every
- * statement.
+ * The records of this type shared with the acting employee through a team
+ * entry unexpired at the start of the transaction (with edit access, if
+ * for_edit).
  */
 Datum
 crm_team_records(PG_FUNCTION_ARGS)
 {
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	bool		for_edit = PG_GETARG_BOOL(1);
-	TimestampTz statement = GetCurrentStatementStartTimestamp();
+	TeamRecords *tr;
 
-	if (!load_acting())
+	if (!load_acting_for_statement())
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	if (acting.team_statement != statement)
+	/* look the table up again whenever the org changed: the extension may be new */
+	if (team_relid_org_generation != crm_org_generation)
 	{
-		for (int i = 0; i < NUM_RECORD_TYPES; i++)
-			acting.teams[i].loaded = false;
-		acting.team_statement = statement;
+		team_relid = get_relname_relid("team_member", get_namespace_oid("crm", false));
+		team_relid_org_generation = crm_org_generation;
+		team_generation++;
 	}
-	if (!acting.teams[t].loaded)
-		load_team_records(t);
-	PG_RETURN_DATUM(for_edit ? acting.teams[t].edit : acting.teams[t].read);
+	if (!team_cache.valid || team_cache.generation != team_generation ||
+		team_cache.employee_id != acting.employee_id ||
+		GetCurrentTransactionStartTimestamp() >= team_cache.valid_until)
+		load_team_cache();
+	tr = &team_cache.types[t];
+	if (!tr->loaded)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	PG_RETURN_DATUM(for_edit ? tr->edit : tr->read);
+}
+
+/*
+ * Statement trigger on crm.team_member: every session re-reads its team
+ * entries at its next statement.
+ */
+Datum
+crm_team_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.team_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(((TriggerData *) fcinfo->context)->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /*
@@ -849,7 +972,7 @@ crm_check_write(PG_FUNCTION_ARGS)
 	/* superusers bypass row-level security, and these checks with it */
 	if (superuser())
 		return PointerGetDatum(row);
-	if (!load_acting())
+	if (!load_acting_for_statement())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no active employee is acting, so %s rows cannot be written", record_types[t]),
