@@ -16,7 +16,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-GRANT crm_admin TO zhang_wei, sun_li;
+GRANT crm_admin TO sun_li;   -- may also retime jobs
 
 INSERT INTO crm.department (name, parent_id) VALUES ('总经办', NULL);
 INSERT INTO crm.department (name, parent_id)
@@ -58,6 +58,41 @@ UPDATE crm.department d SET leader_id = e.id
                ('华南大区', 'yang_lei'), ('市场部', 'zhou_jie'), ('客户成功部', 'xu_ming')) v(dept, leader)
   JOIN crm.employee e ON e.db_role = v.leader
  WHERE d.name = v.dept;
+
+-- Roles as the seeds describe them, with different data scopes.
+INSERT INTO crm.role (name, is_super, description) VALUES
+	('超级管理员', true,  'Everything'),
+	('销售总监',   false, 'All customers and leads'),
+	('区域经理',   false, 'Their region''s customers and leads'),
+	('销售',       false, 'Their own customers and leads'),
+	('市场',       false, 'Their department''s leads, their own customers'),
+	('客服',       false, 'Reads the customers of both sales regions'),
+	('行政',       false, 'Organisation and roles');
+INSERT INTO crm.role_scope (role_id, record_type, scope, departments)
+SELECT r.id, v.record_type, v.scope,
+       CASE WHEN v.scope = 'custom' THEN (SELECT array_agg(id ORDER BY id) FROM crm.department WHERE name IN ('华东大区', '华南大区')) END
+  FROM (VALUES ('销售总监', 'customer', 'all'), ('销售总监', 'lead', 'all'),
+               ('区域经理', 'customer', 'department_tree'), ('区域经理', 'lead', 'department_tree'),
+               ('销售', 'customer', 'self'), ('销售', 'lead', 'self'),
+               ('市场', 'lead', 'department'), ('市场', 'customer', 'self'),
+               ('客服', 'customer', 'custom')) v(role, record_type, scope)
+  JOIN crm.role r ON r.name = v.role;
+INSERT INTO crm.role_permission (role_id, action)
+SELECT r.id, a
+  FROM (VALUES ('销售总监', '{customer.create,customer.edit,customer.delete,customer.transfer,customer.export,lead.create,lead.edit,lead.transfer,lead.convert}'),
+               ('区域经理', '{customer.create,customer.edit,customer.transfer,lead.create,lead.edit,lead.transfer,lead.convert}'),
+               ('销售',     '{customer.create,customer.edit,lead.create,lead.edit,lead.convert}'),
+               ('市场',     '{lead.create,lead.edit,lead.transfer}'),
+               ('客服',     '{customer.edit}'),
+               ('行政',     '{admin.org,admin.role}')) v(role, actions)
+  JOIN crm.role r ON r.name = v.role, unnest(v.actions::text[]) a;
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT e.id, r.id
+  FROM (VALUES ('zhang_wei', '超级管理员'), ('li_na', '销售总监'), ('wang_fang', '区域经理'),
+               ('yang_lei', '区域经理'), ('liu_yang', '销售'), ('chen_jing', '销售'), ('zhao_min', '销售'),
+               ('huang_li', '销售'), ('zhou_jie', '市场'), ('wu_hao', '市场'), ('xu_ming', '客服'),
+               ('sun_li', '行政')) v(emp, role)
+  JOIN crm.employee e ON e.db_role = v.emp JOIN crm.role r ON r.name = v.role;
 
 -- customers: name, kind, USCC, phone, industry, source, owner
 INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, owner_id, created_at)

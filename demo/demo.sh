@@ -27,6 +27,18 @@ if ! runuser -u postgres -- test -x "$top"; then
 	exit 1
 fi
 cluster_setup "$dir" "$port" crm_demo
+
+# A new crm build (this is version 0.1, before any release, so no update scripts):
+# restart to load the new library and rebuild the demo database from scratch.
+build=$(cat "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/crm.so" \
+	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql | md5sum | cut -d' ' -f1)
+if [ -f "$dir/build" ] && [ "$(cat "$dir/build")" != "$build" ]; then
+	echo "crm was rebuilt: restarting the demo cluster and reloading crm_demo"
+	cluster_stop "$dir"
+	cluster_setup "$dir" "$port" crm_demo
+	cluster_psql -d postgres -c "DROP DATABASE IF EXISTS crm_demo WITH (FORCE)"
+fi
+echo "$build" > "$dir/build"
 if [ -z "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
 	cluster_psql -d postgres -c "CREATE DATABASE crm_demo"
 fi
@@ -42,24 +54,27 @@ cat <<TOUR
 crm demo is running: database crm_demo on port $port (socket directory $dir/run).
 Connections are trusted on this machine only; every demo employee logs in as their own role.
 
-  as the superuser:      $conn -U postgres crm_demo
-  as 王芳 (East sales):   $conn -U wang_fang crm_demo
-  as 杨磊 (South sales):  $conn -U yang_lei crm_demo
+  as the superuser:                     $conn -U postgres crm_demo
+  as 王芳, East region manager:          $conn -U wang_fang crm_demo
+  as 刘洋, East salesperson (her report): $conn -U liu_yang crm_demo
+  others: li_na (sales director, sees all), yang_lei (South manager), xu_ming (customer
+  service, reads both regions), zhang_wei (super admin), sun_li (organisation and roles)
 
-A short tour (run the same statements as both employees and compare):
+A short tour (run the same statements as 王芳 and as 刘洋, and compare):
 
-  SELECT crm.current_employee_id();                       -- who am I?
-  SELECT name, industry, last_follow_up_at FROM crm.customer ORDER BY name;
-                                                          -- each sees only their own customers
+  SELECT crm.current_employee_id();                    -- who am I?
+  SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id
+   ORDER BY owner, c.name;                             -- she sees her region; he sees his own
+  SELECT rule, grants, detail FROM crm.explain_access('customer', 4);
+                                                       -- why (customer 4 belongs to 刘洋)
   SELECT c.name, f.method, f.content, f.created_at
     FROM crm.follow_up f JOIN crm.customer c ON c.id = f.record_id AND f.record_type = 'customer'
-   ORDER BY f.created_at DESC LIMIT 5;                    -- and only their customers' timeline
+   ORDER BY f.created_at DESC LIMIT 5;                 -- the follow-up timeline, scoped alike
   INSERT INTO crm.customer (name, phone) VALUES ('新客户有限公司', '0571-12345678');
-                                                          -- owner and author are filled in for you
+                                                       -- owner and author are filled in
   INSERT INTO crm.customer (name, owner_id) VALUES ('代建客户', 1);
-                                                          -- refused: you cannot write for someone else
-  SELECT e.name, d.name AS department FROM crm.employee e JOIN crm.department d ON d.id = e.department_id;
-                                                          -- the organisation is visible to all staff
+                                                       -- refused, with the reason
+  UPDATE crm.role_scope SET scope = 'all';             -- refused: needs admin.role
 
 As the superuser: SELECT * FROM crm.job; SELECT jobname, schedule FROM cron.job;
 Stop with: make demo-stop    Read on: docs/index.md
