@@ -98,7 +98,7 @@ SELECT e.id, r.id
 INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, owner_id, created_at)
 SELECT c.name, c.kind, c.uscc, c.phone, c.industry, c.source, e.id,
        now() - (c.age || ' days')::interval
-  FROM (VALUES
+  FROM (SELECT v.*, row_number() OVER () AS n FROM (VALUES
 	('杭州西湖茶业有限公司',     'company',    '91330106MA2B0A1X2K', '0571-88001001', '食品饮料', '展会',   'wang_fang', 210),
 	('宁波港联物流有限公司',     'company',    '91330201MA2C3D4E5F', '0574-87002002', '物流',     '官网',   'wang_fang', 180),
 	('苏州丝路纺织有限公司',     'company',    '91320505MA1M2N3P4Q', '0512-66003003', '纺织',     '转介绍', 'wang_fang', 150),
@@ -117,8 +117,9 @@ SELECT c.name, c.kind, c.uscc, c.phone, c.industry, c.source, e.id,
 	('温州瓯江鞋业有限公司',     'company',    '91330302MA2B4C5D6E', '0577-88014014', '制造',     '活动',   'wu_hao',    25),
 	('金华义乌小商品有限公司',   'company',    '91330782MA2F7G8H9J', '0579-85015015', '贸易',     '官网',   'xu_ming',   300),
 	('绍兴黄酒集团有限公司',     'company',    '91330600MA2K1L2M3N', '0575-85016016', '食品饮料', '转介绍', 'li_na',     365)
-  ) c(name, kind, uscc, phone, industry, source, owner, age)
-  JOIN crm.employee e ON e.db_role = c.owner;
+  ) v(name, kind, uscc, phone, industry, source, owner, age)) c
+  JOIN crm.employee e ON e.db_role = c.owner
+ ORDER BY c.n;   -- ids in list order: the tour names customer 4 and 9
 
 INSERT INTO crm.lead (name, company, mobile, owner_id, status)
 SELECT l.name, l.company, l.mobile, e.id, l.status

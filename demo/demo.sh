@@ -32,7 +32,8 @@ cluster_setup "$dir" "$port" crm_demo
 # restart to load the new library and rebuild the demo database from scratch.
 build=$(cat "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/crm.so" \
 	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql | md5sum | cut -d' ' -f1)
-if [ -f "$dir/build" ] && [ "$(cat "$dir/build")" != "$build" ]; then
+if [ "$(cat "$dir/build" 2>/dev/null)" != "$build" ] &&
+	[ -n "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
 	echo "crm was rebuilt: restarting the demo cluster and reloading crm_demo"
 	cluster_stop "$dir"
 	cluster_setup "$dir" "$port" crm_demo
@@ -66,7 +67,8 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
   SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id
    ORDER BY owner, c.name;                             -- she sees her region; he sees his own
   SELECT rule, grants, detail FROM crm.explain_access('customer', 4);
-                                                       -- why (customer 4 belongs to 刘洋)
+                                                       -- why (customer 4 belongs to 刘洋;
+                                                       -- try 9 too, a South customer)
   SELECT c.name, f.method, f.content, f.created_at
     FROM crm.follow_up f JOIN crm.customer c ON c.id = f.record_id AND f.record_type = 'customer'
    ORDER BY f.created_at DESC LIMIT 5;                 -- the follow-up timeline, scoped alike
