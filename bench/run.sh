@@ -31,6 +31,8 @@ fi
 
 cluster_setup "$top/tmp/bench" "${BENCH_PORT:-5497}" crm_bench
 trap 'cluster_stop "$top/tmp/bench"' EXIT
+# measurements vacuum explicitly; a background autovacuum would land on random runs
+cluster_psql -d postgres -c 'ALTER SYSTEM SET autovacuum = off' -c 'SELECT pg_reload_conf()' >/dev/null
 
 # pg_cron's launcher may be connected to crm_bench: FORCE disconnects it.
 log "creating crm_bench at scale $scale"

@@ -73,4 +73,5 @@ _PG_init(void)
 
 	crm_identity_init();
 	crm_scope_init();
+	crm_scope_plan_init();
 }

@@ -26,4 +26,7 @@ extern bool crm_may_administer(const char *action);
 extern bool crm_acting_is_super(void);
 extern Oid	crm_owner(void);
 
+/* scope_plan.c */
+extern void crm_scope_plan_init(void);
+
 #endif							/* CRM_H */
