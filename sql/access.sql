@@ -100,6 +100,12 @@ SET LOCAL ROLE acc_south;
 SELECT count(*) AS south_with_scope_all FROM crm.customer;
 ROLLBACK;
 
+-- a plan prepared before any team entry exists is planned again once one does
+SET ROLE acc_south;
+PREPARE south_sees AS SELECT string_agg(name, ' ' ORDER BY name) FROM crm.customer;
+EXECUTE south_sees;
+RESET ROLE;
+
 -- team entries share one record, until they expire
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access, expires_at)
 SELECT 'customer', c.id, e.id, v.access, v.expires
@@ -109,6 +115,10 @@ SELECT 'customer', c.id, e.id, v.access, v.expires
   JOIN crm.customer c ON c.name = v.customer
   JOIN crm.employee e ON e.db_role = 'acc_south';
 SELECT pg_temp.sees('acc_south') AS south_with_team;
+SET ROLE acc_south;
+EXECUTE south_sees;
+DEALLOCATE south_sees;
+RESET ROLE;
 SET ROLE acc_south;
 UPDATE crm.customer SET phone = '021-1' WHERE name = 'C-Manager';    -- read access: not reachable
 UPDATE crm.customer SET phone = '021-2' WHERE name = 'C-Director';   -- edit access

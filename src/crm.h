@@ -25,6 +25,7 @@ extern void crm_scope_init(void);
 extern bool crm_may_administer(const char *action);
 extern bool crm_acting_is_super(void);
 extern Oid	crm_owner(void);
+extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);

@@ -16,11 +16,12 @@
  * crm_org_generation in identity.c).  The "acting scope" is what the org
  * grants the acting employee, computed once per transaction and record type.
  *
- * The row-level security policies read scopes through crm.scope_floor() and
- * crm.scope_owners(), written so that the planner can use indexes:
- *		owner_id >= crm.scope_floor(t) OR owner_id = ANY (crm.scope_owners(t))
- * scope_floor is the smallest bigint for scope all and the largest otherwise.
- * crm.explain_access() answers from the same structures.
+ * The row-level security policies read scopes through crm.scope_owners()
+ * and crm.team_records(), in a form the planner can turn into index scans:
+ *		owner_id = ANY (crm.scope_owners(t)) OR id = ANY (crm.team_records(t, ...))
+ * (scope_plan.c hashes those arrays and drops the team test while no team
+ * entry of the record type exists).  crm.explain_access() answers from the
+ * same structures.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,7 +51,6 @@
 
 #include "crm.h"
 
-PG_FUNCTION_INFO_V1(crm_scope_floor);
 PG_FUNCTION_INFO_V1(crm_scope_owners);
 PG_FUNCTION_INFO_V1(crm_team_records);
 PG_FUNCTION_INFO_V1(crm_team_changed);
@@ -583,24 +583,20 @@ compute_type_scope(int t)
 	ts->all = acting.is_super;
 	ts->nowners = 0;
 	ts->owners = palloc(sizeof(int64) * Max(org.nemps, 1));
-	if (!ts->all)
+	marked = palloc0(sizeof(bool) * Max(org.nemps, 1));
+	marked[acting.emp] = true;	/* everyone sees what they own */
+	foreach(lc, applicable_scopes(acting.emp, t))
 	{
-		marked = palloc0(sizeof(bool) * org.nemps);
-		marked[acting.emp] = true;	/* everyone sees what they own */
-		foreach(lc, applicable_scopes(acting.emp, t))
-		{
-			const RoleScope *rs = lfirst(lc);
+		const RoleScope *rs = lfirst(lc);
 
-			if (rs->kind == SCOPE_ALL)
-				ts->all = true;
-			mark_scope(acting.emp, rs, marked);
-		}
-		if (!ts->all)
-			for (int i = 0; i < org.nemps; i++)
-				if (marked[i])
-					ts->owners[ts->nowners++] = org.emps[i].id;
-		pfree(marked);
+		ts->all |= rs->kind == SCOPE_ALL;
+		mark_scope(acting.emp, rs, marked);
 	}
+	/* every record has an employee as owner: "all" is every employee */
+	for (int i = 0; i < org.nemps; i++)
+		if (marked[i] || ts->all)
+			ts->owners[ts->nowners++] = org.emps[i].id;
+	pfree(marked);
 	qsort(ts->owners, ts->nowners, sizeof(int64), cmp_int64);
 
 	elems = palloc(sizeof(Datum) * Max(ts->nowners, 1));
@@ -740,25 +736,10 @@ describe_scope(int e, int t)
 }
 
 /*
- * crm.scope_floor(record_type text) returns bigint
- *
- * The smallest bigint when the acting employee sees every owner's records of
- * this type, else the largest: "owner_id >= scope_floor" is an indexable way
- * to say "scope all".
- */
-Datum
-crm_scope_floor(PG_FUNCTION_ARGS)
-{
-	TypeScope  *ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
-
-	PG_RETURN_INT64(ts != NULL && ts->all ? PG_INT64_MIN : PG_INT64_MAX);
-}
-
-/*
  * crm.scope_owners(record_type text) returns bigint[]
  *
- * The owners whose records of this type the acting employee sees (empty for
- * nobody, and for scope all, which scope_floor covers).
+ * The owners whose records of this type the acting employee sees, sorted:
+ * every employee for scope all, none for nobody.
  */
 Datum
 crm_scope_owners(PG_FUNCTION_ARGS)
@@ -782,6 +763,18 @@ execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "crm: query failed: %s", sql);
 	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/* Look crm.team_member up again whenever the org changed: the extension may be new. */
+static void
+refresh_team_relid(void)
+{
+	if (team_relid_org_generation != crm_org_generation)
+	{
+		team_relid = get_relname_relid("team_member", get_namespace_oid("crm", false));
+		team_relid_org_generation = crm_org_generation;
+		team_generation++;
+	}
 }
 
 static void
@@ -865,13 +858,7 @@ crm_team_records(PG_FUNCTION_ARGS)
 
 	if (!load_acting_for_statement())
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	/* look the table up again whenever the org changed: the extension may be new */
-	if (team_relid_org_generation != crm_org_generation)
-	{
-		team_relid = get_relname_relid("team_member", get_namespace_oid("crm", false));
-		team_relid_org_generation = crm_org_generation;
-		team_generation++;
-	}
+	refresh_team_relid();
 	if (!team_cache.valid || team_cache.generation != team_generation ||
 		team_cache.employee_id != acting.employee_id ||
 		GetCurrentTransactionStartTimestamp() >= team_cache.valid_until)
@@ -880,6 +867,43 @@ crm_team_records(PG_FUNCTION_ARGS)
 	if (!tr->loaded)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(for_edit ? tr->edit : tr->read);
+}
+
+/*
+ * Whether crm.team_member holds any entry for the record type; answered once
+ * per change of that table.  Also returns the table's oid, on which a plan
+ * relying on the answer must depend.
+ */
+bool
+crm_team_entries_exist(const char *record_type, Oid *relid)
+{
+	static uint64 generation = 0;
+	static int	known[NUM_RECORD_TYPES];	/* 0 unknown, 1 none, 2 some */
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(record_type)};
+	int			t;
+	bool		isnull;
+
+	for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], record_type) != 0; t++)
+		;
+	refresh_team_relid();
+	*relid = team_relid;
+	if (t == NUM_RECORD_TYPES || !OidIsValid(team_relid))
+		return true;
+	if (generation != team_generation)
+	{
+		memset(known, 0, sizeof(known));
+		generation = team_generation;
+	}
+	if (known[t] == 0)
+	{
+		SPI_connect();
+		execute_as_owner("SELECT EXISTS (SELECT FROM crm.team_member WHERE record_type = $1)",
+						 1, types, values);
+		known[t] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ? 2 : 1;
+		SPI_finish();
+	}
+	return known[t] == 2;
 }
 
 /*

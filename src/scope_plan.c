@@ -1,17 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * scope_plan.c
- *	  Planner hook: the policies' membership tests against crm's scope arrays
- *	  are evaluated with a hash table, as PostgreSQL does for constant arrays.
+ *	  Planner hook that makes the access policies as cheap as the queries a
+ *	  DBA would write by hand.
  *
- * PostgreSQL hashes "x = ANY (array)" only when the array is a constant known
- * at plan time (convert_saop_to_hashed_saop).  crm.scope_owners() and
- * crm.team_records() return the same array for the whole of a statement:
- * they are STABLE, and scope.c answers every call of a statement from one
- * cache.  That is all the executor's hashed evaluation needs, since it builds
- * its table from the first value and probes it for every row.  Without it, a
- * manager's policy compares every row it filters with each of hundreds of
- * owners in turn.  Index scans are unaffected: they read the array once.
+ * The policies read "owner_id = ANY (crm.scope_owners(t)) OR id = ANY
+ * (crm.team_records(t, ...))".  Before planning, this hook
+ *
+ *	 - drops the team test while no team entry of the record type exists
+ *	   anywhere: the policy is then one indexable condition, which allows
+ *	   index-only scans.  The plan depends on crm.team_member, so the first
+ *	   team entry (crm.team_changed() invalidates that table) makes every
+ *	   cached plan plan again;
+ *
+ *	 - hashes the membership tests.  PostgreSQL hashes "x = ANY (array)"
+ *	   only for arrays that are constants at plan time, but the scope arrays
+ *	   are the same for the whole of a statement (scope.c answers every call
+ *	   of a statement from one cache), which is all the executor's hashed
+ *	   evaluation needs: it builds its table from the first value and probes
+ *	   it for every row.  A manager's policy otherwise compares each row it
+ *	   filters with hundreds of owners in turn.
+ *
+ * Neither depends on who is acting, so cached plans stay right for everyone.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +33,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parse_func.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "crm.h"
@@ -33,6 +44,11 @@ static planner_hook_type prev_planner_hook = NULL;
 static uint64 oids_generation = 0;
 static Oid	scope_owners_oid = InvalidOid;
 static Oid	team_records_oid = InvalidOid;
+
+typedef struct ScopePlanContext
+{
+	Oid			team_relid;		/* set when a team test was dropped */
+} ScopePlanContext;
 
 static bool
 lookup_scope_functions(void)
@@ -50,41 +66,64 @@ lookup_scope_functions(void)
 									  1, owners_args, true);
 	team_records_oid = LookupFuncName(list_make2(makeString("crm"), makeString("team_records")),
 									  2, team_args, true);
-	return OidIsValid(scope_owners_oid);
+	return OidIsValid(scope_owners_oid) && OidIsValid(team_records_oid);
 }
 
-static bool
-hash_scope_arrays(Node *node, void *context)
+static Node *
+scope_mutator(Node *node, ScopePlanContext *context)
 {
 	if (node == NULL)
-		return false;
+		return NULL;
 	if (IsA(node, ScalarArrayOpExpr))
 	{
 		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
 		Node	   *array = lsecond(saop->args);
+		FuncExpr   *func = IsA(array, FuncExpr) ? (FuncExpr *) array : NULL;
 		Oid			lefthash;
 		Oid			righthash;
 
-		if (saop->useOr && !OidIsValid(saop->hashfuncid) && IsA(array, FuncExpr) &&
-			(((FuncExpr *) array)->funcid == scope_owners_oid ||
-			 ((FuncExpr *) array)->funcid == team_records_oid) &&
-			get_op_hash_functions(saop->opno, &lefthash, &righthash) && lefthash == righthash)
+		if (func && func->funcid == team_records_oid && IsA(linitial(func->args), Const))
+		{
+			Const	   *type = linitial(func->args);
+			Oid			relid;
+
+			if (!type->constisnull &&
+				!crm_team_entries_exist(TextDatumGetCString(type->constvalue), &relid))
+			{
+				context->team_relid = relid;
+				return (Node *) makeBoolConst(false, false);
+			}
+		}
+		if (func && (func->funcid == scope_owners_oid || func->funcid == team_records_oid) &&
+			saop->useOr && get_op_hash_functions(saop->opno, &lefthash, &righthash) &&
+			lefthash == righthash)
+		{
+			saop = (ScalarArrayOpExpr *) copyObject(saop);
 			saop->hashfuncid = lefthash;
+			return (Node *) saop;
+		}
 	}
 	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, hash_scope_arrays, context, 0);
-	return expression_tree_walker(node, hash_scope_arrays, context);
+		return (Node *) query_tree_mutator((Query *) node, scope_mutator, context, 0);
+	return expression_tree_mutator(node, scope_mutator, context);
 }
 
 static PlannedStmt *
 crm_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
 {
+	ScopePlanContext context = {InvalidOid};
+	PlannedStmt *result;
+
 	/* row-level security has added the policies to the range table by now */
 	if (lookup_scope_functions())
-		query_tree_walker(parse, hash_scope_arrays, NULL, 0);
+		parse = query_tree_mutator(parse, scope_mutator, &context, QTW_DONT_COPY_QUERY);
 	if (prev_planner_hook)
-		return prev_planner_hook(parse, query_string, cursor_options, bound_params);
-	return standard_planner(parse, query_string, cursor_options, bound_params);
+		result = prev_planner_hook(parse, query_string, cursor_options, bound_params);
+	else
+		result = standard_planner(parse, query_string, cursor_options, bound_params);
+	if (OidIsValid(context.team_relid))
+		result->relationOids = lappend_oid(result->relationOids, context.team_relid);
+	return result;
 }
 
 void

@@ -91,8 +91,6 @@ COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read
 
 -- Scope helpers for the policies (see src/scope.c).  STABLE: the planner may
 -- evaluate them to estimate a query, and index scans evaluate them once.
-CREATE FUNCTION crm.scope_floor(record_type text) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'crm_scope_floor' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
@@ -108,9 +106,7 @@ CREATE FUNCTION crm.check_write() RETURNS trigger
 CREATE FUNCTION crm.explain_access(record_type text, id bigint)
 	RETURNS TABLE (rule text, grants boolean, detail text)
 	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
-COMMENT ON FUNCTION crm.scope_floor(text) IS
-	'Smallest bigint when the acting employee sees every owner''s records of this type, else the largest';
-COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees';
+COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees (every employee for scope all)';
 COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';
 COMMENT ON FUNCTION crm.explain_access(text, bigint) IS 'Why the acting employee can or cannot reach a record';
 

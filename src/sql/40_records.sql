@@ -93,18 +93,17 @@ BEGIN
 	FOREACH t IN ARRAY ARRAY['lead', 'customer'] LOOP
 		EXECUTE format($p$
 			CREATE POLICY %1$s_read ON crm.%1$I FOR SELECT TO crm_user USING (
-				owner_id >= crm.scope_floor(%2$L) OR owner_id = ANY (crm.scope_owners(%2$L))
-				OR id = ANY (crm.team_records(%2$L, false)))$p$, t, t);
+				owner_id = ANY (crm.scope_owners(%2$L)) OR id = ANY (crm.team_records(%2$L, false)))$p$, t, t);
 		EXECUTE format($p$
 			CREATE POLICY %1$s_insert ON crm.%1$I FOR INSERT TO crm_user WITH CHECK (
-				owner_id >= crm.scope_floor(%2$L) OR owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
+				owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
 		EXECUTE format($p$
 			CREATE POLICY %1$s_update ON crm.%1$I FOR UPDATE TO crm_user USING (
-				owner_id >= crm.scope_floor(%2$L) OR owner_id = ANY (crm.scope_owners(%2$L))
-				OR id = ANY (crm.team_records(%2$L, true))) WITH CHECK (true)$p$, t, t);
+				owner_id = ANY (crm.scope_owners(%2$L)) OR id = ANY (crm.team_records(%2$L, true)))
+				WITH CHECK (true)$p$, t, t);
 		EXECUTE format($p$
 			CREATE POLICY %1$s_delete ON crm.%1$I FOR DELETE TO crm_user USING (
-				owner_id >= crm.scope_floor(%2$L) OR owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
+				owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
 	END LOOP;
 END
 $policies$;
