@@ -46,6 +46,9 @@ ALTER TABLE crm.department DISABLE TRIGGER department_stamp;
 ALTER TABLE crm.employee DISABLE TRIGGER employee_stamp;
 ALTER TABLE crm.customer DISABLE TRIGGER customer_stamp;
 ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_stamp;
+ALTER TABLE crm.contact DISABLE TRIGGER contact_stamp;
+-- the customers' last_follow_up_at is computed below, not kept up by trigger
+ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_touches_customer;
 
 -- Departments: levels of 1, 3, 9, 27, 81, 162 (scaled, at least one each), numbered
 -- level by level; each splits the level above evenly.  Department d's leader is
@@ -120,7 +123,7 @@ UPDATE crm.employee SET db_role = 'bench_admin' WHERE id = 1;
 SET LOCAL work_mem = '256MB';   -- sort by time, and max() per customer below, in memory
 INSERT INTO crm.follow_up (record_type, record_id, method, content, next_contact_at, created_by, created_at, updated_at)
 SELECT 'customer', c,
-       pg_temp.pick('{phone,phone,phone,wechat,wechat,visit,email}', j, 20),
+       pg_temp.pick('{phone,phone,phone,im,im,visit,email}', j, 20),
        pg_temp.pick('{电话沟通，客户对报价有疑问,上门拜访，演示了产品,微信发送了产品资料,客户要求下周再联系,已发送合同草稿，等待法务审核,确认采购需求，准备方案,客户预算未批，下季度跟进,约好月底到公司参观,客户在比较竞品价格,老板出差，联系了采购经理,回访使用情况，客户满意,客户暂无需求}', j, 21),
        CASE WHEN pg_temp.u(j, 22) < 0.3 THEN t + (1 + floor(pg_temp.u(j, 23) * 14)) * interval '1 day' END,
        o.id, t, t
@@ -140,10 +143,11 @@ CREATE TEMP TABLE city (n, name, area, code) AS VALUES
 	(12, '宁波', '0574', '330200'), (13, '青岛', '0532', '370200'), (14, '厦门', '0592', '350200'),
 	(15, '长沙', '0731', '430100'), (16, '郑州', '0371', '410100'), (17, '合肥', '0551', '340100'),
 	(18, '福州', '0591', '350100'), (19, '济南', '0531', '370100');
-CREATE TEMP TABLE industry (n, name, word) AS VALUES
-	(0, '制造业', '机械'), (1, '信息技术', '科技'), (2, '批发零售', '商贸'), (3, '建筑工程', '建设'),
-	(4, '医疗健康', '医疗器械'), (5, '教育培训', '教育咨询'), (6, '金融服务', '投资管理'), (7, '物流运输', '物流'),
-	(8, '餐饮酒店', '餐饮管理'), (9, '房地产', '置业'), (10, '能源化工', '化工'), (11, '农业食品', '食品');
+-- industries: crm's dictionary codes, and a word for company names
+CREATE TEMP TABLE industry (n, code, word) AS VALUES
+	(0, 'manufacturing', '机械'), (1, 'it', '科技'), (2, 'wholesale_retail', '商贸'), (3, 'construction', '建设'),
+	(4, 'healthcare', '医疗器械'), (5, 'education', '教育咨询'), (6, 'finance', '投资管理'), (7, 'logistics', '物流'),
+	(8, 'hospitality', '餐饮管理'), (9, 'real_estate', '置业'), (10, 'energy_chemicals', '化工'), (11, 'agriculture_food', '食品');
 
 \set trade_chars '{华,盛,鑫,恒,达,泰,瑞,丰,汇,通,宏,远,佳,源,创,信,诚,德,利,新,金,海,天,中,博,捷,安,康,嘉,正}'
 -- One customer in ten is a person; companies are named city + trade name + trade +
@@ -157,12 +161,12 @@ SELECT c,
                  || pg_temp.pick(:'trade_chars', c, 35)
                  || industry.word || pg_temp.pick('{有限公司,有限公司,有限公司,股份有限公司,有限责任公司}', c, 36) END,
        CASE WHEN person THEN 'individual' ELSE 'company' END,
-       CASE WHEN NOT person THEN '91' || city.code || upper(left(md5(c::text), 10)) END,
+       CASE WHEN NOT person THEN crm.uscc_with_check('91' || city.code || upper(left(md5(c::text), 9))) END,
        CASE WHEN pg_temp.u(c, 37) < 0.05 THEN NULL
             WHEN person OR pg_temp.u(c, 38) < 0.25 THEN pg_temp.mobile(c, 39)
             ELSE city.area || '-' || (20000000 + floor(pg_temp.u(c, 41) * 70000000)) END,
-       CASE WHEN pg_temp.u(c, 42) >= 0.08 THEN industry.name END,
-       pg_temp.pick('{官网咨询,电话营销,展会,客户转介绍,百度推广,线下拜访,微信公众号,抖音,老客户复购,招投标}', c, 43),
+       CASE WHEN pg_temp.u(c, 42) >= 0.08 THEN industry.code END,
+       pg_temp.pick('{website,phone,exhibition,referral,search_ads,visit,wechat,douyin,repeat,tender}', c, 43),
        o.id, f.last, o.id, pg_temp.at(created),
        greatest(pg_temp.at(created + pg_temp.u(c, 44) * (1 - created)), f.last)
   FROM generate_series(1, :customers) c
@@ -173,6 +177,15 @@ SELECT c,
  WHERE o.rank = pg_temp.customer_owner_rank(c)
    AND city.n = floor(pg_temp.u(c, 46) * 20)::int
    AND industry.n = floor(pg_temp.u(c, 47) * 12)::int;
+
+-- One contact per customer, a decision maker with a mobile number (an
+-- individual customer needs one).
+INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id, created_by, created_at, updated_at)
+SELECT c.id, CASE WHEN c.kind = 'individual' THEN c.name ELSE pg_temp.person(c.id, 50) END,
+       pg_temp.mobile(c.id, 52),
+       CASE WHEN c.kind = 'company' AND pg_temp.u(c.id, 54) < 0.6 THEN format('c%s@customer.example', c.id) END,
+       true, c.owner_id, c.owner_id, c.created_at, c.created_at
+  FROM crm.customer c;
 
 -- the ids above were given: move the identities past them
 SELECT setval(pg_get_serial_sequence('crm.department', 'id'), (SELECT max(id) FROM crm.department)),
@@ -199,15 +212,19 @@ ALTER TABLE crm.department ENABLE TRIGGER department_stamp;
 ALTER TABLE crm.employee ENABLE TRIGGER employee_stamp;
 ALTER TABLE crm.customer ENABLE TRIGGER customer_stamp;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_stamp;
+ALTER TABLE crm.contact ENABLE TRIGGER contact_stamp;
+ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_touches_customer;
 COMMIT;
 
--- Bare PostgreSQL's side: crm.customer's columns, types, identity, check
--- constraints, indexes and rows, without the owner default (it calls crm),
--- foreign keys, triggers or row-level security; and, for each bench login,
--- the owners whose customers it sees, to write into the baseline queries.
+-- Bare PostgreSQL's side: crm.customer's columns, types, identity, plain check
+-- constraints, indexes and rows, without what calls crm (the owner and status
+-- defaults, the code checks), foreign keys, triggers or row-level security; and,
+-- for each bench login, the owners whose customers it sees, to write into the
+-- baseline queries.
 CREATE SCHEMA bench_baseline;
 CREATE TABLE bench_baseline.customer (LIKE crm.customer INCLUDING ALL);
-ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT;
+ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT, ALTER status_id DROP DEFAULT,
+	DROP CONSTRAINT customer_uscc_check, DROP CONSTRAINT customer_company_uscc_check;
 INSERT INTO bench_baseline.customer OVERRIDING SYSTEM VALUE SELECT * FROM crm.customer ORDER BY id;
 SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
   FROM bench_baseline.customer \g /dev/null

@@ -94,32 +94,41 @@ SELECT e.id, r.id
                ('sun_li', '行政')) v(emp, role)
   JOIN crm.employee e ON e.db_role = v.emp JOIN crm.role r ON r.name = v.role;
 
--- customers: name, kind, USCC, phone, industry, source, owner
+-- customers: name, kind, USCC (check digit computed), phone, industry, source, owner
 INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, owner_id, created_at)
 SELECT c.name, c.kind, c.uscc, c.phone, c.industry, c.source, e.id,
        now() - (c.age || ' days')::interval
   FROM (SELECT v.*, row_number() OVER () AS n FROM (VALUES
-	('杭州西湖茶业有限公司',     'company',    '91330106MA2B0A1X2K', '0571-88001001', '食品饮料', '展会',   'wang_fang', 210),
-	('宁波港联物流有限公司',     'company',    '91330201MA2C3D4E5F', '0574-87002002', '物流',     '官网',   'wang_fang', 180),
-	('苏州丝路纺织有限公司',     'company',    '91320505MA1M2N3P4Q', '0512-66003003', '纺织',     '转介绍', 'wang_fang', 150),
-	('上海浦江精密机械有限公司', 'company',    '91310115MA1H7J8K9L', '021-58004004',  '制造',     '电话',   'liu_yang',  120),
-	('无锡太湖新能源有限公司',   'company',    '91320211MA1R5S6T7U', '0510-85005005', '能源',     '官网',   'liu_yang',  90),
-	('南京金陵医疗器械有限公司', 'company',    '91320114MA1W8X9Y0Z', '025-52006006',  '医疗',     '展会',   'chen_jing', 60),
-	('合肥科大智能有限公司',     'company',    '91340100MA2N1P2Q3R', '0551-63007007', '软件',     '转介绍', 'chen_jing', 45),
-	('陈先生（个人）',           'individual', NULL,                 '13812340008',   NULL,       '电话',   'chen_jing', 20),
-	('广州珠江电子有限公司',     'company',    '91440101MA5A6B7C8D', '020-83008008',  '电子',     '官网',   'yang_lei',  200),
-	('深圳前海跨境贸易有限公司', 'company',    '91440300MA5F9G0H1J', '0755-86009009', '贸易',     '展会',   'yang_lei',  160),
-	('佛山顺德家电有限公司',     'company',    '91440606MA4K2L3M4N', '0757-22010010', '家电',     '电话',   'zhao_min',  100),
-	('东莞松山湖模具有限公司',   'company',    '91441900MA4P5Q6R7S', '0769-22011011', '制造',     '转介绍', 'zhao_min',  75),
-	('厦门鹭岛海产有限公司',     'company',    '91350200MA2T8U9V0W', '0592-55012012', '食品饮料', '官网',   'huang_li',  40),
-	('林女士（个人）',           'individual', NULL,                 '13912340013',   NULL,       '展会',   'huang_li',  10),
-	('杭州钱塘数据科技有限公司', 'company',    '91330104MA2X1Y2Z3A', '0571-86013013', '软件',     '活动',   'zhou_jie',  30),
-	('温州瓯江鞋业有限公司',     'company',    '91330302MA2B4C5D6E', '0577-88014014', '制造',     '活动',   'wu_hao',    25),
-	('金华义乌小商品有限公司',   'company',    '91330782MA2F7G8H9J', '0579-85015015', '贸易',     '官网',   'xu_ming',   300),
-	('绍兴黄酒集团有限公司',     'company',    '91330600MA2K1L2M3N', '0575-85016016', '食品饮料', '转介绍', 'li_na',     365)
+	('杭州西湖茶业有限公司', 'company', crm.uscc_with_check('91330106MA2B0A1X2'), '0571-88001001', 'agriculture_food', 'exhibition', 'wang_fang', 210),
+	('宁波港联物流有限公司', 'company', crm.uscc_with_check('91330201MA2C3D4E5'), '0574-87002002', 'logistics', 'website', 'wang_fang', 180),
+	('苏州丝路纺织有限公司', 'company', crm.uscc_with_check('91320505MA1M2N3P4'), '0512-66003003', 'manufacturing', 'referral', 'wang_fang', 150),
+	('上海浦江精密机械有限公司', 'company', crm.uscc_with_check('91310115MA1H7J8K9'), '021-58004004', 'manufacturing', 'phone', 'liu_yang', 120),
+	('无锡太湖新能源有限公司', 'company', crm.uscc_with_check('91320211MA1R5T6T7'), '0510-85005005', 'energy_chemicals', 'website', 'liu_yang', 90),
+	('南京金陵医疗器械有限公司', 'company', crm.uscc_with_check('91320114MA1W8X9Y0'), '025-52006006', 'healthcare', 'exhibition', 'chen_jing', 60),
+	('合肥科大智能有限公司', 'company', crm.uscc_with_check('91340100MA2N1P2Q3'), '0551-63007007', 'it', 'referral', 'chen_jing', 45),
+	('陈先生（个人）', 'individual', NULL, '13812340008', NULL, 'phone', 'chen_jing', 20),
+	('广州珠江电子有限公司', 'company', crm.uscc_with_check('91440101MA5A6B7C8'), '020-83008008', 'manufacturing', 'website', 'yang_lei', 200),
+	('深圳前海跨境贸易有限公司', 'company', crm.uscc_with_check('91440300MA5F9G0H1'), '0755-86009009', 'wholesale_retail', 'exhibition', 'yang_lei', 160),
+	('佛山顺德家电有限公司', 'company', crm.uscc_with_check('91440606MA4K2L3M4'), '0757-22010010', 'manufacturing', 'phone', 'zhao_min', 100),
+	('东莞松山湖模具有限公司', 'company', crm.uscc_with_check('91441900MA4P5Q6R7'), '0769-22011011', 'manufacturing', 'referral', 'zhao_min', 75),
+	('厦门鹭岛海产有限公司', 'company', crm.uscc_with_check('91350200MA2T8U9W0'), '0592-55012012', 'agriculture_food', 'website', 'huang_li', 40),
+	('林女士（个人）', 'individual', NULL, '13912340013', NULL, 'exhibition', 'huang_li', 10),
+	('杭州钱塘数据科技有限公司', 'company', crm.uscc_with_check('91330104MA2X1Y2W3'), '0571-86013013', 'it', 'exhibition', 'zhou_jie', 30),
+	('温州瓯江鞋业有限公司', 'company', crm.uscc_with_check('91330302MA2B4C5D6'), '0577-88014014', 'manufacturing', 'exhibition', 'wu_hao', 25),
+	('金华义乌小商品有限公司', 'company', crm.uscc_with_check('91330782MA2F7G8H9'), '0579-85015015', 'wholesale_retail', 'website', 'xu_ming', 300),
+	('绍兴黄酒集团有限公司', 'company', crm.uscc_with_check('91330600MA2K1L2M3'), '0575-85016016', 'agriculture_food', 'referral', 'li_na', 365)
   ) v(name, kind, uscc, phone, industry, source, owner, age)) c
   JOIN crm.employee e ON e.db_role = c.owner
  ORDER BY c.n;   -- ids in list order: the tour names customer 4 and 9
+
+-- one decision maker per customer; individuals are their own contact
+INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
+SELECT c.id,
+       CASE WHEN c.kind = 'individual' THEN c.name ELSE (ARRAY['王','李','张','刘','陈','杨'])[c.id % 6 + 1] || '总' END,
+       '1390000' || lpad((1000 + c.id)::text, 4, '0'),
+       CASE WHEN c.kind = 'company' THEN 'boss' || c.id || '@customer.example' END,
+       true, c.owner_id
+  FROM crm.customer c;
 
 INSERT INTO crm.lead (name, company, mobile, owner_id, status)
 SELECT l.name, l.company, l.mobile, e.id, l.status

@@ -54,7 +54,8 @@ SELECT e.id, r.id FROM (VALUES ('acc_boss', 'Acc super'), ('acc_director', 'Acc 
 JOIN crm.employee e ON e.db_role = v.emp JOIN crm.role r ON r.name = v.role;
 
 -- one customer and one lead owned by each employee, named after the owner
-INSERT INTO crm.customer (name, owner_id) SELECT 'C-' || name, id FROM crm.employee WHERE db_role LIKE 'acc_%';
+INSERT INTO crm.customer (name, owner_id, uscc)
+SELECT 'C-' || name, id, crm.uscc_with_check('91330100MA2B' || lpad(id::text, 5, '0')) FROM crm.employee WHERE db_role LIKE 'acc_%';
 INSERT INTO crm.lead (name, owner_id) SELECT 'L-' || name, id FROM crm.employee WHERE db_role LIKE 'acc_%';
 
 -- what each employee sees, by scope
@@ -153,12 +154,12 @@ RESET ROLE;
 
 -- writing needs the action permission, and moving a record out of scope needs transfer
 SET ROLE acc_norole;
-INSERT INTO crm.customer (name) VALUES ('Norole new');
+INSERT INTO crm.customer (name, uscc) VALUES ('Norole new', crm.uscc_with_check('91330100MA2B00001'));
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE acc_rep;
-INSERT INTO crm.customer (name, owner_id) SELECT 'For my report', id FROM crm.employee WHERE db_role = 'acc_sub';
-INSERT INTO crm.customer (name, owner_id) SELECT 'For my boss', id FROM crm.employee WHERE db_role = 'acc_mgr';
+INSERT INTO crm.customer (name, owner_id, uscc) SELECT 'For my report', id, crm.uscc_with_check('91330100MA2B00002') FROM crm.employee WHERE db_role = 'acc_sub';
+INSERT INTO crm.customer (name, owner_id, uscc) SELECT 'For my boss', id, crm.uscc_with_check('91330100MA2B00003') FROM crm.employee WHERE db_role = 'acc_mgr';
 UPDATE crm.customer SET owner_id = (SELECT id FROM crm.employee WHERE db_role = 'acc_south') WHERE name = 'C-Sub';
 DELETE FROM crm.customer WHERE name = 'For my report';
 RESET ROLE;

@@ -97,7 +97,7 @@ INSERT INTO crm.role (name) VALUES ('Org sales');
 INSERT INTO crm.role_permission SELECT id, a FROM crm.role, unnest(ARRAY['customer.create', 'lead.create']) a WHERE name = 'Org sales';
 INSERT INTO crm.employee_role SELECT e, id FROM crm.role, unnest(ARRAY[:rep, :rep2]) e WHERE name = 'Org sales';
 SET ROLE org_rep;
-INSERT INTO crm.customer (name) VALUES ('Org customer 1'), ('Org customer 2');
+INSERT INTO crm.customer (name, uscc) VALUES ('Org customer 1', crm.uscc_with_check('91330100MA2B00011')), ('Org customer 2', crm.uscc_with_check('91330100MA2B00012'));
 INSERT INTO crm.lead (name) VALUES ('Org lead');
 RESET ROLE;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access)

@@ -24,7 +24,7 @@ SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.id IN (:s1, :s2) AND r
 -- a salesperson's new customer is theirs, stamped with who and when
 SET ROLE regress_sales1;
 BEGIN;
-INSERT INTO crm.customer (name, phone) VALUES ('Hangzhou Tea Co', '0571-88886666');
+INSERT INTO crm.customer (name, phone, uscc) VALUES ('Hangzhou Tea Co', '0571-88886666', crm.uscc_with_check('91330100MA2B00021'));
 SELECT name, owner_id = :s1 AS mine, created_by = :s1 AS created_by_me,
        created_at = now() AS created_now, updated_at = now() AS updated_now
   FROM crm.customer;
@@ -33,8 +33,8 @@ INSERT INTO crm.lead (name, company, mobile) VALUES ('Chen Jing', 'Ningbo Port L
 INSERT INTO crm.follow_up (record_type, record_id, content)
 SELECT 'customer', id, 'Called about spring order' FROM crm.customer;
 -- writing a record for someone else, or in someone else's name, is refused
-INSERT INTO crm.customer (name, owner_id) VALUES ('Not mine', :s2);
-INSERT INTO crm.customer (name, created_by) VALUES ('Forged author', :s2);
+INSERT INTO crm.customer (name, owner_id, uscc) VALUES ('Not mine', :s2, crm.uscc_with_check('91330100MA2B00022'));
+INSERT INTO crm.customer (name, created_by, uscc) VALUES ('Forged author', :s2, crm.uscc_with_check('91330100MA2B00023'));
 \echo :LAST_ERROR_SQLSTATE
 -- but a follow-up may record a visit that happened earlier
 INSERT INTO crm.follow_up (record_type, record_id, content, created_at)
@@ -59,7 +59,7 @@ RESET ROLE;
 -- a staff role that maps to no employee sees nothing and writes nothing
 SET ROLE regress_outsider;
 SELECT count(*) AS visible FROM crm.customer;
-INSERT INTO crm.customer (name) VALUES ('Orphan');
+INSERT INTO crm.customer (name, uscc) VALUES ('Orphan', crm.uscc_with_check('91330100MA2B00024'));
 RESET ROLE;
 
 -- updates keep history: updated_at moves, created_by and created_at do not
@@ -80,11 +80,11 @@ SELECT content, created_at = '2023-05-04 10:00+08' AS kept_time, created_by IS N
 
 -- bad values are refused by constraints (terse: the failing rows carry timestamps)
 \set VERBOSITY terse
-INSERT INTO crm.customer (name, kind, owner_id) VALUES ('Kind?', 'partnership', :s1);
-INSERT INTO crm.customer (name, owner_id) VALUES ('   ', :s1);
+INSERT INTO crm.customer (name, kind, owner_id, uscc) VALUES ('Kind?', 'partnership', :s1, crm.uscc_with_check('91330100MA2B00025'));
+INSERT INTO crm.customer (name, owner_id, uscc) VALUES ('   ', :s1, crm.uscc_with_check('91330100MA2B00026'));
 INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('invoice', 1, 'x');
 -- a superuser acting as nobody must name an owner
-INSERT INTO crm.customer (name) VALUES ('Ownerless');
+INSERT INTO crm.customer (name, uscc) VALUES ('Ownerless', crm.uscc_with_check('91330100MA2B00027'));
 
 \set VERBOSITY default
 

@@ -74,4 +74,5 @@ _PG_init(void)
 	crm_identity_init();
 	crm_scope_init();
 	crm_scope_plan_init();
+	crm_dictionary_init();
 }

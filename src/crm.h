@@ -27,6 +27,9 @@ extern bool crm_acting_is_super(void);
 extern Oid	crm_owner(void);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
+/* dictionary.c */
+extern void crm_dictionary_init(void);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 

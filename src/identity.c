@@ -50,6 +50,7 @@
 
 PG_FUNCTION_INFO_V1(crm_current_employee_id);
 PG_FUNCTION_INFO_V1(crm_org_changed);
+PG_FUNCTION_INFO_V1(crm_table_changed);
 
 /* Where crm.employee and the columns we read live; looked up lazily. */
 typedef struct EmployeeCatalog
@@ -363,5 +364,21 @@ crm_org_changed(PG_FUNCTION_ARGS)
 				 errmsg("crm.org_changed() must be called as a trigger")));
 	load_employee_catalog();
 	CacheInvalidateRelcacheByRelid(employee_catalog.relid);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Statement trigger on tables that backends cache (team entries,
+ * dictionaries): tell every backend, at commit, to drop what it built from
+ * the table.
+ */
+Datum
+crm_table_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.table_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(((TriggerData *) fcinfo->context)->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -1,14 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * org.c
- *	  crm.deactivate_employee(): hand an employee's work over and deactivate
- *	  them, in one transaction.
+ *	  Administrative actions that must change rows the administrator cannot
+ *	  see: crm.deactivate_employee() (hand an employee's work over and
+ *	  deactivate them) and crm.delete_customer_status() (move a status's
+ *	  customers and delete it).
  *
- * The handover must move every record the employee owns, including records
- * the administrator doing it cannot see, so the moves run as the owner of
- * the crm tables (crm.handover_employee, not executable by anyone else).
- * Who may ask is decided here, with the caller's own identity, before the
- * switch.
+ * Who may ask is decided here, with the caller's own identity; the work then
+ * runs as the owner of the crm tables, in an owner-only PL/pgSQL function
+ * (crm.handover_employee, crm.move_customer_status).  A SECURITY DEFINER
+ * function could not do this: inside it, the caller's identity is gone.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,40 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_deactivate_employee);
+PG_FUNCTION_INFO_V1(crm_delete_customer_status);
+
+/*
+ * Run an owner-only crm function for the caller once the caller is known to
+ * hold the admin action: the function then sees and changes every row,
+ * whoever asked.  Returns its integer result.
+ */
+static int32
+call_as_owner(const char *action, const char *what, const char *sql, int64 arg1, int64 arg2)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(arg1), Int64GetDatum(arg2)};
+	Oid			save_userid;
+	int			save_sec;
+	bool		isnull;
+	int32		result;
+
+	if (!crm_may_administer(action))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not %s", GetUserNameFromId(GetUserId(), false), what),
+				 errdetail("This needs membership in crm_admin or the permission \"%s\".", action),
+				 errhint("Ask an administrator to grant \"%s\" to one of your roles.", action)));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm: %s failed", sql);
+	result = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return result;
+}
 
 /*
  * crm.deactivate_employee(employee_id bigint, handover_to bigint) returns integer
@@ -32,13 +67,10 @@ Datum
 crm_deactivate_employee(PG_FUNCTION_ARGS)
 {
 	int64		employee_id;
-	int64		handover_to;
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2];
-	Oid			save_userid;
-	int			save_sec;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
 	bool		isnull;
-	int32		moved;
+	bool		is_super;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -46,35 +78,38 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 				 errmsg("crm.deactivate_employee needs the employee and the employee who takes over"),
 				 errhint("Name an active employee as handover_to; records are never left without an owner.")));
 	employee_id = PG_GETARG_INT64(0);
-	handover_to = PG_GETARG_INT64(1);
 
-	if (!crm_may_administer("admin.org"))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not deactivate employee %lld",
-						GetUserNameFromId(GetUserId(), false), (long long) employee_id),
-				 errdetail("Deactivating employees needs membership in crm_admin or the permission \"admin.org\"."),
-				 errhint("Ask an administrator to grant \"admin.org\" to one of your roles.")));
-
+	/* only a super admin deactivates a super admin (a superuser may bootstrap) */
 	values[0] = Int64GetDatum(employee_id);
-	values[1] = Int64GetDatum(handover_to);
 	SPI_connect();
-	/* super admins are handled by the acting employee, not the table owner */
 	if (SPI_execute_with_args("SELECT crm.is_super_admin($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "crm: super admin check failed");
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
-		!superuser() && !crm_acting_is_super())
+	is_super = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (is_super && crm_may_administer("admin.org") && !superuser() && !crm_acting_is_super())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a super admin may deactivate super admin %lld", (long long) employee_id),
 				 errhint("Ask another super admin.")));
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_execute_with_args("SELECT crm.handover_employee($1, $2)", 2, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm: handover failed");
-	moved = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SetUserIdAndSecContext(save_userid, save_sec);
-	SPI_finish();
-	PG_RETURN_INT32(moved);
+	PG_RETURN_INT32(call_as_owner("admin.org", psprintf("deactivate employee %lld", (long long) employee_id),
+								  "SELECT crm.handover_employee($1, $2)", employee_id, PG_GETARG_INT64(1)));
+}
+
+/*
+ * crm.delete_customer_status(status_id bigint, move_to bigint) returns integer
+ *
+ * Deletes a follow-up status after moving its customers, all of them, to
+ * another; returns how many moved.
+ */
+Datum
+crm_delete_customer_status(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.delete_customer_status needs the status and the status its customers move to")));
+	PG_RETURN_INT32(call_as_owner("admin.rules", "delete customer statuses",
+								  "SELECT crm.move_customer_status($1, $2)",
+								  PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
 }

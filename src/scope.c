@@ -53,7 +53,6 @@
 
 PG_FUNCTION_INFO_V1(crm_scope_owners);
 PG_FUNCTION_INFO_V1(crm_team_records);
-PG_FUNCTION_INFO_V1(crm_team_changed);
 PG_FUNCTION_INFO_V1(crm_has_permission);
 PG_FUNCTION_INFO_V1(crm_check_write);
 PG_FUNCTION_INFO_V1(crm_explain_access);
@@ -904,21 +903,6 @@ crm_team_entries_exist(const char *record_type, Oid *relid)
 		SPI_finish();
 	}
 	return known[t] == 2;
-}
-
-/*
- * Statement trigger on crm.team_member: every session re-reads its team
- * entries at its next statement.
- */
-Datum
-crm_team_changed(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.team_changed() must be called as a trigger")));
-	CacheInvalidateRelcache(((TriggerData *) fcinfo->context)->tg_relation);
-	return PointerGetDatum(NULL);
 }
 
 /*

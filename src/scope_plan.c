@@ -10,7 +10,7 @@
  *	 - drops the team test while no team entry of the record type exists
  *	   anywhere: the policy is then one indexable condition, which allows
  *	   index-only scans.  The plan depends on crm.team_member, so the first
- *	   team entry (crm.team_changed() invalidates that table) makes every
+ *	   team entry (crm.table_changed() invalidates that table) makes every
  *	   cached plan plan again;
  *
  *	 - hashes the membership tests.  PostgreSQL hashes "x = ANY (array)"

@@ -27,7 +27,7 @@ $node->safe_psql('crm_src', q{
 	INSERT INTO crm.role_permission VALUES (1, 'customer.create'), (1, 'customer.edit');
 	INSERT INTO crm.role_scope VALUES (1, 'customer', 'custom', '{2}');
 	INSERT INTO crm.employee_role VALUES (1, 1);
-	INSERT INTO crm.customer (name, owner_id) VALUES ('Hangzhou Tea Co', 1), ('Suzhou Silk', 2);
+	INSERT INTO crm.customer (name, owner_id, uscc) VALUES ('Hangzhou Tea Co', 1, crm.uscc_with_check('91330100MA2B00031')), ('Suzhou Silk', 2, crm.uscc_with_check('91330100MA2B00032'));
 	INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', 1, 'first call');
 	UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
 	INSERT INTO crm.job (name, schedule, command) VALUES ('crm-report', '0 8 * * 1', 'SELECT 1');
@@ -58,7 +58,7 @@ like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
-	SELECT crm.current_employee_id() || ':' || string_agg(name, ',') FROM crm.customer;
+	SELECT crm.current_employee_id() || ':' || string_agg(name, ',' ORDER BY name) FROM crm.customer;
 }), '1:Hangzhou Tea Co,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
 
 is($node->safe_psql('crm_dst', q{
@@ -66,7 +66,7 @@ is($node->safe_psql('crm_dst', q{
 }), '3', 'identity sequences continue after the restored rows');
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
-	INSERT INTO crm.customer (name) VALUES ('Restored Ltd') RETURNING id || ':' || owner_id;
+	INSERT INTO crm.customer (name, uscc) VALUES ('Restored Ltd', crm.uscc_with_check('91330100MA2B00033')) RETURNING id || ':' || owner_id;
 }), '3:1', 'new records after a restore get fresh ids and the acting owner');
 
 # a plain SQL dump restores in one transaction as well

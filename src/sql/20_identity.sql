@@ -11,6 +11,10 @@ CREATE FUNCTION crm.org_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_org_changed'
 	LANGUAGE C;
 
+-- Statement trigger on tables backends cache (team entries, dictionaries).
+CREATE FUNCTION crm.table_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_table_changed' LANGUAGE C;
+
 -- Row trigger on business tables: created_by, created_at, updated_at (src/record_stamp.c).
 CREATE FUNCTION crm.stamp_record() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_stamp_record'

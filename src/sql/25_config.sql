@@ -12,21 +12,24 @@ BEGIN
 END
 $$;
 
--- BEFORE INSERT row trigger; TG_ARGV[0] names the key column.
+-- BEFORE INSERT row trigger; the arguments name the key columns.
 CREATE FUNCTION crm.builtin_redefined() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	key     text := TG_ARGV[0];
 	cols    text;
+	keys    text;
 	updated integer;
 BEGIN
 	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
 	  FROM pg_attribute
 	 WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
-	   AND attname <> key AND attidentity = '' AND attgenerated = '';
+	   AND attname <> ALL (TG_ARGV) AND attidentity = '' AND attgenerated = '';
+	SELECT string_agg(format('t.%1$I = (jsonb_populate_record(NULL::%2$I.%3$I, $1)).%1$I',
+	                         k, TG_TABLE_SCHEMA, TG_TABLE_NAME), ' AND ') INTO keys
+	  FROM unnest(TG_ARGV) k;
 	EXECUTE format('UPDATE %1$I.%2$I t SET (%3$s) = (SELECT %3$s FROM jsonb_populate_record(NULL::%1$I.%2$I, $1))'
-	               ' WHERE t.%4$I = (jsonb_populate_record(NULL::%1$I.%2$I, $1)).%4$I AND t.builtin',
-	               TG_TABLE_SCHEMA, TG_TABLE_NAME, cols, key)
+	               ' WHERE %4$s AND t.builtin',
+	               TG_TABLE_SCHEMA, TG_TABLE_NAME, cols, keys)
 		USING to_jsonb(NEW);
 	GET DIAGNOSTICS updated = ROW_COUNT;
 	IF updated > 0 THEN
@@ -35,3 +38,18 @@ BEGIN
 	RETURN NEW;
 END
 $$;
+
+-- Both triggers, for a configuration table that ships builtin rows.
+CREATE FUNCTION crm.keep_builtin_edits(tab regclass, VARIADIC keys text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	name text := (SELECT relname FROM pg_class WHERE oid = tab);
+BEGIN
+	EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)'
+	               ' EXECUTE FUNCTION crm.builtin_edited()', name || '_builtin_edited', tab);
+	EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION crm.builtin_redefined(%s)',
+	               name || '_builtin_redefined', tab,
+	               (SELECT string_agg(quote_literal(k), ', ') FROM unnest(keys) k));
+END
+$$;
+REVOKE ALL ON FUNCTION crm.keep_builtin_edits(regclass, text[]) FROM PUBLIC;

@@ -251,10 +251,8 @@ CREATE POLICY team_member_write ON crm.team_member TO crm_user
 	USING (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'))
 	WITH CHECK (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm.team_member TO crm_user;
-CREATE FUNCTION crm.team_changed() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'crm_team_changed' LANGUAGE C;
 CREATE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.team_member
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.team_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.team_member ENABLE ALWAYS TRIGGER team_member_changed;
 
 -- crm.deactivate_employee() (src/org.c) checks who asks, then runs this as the

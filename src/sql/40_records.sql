@@ -30,7 +30,10 @@ CREATE TABLE crm.customer (
 	phone             text,
 	industry          text,
 	source            text,
+	level             text,
+	status_id         bigint NOT NULL DEFAULT crm.initial_customer_status(),
 	owner_id          bigint NOT NULL DEFAULT crm.current_employee_id(),
+	locked            boolean NOT NULL DEFAULT false,
 	last_follow_up_at timestamptz,
 	created_by        bigint,
 	created_at        timestamptz NOT NULL DEFAULT now(),
@@ -38,9 +41,39 @@ CREATE TABLE crm.customer (
 	CONSTRAINT customer_pkey PRIMARY KEY (id),
 	CONSTRAINT customer_owner_fkey FOREIGN KEY (owner_id) REFERENCES crm.employee (id),
 	CONSTRAINT customer_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
+	CONSTRAINT customer_status_fkey FOREIGN KEY (status_id) REFERENCES crm.customer_status (id),
 	CONSTRAINT customer_name_check CHECK (btrim(name) <> ''),
-	CONSTRAINT customer_kind_check CHECK (kind IN ('company', 'individual'))
+	CONSTRAINT customer_kind_check CHECK (kind IN ('company', 'individual')),
+	-- seed 001: a company is identified by its unified social credit code
+	CONSTRAINT customer_company_uscc_check CHECK (crm.check_company_uscc(kind, uscc)),
+	CONSTRAINT customer_uscc_check CHECK (crm.check_uscc(uscc))
 );
+COMMENT ON COLUMN crm.customer.uscc IS 'Unified social credit code (统一社会信用代码); required for companies, check digit verified';
+COMMENT ON COLUMN crm.customer.status_id IS 'Follow-up status (crm.customer_status); moves only forward unless crm.settings.status_reversible';
+COMMENT ON COLUMN crm.customer.locked IS 'Locked customers are never recycled to a pool';
+
+-- Contacts (联系人): many per customer; visible with their customer.
+CREATE TABLE crm.contact (
+	id                 bigint GENERATED ALWAYS AS IDENTITY,
+	customer_id        bigint NOT NULL,
+	name               text NOT NULL,
+	mobile             text,
+	email              text,
+	title              text,
+	is_decision_maker  boolean NOT NULL DEFAULT false,
+	owner_id           bigint NOT NULL DEFAULT crm.current_employee_id(),
+	created_by         bigint,
+	created_at         timestamptz NOT NULL DEFAULT now(),
+	updated_at         timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT contact_pkey PRIMARY KEY (id),
+	CONSTRAINT contact_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
+	CONSTRAINT contact_owner_fkey FOREIGN KEY (owner_id) REFERENCES crm.employee (id),
+	CONSTRAINT contact_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
+	CONSTRAINT contact_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT contact_mobile_check CHECK (crm.check_mobile(mobile)),
+	CONSTRAINT contact_email_check CHECK (crm.check_email(email))
+);
+COMMENT ON COLUMN crm.contact.is_decision_maker IS 'Key decision maker (关键决策人)';
 
 CREATE TABLE crm.follow_up (
 	id               bigint GENERATED ALWAYS AS IDENTITY,
@@ -65,6 +98,9 @@ CREATE INDEX customer_owner_idx ON crm.customer (owner_id, updated_at DESC);
 CREATE INDEX customer_updated_idx ON crm.customer (updated_at DESC);
 CREATE INDEX follow_up_record_idx ON crm.follow_up (record_type, record_id, created_at DESC);
 CREATE INDEX follow_up_created_by_idx ON crm.follow_up (created_by, created_at DESC);
+CREATE INDEX contact_customer_idx ON crm.contact (customer_id);
+CREATE INDEX contact_owner_idx ON crm.contact (owner_id);
+CREATE INDEX customer_status_idx ON crm.customer (status_id);
 
 CREATE TRIGGER lead_stamp BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
@@ -77,10 +113,91 @@ CREATE TRIGGER lead_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('lead');
 CREATE TRIGGER customer_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('customer');
+CREATE TRIGGER contact_stamp BEFORE INSERT OR UPDATE ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
+CREATE TRIGGER contact_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION crm.check_write('contact');
+CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
+	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
+	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+
+-- A customer's status moves forward only, unless crm.settings.status_reversible.
+CREATE FUNCTION crm.check_status_move() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	old_status crm.customer_status;
+	new_status crm.customer_status;
+BEGIN
+	SELECT * INTO old_status FROM crm.customer_status WHERE id = OLD.status_id;
+	SELECT * INTO new_status FROM crm.customer_status WHERE id = NEW.status_id;
+	IF new_status.position < old_status.position
+	   AND NOT (SELECT status_reversible FROM crm.settings) THEN
+		RAISE EXCEPTION 'customer % (%) cannot move back from status "%" to "%"',
+			NEW.id, NEW.name, old_status.name, new_status.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = 'Follow-up statuses only move forward.',
+			      HINT = 'An administrator can allow it: UPDATE crm.settings SET status_reversible = true.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER customer_status_move BEFORE UPDATE OF status_id ON crm.customer
+	FOR EACH ROW WHEN (OLD.status_id IS DISTINCT FROM NEW.status_id) EXECUTE FUNCTION crm.check_status_move();
+
+-- seed 001: an individual customer needs a contact with a mobile number, checked
+-- when the transaction commits so that both can be written in either order.
+CREATE FUNCTION crm.check_individual_contact() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	target   bigint;
+	customer text;
+BEGIN
+	-- (branches: plpgsql resolves NEW and OLD fields only where it runs them)
+	IF TG_TABLE_NAME = 'customer' THEN
+		target := NEW.id;
+	ELSIF TG_OP = 'DELETE' THEN
+		target := OLD.customer_id;
+	ELSE
+		target := NEW.customer_id;
+	END IF;
+	SELECT c.name INTO customer FROM crm.customer c
+	 WHERE c.id = target AND c.kind = 'individual'
+	   AND NOT EXISTS (SELECT FROM crm.contact k WHERE k.customer_id = c.id AND k.mobile IS NOT NULL);
+	IF FOUND THEN
+		RAISE EXCEPTION 'individual customer % (%) has no contact with a mobile number', target, customer
+			USING ERRCODE = 'check_violation',
+			      DETAIL = 'An individual customer is reached through a contact''s mobile number.',
+			      HINT = 'Insert a crm.contact row with a mobile number for this customer in the same transaction.';
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER customer_individual_contact AFTER INSERT OR UPDATE OF kind ON crm.customer
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.kind = 'individual')
+	EXECUTE FUNCTION crm.check_individual_contact();
+CREATE CONSTRAINT TRIGGER contact_individual_contact AFTER UPDATE OF mobile, customer_id OR DELETE ON crm.contact
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION crm.check_individual_contact();
+
+-- Follow-ups keep their customer's last_follow_up_at, set-based per statement.
+CREATE FUNCTION crm.touch_last_follow_up() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE crm.customer c SET last_follow_up_at = f.last
+	  FROM (SELECT record_id, max(created_at) AS last FROM new_follow_ups
+	         WHERE record_type = 'customer' GROUP BY record_id) f
+	 WHERE c.id = f.record_id AND (c.last_follow_up_at IS NULL OR c.last_follow_up_at < f.last);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER follow_up_touches_customer AFTER INSERT ON crm.follow_up
+	REFERENCING NEW TABLE AS new_follow_ups
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.touch_last_follow_up();
 
 ALTER TABLE crm.lead ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.customer ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.follow_up ENABLE ROW LEVEL SECURITY;
+ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
 
 -- The policies of owned records, one set per table.  The scope arms are written
 -- so that the planner can turn each into an index condition (see src/scope.c);
@@ -123,4 +240,15 @@ CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
 CREATE POLICY follow_up_delete ON crm.follow_up FOR DELETE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.lead, crm.customer, crm.follow_up TO crm_user;
+-- Contacts follow their customer: visible with it, written by whoever may edit it
+-- (the sub-selects run under the customer table's own policies).
+CREATE POLICY contact_read ON crm.contact FOR SELECT TO crm_user
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+CREATE POLICY contact_insert ON crm.contact FOR INSERT TO crm_user
+	WITH CHECK (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+CREATE POLICY contact_update ON crm.contact FOR UPDATE TO crm_user
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+CREATE POLICY contact_delete ON crm.contact FOR DELETE TO crm_user
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.lead, crm.customer, crm.contact, crm.follow_up TO crm_user;

@@ -16,10 +16,7 @@ CREATE TABLE crm.job (
 );
 COMMENT ON TABLE crm.job IS 'Jobs crm.schedule_jobs() registers with pg_cron; edit schedule or enabled, then call it again';
 
-CREATE TRIGGER job_builtin_edited BEFORE UPDATE ON crm.job
-	FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION crm.builtin_edited();
-CREATE TRIGGER job_builtin_redefined BEFORE INSERT ON crm.job
-	FOR EACH ROW EXECUTE FUNCTION crm.builtin_redefined('name');
+SELECT crm.keep_builtin_edits('crm.job', 'name');
 
 CREATE TABLE crm.job_run (
 	id           bigint GENERATED ALWAYS AS IDENTITY,

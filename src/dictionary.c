@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * dictionary.c
+ *	  Columns that take values from a data dictionary (crm.dictionary_column)
+ *	  accept only its enabled codes: crm.check_dictionary(), a BEFORE INSERT
+ *	  OR UPDATE row trigger on every table that has such a column.
+ *
+ * The codes and the column map are loaded once per backend and change (a
+ * statement trigger on both tables broadcasts an invalidation), so the check
+ * costs a hash lookup per column and row.  A row keeps a code that has since
+ * been disabled for as long as it does not change it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "crm.h"
+
+PG_FUNCTION_INFO_V1(crm_check_dictionary);
+
+#define DICT_KEY_LEN 128		/* kind (<= 30) + NUL + code (<= 60) */
+
+typedef struct DictCode
+{
+	char		key[DICT_KEY_LEN];
+	bool		enabled;
+} DictCode;
+
+typedef struct DictColumn
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	char	   *column;
+	char	   *kind;
+} DictColumn;
+
+static MemoryContext dict_cxt = NULL;
+static HTAB *dict_codes = NULL;
+static List *dict_columns = NIL;
+static uint64 dict_loaded = 0;
+static uint64 dict_generation = 1;
+static Oid	dict_relids[2];
+
+static void
+dictionary_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == dict_relids[0] || relid == dict_relids[1])
+		dict_generation++;
+}
+
+void
+crm_dictionary_init(void)
+{
+	CacheRegisterRelcacheCallback(dictionary_relcache_callback, (Datum) 0);
+}
+
+static void
+dict_key(char *key, const char *kind, const char *code, int codelen)
+{
+	int			kindlen = strlen(kind);
+
+	memset(key, 0, DICT_KEY_LEN);
+	if (kindlen + 1 + codelen >= DICT_KEY_LEN)
+		codelen = DICT_KEY_LEN - kindlen - 2;	/* too long to be a code: will not match */
+	memcpy(key, kind, kindlen);
+	memcpy(key + kindlen + 1, code, codelen);
+}
+
+static void
+load_dictionary(void)
+{
+	static uint64 relids_org_generation = 0;
+	Oid			nsp;
+	HASHCTL		ctl;
+	Oid			save_userid;
+	int			save_sec;
+	uint64		generation;
+
+	/* find the tables again after any org change: the extension may be new */
+	crm_employee_relid();
+	if (relids_org_generation != crm_org_generation)
+	{
+		nsp = get_namespace_oid("crm", false);
+		dict_relids[0] = get_relname_relid("dictionary", nsp);
+		dict_relids[1] = get_relname_relid("dictionary_column", nsp);
+		relids_org_generation = crm_org_generation;
+		dict_generation++;
+	}
+	generation = dict_generation;
+	if (dict_loaded == generation)
+		return;
+	nsp = get_namespace_oid("crm", false);
+
+	if (dict_cxt == NULL)
+		dict_cxt = AllocSetContextCreate(TopMemoryContext, "crm dictionary", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(dict_cxt);
+	dict_loaded = 0;
+	dict_columns = NIL;
+	ctl.keysize = DICT_KEY_LEN;
+	ctl.entrysize = sizeof(DictCode);
+	ctl.hcxt = dict_cxt;
+	dict_codes = hash_create("crm dictionary codes", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (SPI_execute("SELECT kind, code, enabled FROM crm.dictionary", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm: dictionary query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *code = SPI_getvalue(row, desc, 2);
+		char		key[DICT_KEY_LEN];
+		bool		isnull;
+		DictCode   *entry;
+
+		dict_key(key, SPI_getvalue(row, desc, 1), code, strlen(code));
+		entry = hash_search(dict_codes, key, HASH_ENTER, NULL);
+		entry->enabled = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
+	}
+	if (SPI_execute("SELECT table_name, column_name, kind FROM crm.dictionary_column", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm: dictionary column query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(dict_cxt);
+		DictColumn *col = palloc(sizeof(DictColumn));
+
+		col->relid = get_relname_relid(SPI_getvalue(row, desc, 1), nsp);
+		col->column = SPI_getvalue(row, desc, 2);
+		col->kind = SPI_getvalue(row, desc, 3);
+		col->attnum = OidIsValid(col->relid) ? get_attnum(col->relid, col->column) : InvalidAttrNumber;
+		dict_columns = lappend(dict_columns, col);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	dict_loaded = generation;
+}
+
+/*
+ * crm.check_dictionary(): BEFORE INSERT OR UPDATE row trigger.
+ */
+Datum
+crm_check_dictionary(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	row;
+	ListCell   *lc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.check_dictionary() must be a BEFORE INSERT OR UPDATE row trigger")));
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	load_dictionary();
+
+	foreach(lc, dict_columns)
+	{
+		DictColumn *col = lfirst(lc);
+		bool		isnull;
+		Datum		value;
+		text	   *code;
+		char		key[DICT_KEY_LEN];
+		DictCode   *entry;
+
+		if (col->relid != RelationGetRelid(rel) || col->attnum == InvalidAttrNumber)
+			continue;
+		value = heap_getattr(row, col->attnum, desc, &isnull);
+		if (isnull)
+			continue;
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		{
+			bool		oldnull;
+			Datum		old = heap_getattr(td->tg_trigtuple, col->attnum, desc, &oldnull);
+
+			if (!oldnull && datumIsEqual(old, value, false, -1))
+				continue;		/* unchanged: may keep a code disabled since */
+		}
+		code = DatumGetTextPP(value);
+		dict_key(key, col->kind, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code));
+		entry = hash_search(dict_codes, key, HASH_FIND, NULL);
+		if (entry == NULL || !entry->enabled)
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("%s.%s \"%s\" is %s code of dictionary \"%s\"",
+							RelationGetRelationName(rel), col->column, text_to_cstring(code),
+							entry ? "a disabled" : "not a", col->kind),
+					 errhint("Use one of: SELECT code, label FROM crm.dictionary WHERE kind = '%s' AND enabled.",
+							 col->kind)));
+	}
+	return PointerGetDatum(row);
+}

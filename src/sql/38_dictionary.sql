@@ -1,0 +1,183 @@
+-- Settings, data dictionaries and customer follow-up statuses: rows a DBA or an
+-- administrator edits; crm ships defaults marked builtin (see 25_config.sql).
+
+-- One row of switches.
+CREATE TABLE crm.settings (
+	singleton          boolean NOT NULL DEFAULT true,
+	status_reversible  boolean NOT NULL DEFAULT false,
+	builtin            boolean NOT NULL DEFAULT false,
+	CONSTRAINT settings_pkey PRIMARY KEY (singleton),
+	CONSTRAINT settings_singleton_check CHECK (singleton)
+);
+COMMENT ON TABLE crm.settings IS 'crm''s switches: one row';
+COMMENT ON COLUMN crm.settings.status_reversible IS 'Whether a customer''s status may move back to an earlier one (off: only forward)';
+INSERT INTO crm.settings (builtin) VALUES (true);
+SELECT crm.keep_builtin_edits('crm.settings', 'singleton');
+
+-- Data dictionaries: stable codes, labels for people.
+CREATE TABLE crm.dictionary (
+	kind      text NOT NULL,
+	code      text NOT NULL,
+	label     text NOT NULL,
+	position  integer NOT NULL DEFAULT 0,
+	enabled   boolean NOT NULL DEFAULT true,
+	builtin   boolean NOT NULL DEFAULT false,
+	CONSTRAINT dictionary_pkey PRIMARY KEY (kind, code),
+	CONSTRAINT dictionary_kind_check CHECK (kind IN
+		('customer_source', 'industry', 'customer_level', 'follow_up_method', 'product_category', 'unit')),
+	CONSTRAINT dictionary_code_check CHECK (code ~ '^[a-z0-9_]{1,60}$'),
+	CONSTRAINT dictionary_label_check CHECK (btrim(label) <> '')
+);
+COMMENT ON TABLE crm.dictionary IS 'Data dictionaries (数据字典): codes are stable, labels and order may change; disable instead of delete';
+
+INSERT INTO crm.dictionary (kind, code, label, position, builtin)
+SELECT kind, code, label, n, true FROM (VALUES
+	('customer_source', '{website,phone,exhibition,referral,search_ads,visit,wechat,douyin,repeat,tender}',
+	                    '{官网咨询,电话营销,展会,客户转介绍,搜索推广,线下拜访,微信公众号,抖音,老客户复购,招投标}'),
+	('industry', '{manufacturing,it,wholesale_retail,construction,healthcare,education,finance,logistics,hospitality,real_estate,energy_chemicals,agriculture_food}',
+	             '{制造业,信息技术,批发零售,建筑工程,医疗健康,教育培训,金融服务,物流运输,餐饮酒店,房地产,能源化工,农业食品}'),
+	('customer_level', '{a,b,c,d}', '{A（重点客户）,B（普通客户）,C（非优先客户）,D（待定）}'),
+	('follow_up_method', '{phone,email,visit,sms,im,other}', '{电话,邮件,上门拜访,短信,即时消息,其他}'),
+	('product_category', '{software,hardware,service}', '{软件,硬件,服务}'),
+	('unit', '{piece,set,year,month,hour}', '{个,套,年,月,小时}')
+) v(kind, codes, labels),
+LATERAL unnest(codes::text[], labels::text[]) WITH ORDINALITY AS u(code, label, n);
+SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
+
+-- Which columns take which dictionary's codes; add_field registers its own.
+CREATE TABLE crm.dictionary_column (
+	table_name   text NOT NULL,
+	column_name  text NOT NULL,
+	kind         text NOT NULL,
+	builtin      boolean NOT NULL DEFAULT false,
+	CONSTRAINT dictionary_column_pkey PRIMARY KEY (table_name, column_name)
+);
+COMMENT ON TABLE crm.dictionary_column IS 'Columns of crm tables whose values must be enabled codes of a dictionary';
+INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
+	('customer', 'source', 'customer_source', true),
+	('customer', 'industry', 'industry', true),
+	('customer', 'level', 'customer_level', true),
+	('follow_up', 'method', 'follow_up_method', true);
+
+CREATE FUNCTION crm.check_dictionary() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_check_dictionary' LANGUAGE C;
+
+-- Customer follow-up statuses (跟进状态): at most 10, in order; the initial
+-- and final ones always exist, and the final one's meaning (signed) is fixed.
+CREATE TABLE crm.customer_status (
+	id          bigint GENERATED ALWAYS AS IDENTITY,
+	name        text NOT NULL,
+	position    integer NOT NULL,
+	is_initial  boolean NOT NULL DEFAULT false,
+	is_final    boolean NOT NULL DEFAULT false,
+	builtin     boolean NOT NULL DEFAULT false,
+	CONSTRAINT customer_status_pkey PRIMARY KEY (id),
+	CONSTRAINT customer_status_name_key UNIQUE (name),
+	CONSTRAINT customer_status_position_key UNIQUE (position) DEFERRABLE INITIALLY IMMEDIATE,
+	CONSTRAINT customer_status_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT customer_status_not_both CHECK (NOT (is_initial AND is_final))
+);
+CREATE UNIQUE INDEX customer_status_one_initial ON crm.customer_status (is_initial) WHERE is_initial;
+CREATE UNIQUE INDEX customer_status_one_final ON crm.customer_status (is_final) WHERE is_final;
+INSERT INTO crm.customer_status (name, position, is_initial, is_final, builtin) VALUES
+	('初步接触', 1, true, false, true),
+	('需求确认', 2, false, false, true),
+	('方案报价', 3, false, false, true),
+	('商务谈判', 4, false, false, true),
+	('成交客户', 5, false, true, true);
+SELECT crm.keep_builtin_edits('crm.customer_status', 'id');
+
+CREATE FUNCTION crm.guard_customer_status() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
+			RAISE EXCEPTION 'customer status "%" would be the 11th', NEW.name
+				USING ERRCODE = 'check_violation',
+				      DETAIL = 'A follow-up status list has at most 10 statuses.',
+				      HINT = 'Rename or delete a status instead.';
+		ELSIF NEW.is_initial OR NEW.is_final THEN
+			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', NEW.name
+				USING ERRCODE = 'check_violation',
+				      HINT = 'Rename the existing initial or final status instead.';
+		END IF;
+	ELSIF TG_OP = 'UPDATE' THEN
+		IF NEW.is_initial <> OLD.is_initial OR NEW.is_final <> OLD.is_final
+		   OR (OLD.is_final AND NEW.name <> OLD.name) THEN
+			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, OLD.name,
+				CASE WHEN OLD.is_final AND NEW.name <> OLD.name THEN 'its name: it is the final status'
+				     ELSE 'whether it is the initial or the final status' END
+				USING ERRCODE = 'check_violation',
+				      DETAIL = 'The initial and final statuses are fixed; the final one means the customer signed.',
+				      HINT = 'Rename or reorder the statuses between them.';
+		END IF;
+	ELSIF OLD.is_initial OR OLD.is_final THEN
+		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, OLD.name
+			USING ERRCODE = 'restrict_violation',
+			      DETAIL = 'The initial and final statuses always exist.';
+	ELSIF EXISTS (SELECT FROM crm.customer WHERE status_id = OLD.id) THEN
+		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, OLD.name
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = format('Use SELECT crm.delete_customer_status(%s, <status its customers move to>).', OLD.id);
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+-- runs as the owner: the in-use check must see every customer
+ALTER FUNCTION crm.guard_customer_status() SECURITY DEFINER;
+-- a restore loads the shipped statuses' edits through crm.builtin_redefined first
+CREATE TRIGGER customer_status_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.customer_status
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_customer_status();
+
+CREATE FUNCTION crm.initial_customer_status() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT id FROM crm.customer_status WHERE is_initial);
+
+-- Deleting a status names where its customers go, in one statement:
+-- crm.delete_customer_status() (src/org.c) checks who asks, then runs this as
+-- the owner, so that every customer of the status moves.
+CREATE FUNCTION crm.move_customer_status(status_id bigint, move_to bigint) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	moved integer;
+BEGIN
+	IF move_to = status_id OR NOT EXISTS (SELECT FROM crm.customer_status WHERE id = move_to) THEN
+		RAISE EXCEPTION 'customers of status % cannot move to status %', status_id, move_to
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name another existing status.';
+	END IF;
+	UPDATE crm.customer SET status_id = move_to WHERE customer.status_id = move_customer_status.status_id;
+	GET DIAGNOSTICS moved = ROW_COUNT;
+	DELETE FROM crm.customer_status WHERE id = status_id;
+	RETURN moved;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.move_customer_status(bigint, bigint) FROM PUBLIC;
+CREATE FUNCTION crm.delete_customer_status(status_id bigint, move_to bigint) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_delete_customer_status' LANGUAGE C;
+COMMENT ON FUNCTION crm.delete_customer_status(bigint, bigint) IS
+	'Delete a customer status, moving its customers to another; returns how many moved';
+
+DO $rules$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['settings', 'dictionary', 'dictionary_column', 'customer_status'] LOOP
+		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
+		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%L)',
+		               t || '_require_admin', t, CASE WHEN t LIKE 'dictionary%' THEN 'admin.fields' ELSE 'admin.rules' END);
+		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+	END LOOP;
+END
+$rules$;
+CREATE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+CREATE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+ALTER TABLE crm.dictionary ENABLE ALWAYS TRIGGER dictionary_changed;
+ALTER TABLE crm.dictionary_column ENABLE ALWAYS TRIGGER dictionary_column_changed;
+
+SELECT pg_catalog.pg_extension_config_dump('crm.settings', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('crm.dictionary', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('crm.dictionary_column', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('crm.customer_status', 'WHERE NOT builtin');
