@@ -8,7 +8,8 @@
  * The codes and the column map are loaded once per backend and change (a
  * statement trigger on both tables broadcasts an invalidation), so the check
  * costs a hash lookup per column and row.  A row keeps a code that has since
- * been disabled for as long as it does not change it.
+ * been disabled for as long as it does not change it.  Superusers are not
+ * checked (see below).
  *
  *-------------------------------------------------------------------------
  */
@@ -173,6 +174,14 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+	/*
+	 * Superusers pass, as they pass row-level security and the write checks:
+	 * a restore loads customers before the dictionary rows they use (pg_dump
+	 * orders tables by name where no foreign key says otherwise).
+	 */
+	if (superuser())
+		return PointerGetDatum(row);
 	load_dictionary();
 
 	foreach(lc, dict_columns)

@@ -31,6 +31,16 @@ $node->safe_psql('crm_src', q{
 	INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', 1, 'first call');
 	UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
 	INSERT INTO crm.job (name, schedule, command) VALUES ('crm-report', '0 8 * * 1', 'SELECT 1');
+	UPDATE crm.dictionary SET label = '官网' WHERE kind = 'customer_source' AND code = 'website';
+	INSERT INTO crm.dictionary (kind, code, label) VALUES ('industry', 'aerospace', '航空航天');
+	UPDATE crm.settings SET status_reversible = true;
+	UPDATE crm.customer_status SET name = '需求明确' WHERE position = 2;
+	INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6);
+	BEGIN;
+	INSERT INTO crm.customer (name, kind, owner_id, industry) VALUES ('Individual Li', 'individual', 1, 'aerospace');
+	INSERT INTO crm.contact (customer_id, name, mobile, owner_id)
+	SELECT id, 'Li', '13800001234', 1 FROM crm.customer WHERE kind = 'individual';
+	COMMIT;
 });
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
@@ -49,17 +59,23 @@ my $rows = q{
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', role_id, record_type, scope, departments), ',') FROM crm.role_scope)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', employee_id, role_id), ',') FROM crm.employee_role)
 	    || ' | ' || (SELECT count(*) FROM crm.permission)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', kind, code, label), ',' ORDER BY kind, code)
+	                   FROM crm.dictionary WHERE NOT builtin OR code = 'website')
+	    || ' | ' || (SELECT count(*) FROM crm.dictionary)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, position), ',' ORDER BY position) FROM crm.customer_status)
+	    || ' | ' || (SELECT status_reversible FROM crm.settings)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, mobile), ',') FROM crm.contact)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
-is($after, $before, 'organisation, roles, scopes, records and edited configuration rows survive dump and restore');
+is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses and settings survive dump and restore');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
 	SELECT crm.current_employee_id() || ':' || string_agg(name, ',' ORDER BY name) FROM crm.customer;
-}), '1:Hangzhou Tea Co,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
+}), '1:Hangzhou Tea Co,Individual Li,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
 
 is($node->safe_psql('crm_dst', q{
 	INSERT INTO crm.department (name) VALUES ('West sales') RETURNING id;
@@ -67,7 +83,7 @@ is($node->safe_psql('crm_dst', q{
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
 	INSERT INTO crm.customer (name, uscc) VALUES ('Restored Ltd', crm.uscc_with_check('91330100MA2B00033')) RETURNING id || ':' || owner_id;
-}), '3:1', 'new records after a restore get fresh ids and the acting owner');
+}), '4:1', 'new records after a restore get fresh ids and the acting owner');
 
 # a plain SQL dump restores in one transaction as well
 my $sql = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.sql";
