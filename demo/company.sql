@@ -79,11 +79,11 @@ SELECT r.id, v.record_type, v.scope,
   JOIN crm.role r ON r.name = v.role;
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r.id, a
-  FROM (VALUES ('销售总监', '{customer.create,customer.edit,customer.delete,customer.transfer,customer.export,lead.create,lead.edit,lead.transfer,lead.convert}'),
-               ('区域经理', '{customer.create,customer.edit,customer.transfer,lead.create,lead.edit,lead.transfer,lead.convert}'),
-               ('销售',     '{customer.create,customer.edit,lead.create,lead.edit,lead.convert}'),
+  FROM (VALUES ('销售总监', '{customer.create,customer.edit,customer.delete,customer.transfer,customer.export,contact.create,contact.edit,contact.delete,lead.create,lead.edit,lead.transfer,lead.convert}'),
+               ('区域经理', '{customer.create,customer.edit,customer.transfer,contact.create,contact.edit,lead.create,lead.edit,lead.transfer,lead.convert}'),
+               ('销售',     '{customer.create,customer.edit,contact.create,contact.edit,lead.create,lead.edit,lead.convert}'),
                ('市场',     '{lead.create,lead.edit,lead.transfer}'),
-               ('客服',     '{customer.edit}'),
+               ('客服',     '{customer.edit,contact.edit}'),
                ('行政',     '{admin.org,admin.role}')) v(role, actions)
   JOIN crm.role r ON r.name = v.role, unnest(v.actions::text[]) a;
 INSERT INTO crm.employee_role (employee_id, role_id)
