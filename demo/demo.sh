@@ -72,9 +72,10 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
   SELECT c.name, f.method, f.content, f.created_at
     FROM crm.follow_up f JOIN crm.customer c ON c.id = f.record_id AND f.record_type = 'customer'
    ORDER BY f.created_at DESC LIMIT 5;                 -- the follow-up timeline, scoped alike
-  INSERT INTO crm.customer (name, phone) VALUES ('新客户有限公司', '0571-12345678');
+  INSERT INTO crm.customer (name, uscc, phone)
+  VALUES ('新客户有限公司', crm.uscc_with_check('91330106MA2B0A1Y7'), '0571-12345678');
                                                        -- owner and author are filled in
-  INSERT INTO crm.customer (name, owner_id) VALUES ('代建客户', 1);
+  INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('代建客户', crm.uscc_with_check('91330106MA2B0A1Y8'), 1);
                                                        -- refused, with the reason
   UPDATE crm.role_scope SET scope = 'all';             -- refused: needs admin.role
 
