@@ -24,8 +24,12 @@ extern Oid	crm_employee_relid(void);
 extern void crm_scope_init(void);
 extern bool crm_may_administer(const char *action);
 extern bool crm_acting_is_super(void);
+extern bool crm_acting_permission(const char *action, int64 *employee_id);
 extern Oid	crm_owner(void);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
+
+/* org.c */
+extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
 /* dictionary.c */
 extern void crm_dictionary_init(void);

@@ -952,8 +952,9 @@ tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
  * which rows a statement can reach; this trigger refuses, with a message
  * that names the rule, what the acting employee's roles do not allow:
  *	 INSERT needs <type>.create and an owner within the employee's scope;
- *	 UPDATE needs <type>.edit, and <type>.transfer to change the owner, to
- *	 someone within scope (crm.transfer() hands records outside it);
+ *	 UPDATE needs <type>.edit, <type>.lock to lock or unlock, and
+ *	 <type>.transfer to change the owner, to someone within scope
+ *	 (crm.transfer() hands records outside it);
  *	 DELETE needs <type>.delete.
  * Superusers pass (they bypass row-level security too); sessions that are
  * nobody may not write.
@@ -1012,7 +1013,19 @@ crm_check_write(PG_FUNCTION_ARGS)
 		int64		old_owner = tuple_int8(td->tg_trigtuple, desc, "owner_id", &oldnull);
 		int64		new_owner = tuple_int8(row, desc, "owner_id", &isnull);
 
+		int			locked = SPI_fnumber(desc, "locked");
+
 		require_permission(t, "edit", "edit", id);
+		if (locked > 0)
+		{
+			bool		was_null,
+						is_null;
+			bool		was = DatumGetBool(heap_getattr(td->tg_trigtuple, locked, desc, &was_null));
+			bool		now = DatumGetBool(heap_getattr(row, locked, desc, &is_null));
+
+			if (was != now)
+				require_permission(t, now ? "lock" : "unlock", "lock", id);
+		}
 		if (oldnull != isnull || old_owner != new_owner)
 		{
 			require_permission(t, "transfer", "transfer", id);
@@ -1173,6 +1186,16 @@ crm_may_administer(const char *action)
 	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
 		return true;
 	return load_acting() && acting_has_permission(action);
+}
+
+/* Whether an employee is acting (its id in *employee_id) and may do the action. */
+bool
+crm_acting_permission(const char *action, int64 *employee_id)
+{
+	if (!load_acting())
+		return false;
+	*employee_id = acting.employee_id;
+	return acting_has_permission(action);
 }
 
 /* The acting employee is a super admin (false for nobody). */

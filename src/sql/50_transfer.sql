@@ -1,0 +1,62 @@
+-- crm.transfer() (src/transfer.c) checks the caller, then runs this as the owner.
+CREATE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
+                                     with_related boolean, keep_old_owner_on_team boolean) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	target   crm.employee;
+	held     bigint;
+	incoming bigint;
+	moved    integer;
+BEGIN
+	-- locking the new owner serialises transfers (and claims) to them, so two
+	-- of them cannot both slip under the holding limit
+	SELECT * INTO target FROM crm.employee WHERE id = to_employee FOR UPDATE;
+	IF NOT FOUND OR NOT target.active THEN
+		RAISE EXCEPTION 'employee % cannot take over % records', to_employee, record_type
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = CASE WHEN target.id IS NULL THEN 'There is no such employee.' ELSE 'The employee is deactivated.' END,
+			      HINT = 'Transfer to an active employee.';
+	END IF;
+
+	-- seeds 000, 002: a holding limit counts customers not yet signed
+	IF record_type = 'customer' AND target.holding_limit IS NOT NULL THEN
+		SELECT count(*) FILTER (WHERE c.owner_id = target.id AND NOT c.id = ANY (ids)),
+		       count(*) FILTER (WHERE c.id = ANY (ids) AND c.owner_id <> target.id)
+		  INTO held, incoming
+		  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
+		 WHERE NOT s.is_final AND (c.owner_id = target.id OR c.id = ANY (ids));
+		IF held + incoming > target.holding_limit THEN
+			RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
+				target.id, target.name, held + incoming, target.holding_limit
+				USING ERRCODE = 'check_violation',
+				      DETAIL = format('They hold %s customers not yet signed; the transfer brings %s more.', held, incoming),
+				      HINT = 'Transfer fewer, or raise crm.employee.holding_limit; signed customers do not count.';
+		END IF;
+	END IF;
+
+	IF keep_old_owner_on_team THEN
+		EXECUTE format('INSERT INTO crm.team_member (record_type, record_id, employee_id, access)'
+		               ' SELECT %L, id, owner_id, ''edit'' FROM crm.%I WHERE id = ANY ($1) AND owner_id <> $2'
+		               ' ON CONFLICT (record_type, record_id, employee_id) DO UPDATE SET access = ''edit'', expires_at = NULL',
+		               record_type, record_type)
+			USING ids, target.id;
+	END IF;
+	EXECUTE format('UPDATE crm.%I SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2', record_type)
+		USING ids, target.id;
+	GET DIAGNOSTICS moved = ROW_COUNT;
+	-- an owner needs no team place on their own records
+	DELETE FROM crm.team_member t
+	 WHERE t.record_type = transfer_records.record_type AND t.record_id = ANY (ids) AND t.employee_id = target.id;
+	IF with_related AND record_type = 'customer' THEN
+		UPDATE crm.contact SET owner_id = target.id WHERE customer_id = ANY (ids) AND owner_id <> target.id;
+	END IF;
+	RETURN moved;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.transfer_records(text, bigint[], bigint, boolean, boolean) FROM PUBLIC;
+
+CREATE FUNCTION crm.transfer(record_type text, ids bigint[], to_employee bigint,
+                             with_related boolean DEFAULT true, keep_old_owner_on_team boolean DEFAULT true)
+	RETURNS integer AS 'MODULE_PATHNAME', 'crm_transfer' LANGUAGE C;
+COMMENT ON FUNCTION crm.transfer(text, bigint[], bigint, boolean, boolean) IS
+	'Hand records to another employee (with their contacts, keeping the old owners on the team), within holding limits';
