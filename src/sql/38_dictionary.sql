@@ -57,6 +57,8 @@ INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUE
 	('customer', 'source', 'customer_source', true),
 	('customer', 'industry', 'industry', true),
 	('customer', 'level', 'customer_level', true),
+	('lead', 'source', 'customer_source', true),
+	('lead', 'industry', 'industry', true),
 	('follow_up', 'method', 'follow_up_method', true);
 
 CREATE FUNCTION crm.check_dictionary() RETURNS trigger

@@ -6,21 +6,36 @@
 -- Sessions that resolve to no employee see nothing (fail closed).
 
 CREATE TABLE crm.lead (
-	id          bigint GENERATED ALWAYS AS IDENTITY,
-	name        text NOT NULL,
-	company     text,
-	mobile      text,
-	owner_id    bigint NOT NULL DEFAULT crm.current_employee_id(),
-	status      text NOT NULL DEFAULT 'new',
-	created_by  bigint,
-	created_at  timestamptz NOT NULL DEFAULT now(),
-	updated_at  timestamptz NOT NULL DEFAULT now(),
+	id               bigint GENERATED ALWAYS AS IDENTITY,
+	name             text NOT NULL,
+	company          text,
+	uscc             text,
+	mobile           text,
+	email            text,
+	source           text,
+	industry         text,
+	requirement      text,
+	expected_amount  numeric(14, 2),
+	owner_id         bigint NOT NULL DEFAULT crm.current_employee_id(),
+	status           text NOT NULL DEFAULT 'new',
+	customer_id      bigint,
+	converted_at     timestamptz,
+	created_by       bigint,
+	created_at       timestamptz NOT NULL DEFAULT now(),
+	updated_at       timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT lead_pkey PRIMARY KEY (id),
 	CONSTRAINT lead_owner_fkey FOREIGN KEY (owner_id) REFERENCES crm.employee (id),
 	CONSTRAINT lead_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
 	CONSTRAINT lead_name_check CHECK (btrim(name) <> ''),
-	CONSTRAINT lead_status_check CHECK (status IN ('new', 'following', 'converted', 'invalid'))
+	CONSTRAINT lead_status_check CHECK (status IN ('new', 'following', 'converted', 'invalid')),
+	CONSTRAINT lead_converted_check CHECK ((status = 'converted') = (customer_id IS NOT NULL AND converted_at IS NOT NULL)),
+	CONSTRAINT lead_uscc_check CHECK (crm.check_uscc(uscc)),
+	CONSTRAINT lead_mobile_check CHECK (crm.check_mobile(mobile)),
+	CONSTRAINT lead_email_check CHECK (crm.check_email(email)),
+	CONSTRAINT lead_expected_amount_check CHECK (expected_amount >= 0)
 );
+COMMENT ON COLUMN crm.lead.customer_id IS 'The customer the lead was converted into (crm.convert_lead); a converted lead is read-only';
+COMMENT ON COLUMN crm.lead.requirement IS 'What the lead needs; with expected_amount, the start of an opportunity';
 
 CREATE TABLE crm.customer (
 	id                bigint GENERATED ALWAYS AS IDENTITY,
@@ -51,6 +66,8 @@ CREATE TABLE crm.customer (
 COMMENT ON COLUMN crm.customer.uscc IS 'Unified social credit code (统一社会信用代码); required for companies, check digit verified';
 COMMENT ON COLUMN crm.customer.status_id IS 'Follow-up status (crm.customer_status); moves only forward unless crm.settings.status_reversible';
 COMMENT ON COLUMN crm.customer.locked IS 'Locked customers are never recycled to a pool';
+
+ALTER TABLE crm.lead ADD CONSTRAINT lead_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id);
 
 -- Contacts (联系人): many per customer; visible with their customer.
 CREATE TABLE crm.contact (
@@ -119,6 +136,20 @@ CREATE TRIGGER contact_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.cont
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('contact');
 CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
+	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+
+-- A converted lead keeps its link to the customer and is read-only.
+CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'lead % (%) was converted into customer % and is read-only', OLD.id, OLD.name, OLD.customer_id
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+		      HINT = format('Work on customer %s instead.', OLD.customer_id);
+END
+$$;
+CREATE TRIGGER lead_converted_read_only BEFORE UPDATE OR DELETE ON crm.lead
+	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
 CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 
