@@ -23,6 +23,17 @@ char	   *crm_database_name = NULL;
 /* Claim that carries the employee id in a trusted authenticator's JWT. */
 char	   *crm_jwt_employee_claim = NULL;
 
+/* Where changes come from, for the operation log. */
+static int	crm_change_source = 0;
+static const struct config_enum_entry change_sources[] = {
+	{"", 0, false},
+	{"person", 1, false},
+	{"import", 2, false},
+	{"job", 3, false},
+	{"system", 4, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
 
 /* A claim name is a JSON key and part of a setting name: keep it plain. */
@@ -69,10 +80,21 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY,
 							   check_claim_name, NULL, NULL);
 
+	DefineCustomEnumVariable("crm.change_source",
+							 "Where the current changes come from, as the operation log records it.",
+							 "Empty: a person when an employee acts, else the system.  Imports and jobs set it.",
+							 &crm_change_source,
+							 0,
+							 change_sources,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("crm");
 
 	crm_identity_init();
 	crm_scope_init();
 	crm_scope_plan_init();
 	crm_dictionary_init();
+	crm_oplog_init();
 }

@@ -19,6 +19,7 @@ extern uint64 crm_org_generation;
 extern void crm_identity_init(void);
 extern bool crm_current_employee(int64 *employee_id);
 extern Oid	crm_employee_relid(void);
+extern bool crm_restoring(void);
 
 /* scope.c */
 extern void crm_scope_init(void);
@@ -30,6 +31,9 @@ extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
 /* org.c */
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
+
+/* oplog.c */
+extern void crm_oplog_init(void);
 
 /* dictionary.c */
 extern void crm_dictionary_init(void);

@@ -65,10 +65,11 @@ my $rows = q{
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, position), ',' ORDER BY position) FROM crm.customer_status)
 	    || ' | ' || (SELECT status_reversible FROM crm.settings)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, mobile), ',') FROM crm.contact)
+	    || ' | ' || (SELECT count(*) || ' log entries, last ' || max(id) FROM crm.oplog)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
-is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses and settings survive dump and restore');
+is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings and the operation log (not logged twice) survive dump and restore');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 

@@ -240,8 +240,10 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	-- runs as the caller: the record tables' own policies decide
 	RETURN CASE record_type
-		WHEN 'customer' THEN EXISTS (SELECT FROM crm.customer WHERE id = record_id)
-		WHEN 'lead' THEN EXISTS (SELECT FROM crm.lead WHERE id = record_id)
+		WHEN 'customer' THEN EXISTS (SELECT FROM crm.customer r WHERE r.id = record_visible.record_id)
+		WHEN 'lead' THEN EXISTS (SELECT FROM crm.lead r WHERE r.id = record_visible.record_id)
+		WHEN 'contact' THEN EXISTS (SELECT FROM crm.contact r WHERE r.id = record_visible.record_id)
+		WHEN 'follow_up' THEN EXISTS (SELECT FROM crm.follow_up r WHERE r.id = record_visible.record_id)
 		ELSE false END;
 END
 $$;
