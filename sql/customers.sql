@@ -97,6 +97,10 @@ VALUES ('customer', :tea, 'email', '补录旧记录', '2026-01-01 09:00+08');
 SELECT last_follow_up_at = '2026-03-05 09:00+08' AS still_latest FROM crm.customer WHERE id = :tea;
 INSERT INTO crm.follow_up (record_type, record_id, method, content) VALUES ('customer', :tea, 'pigeon', '飞鸽传书');
 
+-- a status is one of the list
+UPDATE crm.customer SET status_id = 999 WHERE id = :tea;
+\echo :LAST_ERROR_SQLSTATE
+
 -- statuses move forward only
 UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE position = 3) WHERE id = :tea;
 UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE position = 2) WHERE id = :tea;

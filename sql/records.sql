@@ -88,6 +88,14 @@ INSERT INTO crm.customer (name, uscc) VALUES ('Ownerless', crm.uscc_with_check('
 
 \set VERBOSITY default
 
+-- owners and authors are employees, owners active ones (checked for superusers too)
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('Ghost owned', crm.uscc_with_check('91330100MA2B00028'), 999999);
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.employee SET active = false WHERE id = :s2;
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('Gone owned', crm.uscc_with_check('91330100MA2B00029'), :s2);
+UPDATE crm.employee SET active = true WHERE id = :s2;
+INSERT INTO crm.customer (name, uscc, owner_id, created_by) VALUES ('Ghost written', crm.uscc_with_check('91330100MA2B00030'), :s1, 999999);
+
 -- stamp_record is a BEFORE row trigger only
 CREATE TABLE stamped (id int, updated_at timestamptz);
 CREATE TRIGGER wrong AFTER INSERT ON stamped FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();

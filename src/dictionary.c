@@ -5,9 +5,13 @@
  *	  accept only its enabled codes: crm.check_dictionary(), a BEFORE INSERT
  *	  OR UPDATE row trigger on every table that has such a column.
  *
- * The codes and the column map are loaded once per backend and change (a
- * statement trigger on both tables broadcasts an invalidation), so the check
- * costs a hash lookup per column and row.  A row keeps a code that has since
+ * Customers' status_id is checked here too, against crm.customer_status: a
+ * foreign key would cost a query per row, and a status in use cannot be
+ * deleted anyway (crm.guard_customer_status).
+ *
+ * The codes, the column map and the statuses are loaded once per backend and
+ * change (a statement trigger on those tables broadcasts an invalidation), so
+ * the check costs a hash lookup per column and row.  A row keeps a code that has since
  * been disabled for as long as it does not change it.  A restore is not
  * checked (see below).
  *
@@ -53,12 +57,15 @@ static HTAB *dict_codes = NULL;
 static List *dict_columns = NIL;
 static uint64 dict_loaded = 0;
 static uint64 dict_generation = 1;
-static Oid	dict_relids[2];
+static Oid	dict_relids[3];		/* dictionary, dictionary_column, customer_status */
+static Oid	customer_relid;
+static int	nstatuses;
+static int64 *statuses;
 
 static void
 dictionary_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == dict_relids[0] || relid == dict_relids[1])
+	if (relid == InvalidOid || relid == dict_relids[0] || relid == dict_relids[1] || relid == dict_relids[2])
 		dict_generation++;
 }
 
@@ -97,6 +104,8 @@ load_dictionary(void)
 		nsp = get_namespace_oid("crm", false);
 		dict_relids[0] = get_relname_relid("dictionary", nsp);
 		dict_relids[1] = get_relname_relid("dictionary_column", nsp);
+		dict_relids[2] = get_relname_relid("customer_status", nsp);
+		customer_relid = get_relname_relid("customer", nsp);
 		relids_org_generation = crm_org_generation;
 		dict_generation++;
 	}
@@ -149,9 +158,47 @@ load_dictionary(void)
 		dict_columns = lappend(dict_columns, col);
 		MemoryContextSwitchTo(old);
 	}
+	if (SPI_execute("SELECT id FROM crm.customer_status", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm: customer status query failed");
+	nstatuses = SPI_processed;
+	statuses = MemoryContextAlloc(dict_cxt, sizeof(int64) * Max(nstatuses, 1));
+	for (int i = 0; i < nstatuses; i++)
+	{
+		bool		isnull;
+
+		statuses[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	dict_loaded = generation;
+}
+
+static void
+check_status(TupleDesc desc, HeapTuple row, HeapTuple old)
+{
+	int			att = SPI_fnumber(desc, "status_id");
+	bool		isnull;
+	int64		status;
+
+	if (att <= 0)
+		return;
+	status = DatumGetInt64(heap_getattr(row, att, desc, &isnull));
+	if (isnull)
+		return;
+	if (old != NULL)
+	{
+		bool		oldnull;
+
+		if (DatumGetInt64(heap_getattr(old, att, desc, &oldnull)) == status && !oldnull)
+			return;
+	}
+	for (int i = 0; i < nstatuses; i++)
+		if (statuses[i] == status)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("customer.status_id %lld is not a customer status", (long long) status),
+			 errhint("Use one of: SELECT id, name FROM crm.customer_status ORDER BY position.")));
 }
 
 /*
@@ -182,6 +229,9 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 	if (crm_restoring())
 		return PointerGetDatum(row);
 	load_dictionary();
+
+	if (RelationGetRelid(rel) == customer_relid)
+		check_status(desc, row, TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_trigtuple : NULL);
 
 	foreach(lc, dict_columns)
 	{

@@ -947,6 +947,45 @@ tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
 }
 
 /*
+ * owner_id and created_by name employees.  They are checked here against the
+ * cached organisation rather than by foreign keys, which would cost a query
+ * per row: employees are never deleted nor truncated, so a reference that
+ * was right when written stays right.  An owner must also be active.
+ */
+static void
+check_employee_reference(int t, TupleDesc desc, HeapTuple row, HeapTuple old, TriggerEvent event,
+						 const char *column, bool must_be_active)
+{
+	int			att = SPI_fnumber(desc, column);
+	bool		isnull;
+	int64		employee;
+	int			e;
+
+	if (att <= 0)
+		return;
+	employee = DatumGetInt64(heap_getattr(row, att, desc, &isnull));
+	if (isnull)
+		return;
+	if (TRIGGER_FIRED_BY_UPDATE(event))
+	{
+		bool		oldnull;
+		int64		before = DatumGetInt64(heap_getattr(old, att, desc, &oldnull));
+
+		if (!oldnull && before == employee)
+			return;
+	}
+	load_org();
+	e = id_lookup(org.emp_index, employee);
+	if (e < 0 || (must_be_active && !org.emps[e].active))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("%s.%s %lld is not %s employee", record_types[t], column, (long long) employee,
+						e < 0 ? "an" : "an active"),
+				 errhint("%s", e < 0 ? "Name an id from crm.employee." :
+						 "Deactivated employees own nothing; name their successor.")));
+}
+
+/*
  * crm.check_write(): BEFORE INSERT OR UPDATE OR DELETE row trigger on every
  * business table, argument the record type.  Row-level security decides
  * which rows a statement can reach; this trigger refuses, with a message
@@ -978,6 +1017,11 @@ crm_check_write(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(td->tg_relation);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
+	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event) && !crm_restoring())
+	{
+		check_employee_reference(t, desc, row, td->tg_trigtuple, td->tg_event, "owner_id", true);
+		check_employee_reference(t, desc, row, td->tg_trigtuple, td->tg_event, "created_by", false);
+	}
 	/* superusers bypass row-level security, and these checks with it */
 	if (superuser())
 		return PointerGetDatum(row);

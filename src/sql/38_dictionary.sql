@@ -176,6 +176,9 @@ CREATE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE O
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+CREATE TRIGGER customer_status_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.customer_status
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+ALTER TABLE crm.customer_status ENABLE ALWAYS TRIGGER customer_status_changed;
 ALTER TABLE crm.dictionary ENABLE ALWAYS TRIGGER dictionary_changed;
 ALTER TABLE crm.dictionary_column ENABLE ALWAYS TRIGGER dictionary_column_changed;
 
