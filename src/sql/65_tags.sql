@@ -1,0 +1,71 @@
+-- Tags (标签) in groups, set by administrators; tagging a record needs to be
+-- able to edit it.  Pins (置顶) are each employee's own.
+CREATE TABLE crm.tag_group (
+	id        bigint GENERATED ALWAYS AS IDENTITY,
+	name      text NOT NULL,
+	position  integer NOT NULL DEFAULT 0,
+	CONSTRAINT tag_group_pkey PRIMARY KEY (id),
+	CONSTRAINT tag_group_name_key UNIQUE (name),
+	CONSTRAINT tag_group_name_check CHECK (btrim(name) <> '')
+);
+CREATE TABLE crm.tag (
+	id        bigint GENERATED ALWAYS AS IDENTITY,
+	group_id  bigint NOT NULL,
+	name      text NOT NULL,
+	color     text,
+	position  integer NOT NULL DEFAULT 0,
+	CONSTRAINT tag_pkey PRIMARY KEY (id),
+	CONSTRAINT tag_group_fkey FOREIGN KEY (group_id) REFERENCES crm.tag_group (id) ON DELETE CASCADE,
+	CONSTRAINT tag_name_key UNIQUE (group_id, name),
+	CONSTRAINT tag_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT tag_color_check CHECK (color ~ '^#[0-9a-fA-F]{6}$')
+);
+CREATE TABLE crm.record_tag (
+	record_type  text NOT NULL,
+	record_id    bigint NOT NULL,
+	tag_id       bigint NOT NULL,
+	created_by   bigint DEFAULT crm.current_employee_id(),
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT record_tag_pkey PRIMARY KEY (record_type, record_id, tag_id),
+	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE,
+	CONSTRAINT record_tag_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact'))
+);
+CREATE INDEX record_tag_tag_idx ON crm.record_tag (tag_id);
+CREATE TABLE crm.pin (
+	employee_id  bigint NOT NULL DEFAULT crm.current_employee_id(),
+	record_type  text NOT NULL,
+	record_id    bigint NOT NULL,
+	pinned_at    timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT pin_pkey PRIMARY KEY (employee_id, record_type, record_id),
+	CONSTRAINT pin_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact'))
+);
+COMMENT ON TABLE crm.record_tag IS 'Tags on records; visible and writable with the record (writing needs <type>.edit)';
+COMMENT ON TABLE crm.pin IS 'Records an employee pinned to the top of their lists; each sees only their own';
+
+DO $tags$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['tag_group', 'tag'] LOOP
+		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
+		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(''admin.fields'')', t || '_require_admin', t);
+		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+	END LOOP;
+END
+$tags$;
+
+ALTER TABLE crm.record_tag ENABLE ROW LEVEL SECURITY;
+CREATE POLICY record_tag_read ON crm.record_tag FOR SELECT TO crm_user
+	USING (crm.record_visible(record_type, record_id));
+CREATE POLICY record_tag_write ON crm.record_tag FOR INSERT TO crm_user
+	WITH CHECK (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit')
+	            AND created_by = crm.current_employee_id());
+CREATE POLICY record_tag_remove ON crm.record_tag FOR DELETE TO crm_user
+	USING (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'));
+GRANT SELECT, INSERT, DELETE ON crm.record_tag TO crm_user;
+
+ALTER TABLE crm.pin ENABLE ROW LEVEL SECURITY;
+CREATE POLICY pin_own ON crm.pin TO crm_user
+	USING (employee_id = crm.current_employee_id())
+	WITH CHECK (employee_id = crm.current_employee_id() AND crm.record_visible(record_type, record_id));
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.pin TO crm_user;
