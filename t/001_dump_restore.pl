@@ -36,11 +36,15 @@ $node->safe_psql('crm_src', q{
 	UPDATE crm.settings SET status_reversible = true;
 	UPDATE crm.customer_status SET name = '需求明确' WHERE position = 2;
 	INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6);
+	SELECT crm.add_field('customer', 'region', 'text');
+	SELECT crm.add_field('contact', 'hobbies', 'multiple', dictionary => 'industry');
+	UPDATE crm.customer SET region = 'east';
 	BEGIN;
 	INSERT INTO crm.customer (name, kind, owner_id, industry) VALUES ('Individual Li', 'individual', 1, 'aerospace');
 	INSERT INTO crm.contact (customer_id, name, mobile, owner_id)
 	SELECT id, 'Li', '13800001234', 1 FROM crm.customer WHERE kind = 'individual';
 	COMMIT;
+	UPDATE crm.contact SET hobbies = '{it}';
 });
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
@@ -66,10 +70,12 @@ my $rows = q{
 	    || ' | ' || (SELECT status_reversible FROM crm.settings)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, mobile), ',') FROM crm.contact)
 	    || ' | ' || (SELECT count(*) || ' log entries, last ' || max(id) FROM crm.oplog)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', name, region), ',' ORDER BY id) FROM crm.customer)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', name, hobbies), ',' ORDER BY id) FROM crm.contact)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
-is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings and the operation log (not logged twice) survive dump and restore');
+is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields and the operation log (not logged twice) survive dump and restore');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
@@ -83,7 +89,8 @@ is($node->safe_psql('crm_dst', q{
 }), '3', 'identity sequences continue after the restored rows');
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
-	INSERT INTO crm.customer (name, uscc) VALUES ('Restored Ltd', crm.uscc_with_check('91330100MA2B00033')) RETURNING id || ':' || owner_id;
+	INSERT INTO crm.customer (name, uscc, region) VALUES ('Restored Ltd', crm.uscc_with_check('91330100MA2B00033'), 'west')
+	RETURNING id || ':' || owner_id;
 }), '4:1', 'new records after a restore get fresh ids and the acting owner');
 
 # a plain SQL dump restores in one transaction as well
