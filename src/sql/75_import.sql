@@ -1,0 +1,147 @@
+-- Importing customers (seeds 003, 004): COPY the file into a staging table
+-- shaped like crm.customer_import (a temporary one is private and fastest),
+-- then SELECT * FROM crm.import_customers('that_table').  Every row gets a
+-- result in the staging table: ok with the new customer's id, or the SQLSTATE
+-- and message that refused it.  A bad row never stops the good ones.
+--
+-- Rows are checked set-based first (formats, dictionaries, owners and scopes,
+-- holding limits); the good ones are then inserted as the importing employee,
+-- through every rule a direct insert meets.  Should one still fail, the rows
+-- are retried one by one, each in its own subtransaction.
+CREATE TABLE crm.customer_import (
+	line            integer NOT NULL,
+	name            text,
+	kind            text,
+	uscc            text,
+	phone           text,
+	industry        text,
+	source          text,
+	level           text,
+	owner_id        bigint,
+	contact_name    text,
+	contact_mobile  text,
+	contact_email   text,
+	status          text NOT NULL DEFAULT 'pending',
+	customer_id     bigint,
+	sqlstate        text,
+	message         text,
+	CONSTRAINT customer_import_pkey PRIMARY KEY (line),
+	CONSTRAINT customer_import_status_check CHECK (status IN ('pending', 'ok', 'error'))
+);
+COMMENT ON TABLE crm.customer_import IS
+	'The shape of a staging table for crm.import_customers (CREATE TEMP TABLE t (LIKE crm.customer_import INCLUDING ALL)); holds no rows';
+GRANT SELECT ON crm.customer_import TO crm_user;
+CREATE TRIGGER customer_import_no_rows BEFORE INSERT ON crm.customer_import
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.nobody');
+
+CREATE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me          bigint := crm.current_employee_id();
+	old_source  text := current_setting('crm.change_source');
+	r           record;
+	id          bigint;
+	state       text;
+	msg         text;
+	insert_customer constant text :=
+		'INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, level, owner_id)'
+		' VALUES ($1, coalesce($2, ''company''), $3, $4, $5, $6, $7, $8) RETURNING id';
+	insert_contact constant text :=
+		'INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)'
+		' SELECT $1, coalesce($2, $3), $4, $5, true, $6 WHERE $2 IS NOT NULL OR $4 IS NOT NULL';
+BEGIN
+	IF NOT crm.has_permission('customer.import') AND NOT current_setting('is_superuser')::boolean THEN
+		RAISE EXCEPTION 'employee % may not import customers', coalesce(me::text, 'nobody')
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'Ask an administrator to add "customer.import" to one of your roles (crm.role_permission).';
+	END IF;
+	PERFORM set_config('crm.change_source', 'import', true);
+
+	-- the checks a row can fail, cheapest first; the first failure is its result
+	EXECUTE format($q$
+	UPDATE %1$s i SET status = 'error', sqlstate = v.state, message = v.msg
+	  FROM (SELECT i2.line, f.state, f.msg
+	          FROM %1$s i2
+	          LEFT JOIN crm.employee own ON own.id = coalesce(i2.owner_id, $1)
+	          LEFT JOIN LATERAL (
+	                SELECT c.col, c.code, c.kind
+	                  FROM (VALUES ('industry', i2.industry, 'industry'), ('source', i2.source, 'customer_source'),
+	                               ('level', i2.level, 'customer_level')) c(col, code, kind)
+	                 WHERE c.code IS NOT NULL
+	                   AND NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = c.kind AND d.code = c.code AND d.enabled)
+	                 LIMIT 1) bad ON true
+	          CROSS JOIN LATERAL (SELECT * FROM (VALUES
+	                (1, coalesce(btrim(i2.name), '') = '', '23514', 'name is required'),
+	                (2, coalesce(i2.kind, 'company') NOT IN ('company', 'individual'), '23514',
+	                    format('kind "%%s" is neither company nor individual', i2.kind)),
+	                (3, coalesce(i2.kind, 'company') = 'company' AND i2.uscc IS NULL, '23514',
+	                    'a company customer needs its unified social credit code'),
+	                (4, i2.uscc IS NOT NULL AND NOT crm.uscc_valid(i2.uscc), '23514',
+	                    format('"%%s" is not a valid unified social credit code', i2.uscc)),
+	                (5, i2.kind = 'individual' AND i2.contact_mobile IS NULL, '23514',
+	                    'an individual customer needs a contact mobile number'),
+	                (6, i2.contact_mobile IS NOT NULL AND NOT crm.mobile_valid(i2.contact_mobile), '23514',
+	                    format('"%%s" is not a valid mobile number', i2.contact_mobile)),
+	                (7, i2.contact_email IS NOT NULL AND NOT crm.email_valid(i2.contact_email), '23514',
+	                    format('"%%s" is not a valid e-mail address', i2.contact_email)),
+	                (8, bad.col IS NOT NULL, '23503',
+	                    format('%%s "%%s" is not an enabled code of dictionary "%%s"', bad.col, bad.code, bad.kind)),
+	                (9, own.id IS NULL OR NOT own.active, '23503',
+	                    format('owner %%s is not an active employee', coalesce(i2.owner_id, $1))),
+	                (10, NOT $2 AND NOT coalesce(i2.owner_id, $1) = ANY (crm.scope_owners('customer')), '42501',
+	                    format('owner %%s is outside the importer''s customer scope', coalesce(i2.owner_id, $1)))
+	              ) t(n, failed, state, msg) WHERE failed ORDER BY n LIMIT 1) f
+	         WHERE i2.status = 'pending') v
+	 WHERE i.line = v.line$q$, staging)
+	USING me, current_setting('is_superuser')::boolean;
+
+	-- holding limits: rows beyond what each owner may still hold
+	EXECUTE format($q$
+	UPDATE %1$s i SET status = 'error', sqlstate = '23514',
+	       message = format('owner %%s would hold more than their limit of %%s customers', v.owner, v.holding_limit)
+	  FROM (SELECT i2.line, e.id AS owner, e.holding_limit,
+	               row_number() OVER (PARTITION BY e.id ORDER BY i2.line)
+	               + (SELECT count(*) FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
+	                   WHERE c.owner_id = e.id AND NOT s.is_final) AS would_hold
+	          FROM %1$s i2 JOIN crm.employee e ON e.id = coalesce(i2.owner_id, $1)
+	         WHERE i2.status = 'pending' AND e.holding_limit IS NOT NULL) v
+	 WHERE i.line = v.line AND v.would_hold > v.holding_limit$q$, staging)
+	USING me;
+
+	-- the good rows, in one go; if anything still fails, one by one
+	BEGIN
+		FOR r IN EXECUTE format('SELECT * FROM %s WHERE status = ''pending'' ORDER BY line', staging) LOOP
+			EXECUTE insert_customer INTO id
+				USING r.name, r.kind, r.uscc, r.phone, r.industry, r.source, r.level, coalesce(r.owner_id, me);
+			EXECUTE insert_contact
+				USING id, r.contact_name, r.name, r.contact_mobile, r.contact_email, coalesce(r.owner_id, me);
+			EXECUTE format('UPDATE %s SET status = ''ok'', customer_id = $1 WHERE line = $2', staging) USING id, r.line;
+		END LOOP;
+		-- the individual-contact rule waits for commit: check it while rows can still be refused
+		SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact IMMEDIATE;
+	EXCEPTION WHEN OTHERS THEN
+		FOR r IN EXECUTE format('SELECT * FROM %s WHERE status = ''pending'' ORDER BY line', staging) LOOP
+			BEGIN
+				SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact DEFERRED;
+				EXECUTE insert_customer INTO id
+					USING r.name, r.kind, r.uscc, r.phone, r.industry, r.source, r.level, coalesce(r.owner_id, me);
+				EXECUTE insert_contact
+					USING id, r.contact_name, r.name, r.contact_mobile, r.contact_email, coalesce(r.owner_id, me);
+				SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact IMMEDIATE;
+				EXECUTE format('UPDATE %s SET status = ''ok'', customer_id = $1 WHERE line = $2', staging) USING id, r.line;
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+				EXECUTE format('UPDATE %s SET status = ''error'', sqlstate = $1, message = $2 WHERE line = $3', staging)
+					USING state, msg, r.line;
+			END;
+		END LOOP;
+	END;
+
+	SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact DEFERRED;
+	PERFORM set_config('crm.change_source', old_source, true);
+	EXECUTE format('SELECT count(*) FILTER (WHERE status = ''ok''), count(*) FILTER (WHERE status = ''error'') FROM %s',
+	               staging) INTO imported, refused;
+END
+$$;
+COMMENT ON FUNCTION crm.import_customers(regclass) IS
+	'Import the pending rows of a staging table shaped like crm.customer_import; each row gets ok and its customer id, or the SQLSTATE and message that refused it';
