@@ -108,7 +108,7 @@ INSERT INTO crm.role (id, name, is_super) OVERRIDING SYSTEM VALUE
 VALUES (1, '超级管理员', true), (2, '销售经理', false), (3, '销售', false);
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r, a FROM unnest('{2,3}'::bigint[]) r,
-       unnest('{customer.create,customer.edit,lead.create,lead.edit}'::text[]) a;
+       unnest('{customer.create,customer.edit,customer.import,contact.create,contact.edit,lead.create,lead.edit}'::text[]) a;
 INSERT INTO crm.role_scope (role_id, record_type, scope)
 SELECT r, t, CASE r WHEN 2 THEN 'department_tree' ELSE 'self' END
   FROM unnest('{2,3}'::bigint[]) r, unnest('{customer,lead}'::text[]) t;
@@ -228,6 +228,9 @@ ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT, ALTER status_id
 INSERT INTO bench_baseline.customer OVERRIDING SYSTEM VALUE SELECT * FROM crm.customer ORDER BY id;
 SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
   FROM bench_baseline.customer \g /dev/null
+CREATE TABLE bench_baseline.contact (LIKE crm.contact INCLUDING ALL);
+ALTER TABLE bench_baseline.contact ALTER owner_id DROP DEFAULT,
+	DROP CONSTRAINT contact_mobile_check, DROP CONSTRAINT contact_email_check;
 CREATE TABLE bench_baseline.visible (who name PRIMARY KEY, owners bigint[] NOT NULL);
 INSERT INTO bench_baseline.visible
 WITH RECURSIVE tree (id) AS (

@@ -5,9 +5,10 @@
 -- and message that refused it.  A bad row never stops the good ones.
 --
 -- Rows are checked set-based first (formats, dictionaries, owners and scopes,
--- holding limits); the good ones are then inserted as the importing employee,
--- through every rule a direct insert meets.  Should one still fail, the rows
--- are retried one by one, each in its own subtransaction.
+-- holding limits); the good ones are then inserted with one statement per
+-- table as the importing employee, through every rule a direct insert meets.
+-- Should one still fail, the rows are retried one by one, each in its own
+-- subtransaction.
 CREATE TABLE crm.customer_import (
 	line            integer NOT NULL,
 	name            text,
@@ -108,15 +109,32 @@ BEGIN
 	 WHERE i.line = v.line AND v.would_hold > v.holding_limit$q$, staging)
 	USING me;
 
-	-- the good rows, in one go; if anything still fails, one by one
+	-- the good rows, in one go; if anything still fails, one by one.  Identity
+	-- values follow insertion order, which follows ORDER BY line: the n-th new
+	-- id belongs to the n-th pending line.
 	BEGIN
-		FOR r IN EXECUTE format('SELECT * FROM %s WHERE status = ''pending'' ORDER BY line', staging) LOOP
-			EXECUTE insert_customer INTO id
-				USING r.name, r.kind, r.uscc, r.phone, r.industry, r.source, r.level, coalesce(r.owner_id, me);
-			EXECUTE insert_contact
-				USING id, r.contact_name, r.name, r.contact_mobile, r.contact_email, coalesce(r.owner_id, me);
-			EXECUTE format('UPDATE %s SET status = ''ok'', customer_id = $1 WHERE line = $2', staging) USING id, r.line;
-		END LOOP;
+		EXECUTE format($q$
+		WITH pending AS (
+			SELECT line, row_number() OVER (ORDER BY line) AS n FROM %1$s WHERE status = 'pending'
+		), inserted AS (
+			INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, level, owner_id)
+			SELECT s.name, coalesce(s.kind, 'company'), s.uscc, s.phone, s.industry, s.source, s.level, coalesce(s.owner_id, $1)
+			  FROM %1$s s WHERE s.status = 'pending' ORDER BY s.line
+			RETURNING id
+		), numbered AS (
+			SELECT id, row_number() OVER (ORDER BY id) AS n FROM inserted
+		)
+		UPDATE %1$s s SET customer_id = numbered.id
+		  FROM pending JOIN numbered USING (n)
+		 WHERE s.line = pending.line$q$, staging)
+		USING me;
+		EXECUTE format($q$
+		INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
+		SELECT s.customer_id, coalesce(s.contact_name, s.name), s.contact_mobile, s.contact_email, true, coalesce(s.owner_id, $1)
+		  FROM %1$s s
+		 WHERE s.status = 'pending' AND (s.contact_name IS NOT NULL OR s.contact_mobile IS NOT NULL)$q$, staging)
+		USING me;
+		EXECUTE format('UPDATE %s SET status = ''ok'' WHERE status = ''pending''', staging);
 		-- the individual-contact rule waits for commit: check it while rows can still be refused
 		SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact IMMEDIATE;
 	EXCEPTION WHEN OTHERS THEN
