@@ -1,0 +1,85 @@
+-- Exports: views shaped for a spreadsheet, with codes turned into labels.
+-- security_invoker: each reader gets the rows of their own scope; and
+-- reading them needs the <type>.export permission.
+
+CREATE FUNCTION crm.require_permission(action text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT crm.has_permission(action) AND NOT current_setting('is_superuser')::boolean THEN
+		RAISE EXCEPTION 'employee % lacks the permission "%"', coalesce(crm.current_employee_id()::text, 'nobody'), action
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'None of the employee''s roles grants it.',
+			      HINT = format('Ask an administrator to add "%s" to one of your roles (crm.role_permission).', action);
+	END IF;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION crm.require_permission(text) IS 'True, or an insufficient_privilege error naming the missing permission';
+
+CREATE VIEW crm.customer_export WITH (security_invoker = true) AS
+SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END AS kind, c.uscc, c.phone,
+       ind.label AS industry, src.label AS source, lvl.label AS level, st.name AS status,
+       o.name AS owner, d.name AS department, c.locked,
+       k.name AS contact, k.mobile AS contact_mobile, k.email AS contact_email,
+       c.last_follow_up_at, c.created_at, c.updated_at
+  FROM crm.customer c
+  JOIN crm.employee o ON o.id = c.owner_id
+  JOIN crm.department d ON d.id = o.department_id
+  JOIN crm.customer_status st ON st.id = c.status_id
+  LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = c.industry
+  LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = c.source
+  LEFT JOIN crm.dictionary lvl ON lvl.kind = 'customer_level' AND lvl.code = c.level
+  LEFT JOIN LATERAL (SELECT name, mobile, email FROM crm.contact WHERE customer_id = c.id
+                      ORDER BY is_decision_maker DESC, id LIMIT 1) k ON true
+ WHERE crm.require_permission('customer.export');
+
+CREATE VIEW crm.contact_export WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS customer, o.name AS owner,
+       k.created_at, k.updated_at
+  FROM crm.contact k
+  JOIN crm.customer c ON c.id = k.customer_id
+  JOIN crm.employee o ON o.id = k.owner_id
+ WHERE crm.require_permission('contact.export');
+
+CREATE VIEW crm.lead_export WITH (security_invoker = true) AS
+SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, ind.label AS industry,
+       l.requirement, l.expected_amount, l.status, o.name AS owner, l.customer_id, l.converted_at, l.created_at
+  FROM crm.lead l
+  JOIN crm.employee o ON o.id = l.owner_id
+  LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = l.source
+  LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = l.industry
+ WHERE crm.require_permission('lead.export');
+
+GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export TO crm_user;
+
+-- Attachments (附件): metadata of files kept elsewhere (object storage), on
+-- any record; visible with the record, added by whoever may edit it.
+CREATE TABLE crm.attachment (
+	id            bigint GENERATED ALWAYS AS IDENTITY,
+	record_type   text NOT NULL,
+	record_id     bigint NOT NULL,
+	file_name     text NOT NULL,
+	size_bytes    bigint NOT NULL,
+	content_type  text NOT NULL,
+	storage_key   text NOT NULL,
+	created_by    bigint DEFAULT crm.current_employee_id(),
+	created_at    timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT attachment_pkey PRIMARY KEY (id),
+	CONSTRAINT attachment_storage_key_key UNIQUE (storage_key),
+	CONSTRAINT attachment_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact', 'follow_up')),
+	CONSTRAINT attachment_file_name_check CHECK (btrim(file_name) <> '' AND file_name !~ '[/\\]'),
+	CONSTRAINT attachment_size_check CHECK (size_bytes >= 0),
+	CONSTRAINT attachment_content_type_check CHECK (content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$')
+);
+CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
+COMMENT ON TABLE crm.attachment IS 'Files on records: name, size, content type and the key of the object in the file store';
+ALTER TABLE crm.attachment ENABLE ROW LEVEL SECURITY;
+CREATE POLICY attachment_read ON crm.attachment FOR SELECT TO crm_user
+	USING (crm.record_visible(record_type, record_id));
+CREATE POLICY attachment_add ON crm.attachment FOR INSERT TO crm_user
+	WITH CHECK (created_by = crm.current_employee_id() AND crm.record_visible(record_type, record_id)
+	            AND (record_type = 'follow_up' OR crm.has_permission(record_type || '.edit')));
+CREATE POLICY attachment_remove ON crm.attachment FOR DELETE TO crm_user
+	USING (created_by = crm.current_employee_id()
+	       OR (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit')));
+GRANT SELECT, INSERT, DELETE ON crm.attachment TO crm_user;
