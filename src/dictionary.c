@@ -35,6 +35,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_check_dictionary);
+PG_FUNCTION_INFO_V1(crm_initial_customer_status);
 
 #define DICT_KEY_LEN 128		/* kind (<= 30) + NUL + code (<= 60) */
 
@@ -61,6 +62,7 @@ static Oid	dict_relids[3];		/* dictionary, dictionary_column, customer_status */
 static Oid	customer_relid;
 static int	nstatuses;
 static int64 *statuses;
+static int64 initial_status;	/* 0 if none */
 
 static void
 dictionary_relcache_callback(Datum arg, Oid relid)
@@ -158,15 +160,18 @@ load_dictionary(void)
 		dict_columns = lappend(dict_columns, col);
 		MemoryContextSwitchTo(old);
 	}
-	if (SPI_execute("SELECT id FROM crm.customer_status", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT id, is_initial FROM crm.customer_status", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "crm: customer status query failed");
 	nstatuses = SPI_processed;
 	statuses = MemoryContextAlloc(dict_cxt, sizeof(int64) * Max(nstatuses, 1));
+	initial_status = 0;
 	for (int i = 0; i < nstatuses; i++)
 	{
 		bool		isnull;
 
 		statuses[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
+			initial_status = statuses[i];
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -268,4 +273,19 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 							 col->kind)));
 	}
 	return PointerGetDatum(row);
+}
+
+/*
+ * crm.initial_customer_status() returns bigint
+ *
+ * The default of customer.status_id, evaluated for every row inserted: from
+ * the cache, not a query.
+ */
+Datum
+crm_initial_customer_status(PG_FUNCTION_ARGS)
+{
+	load_dictionary();
+	if (initial_status == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(initial_status);
 }

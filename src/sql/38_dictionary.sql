@@ -132,8 +132,7 @@ CREATE TRIGGER customer_status_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.cu
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_customer_status();
 
 CREATE FUNCTION crm.initial_customer_status() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT id FROM crm.customer_status WHERE is_initial);
+	AS 'MODULE_PATHNAME', 'crm_initial_customer_status' LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 -- Deleting a status names where its customers go, in one statement:
 -- crm.delete_customer_status() (src/org.c) checks who asks, then runs this as
