@@ -32,6 +32,18 @@ RESET ROLE;
 -- who changed which field from what to what, and through what
 SELECT record_type, action, employee_id = :rep AS by_rep, source, changes
   FROM crm.oplog WHERE record_type = 'customer' AND record_id = :cust ORDER BY id;
+-- the records one statement inserts share one entry; record_ids finds each of them
+SET ROLE log_rep;
+INSERT INTO crm.customer (name, uscc)
+SELECT '批量' || n, crm.uscc_with_check('9133010000008' || lpad(n::text, 4, '0')) FROM generate_series(1, 3) n;
+RESET ROLE;
+SELECT count(*) AS entries, sum(upper(r) - lower(r)) AS records
+  FROM crm.oplog o, unnest(o.record_ids) r
+ WHERE o.record_type = 'customer' AND o.action = 'insert' AND o.record_id <> :cust;
+SELECT count(*) AS found_each FROM crm.customer c
+ WHERE c.name LIKE '批量%'
+   AND EXISTS (SELECT FROM crm.oplog o WHERE o.record_type = 'customer' AND o.record_ids @> c.id);
+
 -- imports and jobs say so
 SET crm.change_source = 'import';
 SET ROLE log_rep;

@@ -10,7 +10,8 @@
  *					 last_follow_up_at, which crm maintains, are left out),
  *					 for a DELETE the row as it was;
  *	 crm.log_flush() AFTER statement trigger: writes what the statement's
- *					 rows noted into crm.oplog with one INSERT.
+ *					 rows noted into crm.oplog with one INSERT, and the
+ *					 records it inserted as one row.
  * So a statement that changes 100,000 rows costs 100,000 small notes in
  * memory and one set-based insert, not 100,000 inserts.  Notes live in
  * transaction memory and are dropped if the transaction aborts.
@@ -278,8 +279,45 @@ change_source(bool employee_acting)
 	return employee_acting ? "person" : "system";
 }
 
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* "{[1,5],[7,7]}": the ids as a multirange (a statement's new ids are mostly consecutive) */
+static char *
+id_ranges(int64 *ids, int count)
+{
+	StringInfoData buf;
+	int			i = 0;
+
+	qsort(ids, count, sizeof(int64), cmp_int64);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	while (i < count)
+	{
+		int			j = i;
+
+		while (j + 1 < count && ids[j + 1] <= ids[j] + 1)
+			j++;
+		appendStringInfo(&buf, "%s[" INT64_FORMAT "," INT64_FORMAT "]", i ? "," : "", ids[i], ids[j]);
+		i = j + 1;
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
 /*
  * crm.log_flush(): AFTER INSERT OR UPDATE OR DELETE statement trigger.
+ *
+ * Updates and deletes get a row each (their changes differ); the records a
+ * statement inserted get one row together, their ids as a multirange in
+ * record_ids (record_id is the first): a bulk insert logs in one row, not
+ * thousands.
  */
 Datum
 crm_log_flush(PG_FUNCTION_ARGS)
@@ -287,6 +325,9 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	OplogNotes *n;
 	int			count;
+	int			nchanged = 0;
+	int			ninserted = 0;
+	int64	   *inserted;
 	Datum	   *ids;
 	Datum	   *actions;
 	Datum	   *changes;
@@ -309,39 +350,62 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	if (count == 0)
 		return PointerGetDatum(NULL);
 
+	inserted = palloc(sizeof(int64) * count);
 	ids = palloc(sizeof(Datum) * count);
 	actions = palloc(sizeof(Datum) * count);
 	changes = palloc(sizeof(Datum) * count);
 	change_nulls = palloc(sizeof(bool) * count);
 	for (int i = 0; i < count; i++)
 	{
-		ids[i] = Int64GetDatum(n->ids[i]);
-		actions[i] = CStringGetTextDatum(n->actions[i]);
-		change_nulls[i] = (n->changes[i] == NULL);
-		changes[i] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
+		if (strcmp(n->actions[i], "insert") == 0)
+		{
+			inserted[ninserted++] = n->ids[i];
+			continue;
+		}
+		ids[nchanged] = Int64GetDatum(n->ids[i]);
+		actions[nchanged] = CStringGetTextDatum(n->actions[i]);
+		change_nulls[nchanged] = (n->changes[i] == NULL);
+		changes[nchanged] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
+		nchanged++;
 	}
 	/* the statement's notes are taken: start afresh for the next one */
 	n->count = 0;
 
-	dims[0] = count;
 	acting = crm_current_employee(&employee_id);
 	values[0] = CStringGetTextDatum(RelationGetRelationName(td->tg_relation));
-	values[1] = PointerGetDatum(construct_array(ids, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_array(actions, count, TEXTOID, -1, false, TYPALIGN_INT));
 	values[3] = Int64GetDatum(employee_id);
 	nulls[3] = acting ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(change_source(acting));
-	values[5] = PointerGetDatum(construct_md_array(changes, change_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 
 	/* the log is written by its owner: nobody else may write it */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
-							  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
-							  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "crm: writing the operation log failed");
+	if (ninserted > 0)
+	{
+		values[1] = Int64GetDatum(inserted[0]);
+		values[2] = CStringGetTextDatum(id_ranges(inserted, ninserted));
+		types[1] = INT8OID;
+		types[2] = TEXTOID;
+		if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, record_ids)"
+								  " VALUES ($1, lower($3::int8multirange), 'insert', $4, $5, $3::int8multirange)",
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "crm: writing the operation log failed");
+	}
+	if (nchanged > 0)
+	{
+		dims[0] = nchanged;
+		types[1] = INT8ARRAYOID;
+		types[2] = TEXTARRAYOID;
+		values[1] = PointerGetDatum(construct_array(ids, nchanged, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(actions, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
+		values[5] = PointerGetDatum(construct_md_array(changes, change_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
+								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
+								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",
+								  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "crm: writing the operation log failed");
+	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return PointerGetDatum(NULL);
