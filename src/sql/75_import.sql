@@ -58,10 +58,23 @@ BEGIN
 	END IF;
 	PERFORM set_config('crm.change_source', 'import', true);
 
-	-- the checks a row can fail, cheapest first; the first failure is its result
+	-- the checks a row can fail, in order; the first failure is its result (its
+	-- message is formatted only then: most rows fail nothing)
 	EXECUTE format($q$
-	UPDATE %1$s i SET status = 'error', sqlstate = v.state, message = v.msg
-	  FROM (SELECT i2.line, f.state, f.msg
+	UPDATE %1$s i SET status = 'error', sqlstate = v.state,
+	       message = CASE v.n
+	           WHEN 1 THEN 'name is required'
+	           WHEN 2 THEN format('kind "%%s" is neither company nor individual', i.kind)
+	           WHEN 3 THEN 'a company customer needs its unified social credit code'
+	           WHEN 4 THEN format('"%%s" is not a valid unified social credit code', i.uscc)
+	           WHEN 5 THEN 'an individual customer needs a contact mobile number'
+	           WHEN 6 THEN format('"%%s" is not a valid mobile number', i.contact_mobile)
+	           WHEN 7 THEN format('"%%s" is not a valid e-mail address', i.contact_email)
+	           WHEN 8 THEN format('%%s "%%s" is not an enabled code of dictionary "%%s"', v.col, v.code, v.kind)
+	           WHEN 9 THEN format('owner %%s is not an active employee', coalesce(i.owner_id, $1))
+	           WHEN 10 THEN format('owner %%s is outside the importer''s customer scope', coalesce(i.owner_id, $1))
+	       END
+	  FROM (SELECT i2.line, f.n, f.state, bad.col, bad.code, bad.kind
 	          FROM %1$s i2
 	          LEFT JOIN crm.employee own ON own.id = coalesce(i2.owner_id, $1)
 	          LEFT JOIN LATERAL (
@@ -71,27 +84,18 @@ BEGIN
 	                 WHERE c.code IS NOT NULL
 	                   AND NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = c.kind AND d.code = c.code AND d.enabled)
 	                 LIMIT 1) bad ON true
-	          CROSS JOIN LATERAL (SELECT * FROM (VALUES
-	                (1, coalesce(btrim(i2.name), '') = '', '23514', 'name is required'),
-	                (2, coalesce(i2.kind, 'company') NOT IN ('company', 'individual'), '23514',
-	                    format('kind "%%s" is neither company nor individual', i2.kind)),
-	                (3, coalesce(i2.kind, 'company') = 'company' AND i2.uscc IS NULL, '23514',
-	                    'a company customer needs its unified social credit code'),
-	                (4, i2.uscc IS NOT NULL AND NOT crm.uscc_valid(i2.uscc), '23514',
-	                    format('"%%s" is not a valid unified social credit code', i2.uscc)),
-	                (5, i2.kind = 'individual' AND i2.contact_mobile IS NULL, '23514',
-	                    'an individual customer needs a contact mobile number'),
-	                (6, i2.contact_mobile IS NOT NULL AND NOT crm.mobile_valid(i2.contact_mobile), '23514',
-	                    format('"%%s" is not a valid mobile number', i2.contact_mobile)),
-	                (7, i2.contact_email IS NOT NULL AND NOT crm.email_valid(i2.contact_email), '23514',
-	                    format('"%%s" is not a valid e-mail address', i2.contact_email)),
-	                (8, bad.col IS NOT NULL, '23503',
-	                    format('%%s "%%s" is not an enabled code of dictionary "%%s"', bad.col, bad.code, bad.kind)),
-	                (9, own.id IS NULL OR NOT own.active, '23503',
-	                    format('owner %%s is not an active employee', coalesce(i2.owner_id, $1))),
-	                (10, NOT $2 AND NOT coalesce(i2.owner_id, $1) = ANY (crm.scope_owners('customer')), '42501',
-	                    format('owner %%s is outside the importer''s customer scope', coalesce(i2.owner_id, $1)))
-	              ) t(n, failed, state, msg) WHERE failed ORDER BY n LIMIT 1) f
+	          CROSS JOIN LATERAL (SELECT t.n, t.state FROM (VALUES
+	                (1, coalesce(btrim(i2.name), '') = '', '23514'),
+	                (2, coalesce(i2.kind, 'company') NOT IN ('company', 'individual'), '23514'),
+	                (3, coalesce(i2.kind, 'company') = 'company' AND i2.uscc IS NULL, '23514'),
+	                (4, i2.uscc IS NOT NULL AND NOT crm.uscc_valid(i2.uscc), '23514'),
+	                (5, i2.kind = 'individual' AND i2.contact_mobile IS NULL, '23514'),
+	                (6, i2.contact_mobile IS NOT NULL AND NOT crm.mobile_valid(i2.contact_mobile), '23514'),
+	                (7, i2.contact_email IS NOT NULL AND NOT crm.email_valid(i2.contact_email), '23514'),
+	                (8, bad.col IS NOT NULL, '23503'),
+	                (9, own.id IS NULL OR NOT own.active, '23503'),
+	                (10, NOT $2 AND NOT coalesce(i2.owner_id, $1) = ANY (crm.scope_owners('customer')), '42501')
+	              ) t(n, failed, state) WHERE t.failed ORDER BY t.n LIMIT 1) f
 	         WHERE i2.status = 'pending') v
 	 WHERE i.line = v.line$q$, staging)
 	USING me, current_setting('is_superuser')::boolean;
@@ -123,18 +127,22 @@ BEGIN
 			RETURNING id
 		), numbered AS (
 			SELECT id, row_number() OVER (ORDER BY id) AS n FROM inserted
+		), done AS (
+			UPDATE %1$s s SET status = 'ok', customer_id = numbered.id
+			  FROM pending JOIN numbered USING (n)
+			 WHERE s.line = pending.line
+			RETURNING s.customer_id
 		)
-		UPDATE %1$s s SET customer_id = numbered.id
-		  FROM pending JOIN numbered USING (n)
-		 WHERE s.line = pending.line$q$, staging)
-		USING me;
+		SELECT min(customer_id) FROM done$q$, staging)
+		INTO id USING me;
+		-- this run's rows are the ok ones from the first new id on
 		EXECUTE format($q$
 		INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
 		SELECT s.customer_id, coalesce(s.contact_name, s.name), s.contact_mobile, s.contact_email, true, coalesce(s.owner_id, $1)
 		  FROM %1$s s
-		 WHERE s.status = 'pending' AND (s.contact_name IS NOT NULL OR s.contact_mobile IS NOT NULL)$q$, staging)
-		USING me;
-		EXECUTE format('UPDATE %s SET status = ''ok'' WHERE status = ''pending''', staging);
+		 WHERE s.status = 'ok' AND s.customer_id >= $2
+		   AND (s.contact_name IS NOT NULL OR s.contact_mobile IS NOT NULL)$q$, staging)
+		USING me, id;
 		-- the individual-contact rule waits for commit: check it while rows can still be refused
 		SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact IMMEDIATE;
 	EXCEPTION WHEN OTHERS THEN
