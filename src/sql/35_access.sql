@@ -80,8 +80,10 @@ CREATE TABLE crm.team_member (
 	access       text NOT NULL DEFAULT 'read',
 	expires_at   timestamptz,
 	created_at   timestamptz NOT NULL DEFAULT now(),
+	added_by     bigint DEFAULT crm.current_employee_id(),
 	CONSTRAINT team_member_pkey PRIMARY KEY (record_type, record_id, employee_id),
 	CONSTRAINT team_member_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
+	CONSTRAINT team_member_added_by_fkey FOREIGN KEY (added_by) REFERENCES crm.employee (id),
 	CONSTRAINT team_member_record_type_check CHECK (record_type IN
 		('lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice')),
 	CONSTRAINT team_member_access_check CHECK (access IN ('read', 'edit'))
@@ -300,6 +302,8 @@ BEGIN
 	-- subordinates report to the leaver's own superior: the chain loses a link, never gains a cycle
 	UPDATE crm.employee SET superior_id = leaving.superior_id WHERE superior_id = leaving.id;
 	UPDATE crm.employee SET active = false WHERE id = leaving.id;
+	PERFORM crm.notify(ARRAY[successor.id], 'handover.received',
+	                   format('Handover from %s: %s records are now yours', leaving.name, moved), NULL, 'employee', leaving.id);
 	RETURN moved;
 END
 $$;

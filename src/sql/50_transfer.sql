@@ -50,6 +50,11 @@ BEGIN
 	IF with_related AND record_type = 'customer' THEN
 		UPDATE crm.contact SET owner_id = target.id WHERE customer_id = ANY (ids) AND owner_id <> target.id;
 	END IF;
+	IF moved > 0 THEN
+		PERFORM crm.notify(ARRAY[target.id], 'transfer.received',
+		                   format('%s %s records were transferred to you', moved, record_type),
+		                   NULL, record_type, CASE WHEN moved = 1 THEN ids[1] END);
+	END IF;
 	RETURN moved;
 END
 $$;

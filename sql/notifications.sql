@@ -1,0 +1,128 @@
+-- Notifications: the inbox, preferences, IM channels and the delivery outbox
+-- ids named in messages start at 1300 here, whatever other test files created
+SELECT setval(s, 1300, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.role_id_seq',
+	'crm.customer_id_seq', 'crm.lead_id_seq', 'crm.contact_id_seq', 'crm.notification_id_seq',
+	'crm.im_channel_id_seq', 'crm.im_delivery_id_seq']) s \g /dev/null
+DO $$
+DECLARE r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['nt_mgr', 'nt_a', 'nt_b', 'nt_it'] LOOP
+		EXECUTE format('CREATE ROLE %I LOGIN IN ROLE crm_user', r);
+	END LOOP;
+END $$;
+INSERT INTO crm.department (name) VALUES ('Nt Sales');
+INSERT INTO crm.employee (name, department_id, db_role, wecom_userid, feishu_open_id)
+SELECT e.name, d.id, e.role, e.wecom, e.feishu
+  FROM (VALUES ('Nt Manager', 'nt_mgr', NULL, NULL), ('Nt A', 'nt_a', 'nt-a', NULL),
+               ('Nt B', 'nt_b', 'nt-b', 'ou_nt_b'), ('Nt IT', 'nt_it', NULL, NULL)) e(name, role, wecom, feishu),
+       crm.department d WHERE d.name = 'Nt Sales';
+INSERT INTO crm.role (name) VALUES ('Nt manager'), ('Nt rep'), ('Nt IT');
+INSERT INTO crm.role_scope (role_id, record_type, scope)
+SELECT r.id, 'customer', CASE r.name WHEN 'Nt manager' THEN 'department' ELSE 'self' END
+  FROM crm.role r WHERE r.name IN ('Nt manager', 'Nt rep');
+INSERT INTO crm.role_permission (role_id, action)
+SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.create', 'customer.edit']) a WHERE r.name IN ('Nt manager', 'Nt rep')
+UNION ALL SELECT id, 'customer.transfer' FROM crm.role WHERE name = 'Nt manager'
+UNION ALL SELECT id, 'admin.im' FROM crm.role WHERE name = 'Nt IT';
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT e.id, r.id FROM crm.employee e JOIN crm.role r ON r.name = CASE e.db_role WHEN 'nt_mgr' THEN 'Nt manager'
+	WHEN 'nt_it' THEN 'Nt IT' ELSE 'Nt rep' END
+ WHERE e.db_role LIKE 'nt_%';
+SELECT id AS a FROM crm.employee WHERE db_role = 'nt_a' \gset
+SELECT id AS b FROM crm.employee WHERE db_role = 'nt_b' \gset
+
+-- IM channels are configured by holders of admin.im; a salesperson may not
+SET ROLE nt_a;
+INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id)
+VALUES ('WeCom app', 'wecom', 'app', 'ww-corp', 'corp-secret', '1000002');
+RESET ROLE;
+SET ROLE nt_it;
+INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id)
+VALUES ('WeCom app', 'wecom', 'app', 'ww-corp', 'corp-secret', '1000002'),
+       ('Feishu app', 'feishu', 'app', 'cli_nt', 'feishu-secret', NULL);
+INSERT INTO crm.im_channel (name, platform, kind) VALUES ('Sales group', 'dingtalk', 'robot');
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url, secret)
+VALUES ('Sales group', 'dingtalk', 'robot', 'http://127.0.0.1:1/robot/send?access_token=t', 'SEC-nt');
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url) VALUES ('Line', 'line', 'robot', 'http://127.0.0.1:1/');
+-- the platforms' hosts and rate limits are filled in; the secrets can be written, not read back
+SELECT name, platform, kind, api_base, rate_per_minute FROM crm.im_channel ORDER BY id;
+SELECT app_secret FROM crm.im_channel;
+RESET ROLE;
+SELECT name, app_secret, secret FROM crm.im_channel ORDER BY id;
+
+-- A owns two customers; the manager transfers them to B
+SET ROLE nt_a;
+INSERT INTO crm.customer (name, uscc)
+SELECT 'Nt customer ' || n, crm.uscc_with_check('9133010001300' || n || '000') FROM generate_series(1, 2) n;
+RESET ROLE;
+SET ROLE nt_mgr;
+SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name LIKE 'Nt customer %'), :b) AS moved;
+RESET ROLE;
+-- B is told of the transfer, A that she stays on the teams; each sees only their own
+SET ROLE nt_b;
+SELECT event, title, record_type, record_id, read_at IS NULL AS unread FROM crm.notification;
+RESET ROLE;
+SET ROLE nt_a;
+SELECT event, title, body, record_type, record_id FROM crm.notification ORDER BY record_id;
+RESET ROLE;
+-- A cannot mark B's notification read, nor edit what a notification says
+SELECT min(id) AS b_note FROM crm.notification WHERE recipient_id = :b \gset
+SET ROLE nt_a;
+SELECT crm.mark_read(:b_note) AS marked_b;
+UPDATE crm.notification SET read_at = now() WHERE id = :b_note;
+UPDATE crm.notification SET title = 'forged';
+RESET ROLE;
+SET ROLE nt_b;
+SELECT crm.mark_read(:b_note) AS first, crm.mark_read(:b_note) AS again;
+RESET ROLE;
+
+-- every app notification became one delivery per platform the recipient is on:
+-- B is on WeCom and Feishu, A on WeCom only; the robot gets no personal messages
+SELECT e.name, c.name AS channel, d.status, d.attempts
+  FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
+  JOIN crm.employee e ON e.id = n.recipient_id JOIN crm.im_channel c ON c.id = d.channel_id
+ ORDER BY e.name, n.id, c.name;
+SET ROLE nt_b;
+SELECT count(*) FROM crm.im_delivery;
+RESET ROLE;
+
+-- preferences: B wants team news in the app only, and nothing else at all
+SET ROLE nt_b;
+INSERT INTO crm.notification_preference (event, delivery) VALUES ('team.added', 'inapp'), ('*', 'none');
+INSERT INTO crm.notification_preference (event, delivery) VALUES ('lunch.ready', 'app');
+INSERT INTO crm.notification_preference (employee_id, event, delivery) VALUES (:a, 'team.added', 'none');
+RESET ROLE;
+SET ROLE nt_a;
+SELECT count(*) AS a_sees_b_preferences FROM crm.notification_preference;
+RESET ROLE;
+SELECT count(*) AS before FROM crm.notification WHERE recipient_id = :b \gset
+SELECT count(*) AS deliveries_before FROM crm.im_delivery \gset
+SET ROLE nt_mgr;
+SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = 'Nt customer 1'), :a) AS moved;
+RESET ROLE;
+-- B stayed on the team: an inbox row without deliveries; the transfer itself told A, not B
+SELECT event, title FROM crm.notification WHERE recipient_id = :b ORDER BY id OFFSET :before;
+SELECT count(*) - :deliveries_before AS new_deliveries FROM crm.im_delivery;
+
+-- adding yourself to a team is no news; a rolled-back change notifies nobody
+SET ROLE nt_a;
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+SELECT 'customer', id, :a, 'edit' FROM crm.customer WHERE name = 'Nt customer 1'
+ON CONFLICT (record_type, record_id, employee_id) DO NOTHING;
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE nt_mgr;
+SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = 'Nt customer 2'), :a) AS moved;
+ROLLBACK;
+SELECT e.name, n.event, count(*) FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+ WHERE e.name LIKE 'Nt %' GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- only crm's own code writes notifications
+SET ROLE nt_a;
+SELECT crm.notify(ARRAY[:b::bigint], 'transfer.received', 'fake', NULL);
+INSERT INTO crm.notification (recipient_id, event, title) VALUES (:b, 'transfer.received', 'fake');
+RESET ROLE;
+-- a handover tells the successor; deactivated employees are not notified
+SELECT crm.handover_employee(:b, :a) AS handed_over;
+SELECT event, title, record_type, record_id = :b AS about_b FROM crm.notification WHERE recipient_id = :a AND event = 'handover.received';
+SELECT crm.notify(ARRAY[:b::bigint], 'transfer.received', 'to a leaver', NULL) AS written;

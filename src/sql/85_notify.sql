@@ -1,0 +1,197 @@
+-- Notifications, part one: the in-app inbox, the IM channels and the
+-- deliveries a background worker will send (issue 4).  Everything a
+-- notification needs is written in the business transaction (an outbox): a
+-- rolled-back change notifies nobody.
+
+-- The events crm emits, shipped with crm (read-only, like crm.permission).
+CREATE TABLE crm.notification_event (
+	event        text NOT NULL,
+	description  text NOT NULL,
+	CONSTRAINT notification_event_pkey PRIMARY KEY (event)
+);
+INSERT INTO crm.notification_event (event, description) VALUES
+	('transfer.received', 'Records were transferred to you'),
+	('handover.received', 'A departing colleague''s work was handed over to you'),
+	('team.added',        'You were added to a record''s team'),
+	('*',                 'Every event without a preference of its own (preferences only)');
+GRANT SELECT ON crm.notification_event TO crm_user;
+
+CREATE TABLE crm.notification (
+	id            bigint GENERATED ALWAYS AS IDENTITY,
+	recipient_id  bigint NOT NULL,
+	event         text NOT NULL,
+	title         text NOT NULL,
+	body          text,
+	record_type   text,
+	record_id     bigint,
+	created_at    timestamptz NOT NULL DEFAULT now(),
+	read_at       timestamptz,
+	CONSTRAINT notification_pkey PRIMARY KEY (id),
+	CONSTRAINT notification_event_fkey FOREIGN KEY (event) REFERENCES crm.notification_event (event),
+	CONSTRAINT notification_event_check CHECK (event <> '*'),
+	CONSTRAINT notification_recipient_fkey FOREIGN KEY (recipient_id) REFERENCES crm.employee (id)
+);
+CREATE INDEX notification_inbox_idx ON crm.notification (recipient_id, created_at DESC) WHERE read_at IS NULL;
+CREATE INDEX notification_recipient_idx ON crm.notification (recipient_id, created_at DESC);
+COMMENT ON TABLE crm.notification IS 'The in-app inbox: one row per recipient and event; read_at marks it read';
+ALTER TABLE crm.notification ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notification_own ON crm.notification FOR SELECT TO crm_user
+	USING (recipient_id = (SELECT crm.current_employee_id()));
+CREATE POLICY notification_mark ON crm.notification FOR UPDATE TO crm_user
+	USING (recipient_id = (SELECT crm.current_employee_id()));
+GRANT SELECT ON crm.notification TO crm_user;
+GRANT UPDATE (read_at) ON crm.notification TO crm_user;
+
+-- Each employee chooses, per event ('*' for all the others): in-app only,
+-- in-app and an IM app message, or nothing.  Without a row: in-app and app.
+CREATE TABLE crm.notification_preference (
+	employee_id  bigint NOT NULL DEFAULT crm.current_employee_id(),
+	event        text NOT NULL DEFAULT '*',
+	delivery     text NOT NULL,
+	CONSTRAINT notification_preference_pkey PRIMARY KEY (employee_id, event),
+	CONSTRAINT notification_preference_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
+	CONSTRAINT notification_preference_delivery_check CHECK (delivery IN ('inapp', 'app', 'none')),
+	CONSTRAINT notification_preference_event_fkey FOREIGN KEY (event) REFERENCES crm.notification_event (event)
+);
+ALTER TABLE crm.notification_preference ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notification_preference_own ON crm.notification_preference TO crm_user
+	USING (employee_id = (SELECT crm.current_employee_id()))
+	WITH CHECK (employee_id = (SELECT crm.current_employee_id()));
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.notification_preference TO crm_user;
+
+-- IM channels: a robot posts to a group, an app messages employees by their IM id.
+CREATE TABLE crm.im_channel (
+	id               bigint GENERATED ALWAYS AS IDENTITY,
+	name             text NOT NULL,
+	platform         text NOT NULL,
+	kind             text NOT NULL,
+	webhook_url      text,
+	secret           text,
+	app_id           text,
+	app_secret       text,
+	agent_id         text,
+	api_base         text NOT NULL,
+	rate_per_minute  integer NOT NULL,
+	enabled          boolean NOT NULL DEFAULT true,
+	CONSTRAINT im_channel_pkey PRIMARY KEY (id),
+	CONSTRAINT im_channel_name_key UNIQUE (name),
+	CONSTRAINT im_channel_platform_check CHECK (platform IN ('wecom', 'feishu', 'dingtalk')),
+	CONSTRAINT im_channel_kind_check CHECK (kind IN ('robot', 'app')),
+	CONSTRAINT im_channel_robot_check CHECK (kind <> 'robot' OR webhook_url IS NOT NULL),
+	CONSTRAINT im_channel_app_check CHECK (kind <> 'app' OR (app_id IS NOT NULL AND app_secret IS NOT NULL)),
+	CONSTRAINT im_channel_url_check CHECK (api_base ~ '^https?://' AND (webhook_url IS NULL OR webhook_url ~ '^https?://')),
+	CONSTRAINT im_channel_rate_check CHECK (rate_per_minute > 0)
+);
+COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
+-- the platforms' hosts and limits unless a row says otherwise (im-apis.md)
+CREATE FUNCTION crm.im_channel_defaults() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	NEW.api_base := coalesce(NEW.api_base, CASE NEW.platform WHEN 'wecom' THEN 'https://qyapi.weixin.qq.com'
+	                                                          WHEN 'feishu' THEN 'https://open.feishu.cn'
+	                                                          ELSE 'https://oapi.dingtalk.com' END);
+	NEW.rate_per_minute := coalesce(NEW.rate_per_minute, CASE WHEN NEW.kind = 'app' THEN 600
+	                                                          WHEN NEW.platform = 'feishu' THEN 100 ELSE 20 END);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER im_channel_defaults BEFORE INSERT OR UPDATE ON crm.im_channel
+	FOR EACH ROW EXECUTE FUNCTION crm.im_channel_defaults();
+CREATE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.im_channel
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
+-- holders of admin.im configure channels but, like everyone outside
+-- crm_admin, write secrets without reading them back
+GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, enabled) ON crm.im_channel TO crm_user;
+GRANT INSERT, UPDATE, DELETE ON crm.im_channel TO crm_user;
+GRANT SELECT ON crm.im_channel TO crm_admin;
+
+CREATE TABLE crm.im_delivery (
+	id               bigint GENERATED ALWAYS AS IDENTITY,
+	notification_id  bigint NOT NULL,
+	channel_id       bigint NOT NULL,
+	status           text NOT NULL DEFAULT 'pending',
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+	last_error       text,
+	idempotency_key  uuid NOT NULL DEFAULT gen_random_uuid(),
+	sent_at          timestamptz,
+	CONSTRAINT im_delivery_pkey PRIMARY KEY (id),
+	CONSTRAINT im_delivery_notification_fkey FOREIGN KEY (notification_id) REFERENCES crm.notification (id) ON DELETE CASCADE,
+	CONSTRAINT im_delivery_channel_fkey FOREIGN KEY (channel_id) REFERENCES crm.im_channel (id) ON DELETE CASCADE,
+	CONSTRAINT im_delivery_status_check CHECK (status IN ('pending', 'sent', 'failed', 'dead')),
+	CONSTRAINT im_delivery_key UNIQUE (idempotency_key)
+);
+CREATE INDEX im_delivery_due_idx ON crm.im_delivery (next_attempt_at) WHERE status IN ('pending', 'failed');
+COMMENT ON TABLE crm.im_delivery IS 'One IM message to send per notification and channel; the worker claims due rows';
+GRANT SELECT ON crm.im_delivery TO crm_admin;
+
+-- crm.notify(): the one way events become notifications.  Called by crm's own
+-- functions and triggers (as the table owner); per recipient it honours the
+-- preference, writes the inbox row and, for "app", a delivery on every
+-- enabled app channel of a platform the recipient has an id on.
+CREATE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
+                           record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	written integer;
+BEGIN
+	WITH targets AS (
+		SELECT e.id, e.wecom_userid, e.feishu_open_id, e.dingtalk_userid,
+		       coalesce((SELECT p.delivery FROM crm.notification_preference p
+		                  WHERE p.employee_id = e.id AND p.event IN (notify.event, '*')
+		                  ORDER BY p.event = '*' LIMIT 1), 'app') AS delivery
+		  FROM crm.employee e
+		 WHERE e.id = ANY (recipients) AND e.active
+	), inbox AS (
+		INSERT INTO crm.notification (recipient_id, event, title, body, record_type, record_id)
+		SELECT t.id, notify.event, notify.title, notify.body, notify.record_type, notify.record_id
+		  FROM targets t WHERE t.delivery <> 'none'
+		RETURNING id, recipient_id
+	), deliveries AS (
+		INSERT INTO crm.im_delivery (notification_id, channel_id)
+		SELECT i.id, c.id
+		  FROM inbox i JOIN targets t ON t.id = i.recipient_id
+		  JOIN crm.im_channel c ON c.kind = 'app' AND c.enabled
+		   AND CASE c.platform WHEN 'wecom' THEN t.wecom_userid WHEN 'feishu' THEN t.feishu_open_id
+		                       ELSE t.dingtalk_userid END IS NOT NULL
+		 WHERE t.delivery = 'app'
+		RETURNING 1
+	)
+	SELECT count(*) INTO written FROM inbox;
+	RETURN written;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
+	'Write the inbox rows and IM deliveries of one event for its recipients (crm''s own code only)';
+
+CREATE FUNCTION crm.mark_read(notification_id bigint) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	WITH marked AS (
+		UPDATE crm.notification SET read_at = now() WHERE id = mark_read.notification_id AND read_at IS NULL
+		RETURNING 1
+	)
+	SELECT count(*) > 0 FROM marked;
+END;
+COMMENT ON FUNCTION crm.mark_read(bigint) IS 'Mark one of my notifications read; false if it was not unread or not mine';
+
+-- Collaborators learn they were added by someone else.  (added_by, not
+-- crm.current_employee_id(): a SECURITY DEFINER function acts as no employee.)  (Transfers and handovers notify from
+-- crm.transfer_records and crm.handover_employee.)
+CREATE FUNCTION crm.notify_team_added() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT record_type, record_id, array_agg(employee_id) AS who, min(access) AS access
+	           FROM added WHERE employee_id IS DISTINCT FROM added_by
+	          GROUP BY record_type, record_id LOOP
+		PERFORM crm.notify(r.who, 'team.added', format('You were added to %s %s', r.record_type, r.record_id),
+		                   format('Access: %s', r.access), r.record_type, r.record_id);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER team_member_notify AFTER INSERT ON crm.team_member
+	REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION crm.notify_team_added();
