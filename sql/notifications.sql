@@ -49,6 +49,10 @@ SELECT name, platform, kind, api_base, rate_per_minute FROM crm.im_channel ORDER
 SELECT app_secret FROM crm.im_channel;
 RESET ROLE;
 SELECT name, app_secret, secret FROM crm.im_channel ORDER BY id;
+-- robot signatures match the platforms' published vectors; WeCom robots are not signed
+SELECT crm.im_robot_sign('feishu', 'demo-feishu-secret', 1700000000) AS feishu,
+       crm.im_robot_sign('dingtalk', 'SEC0123456789abcdef', 1700000000000) AS dingtalk;
+SELECT crm.im_robot_sign('wecom', 'x', 1700000000);
 
 -- A owns two customers; the manager transfers them to B
 SET ROLE nt_a;

@@ -38,6 +38,9 @@ extern void crm_oplog_init(void);
 /* dictionary.c */
 extern void crm_dictionary_init(void);
 
+/* im_sign.c */
+extern char *crm_im_robot_sign(const char *platform, const char *secret, int64 ts);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 

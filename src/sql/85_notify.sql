@@ -105,6 +105,12 @@ GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, enabled) ON c
 GRANT INSERT, UPDATE, DELETE ON crm.im_channel TO crm_user;
 GRANT SELECT ON crm.im_channel TO crm_admin;
 
+-- the signature a Feishu or DingTalk robot expects (src/im_sign.c)
+CREATE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_im_robot_sign_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.im_robot_sign(text, text, bigint) IS
+	'Robot signature: feishu (ts in seconds, for the JSON body) or dingtalk (ts in ms, percent-encoded for the query)';
+
 CREATE TABLE crm.im_delivery (
 	id               bigint GENERATED ALWAYS AS IDENTITY,
 	notification_id  bigint NOT NULL,
