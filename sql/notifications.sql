@@ -130,3 +130,4 @@ RESET ROLE;
 SELECT crm.handover_employee(:b, :a) AS handed_over;
 SELECT event, title, record_type, record_id = :b AS about_b FROM crm.notification WHERE recipient_id = :a AND event = 'handover.received';
 SELECT crm.notify(ARRAY[:b::bigint], 'transfer.received', 'to a leaver', NULL) AS written;
+SELECT crm.notify(ARRAY[:a::bigint], 'lunch.ready', 'no such event', NULL);
