@@ -45,6 +45,10 @@ $node->safe_psql('crm_src', q{
 	SELECT id, 'Li', '13800001234', 1 FROM crm.customer WHERE kind = 'individual';
 	COMMIT;
 	UPDATE crm.contact SET hobbies = '{it}';
+	INSERT INTO crm.im_channel (name, platform, kind, webhook_url, secret)
+	VALUES ('Sales group', 'feishu', 'robot', 'http://127.0.0.1:1/hook', 'robot-secret');
+	INSERT INTO crm.notification_preference (employee_id, event, delivery) VALUES (2, '*', 'inapp');
+	INSERT INTO crm.team_member (record_type, record_id, employee_id) VALUES ('customer', 1, 2);
 });
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
@@ -72,10 +76,16 @@ my $rows = q{
 	    || ' | ' || (SELECT count(*) || ' log entries, last ' || max(id) FROM crm.oplog)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', name, region), ',' ORDER BY id) FROM crm.customer)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', name, hobbies), ',' ORDER BY id) FROM crm.contact)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', name, secret, rate_per_minute), ',') FROM crm.im_channel)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', recipient_id, event, title), ',') FROM crm.notification)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', employee_id, event, delivery), ',') FROM crm.notification_preference)
+	    || ' | ' || (SELECT count(*) FROM crm.notification_event)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
-is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields and the operation log (not logged twice) survive dump and restore');
+is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields, the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
+like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 4$/,
+	'the channel, the notification of the team entry, the preference and the four shipped events, once each');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
