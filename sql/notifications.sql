@@ -121,6 +121,15 @@ ROLLBACK;
 SELECT e.name, n.event, count(*) FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE e.name LIKE 'Nt %' GROUP BY 1, 2 ORDER BY 1, 2;
 
+-- deleting a channel drops its queue
+SELECT count(*) AS deliveries_before FROM crm.im_delivery \gset
+SET ROLE nt_it;
+DELETE FROM crm.im_channel WHERE name = 'Feishu app';
+RESET ROLE;
+SELECT :deliveries_before - count(*) AS dropped,
+       count(*) FILTER (WHERE NOT EXISTS (SELECT FROM crm.im_channel c WHERE c.id = d.channel_id)) AS orphans
+  FROM crm.im_delivery d;
+
 -- only crm's own code writes notifications
 SET ROLE nt_a;
 SELECT crm.notify(ARRAY[:b::bigint], 'transfer.received', 'fake', NULL);
