@@ -164,4 +164,10 @@ UPDATE crm.customer c SET last_follow_up_at = f.last
          WHERE record_type = 'customer' GROUP BY record_id) f
  WHERE f.record_id = c.id;
 
+-- 王芳 hands 苏州丝路 to 刘洋, keeping herself on its team: he finds it in his inbox
+SET LOCAL ROLE wang_fang;
+SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = '苏州丝路纺织有限公司'),
+                    (SELECT id FROM crm.employee WHERE db_role = 'liu_yang')) \g /dev/null
+RESET ROLE;
+
 COMMIT;

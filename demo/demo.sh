@@ -72,6 +72,7 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
   SELECT c.name, f.method, f.content, f.created_at
     FROM crm.follow_up f JOIN crm.customer c ON c.id = f.record_id AND f.record_type = 'customer'
    ORDER BY f.created_at DESC LIMIT 5;                 -- the follow-up timeline, scoped alike
+  SELECT event, title, read_at FROM crm.notification;  -- my inbox: 刘洋 was given a customer
   INSERT INTO crm.customer (name, uscc, phone)
   VALUES ('新客户有限公司', crm.uscc_with_check('91330106MA2B0A1Y7'), '0571-12345678');
                                                        -- owner and author are filled in

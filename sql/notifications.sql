@@ -114,9 +114,13 @@ INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
 SELECT 'customer', id, :a, 'edit' FROM crm.customer WHERE name = 'Nt customer 1'
 ON CONFLICT (record_type, record_id, employee_id) DO NOTHING;
 RESET ROLE;
+-- (customer 1 is A's already: the notification names the one record that moved)
 BEGIN;
 SET LOCAL ROLE nt_mgr;
-SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = 'Nt customer 2'), :a) AS moved;
+SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name LIKE 'Nt customer %' ORDER BY name), :a) AS moved;
+RESET ROLE;
+SELECT n.title, c.name FROM crm.notification n JOIN crm.customer c ON c.id = n.record_id
+ WHERE n.recipient_id = :a ORDER BY n.id DESC LIMIT 1;
 ROLLBACK;
 SELECT e.name, n.event, count(*) FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE e.name LIKE 'Nt %' GROUP BY 1, 2 ORDER BY 1, 2;

@@ -6,6 +6,7 @@ DECLARE
 	target   crm.employee;
 	held     bigint;
 	incoming bigint;
+	moved_ids bigint[];
 	moved    integer;
 BEGIN
 	-- locking the new owner serialises transfers (and claims) to them, so two
@@ -41,9 +42,10 @@ BEGIN
 		               record_type, record_type)
 			USING ids, target.id;
 	END IF;
-	EXECUTE format('UPDATE crm.%I SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2', record_type)
-		USING ids, target.id;
-	GET DIAGNOSTICS moved = ROW_COUNT;
+	EXECUTE format('WITH m AS (UPDATE crm.%I SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2 RETURNING id)'
+	               ' SELECT array_agg(id) FROM m', record_type)
+		INTO moved_ids USING ids, target.id;
+	moved := coalesce(cardinality(moved_ids), 0);
 	-- an owner needs no team place on their own records
 	DELETE FROM crm.team_member t
 	 WHERE t.record_type = transfer_records.record_type AND t.record_id = ANY (ids) AND t.employee_id = target.id;
@@ -52,8 +54,9 @@ BEGIN
 	END IF;
 	IF moved > 0 THEN
 		PERFORM crm.notify(ARRAY[target.id], 'transfer.received',
-		                   format('%s %s records were transferred to you', moved, record_type),
-		                   NULL, record_type, CASE WHEN moved = 1 THEN ids[1] END);
+		                   format('%s %s %s transferred to you', moved, record_type,
+		                          CASE WHEN moved = 1 THEN 'record was' ELSE 'records were' END),
+		                   NULL, record_type, CASE WHEN moved = 1 THEN moved_ids[1] END);
 	END IF;
 	RETURN moved;
 END
