@@ -11,6 +11,7 @@ packages=(
 	libcurl4-openssl-dev     # HTTP for the IM worker
 	libicu-dev               # collations for Chinese names
 	libipc-run-perl          # TAP tests
+	python3                  # the fake IM server of the TAP tests
 	make gcc
 )
 
