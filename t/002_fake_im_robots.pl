@@ -8,36 +8,15 @@ use utf8;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use HTTP::Tiny;
-use JSON::PP;
 use Digest::SHA qw(hmac_sha256_base64);
+use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use FakeIM;
 
-my $json = JSON::PP->new->canonical;
-my $http = HTTP::Tiny->new(timeout => 10);
-
-# the fake, on a free port, its log next to the other logs of this test
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my ($out, $err) = ('', '');
-my $fake = IPC::Run::start(
-	[ 'python3', 'test/fake_im.py', '--port', $port ],
-	'>', \$out, '2>', "${PostgreSQL::Test::Utils::log_path}/fake_im.log",
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-$fake->pump until $out =~ /^ready \d+$/m;
-my $base = "http://127.0.0.1:$port";
-
-# post <path>, <hash or character string>: the decoded answer, with the HTTP status in _status
-sub post
-{
-	my ($path, $body) = @_;
-	my $content = ref $body ? $json->encode($body) : $body;
-	utf8::encode($content);
-	my $r = $http->post("$base$path", { headers => { 'Content-Type' => 'application/json' }, content => $content });
-	my $answer = eval { decode_json($r->{content}) } // {};
-	$answer = { list => $answer } if ref $answer eq 'ARRAY';
-	$answer->{_status} = $r->{status};
-	return $answer;
-}
+my $json = $FakeIM::json;
+my $fake = FakeIM->start;
+sub post { return $fake->post(@_) }
 
 post('/_fake/config', {
 	wecom    => { 'wc-key' => {}, 'wc-burst' => {} },
@@ -161,12 +140,11 @@ is("$r->{_status} $r->{errcode}", '200 0', 'fault: the call after it succeeds');
 push @accepted, [ 'wecom', 'wc-key', 'markdown', $wc_body ];
 
 # the record: exactly the accepted messages, in order, then drained
-my $received = decode_json($http->get("$base/_fake/received?drain=1")->{content});
+my $received = decode_json($fake->get_raw("/_fake/received?drain=1")->{content});
 is_deeply([ map { [ @$_{qw(platform robot msgtype body)} ] } @$received ], \@accepted,
 	'/_fake/received lists exactly the accepted messages (platform, robot, msgtype, raw body)');
-is($http->get("$base/_fake/received")->{content}, '[]', '/_fake/received?drain=1 empties the record');
+is($fake->get_raw("/_fake/received")->{content}, '[]', '/_fake/received?drain=1 empties the record');
 
-$fake->signal('TERM');
-$fake->finish;
+$fake->stop;
 $node->stop;
 done_testing();
