@@ -19,7 +19,9 @@ directory page.
 
 Control endpoints (JSON):
   POST /_fake/config   merge robots per platform and the other keys above
-  POST /_fake/clock    {"offset_seconds": N}: the fake's now is real time + N (absolute, not cumulative)
+  POST /_fake/clock    {"offset_seconds": N, "frozen": B}: the fake's now is real time + N (absolute,
+                       not cumulative); frozen, it stays at that instant until the next clock call,
+                       so that rate windows in tests do not depend on how fast the machine is
   POST /_fake/fault    {"platform", "http_status", "errcode", "delay_ms", "malformed", "count"}
   GET  /_fake/received [?drain=1]: accepted messages, oldest first
   POST /_fake/invalidate_tokens {"platform"}: revoke its tokens now, as platforms may
@@ -75,6 +77,7 @@ class State:
 
     def reset(self):
         self.offset = 0.0
+        self.frozen_at = None
         self.faults = {}
         self.received = []
         self.windows = {}  # (platform, robot) -> deque of accepted arrival times
@@ -89,7 +92,7 @@ class State:
         self.api_calls = {}  # open-API path -> deque of call times, for api_limits
 
     def now(self):
-        return time.time() + self.offset
+        return self.frozen_at if self.frozen_at is not None else time.time() + self.offset
 
     def configure(self, cfg):
         for p in PLATFORMS:
@@ -971,6 +974,7 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.configure(body)
                 elif path == "/_fake/clock":
                     STATE.offset = float(body.get("offset_seconds", 0))
+                    STATE.frozen_at = time.time() + STATE.offset if body.get("frozen") else None
                 elif path == "/_fake/invalidate_tokens" and body.get("platform") in PLATFORMS:
                     for entry in STATE.tokens[body["platform"]].values():
                         entry["revoked"] = True
