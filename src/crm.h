@@ -41,6 +41,11 @@ extern void crm_dictionary_init(void);
 /* im_sign.c */
 extern char *crm_im_robot_sign(const char *platform, const char *secret, int64 ts);
 
+/* im_payload.c */
+extern char *crm_im_payload(const char *platform, const char *kind, const char *recipient,
+							const char *agent_id, const char *title, const char *body,
+							const char *idempotency_key);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 

@@ -111,6 +111,12 @@ CREATE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS
 COMMENT ON FUNCTION crm.im_robot_sign(text, text, bigint) IS
 	'Robot signature: feishu (ts in seconds, for the JSON body) or dingtalk (ts in ms, percent-encoded for the query)';
 
+CREATE FUNCTION crm.im_payload(platform text, kind text, recipient text, agent_id text,
+                               title text, body text, idempotency_key text) RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_im_payload_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.im_payload(text, text, text, text, text, text, text) IS
+	'IM message body (compact JSON) for a wecom/feishu/dingtalk robot or app; the body is cut to the platform''s byte limit and ends with …';
+
 CREATE TABLE crm.im_delivery (
 	id               bigint GENERATED ALWAYS AS IDENTITY,
 	notification_id  bigint NOT NULL,
