@@ -141,6 +141,31 @@ $r = post('/cgi-bin/webhook/send?key=wc-key', $wc_body);
 is("$r->{_status} $r->{errcode}", '200 0', 'fault: the call after it succeeds');
 push @accepted, [ 'wecom', 'wc-key', 'markdown', $wc_body ];
 
+# bodies built by crm.im_payload from a body far over every limit, signed by crm
+# as the worker will sign them: each robot takes them as they are
+sub crm_payload
+{
+	my ($platform) = @_;
+	my $payload = $node->safe_psql('postgres',
+		"SELECT crm.im_payload('$platform', 'robot', NULL, NULL, '新线索', repeat('客户来电咨询报价。\"', 4000), NULL)");
+	utf8::decode($payload);
+	return $payload;
+}
+my $wc_long = crm_payload('wecom');
+is(post('/cgi-bin/webhook/send?key=wc-key', $wc_long)->{errcode}, 0, 'wecom: a long message cut by crm.im_payload is accepted');
+push @accepted, [ 'wecom', 'wc-key', 'markdown', $wc_long ];
+$now = time;
+my $fs_long = crm_payload('feishu');
+$fs_long = substr($fs_long, 0, -1) . qq(,"timestamp":"$now","sign":") . crm_sign('feishu', 'demo-feishu-secret', $now) . '"}';
+is(post('/open-apis/bot/v2/hook/fs-bot', $fs_long)->{code}, 0,
+	'feishu: a long message cut by crm.im_payload and signed by crm is accepted');
+push @accepted, [ 'feishu', 'fs-bot', 'text', $fs_long ];
+my $dt_long = crm_payload('dingtalk');
+$ms = time * 1000;
+is(post("/robot/send?access_token=dt-bot&timestamp=$ms&sign=" . crm_sign('dingtalk', 'SEC0123456789abcdef', $ms), $dt_long)->{errcode},
+	0, 'dingtalk: a long message cut by crm.im_payload and signed by crm is accepted');
+push @accepted, [ 'dingtalk', 'dt-bot', 'markdown', $dt_long ];
+
 # the record: exactly the accepted messages, in order, then drained
 my $received = decode_json($fake->get_raw("/_fake/received?drain=1")->{content});
 is_deeply([ map { [ @$_{qw(platform robot msgtype body)} ] } @$received ], \@accepted,
