@@ -113,7 +113,13 @@ SET ROLE nt_a;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
 SELECT 'customer', id, :a, 'edit' FROM crm.customer WHERE name = 'Nt customer 1'
 ON CONFLICT (record_type, record_id, employee_id) DO NOTHING;
+-- two collaborators added at once, each told their own access
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+SELECT 'customer', c.id, e.id, CASE e.db_role WHEN 'nt_mgr' THEN 'read' ELSE 'edit' END
+  FROM crm.customer c, crm.employee e WHERE c.name = 'Nt customer 1' AND e.db_role IN ('nt_mgr', 'nt_it');
 RESET ROLE;
+SELECT e.name, n.title, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+ WHERE e.db_role IN ('nt_mgr', 'nt_it') ORDER BY e.name;
 -- (customer 1 is A's already: the notification names the one record that moved)
 BEGIN;
 SET LOCAL ROLE nt_mgr;

@@ -206,9 +206,10 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION crm.mark_read(bigint) IS 'Mark one of my notifications read; false if it was not unread or not mine';
 
--- Collaborators learn they were added by someone else.  (added_by, not
--- crm.current_employee_id(): a SECURITY DEFINER function acts as no employee.)  (Transfers and handovers notify from
--- crm.transfer_records and crm.handover_employee.)
+-- Collaborators learn they were added by someone else: added_by tells, since
+-- crm.current_employee_id() in a SECURITY DEFINER function is nobody.
+-- (Transfers and handovers notify from crm.transfer_records and
+-- crm.handover_employee.)
 CREATE FUNCTION crm.notify_team_added() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -219,9 +220,9 @@ BEGIN
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
-	FOR r IN SELECT record_type, record_id, array_agg(employee_id) AS who, min(access) AS access
+	FOR r IN SELECT record_type, record_id, access, array_agg(employee_id) AS who
 	           FROM added WHERE employee_id IS DISTINCT FROM added_by
-	          GROUP BY record_type, record_id LOOP
+	          GROUP BY record_type, record_id, access LOOP
 		PERFORM crm.notify(r.who, 'team.added', format('You were added to %s %s', r.record_type, r.record_id),
 		                   format('Access: %s', r.access), r.record_type, r.record_id);
 	END LOOP;
