@@ -80,8 +80,12 @@ SET ROLE nt_b;
 SELECT crm.mark_read(:b_note) AS first, crm.mark_read(:b_note) AS again;
 RESET ROLE;
 
+-- the business transactions wrote inbox rows only, marked for the worker,
+-- which expands them into deliveries (here by hand: no worker in this database)
+SELECT count(*) FILTER (WHERE im_pending) AS pending, count(*) AS notifications FROM crm.notification;
+SELECT crm.im_expand(1000) AS expanded, crm.im_expand(1000) AS again;
 -- every app notification became one delivery per platform the recipient is on:
--- B is on WeCom and Feishu, A on WeCom only; the robot gets no personal messages
+-- B is on WeCom and Feishu, A on WeCom only; the robot lists no events
 SELECT e.name, c.name AS channel, d.status, d.attempts
   FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
   JOIN crm.employee e ON e.id = n.recipient_id JOIN crm.im_channel c ON c.id = d.channel_id
@@ -106,7 +110,15 @@ SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = '
 RESET ROLE;
 -- B stayed on the team: an inbox row without deliveries; the transfer itself told A, not B
 SELECT event, title FROM crm.notification WHERE recipient_id = :b ORDER BY id OFFSET :before;
+SELECT crm.im_expand(1000) \g /dev/null
 SELECT count(*) - :deliveries_before AS new_deliveries FROM crm.im_delivery;
+
+-- a robot posts the events it lists to its group, whoever they are for
+SET ROLE nt_it;
+UPDATE crm.im_channel SET events = '{team.added, lunch.ready}' WHERE name = 'Sales group';
+UPDATE crm.im_channel SET events = '{team.added}' WHERE name = 'WeCom app';
+UPDATE crm.im_channel SET events = '{team.added}' WHERE name = 'Sales group';
+RESET ROLE;
 
 -- adding yourself to a team is no news; a rolled-back change notifies nobody
 SET ROLE nt_a;
@@ -120,6 +132,12 @@ SELECT 'customer', c.id, e.id, CASE e.db_role WHEN 'nt_mgr' THEN 'read' ELSE 'ed
 RESET ROLE;
 SELECT e.name, n.title, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE e.db_role IN ('nt_mgr', 'nt_it') ORDER BY e.name;
+-- neither has an IM id: the group robot is the only channel that posts them
+SELECT crm.im_expand(1000) AS expanded;
+SELECT e.name, c.name AS channel, d.status
+  FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
+  JOIN crm.employee e ON e.id = n.recipient_id JOIN crm.im_channel c ON c.id = d.channel_id
+ WHERE n.event = 'team.added' ORDER BY e.name;
 -- (customer 1 is A's already: the notification names the one record that moved)
 BEGIN;
 SET LOCAL ROLE nt_mgr;

@@ -90,6 +90,8 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	/* the worker's settings, before the prefix is closed */
+	crm_worker_init();
 	MarkGUCPrefixReserved("crm");
 
 	crm_identity_init();

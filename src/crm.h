@@ -46,6 +46,38 @@ extern char *crm_im_payload(const char *platform, const char *kind, const char *
 							const char *agent_id, const char *title, const char *body,
 							const char *idempotency_key);
 
+/* im_send.c: HTTP requests of the notification worker */
+typedef enum ImOutcome
+{
+	IM_SENT,
+	IM_RETRY,					/* retry later, with backoff */
+	IM_REFRESH,					/* the app token was rejected: renew it, retry once */
+	IM_PERMANENT				/* will never succeed: dead */
+} ImOutcome;
+
+typedef struct ImRequest
+{
+	const char *url;
+	const char *body;			/* POSTed as JSON; NULL: GET */
+	const char *bearer;			/* Authorization: Bearer token, or NULL */
+	bool		done;			/* finished (answered or failed) */
+	long		http_status;
+	char	   *answer;			/* the answer's body when it came */
+	char	   *transport_error;	/* when no answer came */
+	int			reset_seconds;	/* Feishu's x-ogw-ratelimit-reset */
+} ImRequest;
+
+extern void crm_im_perform(ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void));
+extern ImOutcome crm_im_classify(const char *platform, const ImRequest *r, char **code,
+								 char **message, int *wait_seconds);
+extern bool crm_im_token_parse(const char *platform, const char *answer, char **token, int *expires_in);
+extern char *crm_im_feishu_token_body(const char *app_id, const char *app_secret);
+extern char *crm_im_feishu_signed(const char *payload, int64 ts, const char *sign);
+extern char *crm_im_escape(const char *value);
+
+/* worker.c */
+extern void crm_worker_init(void);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 

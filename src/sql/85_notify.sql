@@ -1,7 +1,8 @@
--- Notifications, part one: the in-app inbox, the IM channels and the
--- deliveries a background worker will send (issue 4).  Everything a
--- notification needs is written in the business transaction (an outbox): a
--- rolled-back change notifies nobody.
+-- Notifications: the in-app inbox, the IM channels and the deliveries the
+-- background worker sends (src/worker.c).  Everything a notification needs is
+-- written in the business transaction (an outbox): a rolled-back change
+-- notifies nobody.  The business transaction writes only the inbox row; the
+-- worker turns it into one delivery per channel (crm.im_expand).
 
 -- The events crm emits, shipped with crm (read-only, like crm.permission).
 CREATE TABLE crm.notification_event (
@@ -26,6 +27,7 @@ CREATE TABLE crm.notification (
 	record_id     bigint,
 	created_at    timestamptz NOT NULL DEFAULT now(),
 	read_at       timestamptz,
+	im_pending    boolean NOT NULL DEFAULT false,
 	CONSTRAINT notification_pkey PRIMARY KEY (id),
 	CONSTRAINT notification_event_check CHECK (event <> '*')
 );
@@ -33,6 +35,8 @@ CREATE TABLE crm.notification (
 -- checks the event once per call, where foreign keys would check every row.
 CREATE INDEX notification_inbox_idx ON crm.notification (recipient_id, created_at DESC) WHERE read_at IS NULL;
 CREATE INDEX notification_recipient_idx ON crm.notification (recipient_id, created_at DESC);
+-- what the worker has yet to turn into deliveries
+CREATE INDEX notification_im_pending_idx ON crm.notification (id) WHERE im_pending;
 COMMENT ON TABLE crm.notification IS 'The in-app inbox: one row per recipient and event; read_at marks it read';
 ALTER TABLE crm.notification ENABLE ROW LEVEL SECURITY;
 CREATE POLICY notification_own ON crm.notification FOR SELECT TO crm_user
@@ -72,6 +76,7 @@ CREATE TABLE crm.im_channel (
 	agent_id         text,
 	api_base         text NOT NULL,
 	rate_per_minute  integer NOT NULL,
+	events           text[] NOT NULL DEFAULT '{}',
 	enabled          boolean NOT NULL DEFAULT true,
 	CONSTRAINT im_channel_pkey PRIMARY KEY (id),
 	CONSTRAINT im_channel_name_key UNIQUE (name),
@@ -80,14 +85,26 @@ CREATE TABLE crm.im_channel (
 	CONSTRAINT im_channel_robot_check CHECK (kind <> 'robot' OR webhook_url IS NOT NULL),
 	CONSTRAINT im_channel_app_check CHECK (kind <> 'app' OR (app_id IS NOT NULL AND app_secret IS NOT NULL)),
 	CONSTRAINT im_channel_url_check CHECK (api_base ~ '^https?://' AND (webhook_url IS NULL OR webhook_url ~ '^https?://')),
-	CONSTRAINT im_channel_rate_check CHECK (rate_per_minute > 0)
+	CONSTRAINT im_channel_rate_check CHECK (rate_per_minute BETWEEN 1 AND 1000000),
+	CONSTRAINT im_channel_agent_check CHECK (kind <> 'app' OR platform = 'feishu' OR agent_id ~ '^[1-9][0-9]{0,17}$'),
+	CONSTRAINT im_channel_events_check CHECK (kind = 'robot' OR events = '{}')
 );
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
+COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';
 -- the platforms' hosts and limits unless a row says otherwise (im-apis.md)
 CREATE FUNCTION crm.im_channel_defaults() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	unknown text;
 BEGIN
-	NEW.api_base := coalesce(NEW.api_base, CASE NEW.platform WHEN 'wecom' THEN 'https://qyapi.weixin.qq.com'
+	SELECT string_agg(x, ', ') INTO unknown
+	  FROM unnest(NEW.events) x WHERE NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = x);
+	IF unknown IS NOT NULL THEN
+		RAISE EXCEPTION 'IM channel "%" names unknown events: %', NEW.name, unknown
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'The events are the rows of crm.notification_event; ''*'' is every event.';
+	END IF;
+	NEW.api_base := coalesce(rtrim(NEW.api_base, '/'), CASE NEW.platform WHEN 'wecom' THEN 'https://qyapi.weixin.qq.com'
 	                                                          WHEN 'feishu' THEN 'https://open.feishu.cn'
 	                                                          ELSE 'https://oapi.dingtalk.com' END);
 	NEW.rate_per_minute := coalesce(NEW.rate_per_minute, CASE WHEN NEW.kind = 'app' THEN 600
@@ -101,7 +118,7 @@ CREATE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 -- holders of admin.im configure channels but, like everyone outside
 -- crm_admin, write secrets without reading them back
-GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, enabled) ON crm.im_channel TO crm_user;
+GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, events, enabled) ON crm.im_channel TO crm_user;
 GRANT INSERT, UPDATE, DELETE ON crm.im_channel TO crm_user;
 GRANT SELECT ON crm.im_channel TO crm_admin;
 
@@ -125,8 +142,10 @@ CREATE TABLE crm.im_delivery (
 	attempts         integer NOT NULL DEFAULT 0,
 	next_attempt_at  timestamptz NOT NULL DEFAULT now(),
 	last_error       text,
+	last_code        text,
 	idempotency_key  uuid NOT NULL DEFAULT gen_random_uuid(),
 	sent_at          timestamptz,
+	sent_in          bigint,
 	CONSTRAINT im_delivery_pkey PRIMARY KEY (id),
 	CONSTRAINT im_delivery_status_check CHECK (status IN ('pending', 'sent', 'failed', 'dead'))
 );
@@ -136,7 +155,7 @@ CREATE TABLE crm.im_delivery (
 -- while the inbox was small seq-scans it for every delivery of a large batch
 -- (100 events to 200 employees: 0.5 s became 6 s).  Random idempotency keys
 -- need no unique index to stay unique.
-CREATE INDEX im_delivery_due_idx ON crm.im_delivery (next_attempt_at) WHERE status IN ('pending', 'failed');
+CREATE INDEX im_delivery_due_idx ON crm.im_delivery (channel_id, next_attempt_at) WHERE status IN ('pending', 'failed');
 -- what a foreign key's ON DELETE CASCADE would do for a deleted channel
 CREATE FUNCTION crm.im_channel_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -147,53 +166,93 @@ END
 $$;
 CREATE TRIGGER im_channel_deleted AFTER DELETE ON crm.im_channel
 	REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION crm.im_channel_deleted();
-COMMENT ON TABLE crm.im_delivery IS 'One IM message to send per notification and channel; the worker claims due rows';
+COMMENT ON TABLE crm.im_delivery IS 'One IM message per notification and channel, sent by the worker';
+COMMENT ON COLUMN crm.im_delivery.status IS 'pending; failed (retried at next_attempt_at); sent; dead (last_code, last_error say why)';
+COMMENT ON COLUMN crm.im_delivery.last_code IS 'The platform''s error code of the last failed attempt ("93000", "88/40014", "http 502", "transport")';
+COMMENT ON COLUMN crm.im_delivery.sent_in IS 'The delivery whose request carried this one: itself, or a digest''s first';
 GRANT SELECT ON crm.im_delivery TO crm_admin;
+
+-- Wake the notification worker when the calling transaction commits.
+CREATE FUNCTION crm.im_wake() RETURNS void
+	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION crm.im_wake() FROM PUBLIC;
 
 -- crm.notify(): the one way events become notifications.  Called by crm's own
 -- functions and triggers (as the table owner); per recipient it honours the
--- preference, writes the inbox row and, for "app", a delivery on every
--- enabled app channel of a platform the recipient has an id on.
+-- preference and writes the inbox row, marked im_pending when an IM channel
+-- may want it.  The worker expands those into deliveries (crm.im_expand), so
+-- the business transaction writes one row per recipient.
 CREATE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
                            record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	written integer;
+	pending boolean;
 BEGIN
 	IF NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = notify.event AND e.event <> '*') THEN
 		RAISE EXCEPTION 'unknown notification event "%"', event
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'The events are the rows of crm.notification_event.';
 	END IF;
-	WITH targets AS (
-		SELECT e.id, e.wecom_userid, e.feishu_open_id, e.dingtalk_userid,
-		       coalesce(own.delivery, every.delivery, 'app') AS delivery
+	WITH channels AS MATERIALIZED (
+		SELECT coalesce(bool_or(c.kind = 'app'), false) AS apps,
+		       coalesce(bool_or(c.kind = 'robot' AND (notify.event = ANY (c.events) OR '*' = ANY (c.events))), false) AS robots
+		  FROM crm.im_channel c WHERE c.enabled
+	), inbox AS (
+		INSERT INTO crm.notification (recipient_id, event, title, body, record_type, record_id, im_pending)
+		SELECT e.id, notify.event, notify.title, notify.body, notify.record_type, notify.record_id,
+		       ch.robots OR (ch.apps AND coalesce(own.delivery, every.delivery, 'app') = 'app'
+		                     AND coalesce(e.wecom_userid, e.feishu_open_id, e.dingtalk_userid) IS NOT NULL)
 		  FROM crm.employee e
+		 CROSS JOIN channels ch
 		  LEFT JOIN crm.notification_preference own ON own.employee_id = e.id AND own.event = notify.event
 		  LEFT JOIN crm.notification_preference every ON every.employee_id = e.id AND every.event = '*'
 		 WHERE e.id = ANY (recipients) AND e.active
-	), inbox AS (
-		INSERT INTO crm.notification (recipient_id, event, title, body, record_type, record_id)
-		SELECT t.id, notify.event, notify.title, notify.body, notify.record_type, notify.record_id
-		  FROM targets t WHERE t.delivery <> 'none'
-		RETURNING id, recipient_id
-	), deliveries AS (
-		INSERT INTO crm.im_delivery (notification_id, channel_id)
-		SELECT i.id, c.id
-		  FROM inbox i JOIN targets t ON t.id = i.recipient_id
-		  JOIN crm.im_channel c ON c.kind = 'app' AND c.enabled
-		   AND CASE c.platform WHEN 'wecom' THEN t.wecom_userid WHEN 'feishu' THEN t.feishu_open_id
-		                       ELSE t.dingtalk_userid END IS NOT NULL
-		 WHERE t.delivery = 'app'
-		RETURNING 1
+		   AND coalesce(own.delivery, every.delivery, 'app') <> 'none'
+		RETURNING im_pending
 	)
-	SELECT count(*) INTO written FROM inbox;
+	SELECT count(*), bool_or(im_pending) INTO written, pending FROM inbox;
+	IF pending THEN
+		PERFORM crm.im_wake();
+	END IF;
 	RETURN written;
 END
 $$;
 REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
-	'Write the inbox rows and IM deliveries of one event for its recipients (crm''s own code only)';
+	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';
+
+-- The worker's first step each round: pending notifications become one
+-- delivery per channel that wants them.  A robot posts the events it lists to
+-- its group; an app messages recipients who chose "app" and have an id on its
+-- platform.  Preferences are read now, so a change made meanwhile counts.
+CREATE FUNCTION crm.im_expand(max_notifications integer) RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	WITH taken AS (
+		UPDATE crm.notification n SET im_pending = false
+		 WHERE n.id IN (SELECT p.id FROM crm.notification p WHERE p.im_pending
+		                 ORDER BY p.id LIMIT im_expand.max_notifications FOR UPDATE SKIP LOCKED)
+		RETURNING n.id, n.recipient_id, n.event
+	), deliveries AS (
+		INSERT INTO crm.im_delivery (notification_id, channel_id)
+		SELECT t.id, c.id
+		  FROM taken t
+		  JOIN crm.employee e ON e.id = t.recipient_id
+		  LEFT JOIN crm.notification_preference own ON own.employee_id = e.id AND own.event = t.event
+		  LEFT JOIN crm.notification_preference every ON every.employee_id = e.id AND every.event = '*'
+		  JOIN crm.im_channel c ON c.enabled AND CASE c.kind
+		       WHEN 'robot' THEN t.event = ANY (c.events) OR '*' = ANY (c.events)
+		       ELSE coalesce(own.delivery, every.delivery, 'app') = 'app'
+		        AND CASE c.platform WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id
+		                            ELSE e.dingtalk_userid END IS NOT NULL END
+		RETURNING 1
+	)
+	SELECT count(*)::integer FROM taken;
+END;
+REVOKE ALL ON FUNCTION crm.im_expand(integer) FROM PUBLIC;
+COMMENT ON FUNCTION crm.im_expand(integer) IS
+	'Turn up to max_notifications pending notifications into IM deliveries (the worker calls it)';
 
 CREATE FUNCTION crm.mark_read(notification_id bigint) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp

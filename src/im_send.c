@@ -1,0 +1,345 @@
+/*-------------------------------------------------------------------------
+ *
+ * im_send.c
+ *	  HTTP for the notification worker: requests run concurrently on one
+ *	  libcurl multi handle (whose connection cache keeps connections to each
+ *	  host open between batches), answers parsed and classified with jansson
+ *	  (codes: docs/im-apis.md 5.7).
+ *
+ * This file must not include utils/builtins.h: its json_object() would
+ * collide with jansson's.
+ *
+ * libcurl calls back into this file while it runs; the callbacks use
+ * malloc, never palloc, so that no ereport can jump over libcurl's frames.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "crm.h"
+
+/* answers larger than this are cut (and then fail to parse): 16 MB */
+#define MAX_ANSWER (16 * 1024 * 1024)
+
+static CURLM *multi = NULL;
+
+typedef struct Transfer
+{
+	ImRequest  *req;
+	CURL	   *easy;
+	struct curl_slist *headers;
+	char	   *answer;			/* malloc'd */
+	size_t		len;
+	char		error[CURL_ERROR_SIZE];
+} Transfer;
+
+static size_t
+collect(char *data, size_t size, size_t nmemb, void *arg)
+{
+	Transfer   *t = arg;
+	size_t		n = size * nmemb;
+	char	   *grown;
+
+	if (t->len + n > MAX_ANSWER)
+		return 0;				/* libcurl fails the transfer with CURLE_WRITE_ERROR */
+	grown = realloc(t->answer, t->len + n + 1);
+	if (grown == NULL)
+		return 0;
+	memcpy(grown + t->len, data, n);
+	t->answer = grown;
+	t->len += n;
+	t->answer[t->len] = '\0';
+	return n;
+}
+
+/* Feishu's rate-limit answer says when its window resets (2.6) */
+static size_t
+header_line(char *data, size_t size, size_t nmemb, void *arg)
+{
+	Transfer   *t = arg;
+	size_t		n = size * nmemb;
+	static const char name[] = "x-ogw-ratelimit-reset:";
+
+	if (n > sizeof(name) - 1 && pg_strncasecmp(data, name, sizeof(name) - 1) == 0)
+		t->req->reset_seconds = atoi(data + sizeof(name) - 1);
+	return n;
+}
+
+/*
+ * Run every request concurrently; returns when all have finished or stop()
+ * says so.  Unfinished requests keep done = false: the caller treats them as
+ * never sent.
+ */
+void
+crm_im_perform(ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void))
+{
+	Transfer   *ts = palloc0(sizeof(Transfer) * n);
+	int			running = 0;
+
+	if (multi == NULL)
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL)
+			elog(ERROR, "could not initialise libcurl");
+		/* a robot or app host is one platform: be a polite client */
+		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L);
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		Transfer   *t = &ts[i];
+		ImRequest  *r = &reqs[i];
+		CURL	   *e = curl_easy_init();
+
+		r->done = false;
+		r->http_status = 0;
+		r->answer = NULL;
+		r->transport_error = NULL;
+		r->reset_seconds = 0;
+		if (e == NULL)
+			elog(ERROR, "could not create a libcurl handle");
+		t->req = r;
+		t->easy = e;
+		curl_easy_setopt(e, CURLOPT_URL, r->url);
+		/* channel rows name the URLs: never let one reach file:// or gopher:// */
+		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, Min(timeout_ms, 5000L));
+		curl_easy_setopt(e, CURLOPT_USERAGENT, "crm-notification-worker");
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+		curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+		if (r->body)
+		{
+			t->headers = curl_slist_append(t->headers, "Content-Type: application/json; charset=utf-8");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+		}
+		if (r->bearer)
+			t->headers = curl_slist_append(t->headers, psprintf("Authorization: Bearer %s", r->bearer));
+		/* no "Expect: 100-continue" round trip for bodies over 1 KB */
+		t->headers = curl_slist_append(t->headers, "Expect:");
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+		curl_multi_add_handle(multi, e);
+	}
+
+	do
+	{
+		CURLMsg    *msg;
+		int			left;
+
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			break;
+		while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+		{
+			Transfer   *t;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+			t->req->done = true;
+			if (msg->data.result == CURLE_OK)
+			{
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &t->req->http_status);
+				t->req->answer = t->answer ? pstrdup(t->answer) : pstrdup("");
+			}
+			else
+				t->req->transport_error = pstrdup(t->error[0] ? t->error : curl_easy_strerror(msg->data.result));
+		}
+		if (running > 0 && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	} while (running > 0 && !stop());
+
+	for (int i = 0; i < n; i++)
+	{
+		curl_multi_remove_handle(multi, ts[i].easy);
+		curl_easy_cleanup(ts[i].easy);
+		curl_slist_free_all(ts[i].headers);
+		free(ts[i].answer);
+	}
+	pfree(ts);
+}
+
+/* value for a URL's query string */
+char *
+crm_im_escape(const char *value)
+{
+	char	   *e = curl_easy_escape(NULL, value, 0);
+	char	   *result;
+
+	if (e == NULL)
+		elog(ERROR, "out of memory");
+	result = pstrdup(e);
+	curl_free(e);
+	return result;
+}
+
+static bool
+in(long code, const long *codes, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (codes[i] == code)
+			return true;
+	return false;
+}
+
+static char *
+cut(const char *s)
+{
+	return pnstrdup(s, Min(strlen(s), 300));
+}
+
+/*
+ * What a finished request's answer means, per docs/im-apis.md 5.7.  code is
+ * the platform's ("93000", DingTalk "88/40014", "http 502", "transport"),
+ * NULL when sent; message its words.  wait_seconds > 0 when the platform
+ * says how long the channel must rest.
+ */
+ImOutcome
+crm_im_classify(const char *platform, const ImRequest *r, char **code, char **message, int *wait_seconds)
+{
+	static const long wecom_refresh[] = {40014, 42001};
+	static const long wecom_retry[] = {-1, 45009, 45033, 6000};
+	static const long feishu_refresh[] = {99991663, 99991664, 99991671};
+	static const long feishu_retry[] = {99991400, 11232, 230020};
+	static const long dingtalk_refresh[] = {40014, 42001};
+	static const long dingtalk_retry[] = {-1, 90001, 90002, 90003, 90005, 90006};
+	static const long dingtalk_rate[] = {410100, 130101, 660026};
+	json_error_t jerr;
+	json_t	   *root;
+	json_t	   *c;
+	long		value;
+	const char *words;
+	ImOutcome	outcome;
+
+	*code = NULL;
+	*message = NULL;
+	*wait_seconds = 0;
+	if (r->transport_error)
+	{
+		*code = pstrdup("transport");
+		*message = cut(r->transport_error);
+		return IM_RETRY;
+	}
+	root = json_loads(r->answer, 0, &jerr);
+	c = NULL;
+	if (json_is_object(root))
+		c = json_object_get(root, strcmp(platform, "feishu") == 0 ? "code" : "errcode");
+	if (!json_is_integer(c))
+	{
+		/* no platform answer: a proxy's page, a cut body, an IP ban (3.6) */
+		*code = psprintf("http %ld", r->http_status);
+		*message = cut(r->answer);
+		json_decref(root);
+		if (r->http_status >= 500 || r->http_status == 429 || (r->http_status >= 200 && r->http_status < 300))
+			return IM_RETRY;	/* a 2xx with a broken body may have been delivered: the retry carries the same key */
+		return IM_PERMANENT;
+	}
+	value = (long) json_integer_value(c);
+	words = json_string_value(json_object_get(root, strcmp(platform, "feishu") == 0 ? "msg" : "errmsg"));
+	*message = cut(words ? words : "");
+	if (value == 0 && r->http_status >= 200 && r->http_status < 300)
+	{
+		json_decref(root);
+		*message = NULL;
+		return IM_SENT;
+	}
+	*code = psprintf("%ld", value);
+
+	if (strcmp(platform, "wecom") == 0)
+		outcome = in(value, wecom_refresh, lengthof(wecom_refresh)) ? IM_REFRESH :
+			in(value, wecom_retry, lengthof(wecom_retry)) ? IM_RETRY : IM_PERMANENT;
+	else if (strcmp(platform, "feishu") == 0)
+	{
+		outcome = in(value, feishu_refresh, lengthof(feishu_refresh)) ? IM_REFRESH :
+			in(value, feishu_retry, lengthof(feishu_retry)) ? IM_RETRY : IM_PERMANENT;
+		if (value == 99991400 && r->reset_seconds > 0)
+			*wait_seconds = r->reset_seconds;
+	}
+	else
+	{
+		const char *sub = json_string_value(json_object_get(root, "sub_code"));
+
+		if (value == 88 && sub)
+			*code = psprintf("88/%s", sub);
+		if (value == 88 && sub && strcmp(sub, "40014") == 0)
+			outcome = IM_REFRESH;
+		else if (in(value, dingtalk_refresh, lengthof(dingtalk_refresh)))
+			outcome = IM_REFRESH;
+		else if (in(value, dingtalk_rate, lengthof(dingtalk_rate)))
+		{
+			/* a robot over 20 a minute is silenced for 10 minutes (3.2) */
+			outcome = IM_RETRY;
+			*wait_seconds = 600;
+		}
+		else
+			outcome = in(value, dingtalk_retry, lengthof(dingtalk_retry)) ? IM_RETRY : IM_PERMANENT;
+	}
+	/* whatever the code, a server error is the server's */
+	if (outcome == IM_PERMANENT && r->http_status >= 500)
+		outcome = IM_RETRY;
+	json_decref(root);
+	return outcome;
+}
+
+/* The access token in a token answer and its lifetime in seconds; false if none. */
+bool
+crm_im_token_parse(const char *platform, const char *answer, char **token, int *expires_in)
+{
+	bool		feishu = strcmp(platform, "feishu") == 0;
+	json_t	   *root = json_loads(answer, 0, NULL);
+	const char *t = json_string_value(json_object_get(root, feishu ? "tenant_access_token" : "access_token"));
+	json_t	   *ttl = json_object_get(root, feishu ? "expire" : "expires_in");
+	bool		ok = t != NULL && t[0] != '\0' && json_is_integer(ttl) && json_integer_value(ttl) > 0;
+
+	if (ok)
+	{
+		*token = pstrdup(t);
+		*expires_in = (int) Min(json_integer_value(ttl), 7 * 24 * 3600);
+	}
+	json_decref(root);
+	return ok;
+}
+
+/* Feishu's token request body: {"app_id", "app_secret"} (2.3) */
+char *
+crm_im_feishu_token_body(const char *app_id, const char *app_secret)
+{
+	json_t	   *o = json_pack("{s:s, s:s}", "app_id", app_id, "app_secret", app_secret);
+	char	   *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	char	   *result;
+
+	json_decref(o);
+	if (s == NULL)
+		elog(ERROR, "out of memory");
+	result = pstrdup(s);
+	free(s);
+	return result;
+}
+
+/* A Feishu robot payload with its "timestamp" (seconds, a string) and "sign" (2.2) */
+char *
+crm_im_feishu_signed(const char *payload, int64 ts, const char *sign)
+{
+	json_t	   *o = json_loads(payload, 0, NULL);
+	char	   *s = NULL;
+	char	   *result;
+
+	if (json_is_object(o) &&
+		json_object_set_new(o, "timestamp", json_string(psprintf(INT64_FORMAT, ts))) == 0 &&
+		json_object_set_new(o, "sign", json_string(sign)) == 0)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		elog(ERROR, "could not sign a Feishu robot message");
+	result = pstrdup(s);
+	free(s);
+	return result;
+}
