@@ -1,7 +1,7 @@
 -- Enqueuing 100,000 notifications (issue 4), every employee on WeCom with an app
--- channel configured, so crm writes an inbox row, looks up the preference and
--- writes a delivery row for each; against the same inbox rows inserted into a
--- plain table of crm.notification's shape.
+-- channel configured, so crm looks up the preference and writes an inbox row
+-- marked for the worker; against the same inbox rows inserted into a plain
+-- table of crm.notification's shape.
 --   notify_batch:  50 events, each to every employee (at scale 1: 2,000), as
 --                  reminder and recycling runs do
 --   notify_single: one event per recipient, as transfers do; the baseline
@@ -9,8 +9,10 @@
 
 -- setup
 UPDATE crm.employee SET wecom_userid = 'bench-' || id WHERE wecom_userid IS NULL;
-INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id)
-VALUES ('bench WeCom app', 'wecom', 'app', 'ww-bench', 'bench-secret', '1000002') ON CONFLICT DO NOTHING;
+-- the worker never sends these (nothing here commits), and would find nobody on loopback's discard port
+UPDATE crm.settings SET im_paused = true;
+INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base)
+VALUES ('bench WeCom app', 'wecom', 'app', 'ww-bench', 'bench-secret', '1000002', 'http://127.0.0.1:9') ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS bench_baseline.notification (LIKE crm.notification INCLUDING ALL);
 ALTER TABLE bench_baseline.notification DROP CONSTRAINT IF EXISTS notification_event_check;
 CREATE OR REPLACE VIEW bench_baseline.notify_targets AS

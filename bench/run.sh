@@ -92,3 +92,6 @@ for file in "$top"/bench/*.sql; do
 			'BEGIN { printf "%s: crm %.4fs  baseline %.4fs  ratio %.2f\n", name, c, b, c / b }'
 	done
 done
+
+. "$top/bench/deliver.sh"
+deliver_bench

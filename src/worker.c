@@ -361,8 +361,15 @@ fail(Delivery *d, ImOutcome outcome, TimestampTz now, TimestampTz not_before,
 	settle(d, D_RETRY, Max(now + delay_ms * 1000, not_before), code, error);
 }
 
-/* Read the channels and their due deliveries; false when crm is not installed here. */
-static bool
+typedef enum Claimed
+{
+	CLAIMED,
+	NOT_INSTALLED,				/* crm is not in crm.database_name (yet) */
+	PAUSED						/* crm.settings.im_paused */
+} Claimed;
+
+/* Read the channels and their due deliveries. */
+static Claimed
 claim(MemoryContext cxt, List **channels, bool *more)
 {
 	int			ret;
@@ -373,7 +380,13 @@ claim(MemoryContext cxt, List **channels, bool *more)
 	bool		isnull;
 
 	if (!OidIsValid(get_extension_oid("crm", true)))
-		return false;
+		return NOT_INSTALLED;
+	ret = SPI_execute("SELECT im_paused FROM crm.settings", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read crm.settings: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull)
+		return PAUSED;
 
 	args[0] = Int32GetDatum(EXPAND_BATCH);
 	ret = SPI_execute_with_args("SELECT crm.im_expand($1)", 1, argtypes, args, NULL, false, 0);
@@ -455,7 +468,7 @@ claim(MemoryContext cxt, List **channels, bool *more)
 			ch->due = lappend(ch->due, d);
 	}
 	MemoryContextSwitchTo(old);
-	return true;
+	return CLAIMED;
 }
 
 /* The channel's state, its windows sized to the row; its token dropped if the credentials changed. */
@@ -1060,7 +1073,7 @@ round_trip(MemoryContext cxt)
 	List	   *need_token = NIL;
 	ListCell   *lc;
 	bool		more = false;
-	bool		installed;
+	Claimed		claimed;
 	TimestampTz now;
 	TimestampTz wake = 0;
 	long		sleep_ms = im_poll_interval;
@@ -1068,8 +1081,8 @@ round_trip(MemoryContext cxt)
 
 	current_round++;
 	begin_work("claiming due IM deliveries");
-	installed = claim(cxt, &channels, &more);
-	if (installed)
+	claimed = claim(cxt, &channels, &more);
+	if (claimed == CLAIMED)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -1083,8 +1096,11 @@ round_trip(MemoryContext cxt)
 		}
 	}
 	end_work();
-	if (!installed)
+	if (claimed != CLAIMED)
+	{
+		pgstat_report_activity(STATE_IDLE, claimed == PAUSED ? "paused: crm.settings.im_paused" : "crm is not installed");
 		return im_poll_interval;
+	}
 
 	now = GetCurrentTimestamp();
 	foreach(lc, channels)

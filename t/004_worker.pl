@@ -150,6 +150,22 @@ is(scalar(grep { $_->{body} =~ /\d+ notifications/ } @burst), 1, 'one of them a 
 is(sql(q{SELECT count(DISTINCT sent_in) FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
           WHERE n.title LIKE 'burst %'}), scalar(@burst), 'sent_in names the request that carried each');
 
+# -- a paused worker sends nothing until resumed, then is woken at once
+only('wecom robot');
+sql('UPDATE crm.settings SET im_paused = true');
+notify('while paused', 'x');
+ok($node->poll_query_until('postgres',
+	"SELECT query FROM pg_stat_activity WHERE backend_type = 'crm notification worker'", 'paused: crm.settings.im_paused'),
+	'pg_stat_activity shows the worker paused');
+is(sql(q{SELECT count(*) FROM crm.notification WHERE title = 'while paused' AND im_pending}), 1, 'and the notification waits');
+sql('ALTER SYSTEM SET crm.im_poll_interval = \'1h\''); sql('SELECT pg_reload_conf()');
+sleep 1.5;    # past the last poll at the old interval: only a wake-up can bring it now
+sql('UPDATE crm.settings SET im_paused = false');
+settled('while paused');
+is(deliveries('while paused'), 'wecom robot sent 1 -', 'resuming wakes the worker, which sends it');
+sql('ALTER SYSTEM RESET crm.im_poll_interval'); sql('SELECT pg_reload_conf()');
+received();
+
 # -- kill -9 of the postmaster in the middle of a batch: nothing lost, repeats keep their key
 only('feishu app');
 $fake->post('/_fake/fault', { platform => 'feishu', delay_ms => 3000, count => 1000 });

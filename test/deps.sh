@@ -12,6 +12,7 @@ packages=(
 	libicu-dev               # collations for Chinese names
 	libipc-run-perl          # TAP tests
 	python3                  # the fake IM server of the TAP tests
+	apache2-utils            # ab: the HTTP load generator make bench measures delivery against
 	make gcc
 )
 

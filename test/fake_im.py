@@ -863,6 +863,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=utf-8")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.request_version == "HTTP/1.0" and not self.close_connection:
+            # an HTTP/1.0 client (ab -k) keeps the connection only when told so
+            self.send_header("Connection", "keep-alive")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

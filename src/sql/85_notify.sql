@@ -177,6 +177,20 @@ CREATE FUNCTION crm.im_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION crm.im_wake() FROM PUBLIC;
 
+-- a switch for maintenance windows: the worker sends nothing while it is on,
+-- and notifications keep queueing
+ALTER TABLE crm.settings ADD COLUMN im_paused boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker sends nothing; the outbox keeps filling';
+CREATE FUNCTION crm.im_resumed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM crm.im_wake();
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
+	FOR EACH ROW WHEN (OLD.im_paused AND NOT NEW.im_paused) EXECUTE FUNCTION crm.im_resumed();
+
 -- crm.notify(): the one way events become notifications.  Called by crm's own
 -- functions and triggers (as the table owner); per recipient it honours the
 -- preference and writes the inbox row, marked im_pending when an IM channel
