@@ -168,3 +168,13 @@ SELECT crm.handover_employee(:b, :a) AS handed_over;
 SELECT event, title, record_type, record_id = :b AS about_b FROM crm.notification WHERE recipient_id = :a AND event = 'handover.received';
 SELECT crm.notify(ARRAY[:b::bigint], 'transfer.received', 'to a leaver', NULL) AS written;
 SELECT crm.notify(ARRAY[:a::bigint], 'lunch.ready', 'no such event', NULL);
+-- a recipient named twice is told once; NULLs and unknown ids are nobody
+SELECT crm.notify(ARRAY[:a, :a, NULL, -1]::bigint[], 'transfer.received', 'twice', NULL) AS written;
+-- a preference changed in this transaction counts at once, in every backend after commit
+BEGIN;
+INSERT INTO crm.notification_preference (employee_id, event, delivery) VALUES (:a, 'transfer.received', 'none');
+SELECT crm.notify(ARRAY[:a::bigint], 'transfer.received', 'muted', NULL) AS written;
+ROLLBACK;
+SELECT crm.notify(ARRAY[:a::bigint], 'transfer.received', 'heard again', NULL) AS written;
+SELECT title FROM crm.notification WHERE recipient_id = :a AND title IN ('twice', 'muted', 'heard again') ORDER BY id;
+SELECT crm.notify(ARRAY[:a::bigint], NULL, 'no event', NULL);

@@ -99,4 +99,5 @@ _PG_init(void)
 	crm_scope_plan_init();
 	crm_dictionary_init();
 	crm_oplog_init();
+	crm_notify_init();
 }

@@ -77,6 +77,10 @@ extern char *crm_im_escape(const char *value);
 
 /* worker.c */
 extern void crm_worker_init(void);
+extern void crm_worker_wake_at_commit(void);
+
+/* notify.c */
+extern void crm_notify_init(void);
 
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);

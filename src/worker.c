@@ -134,11 +134,9 @@ wake_worker_at_commit(XactEvent event, void *arg)
 		wake_at_commit = false;
 }
 
-PG_FUNCTION_INFO_V1(crm_im_wake);
-
-/* crm.im_wake(): wake the worker when this transaction commits */
-Datum
-crm_im_wake(PG_FUNCTION_ARGS)
+/* Wake the worker when this transaction commits. */
+void
+crm_worker_wake_at_commit(void)
 {
 	static bool registered = false;
 
@@ -148,6 +146,15 @@ crm_im_wake(PG_FUNCTION_ARGS)
 		registered = true;
 	}
 	wake_at_commit = true;
+}
+
+PG_FUNCTION_INFO_V1(crm_im_wake);
+
+/* crm.im_wake() */
+Datum
+crm_im_wake(PG_FUNCTION_ARGS)
+{
+	crm_worker_wake_at_commit();
 	PG_RETURN_VOID();
 }
 

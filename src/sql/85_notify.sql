@@ -194,44 +194,17 @@ CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
 -- crm.notify(): the one way events become notifications.  Called by crm's own
 -- functions and triggers (as the table owner); per recipient it honours the
 -- preference and writes the inbox row, marked im_pending when an IM channel
--- may want it.  The worker expands those into deliveries (crm.im_expand), so
--- the business transaction writes one row per recipient.
+-- may want it, and wakes the worker at commit.  The worker expands those rows
+-- into deliveries (crm.im_expand), so the business transaction writes one row
+-- per recipient.  In C (src/notify.c): it runs per transfer and per reminder.
 CREATE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
                            record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	written integer;
-	pending boolean;
-BEGIN
-	IF NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = notify.event AND e.event <> '*') THEN
-		RAISE EXCEPTION 'unknown notification event "%"', event
-			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'The events are the rows of crm.notification_event.';
-	END IF;
-	WITH channels AS MATERIALIZED (
-		SELECT coalesce(bool_or(c.kind = 'app'), false) AS apps,
-		       coalesce(bool_or(c.kind = 'robot' AND (notify.event = ANY (c.events) OR '*' = ANY (c.events))), false) AS robots
-		  FROM crm.im_channel c WHERE c.enabled
-	), inbox AS (
-		INSERT INTO crm.notification (recipient_id, event, title, body, record_type, record_id, im_pending)
-		SELECT e.id, notify.event, notify.title, notify.body, notify.record_type, notify.record_id,
-		       ch.robots OR (ch.apps AND coalesce(own.delivery, every.delivery, 'app') = 'app'
-		                     AND coalesce(e.wecom_userid, e.feishu_open_id, e.dingtalk_userid) IS NOT NULL)
-		  FROM crm.employee e
-		 CROSS JOIN channels ch
-		  LEFT JOIN crm.notification_preference own ON own.employee_id = e.id AND own.event = notify.event
-		  LEFT JOIN crm.notification_preference every ON every.employee_id = e.id AND every.event = '*'
-		 WHERE e.id = ANY (recipients) AND e.active
-		   AND coalesce(own.delivery, every.delivery, 'app') <> 'none'
-		RETURNING im_pending
-	)
-	SELECT count(*), bool_or(im_pending) INTO written, pending FROM inbox;
-	IF pending THEN
-		PERFORM crm.im_wake();
-	END IF;
-	RETURN written;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'crm_notify' LANGUAGE C VOLATILE;
+-- what crm.notify caches per backend: rebuilt in every backend after a change
+CREATE TRIGGER im_channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.im_channel
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+CREATE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON crm.notification_preference FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';

@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * notify.c
+ *	  crm.notify(): events become inbox rows, in the business transaction.
+ *
+ * Transfers notify one recipient per call, reminder runs thousands: both
+ * must cost about what inserting the rows costs.  So the facts each row
+ * needs (is the event known, is the recipient active and on an IM platform,
+ * what did they choose, does a channel want the event) come from a
+ * per-backend cache, and the rows go in with one prepared INSERT.  The cache
+ * is rebuilt after a change to employees (crm_org_generation), channels or
+ * preferences (statement triggers send relcache invalidations).  Events are
+ * shipped rows that never change outside an extension update; an unknown one
+ * reloads the cache once before it is refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "crm.h"
+
+#define EVENT_LEN 64
+
+typedef struct Recipient
+{
+	int64		id;				/* hash key */
+	bool		active;
+	bool		on_im;			/* has an id on some IM platform */
+	List	   *choices;		/* Choice *: the employee's preferences */
+} Recipient;
+
+typedef struct Choice
+{
+	char	   *event;			/* or "*" */
+	char	   *delivery;		/* inapp, app, none */
+} Choice;
+
+static MemoryContext notify_cxt = NULL;
+static uint64 notify_generation = 1;	/* bumped by invalidations */
+static uint64 notify_loaded = 0;
+static Oid	notify_relids[2];	/* im_channel, notification_preference */
+static HTAB *recipients;
+static List *events;			/* char *: the known events */
+static bool app_channels;		/* an enabled app channel exists */
+static List *robot_events;		/* char *: events enabled robots list, "*" for all */
+static SPIPlanPtr insert_plan = NULL;
+
+static void
+notify_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == notify_relids[0] || relid == notify_relids[1])
+		notify_generation++;
+}
+
+void
+crm_notify_init(void)
+{
+	CacheRegisterRelcacheCallback(notify_relcache_callback, (Datum) 0);
+}
+
+static bool
+listed(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}
+
+/* SPI_execute, then back in notify_cxt, where SPI leaves its own context */
+static int
+query(const char *sql)
+{
+	int			ret = SPI_execute(sql, true, 0);
+
+	MemoryContextSwitchTo(notify_cxt);
+	return ret;
+}
+
+static void
+load(void)
+{
+	static uint64 relids_org_generation = 0;
+	Oid			save_userid;
+	int			save_sec;
+	HASHCTL		ctl;
+	MemoryContext old;
+	uint64		generation;
+
+	/* the tables are found again after any org change: the extension may be new */
+	crm_employee_relid();
+	if (relids_org_generation != crm_org_generation)
+	{
+		Oid			nsp = get_namespace_oid("crm", false);
+
+		notify_relids[0] = get_relname_relid("im_channel", nsp);
+		notify_relids[1] = get_relname_relid("notification_preference", nsp);
+		relids_org_generation = crm_org_generation;
+		notify_generation++;
+		if (insert_plan)
+			SPI_freeplan(insert_plan);
+		insert_plan = NULL;
+	}
+	generation = notify_generation;
+	if (notify_loaded == generation)
+		return;
+
+	if (notify_cxt == NULL)
+		notify_cxt = AllocSetContextCreate(TopMemoryContext, "crm notify", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(notify_cxt);
+	notify_loaded = 0;
+	events = NIL;
+	robot_events = NIL;
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(Recipient);
+	ctl.hcxt = notify_cxt;
+	recipients = hash_create("crm notify recipients", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	old = CurrentMemoryContext;
+
+	if (query("SELECT id, active, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
+					"  FROM crm.employee") != SPI_OK_SELECT)
+		elog(ERROR, "crm: employee query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Recipient  *r = hash_search(recipients, &id, HASH_ENTER, NULL);
+
+		r->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		r->on_im = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		r->choices = NIL;
+	}
+	if (query("SELECT employee_id, event, delivery FROM crm.notification_preference") != SPI_OK_SELECT)
+		elog(ERROR, "crm: notification preference query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Recipient  *r = hash_search(recipients, &id, HASH_FIND, NULL);
+		Choice	   *c = palloc(sizeof(Choice));
+
+		c->event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		c->delivery = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		if (r)
+			r->choices = lappend(r->choices, c);
+	}
+	if (query("SELECT event FROM crm.notification_event WHERE event <> '*'") != SPI_OK_SELECT)
+		elog(ERROR, "crm: notification event query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		events = lappend(events, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	if (query("SELECT coalesce(bool_or(kind = 'app'), false), "
+					"       array_to_string(array(SELECT DISTINCT unnest(events) FROM crm.im_channel "
+					"                              WHERE enabled AND kind = 'robot'), E'\\n') "
+					"  FROM crm.im_channel WHERE enabled") != SPI_OK_SELECT)
+		elog(ERROR, "crm: IM channel query failed");
+	{
+		bool		isnull;
+		char	   *list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		app_channels = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		for (char *tok = list ? strtok(list, "\n") : NULL; tok; tok = strtok(NULL, "\n"))
+			robot_events = lappend(robot_events, tok);
+	}
+	MemoryContextSwitchTo(old);
+	if (insert_plan == NULL)
+	{
+		Oid			types[7] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLARRAYOID};
+
+		insert_plan = SPI_prepare("INSERT INTO crm.notification "
+								  "       (recipient_id, event, title, body, record_type, record_id, im_pending) "
+								  "SELECT u.r, $2, $3, $4, $5, $6, u.p FROM unnest($1, $7) u(r, p)", 7, types);
+		if (insert_plan == NULL || SPI_keepplan(insert_plan) != 0)
+			elog(ERROR, "crm: could not prepare the inbox insert: %s", SPI_result_code_string(SPI_result));
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	notify_loaded = generation;
+}
+
+/* the recipient's choice for event: their own, else their "*", else app */
+static const char *
+delivery_of(Recipient *r, const char *event)
+{
+	const char *every = "app";
+	ListCell   *lc;
+
+	foreach(lc, r->choices)
+	{
+		Choice	   *c = lfirst(lc);
+
+		if (strcmp(c->event, event) == 0)
+			return c->delivery;
+		if (strcmp(c->event, "*") == 0)
+			every = c->delivery;
+	}
+	return every;
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+PG_FUNCTION_INFO_V1(crm_notify);
+
+/*
+ * crm.notify(recipients, event, title, body, record_type, record_id): the
+ * number of inbox rows written.  Inactive or unknown recipients and those who
+ * chose "none" get nothing; a recipient named twice gets one row.
+ */
+Datum
+crm_notify(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr;
+	char	   *event;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+	bool		robots;
+	bool		pending_any = false;
+	Datum	   *ids;
+	Datum	   *pending;
+	Datum		args[7];
+	char		argnulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			ret;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a notification needs an event and a title")));
+	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	load();
+	if (!listed(events, event))
+	{
+		notify_generation++;	/* an extension update may have shipped it */
+		load();
+		if (!listed(events, event))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown notification event \"%s\"", event),
+					 errhint("The events are the rows of crm.notification_event.")));
+	}
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT32(0);
+
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	robots = listed(robot_events, event) || listed(robot_events, "*");
+	ids = palloc(sizeof(Datum) * Max(n, 1));
+	pending = palloc(sizeof(Datum) * Max(n, 1));
+	{
+		int64	   *sorted = palloc(sizeof(int64) * Max(n, 1));
+		int			m = 0;
+
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				sorted[m++] = DatumGetInt64(elems[i]);
+		qsort(sorted, m, sizeof(int64), cmp_int64);
+		for (int i = 0; i < m; i++)
+		{
+			Recipient  *r;
+			const char *delivery;
+			bool		p;
+
+			if (i > 0 && sorted[i] == sorted[i - 1])
+				continue;
+			r = hash_search(recipients, &sorted[i], HASH_FIND, NULL);
+			if (r == NULL || !r->active)
+				continue;
+			delivery = delivery_of(r, event);
+			if (strcmp(delivery, "none") == 0)
+				continue;
+			p = robots || (app_channels && r->on_im && strcmp(delivery, "app") == 0);
+			pending_any |= p;
+			ids[kept] = Int64GetDatum(sorted[i]);
+			pending[kept++] = BoolGetDatum(p);
+		}
+	}
+	if (kept == 0)
+		PG_RETURN_INT32(0);
+
+	args[0] = PointerGetDatum(construct_array(ids, kept, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_GETARG_DATUM(2);
+	for (int i = 3; i <= 5; i++)
+	{
+		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	args[6] = PointerGetDatum(construct_array(pending, kept, BOOLOID, 1, true, TYPALIGN_CHAR));
+	SPI_connect();
+	ret = SPI_execute_plan(insert_plan, args, argnulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "crm: could not write notifications: %s", SPI_result_code_string(ret));
+	SPI_finish();
+	if (pending_any)
+		crm_worker_wake_at_commit();
+	PG_RETURN_INT32(kept);
+}
