@@ -171,6 +171,8 @@ COMMENT ON COLUMN crm.im_delivery.status IS 'pending; failed (retried at next_at
 COMMENT ON COLUMN crm.im_delivery.last_code IS 'The platform''s error code of the last failed attempt ("93000", "88/40014", "http 502", "transport")';
 COMMENT ON COLUMN crm.im_delivery.sent_in IS 'The delivery whose request carried this one: itself, or a digest''s first';
 GRANT SELECT ON crm.im_delivery TO crm_admin;
+-- to send dead letters again once their cause is fixed
+GRANT UPDATE (status, attempts, next_attempt_at) ON crm.im_delivery TO crm_admin;
 
 -- Wake the notification worker when the calling transaction commits.
 CREATE FUNCTION crm.im_wake() RETURNS void
