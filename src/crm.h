@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 /* GUCs (crm.c) */
 extern char *crm_database_name;
 extern char *crm_jwt_employee_claim;
@@ -78,6 +80,27 @@ extern char *crm_im_escape(const char *value);
 /* worker.c */
 extern void crm_worker_init(void);
 extern void crm_worker_wake_at_commit(void);
+extern bool crm_worker_stopping(void);
+extern void crm_worker_begin(const char *what);
+extern void crm_worker_end(void);
+extern char *crm_worker_app_token(int64 channel_id, const char *platform, const char *app_id,
+								  const char *app_secret, const char *api_base, int rate,
+								  bool renew, char **error);
+extern int	crm_im_request_timeout(void);
+
+/* directory.c: directory sync, run by the worker */
+extern bool crm_directory_round(void);
+extern void crm_directory_recover(void);
+
+/* im_directory.c: directory pages read with jansson */
+typedef struct ImDirectory ImDirectory;
+extern ImDirectory *crm_im_dir_create(const char *platform);
+extern void crm_im_dir_free(ImDirectory *d);
+extern bool crm_im_dir_departments(ImDirectory *d, const char *answer, char **next, List **listed);
+extern void crm_im_dir_root(ImDirectory *d, const char *id);
+extern bool crm_im_dir_users(ImDirectory *d, const char *answer, const char *dept, char **next);
+extern List *crm_im_dir_department_ids(ImDirectory *d);
+extern char *crm_im_dir_json(ImDirectory *d, int *departments, int *users);
 
 /* notify.c */
 extern void crm_notify_init(void);

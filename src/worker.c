@@ -71,6 +71,12 @@ static int	im_max_attempts = 8;
 #define TOKEN_MARGIN (60 * USECS_PER_SEC)
 #define MAX_BACKOFF (3600 * INT64CONST(1000))
 
+int
+crm_im_request_timeout(void)
+{
+	return im_request_timeout;
+}
+
 /* ---- waking the worker at commit ---- */
 
 typedef struct WorkerShared
@@ -208,6 +214,7 @@ typedef struct RecipientState
 static HTAB *recipient_states = NULL;
 static uint64 current_round = 0;
 static ResourceOwner worker_owner = NULL;
+static MemoryContext round_cxt = NULL;	/* what a round allocates between transactions */
 
 static void
 window_resize(Window *w, int limit, TimestampTz span)
@@ -308,6 +315,7 @@ typedef struct Channel
 	ChannelState *st;
 	List	   *due;			/* Delivery * */
 	bool		refreshed;		/* its token was renewed this round */
+	char	   *token_error;	/* why the last token request failed */
 } Channel;
 
 /* one HTTP request carrying one delivery, or a digest of several */
@@ -321,8 +329,8 @@ typedef struct Send
 } Send;
 
 /* polled while requests run: a dead postmaster ends us at once, as WaitLatch would */
-static bool
-shutdown_requested(void)
+bool
+crm_worker_stopping(void)
 {
 	if (!PostmasterIsAlive())
 		proc_exit(1);
@@ -759,7 +767,7 @@ fetch_tokens(List *channels, List *sends)
 	foreach(lc, channels)
 		token_request(lfirst(lc), &reqs[foreach_current_index(lc)]);
 	pgstat_report_activity(STATE_RUNNING, psprintf("fetching %d access tokens", n));
-	crm_im_perform(reqs, n, im_request_timeout, shutdown_requested);
+	crm_im_perform(reqs, n, im_request_timeout, crm_worker_stopping);
 	now = GetCurrentTimestamp();
 	foreach(lc, channels)
 	{
@@ -792,8 +800,39 @@ fetch_tokens(List *channels, List *sends)
 		ereport(LOG,
 				(errmsg("crm notification worker: channel \"%s\" got no access token: %s %s",
 						ch->name, code ? code : "", message ? message : "")));
+		ch->token_error = psprintf("%s: %s", code ? code : "no token", message ? message : "");
 		drop_sends(ch, sends, outcome, now, code, psprintf("access token: %s", message ? message : ""));
 	}
+}
+
+/*
+ * An app channel's access token for the directory sync, renewed if asked or
+ * about to expire; NULL with *error when the platform gives none.
+ */
+char *
+crm_worker_app_token(int64 channel_id, const char *platform, const char *app_id, const char *app_secret,
+					 const char *api_base, int rate, bool renew, char **error)
+{
+	Channel		ch = {0};
+
+	ch.id = channel_id;
+	ch.name = psprintf("%s app", platform);
+	ch.platform = pstrdup(platform);
+	ch.kind = "app";
+	ch.app_id = pstrdup(app_id);
+	ch.app_secret = pstrdup(app_secret);
+	ch.api_base = pstrdup(api_base);
+	ch.rate = rate;
+	ch.st = channel_state(&ch);
+	if (renew || ch.st->token == NULL || ch.st->token_expires - TOKEN_MARGIN <= GetCurrentTimestamp())
+	{
+		if (ch.st->token)
+			pfree(ch.st->token);
+		ch.st->token = NULL;
+		fetch_tokens(list_make1(&ch), NIL);
+	}
+	*error = ch.token_error ? ch.token_error : pstrdup("interrupted");
+	return ch.st->token;
 }
 
 /* Fill in s->req: URL, signature, token. */
@@ -861,7 +900,7 @@ perform(List *sends)
 		reqs[n++] = s->req;
 	}
 	pgstat_report_activity(STATE_RUNNING, psprintf("sending %d IM messages", n));
-	crm_im_perform(reqs, n, im_request_timeout, shutdown_requested);
+	crm_im_perform(reqs, n, im_request_timeout, crm_worker_stopping);
 	end = GetCurrentTimestamp();
 
 	n = 0;
@@ -1048,8 +1087,8 @@ next_due(void)
 	return isnull ? -1 : (long) Max(DatumGetInt64(v), 0);
 }
 
-static void
-begin_work(const char *what)
+void
+crm_worker_begin(const char *what)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1058,14 +1097,15 @@ begin_work(const char *what)
 	pgstat_report_activity(STATE_RUNNING, what);
 }
 
-static void
-end_work(void)
+void
+crm_worker_end(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	/* signing between transactions needs an owner for its HMAC contexts */
 	CurrentResourceOwner = worker_owner;
+	MemoryContextSwitchTo(round_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -1087,7 +1127,7 @@ round_trip(MemoryContext cxt)
 	long		due;
 
 	current_round++;
-	begin_work("claiming due IM deliveries");
+	crm_worker_begin("claiming due IM deliveries");
 	claimed = claim(cxt, &channels, &more);
 	if (claimed == CLAIMED)
 	{
@@ -1099,10 +1139,11 @@ round_trip(MemoryContext cxt)
 		if (!history_loaded)
 		{
 			load_history();
+			crm_directory_recover();
 			history_loaded = true;
 		}
 	}
-	end_work();
+	crm_worker_end();
 	if (claimed != CLAIMED)
 	{
 		pgstat_report_activity(STATE_IDLE, claimed == PAUSED ? "paused: crm.settings.im_paused" : "crm is not installed");
@@ -1124,11 +1165,13 @@ round_trip(MemoryContext cxt)
 	perform(sends);
 	refresh_and_resend(sends);
 
-	begin_work("recording IM deliveries");
+	crm_worker_begin("recording IM deliveries");
 	record(channels);
 	due = next_due();
-	end_work();
+	crm_worker_end();
 
+	if (crm_directory_round())
+		more = true;
 	if (due >= 0)
 		sleep_ms = Min(sleep_ms, due);
 	if (wake > 0)
@@ -1159,7 +1202,8 @@ crm_worker_main(Datum arg)
 	ctl.keysize = RECIPIENT_KEY;
 	ctl.entrysize = sizeof(RecipientState);
 	recipient_states = hash_create("crm IM recipient states", 256, &ctl, HASH_ELEM | HASH_STRINGS);
-	cxt = AllocSetContextCreate(TopMemoryContext, "crm notification round", ALLOCSET_DEFAULT_SIZES);
+	cxt = round_cxt = AllocSetContextCreate(TopMemoryContext, "crm notification round", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(round_cxt);
 	worker_owner = ResourceOwnerCreate(NULL, "crm notification worker");
 	ereport(LOG, (errmsg("crm notification worker started in database \"%s\"", crm_database_name)));
 

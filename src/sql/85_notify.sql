@@ -183,7 +183,8 @@ REVOKE ALL ON FUNCTION crm.im_wake() FROM PUBLIC;
 -- and notifications keep queueing
 ALTER TABLE crm.settings ADD COLUMN im_paused boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker sends nothing; the outbox keeps filling';
-CREATE FUNCTION crm.im_resumed() RETURNS trigger
+-- a trigger for whatever gives the worker work without crm.notify
+CREATE FUNCTION crm.wake_worker() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM crm.im_wake();
@@ -191,7 +192,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
-	FOR EACH ROW WHEN (OLD.im_paused AND NOT NEW.im_paused) EXECUTE FUNCTION crm.im_resumed();
+	FOR EACH ROW WHEN (OLD.im_paused AND NOT NEW.im_paused) EXECUTE FUNCTION crm.wake_worker();
 
 -- crm.notify(): the one way events become notifications.  Called by crm's own
 -- functions and triggers (as the table owner); per recipient it honours the

@@ -1,0 +1,250 @@
+-- Directory sync: departments and employees from WeCom, Feishu or DingTalk.
+-- crm.sync_directory(platform) queues a run; the notification worker pages
+-- through the platform's directory with the platform's enabled app channel
+-- (src/directory.c) and hands what it read to crm.directory_apply, which
+-- matches departments and employees by their IM ids in one transaction.
+
+ALTER TABLE crm.department
+	ADD COLUMN wecom_department_id text,
+	ADD COLUMN feishu_department_id text,
+	ADD COLUMN dingtalk_department_id text,
+	ADD CONSTRAINT department_wecom_department_id_key UNIQUE (wecom_department_id),
+	ADD CONSTRAINT department_feishu_department_id_key UNIQUE (feishu_department_id),
+	ADD CONSTRAINT department_dingtalk_department_id_key UNIQUE (dingtalk_department_id);
+COMMENT ON COLUMN crm.department.feishu_department_id IS 'open_department_id; "0" is the company';
+
+CREATE TABLE crm.directory_sync (
+	id             bigint GENERATED ALWAYS AS IDENTITY,
+	platform       text NOT NULL,
+	channel_id     bigint NOT NULL,
+	requested_at   timestamptz NOT NULL DEFAULT now(),
+	requested_by   bigint DEFAULT crm.current_employee_id(),
+	started_at     timestamptz,
+	finished_at    timestamptz,
+	status         text NOT NULL DEFAULT 'queued',
+	departments    integer,
+	employees      integer,
+	created        integer,
+	updated        integer,
+	deactivated    integer,
+	requests       integer,
+	error          text,
+	CONSTRAINT directory_sync_pkey PRIMARY KEY (id),
+	CONSTRAINT directory_sync_platform_check CHECK (platform IN ('wecom', 'feishu', 'dingtalk')),
+	CONSTRAINT directory_sync_status_check CHECK (status IN ('queued', 'running', 'done', 'failed'))
+);
+-- one run at a time per platform
+CREATE UNIQUE INDEX directory_sync_active_key ON crm.directory_sync (platform) WHERE status IN ('queued', 'running');
+COMMENT ON TABLE crm.directory_sync IS 'Directory sync runs: queued by crm.sync_directory, run by the worker, with what they changed';
+COMMENT ON COLUMN crm.directory_sync.departments IS 'Departments the platform listed';
+COMMENT ON COLUMN crm.directory_sync.employees IS 'Employees the platform listed';
+COMMENT ON COLUMN crm.directory_sync.created IS 'Departments and employees created';
+COMMENT ON COLUMN crm.directory_sync.updated IS 'Departments and employees changed (name, place, superior, leader, mobile, active)';
+COMMENT ON COLUMN crm.directory_sync.deactivated IS 'Employees the platform no longer lists, now inactive';
+ALTER TABLE crm.directory_sync ENABLE ROW LEVEL SECURITY;
+CREATE POLICY directory_sync_org_admins ON crm.directory_sync FOR SELECT TO crm_user
+	USING (crm.may_administer('admin.org'));
+CREATE POLICY directory_sync_queue ON crm.directory_sync FOR INSERT TO crm_user
+	WITH CHECK (crm.may_administer('admin.org'));
+GRANT SELECT ON crm.directory_sync TO crm_user;
+GRANT INSERT (platform, channel_id) ON crm.directory_sync TO crm_user;
+CREATE TRIGGER directory_sync_queued AFTER INSERT ON crm.directory_sync
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.wake_worker();
+
+-- as the caller: the permission and requested_by are theirs
+CREATE FUNCTION crm.sync_directory(platform text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	channel bigint;
+	run     bigint;
+BEGIN
+	IF NOT crm.may_administer('admin.org') THEN
+		RAISE EXCEPTION 'permission denied to sync the % directory', platform
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'Directory sync changes the organisation: it needs the admin.org permission.';
+	END IF;
+	SELECT c.id INTO channel FROM crm.im_channel c
+	 WHERE c.platform = sync_directory.platform AND c.kind = 'app' AND c.enabled ORDER BY c.id LIMIT 1;
+	IF channel IS NULL THEN
+		RAISE EXCEPTION 'no enabled % app channel to read the directory with', coalesce(platform, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'The platform is wecom, feishu or dingtalk; its app (a crm.im_channel row of kind app) needs the directory read permission.';
+	END IF;
+	-- a run already waiting will read the directory as it is when it runs
+	SELECT s.id INTO run FROM crm.directory_sync s
+	 WHERE s.platform = sync_directory.platform AND s.status IN ('queued', 'running');
+	IF run IS NOT NULL THEN
+		RETURN run;
+	END IF;
+	INSERT INTO crm.directory_sync (platform, channel_id) VALUES (sync_directory.platform, channel)
+	ON CONFLICT (platform) WHERE status IN ('queued', 'running') DO NOTHING
+	RETURNING id INTO run;
+	-- queued meanwhile by someone else
+	IF run IS NULL THEN
+		SELECT s.id INTO run FROM crm.directory_sync s
+		 WHERE s.platform = sync_directory.platform AND s.status IN ('queued', 'running');
+	END IF;
+	RETURN run;
+END
+$$;
+COMMENT ON FUNCTION crm.sync_directory(text) IS 'Queue a directory sync from wecom, feishu or dingtalk; returns the crm.directory_sync id';
+GRANT EXECUTE ON FUNCTION crm.sync_directory(text) TO crm_user;
+
+-- What the worker read, applied in one transaction.  doc is
+--   {"departments": [{"id", "name", "parent", "leader"}],
+--    "users": [{"id", "name", "mobile", "departments": [...], "superior", "active"}]}
+-- with the platform's ids; the department without a parent is the company.
+-- Rows are matched by the platform's id, or adopted when crm already has them
+-- without it (the company: crm's only top department; a department: the same
+-- name under the same parent; an employee: the same mobile).  Matched rows are
+-- updated, new ones created (departments level by level, so that a parent
+-- exists before its children), superiors and leaders set where the platform
+-- gives them, and employees the platform no longer lists made inactive (never
+-- deleted; their records stay theirs until handed over).
+CREATE FUNCTION crm.directory_apply(sync_id bigint, doc jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p        text;
+	lvl      integer := 0;
+	n        integer;
+	n_created  integer := 0;
+	n_updated  integer := 0;
+	n_gone     integer := 0;
+BEGIN
+	SELECT platform INTO p FROM crm.directory_sync WHERE id = sync_id;
+	IF p IS NULL THEN
+		RAISE EXCEPTION 'directory sync % does not exist', sync_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	CREATE TEMP TABLE dir_dept ON COMMIT DROP AS
+	WITH RECURSIVE listed AS (
+		SELECT * FROM jsonb_to_recordset(doc -> 'departments') AS x(id text, name text, parent text, leader text)
+	), tree AS (
+		SELECT l.*, 0 AS depth FROM listed l WHERE l.parent IS NULL OR l.parent NOT IN (SELECT id FROM listed)
+		UNION ALL
+		SELECT l.*, t.depth + 1 FROM listed l JOIN tree t ON l.parent = t.id WHERE t.depth < 50
+	)
+	SELECT t.*, NULL::bigint AS crm_id FROM tree t;
+	CREATE TEMP TABLE dir_user ON COMMIT DROP AS
+	SELECT x.id, x.name, CASE WHEN crm.mobile_valid(m.bare) THEN m.bare END AS mobile,
+	       x.departments, x.superior, coalesce(x.active, true) AS active, NULL::bigint AS crm_id
+	  FROM jsonb_to_recordset(doc -> 'users') AS x(id text, name text, mobile text, departments text[], superior text, active boolean),
+	       LATERAL (SELECT regexp_replace(x.mobile, '^\+86', '') AS bare) m;
+
+	-- departments, parents first
+	LOOP
+		EXIT WHEN NOT EXISTS (SELECT FROM dir_dept x WHERE x.depth = lvl);
+		UPDATE dir_dept x SET crm_id = d.id FROM crm.department d
+		 WHERE x.depth = lvl AND x.id = CASE p WHEN 'wecom' THEN d.wecom_department_id
+		                                 WHEN 'feishu' THEN d.feishu_department_id ELSE d.dingtalk_department_id END;
+		UPDATE dir_dept x SET crm_id = d.id FROM crm.department d
+		 WHERE x.depth = lvl AND x.crm_id IS NULL
+		   AND CASE p WHEN 'wecom' THEN d.wecom_department_id WHEN 'feishu' THEN d.feishu_department_id
+		              ELSE d.dingtalk_department_id END IS NULL
+		   AND CASE WHEN lvl = 0 THEN d.parent_id IS NULL AND (SELECT count(*) FROM crm.department t WHERE t.parent_id IS NULL) = 1
+		            ELSE d.name = x.name AND d.parent_id = (SELECT q.crm_id FROM dir_dept q WHERE q.id = x.parent) END;
+		UPDATE crm.department d
+		   SET name = coalesce(x.name, d.name),
+		       parent_id = CASE WHEN lvl = 0 THEN d.parent_id ELSE parent.crm_id END,
+		       wecom_department_id = CASE p WHEN 'wecom' THEN x.id ELSE d.wecom_department_id END,
+		       feishu_department_id = CASE p WHEN 'feishu' THEN x.id ELSE d.feishu_department_id END,
+		       dingtalk_department_id = CASE p WHEN 'dingtalk' THEN x.id ELSE d.dingtalk_department_id END
+		  FROM dir_dept x LEFT JOIN dir_dept parent ON parent.id = x.parent
+		 WHERE x.depth = lvl AND d.id = x.crm_id
+		   AND (d.name, d.parent_id, CASE p WHEN 'wecom' THEN d.wecom_department_id WHEN 'feishu' THEN d.feishu_department_id
+		                                    ELSE d.dingtalk_department_id END)
+		       IS DISTINCT FROM (coalesce(x.name, d.name), CASE WHEN lvl = 0 THEN d.parent_id ELSE parent.crm_id END, x.id);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		n_updated := n_updated + n;
+		WITH made AS (
+			INSERT INTO crm.department (name, parent_id, wecom_department_id, feishu_department_id, dingtalk_department_id)
+			SELECT coalesce(x.name, initcap(p)), parent.crm_id,
+			       CASE p WHEN 'wecom' THEN x.id END, CASE p WHEN 'feishu' THEN x.id END, CASE p WHEN 'dingtalk' THEN x.id END
+			  FROM dir_dept x LEFT JOIN dir_dept parent ON parent.id = x.parent
+			 WHERE x.depth = lvl AND x.crm_id IS NULL
+			RETURNING id, CASE p WHEN 'wecom' THEN wecom_department_id WHEN 'feishu' THEN feishu_department_id
+			              ELSE dingtalk_department_id END AS im_id
+		)
+		UPDATE dir_dept x SET crm_id = made.id FROM made WHERE x.id = made.im_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		n_created := n_created + n;
+		lvl := lvl + 1;
+	END LOOP;
+
+	-- employees: matched by IM id or adopted by a mobile only they have; placed in their first department
+	UPDATE dir_user u SET crm_id = e.id FROM crm.employee e
+	 WHERE u.id = CASE p WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id ELSE e.dingtalk_userid END;
+	UPDATE dir_user u SET crm_id = e.id FROM crm.employee e
+	 WHERE u.crm_id IS NULL AND e.mobile = u.mobile
+	   AND CASE p WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id ELSE e.dingtalk_userid END IS NULL
+	   AND (SELECT count(*) FROM crm.employee m WHERE m.mobile = u.mobile) = 1;
+	UPDATE crm.employee e
+	   SET name = u.name, mobile = coalesce(u.mobile, e.mobile),
+	       department_id = coalesce(dept.crm_id, e.department_id), active = u.active,
+	       wecom_userid = CASE p WHEN 'wecom' THEN u.id ELSE e.wecom_userid END,
+	       feishu_open_id = CASE p WHEN 'feishu' THEN u.id ELSE e.feishu_open_id END,
+	       dingtalk_userid = CASE p WHEN 'dingtalk' THEN u.id ELSE e.dingtalk_userid END
+	  FROM dir_user u LEFT JOIN dir_dept dept ON dept.id = u.departments[1]
+	 WHERE e.id = u.crm_id
+	   AND (e.name, e.mobile, e.department_id, e.active,
+	        CASE p WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id ELSE e.dingtalk_userid END)
+	       IS DISTINCT FROM (u.name, coalesce(u.mobile, e.mobile), coalesce(dept.crm_id, e.department_id), u.active, u.id);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	n_updated := n_updated + n;
+	WITH made AS (
+		INSERT INTO crm.employee (name, mobile, department_id, active, wecom_userid, feishu_open_id, dingtalk_userid)
+		SELECT u.name, u.mobile, coalesce(dept.crm_id, (SELECT x.crm_id FROM dir_dept x WHERE x.depth = 0 ORDER BY x.id LIMIT 1)),
+		       u.active, CASE p WHEN 'wecom' THEN u.id END, CASE p WHEN 'feishu' THEN u.id END, CASE p WHEN 'dingtalk' THEN u.id END
+		  FROM dir_user u LEFT JOIN dir_dept dept ON dept.id = u.departments[1]
+		 WHERE u.crm_id IS NULL
+		RETURNING id, CASE p WHEN 'wecom' THEN wecom_userid WHEN 'feishu' THEN feishu_open_id ELSE dingtalk_userid END AS im_id
+	)
+	UPDATE dir_user u SET crm_id = made.id FROM made WHERE u.id = made.im_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	n_created := n_created + n;
+
+	-- superiors and leaders, where the platform names them
+	UPDATE crm.employee e SET superior_id = boss.crm_id
+	  FROM dir_user u JOIN dir_user boss ON boss.id = u.superior
+	 WHERE e.id = u.crm_id AND e.superior_id IS DISTINCT FROM boss.crm_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	n_updated := n_updated + n;
+	UPDATE crm.department d SET leader_id = boss.crm_id
+	  FROM dir_dept x JOIN dir_user boss ON boss.id = x.leader
+	 WHERE d.id = x.crm_id AND d.leader_id IS DISTINCT FROM boss.crm_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	n_updated := n_updated + n;
+
+	-- employees the platform no longer lists
+	UPDATE crm.employee e SET active = false
+	 WHERE e.active
+	   AND CASE p WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id ELSE e.dingtalk_userid END IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM dir_user u WHERE u.crm_id = e.id);
+	GET DIAGNOSTICS n_gone = ROW_COUNT;
+
+	UPDATE crm.directory_sync
+	   SET status = 'done', finished_at = clock_timestamp(),
+	       departments = (SELECT count(*) FROM dir_dept), employees = (SELECT count(*) FROM dir_user),
+	       created = n_created, updated = n_updated, deactivated = n_gone
+	 WHERE id = sync_id;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.directory_apply(bigint, jsonb) FROM PUBLIC;
+
+-- pg_cron queues a sync of every platform with an enabled app channel (seed 000: every 2 hours)
+CREATE FUNCTION crm.run_directory_sync() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	started timestamptz := clock_timestamp();
+	queued  integer;
+BEGIN
+	SELECT count(crm.sync_directory(platform)) INTO queued
+	  FROM (SELECT DISTINCT platform FROM crm.im_channel WHERE kind = 'app' AND enabled) c;
+	INSERT INTO crm.job_run (job, started_at, processed, details)
+	VALUES ('crm-directory-sync', started, queued, '{}');
+	RETURN queued;
+END
+$$;
+INSERT INTO crm.job (name, schedule, command, builtin) VALUES
+	('crm-directory-sync', '40 */2 * * *', 'SELECT crm.run_directory_sync()', true);
