@@ -1009,6 +1009,13 @@ record(List *channels)
 	}
 	if (n == 0)
 		return;
+	/*
+	 * This commit need not wait for the disk: a crash can lose only the
+	 * record of sends, which are then sent again with the same keys.  (The
+	 * claim's commit must: the keys it wrote go out before the record.)
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	ids = palloc(sizeof(Datum) * n);
 	states = palloc(sizeof(Datum) * n);
 	counted = palloc(sizeof(Datum) * n);

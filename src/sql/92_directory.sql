@@ -246,5 +246,6 @@ BEGIN
 	RETURN queued;
 END
 $$;
+REVOKE ALL ON FUNCTION crm.run_directory_sync() FROM PUBLIC;
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-directory-sync', '40 */2 * * *', 'SELECT crm.run_directory_sync()', true);
