@@ -178,3 +178,18 @@ ROLLBACK;
 SELECT crm.notify(ARRAY[:a::bigint], 'transfer.received', 'heard again', NULL) AS written;
 SELECT title FROM crm.notification WHERE recipient_id = :a AND title IN ('twice', 'muted', 'heard again') ORDER BY id;
 SELECT crm.notify(ARRAY[:a::bigint], NULL, 'no event', NULL);
+
+-- rules add recipients by their relation to the record: here the owner's superior and the team
+UPDATE crm.employee SET superior_id = (SELECT id FROM crm.employee WHERE db_role = 'nt_mgr') WHERE id = :a;
+SET ROLE nt_a;
+INSERT INTO crm.notification_rule VALUES ('transfer.received', 'superior');
+RESET ROLE;
+SET ROLE nt_it;
+INSERT INTO crm.notification_rule VALUES ('transfer.received', 'superior'), ('transfer.received', 'team');
+INSERT INTO crm.notification_rule VALUES ('transfer.received', 'grandboss');
+RESET ROLE;
+SELECT id AS c1 FROM crm.customer WHERE name = 'Nt customer 1' \gset
+SELECT crm.notify(ARRAY[:a]::bigint[], 'transfer.received', 'rule test', NULL, 'customer', :c1) AS written;
+SELECT e.name FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id WHERE n.title = 'rule test' ORDER BY e.name;
+-- without a record the rules name nobody more
+SELECT crm.notify(ARRAY[:a]::bigint[], 'transfer.received', 'no record', NULL) AS written;

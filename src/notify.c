@@ -47,21 +47,29 @@ typedef struct Choice
 	char	   *delivery;		/* inapp, app, none */
 } Choice;
 
+typedef struct Rule
+{
+	char	   *event;
+	char	   *rule;			/* owner, superior, leader, team */
+} Rule;
+
 static MemoryContext notify_cxt = NULL;
 static uint64 notify_generation = 1;	/* bumped by invalidations */
 static uint64 notify_loaded = 0;
-static Oid	notify_relids[2];	/* im_channel, notification_preference */
+static Oid	notify_relids[3];	/* im_channel, notification_preference, notification_rule */
 static HTAB *recipients;
 static List *events;			/* char *: the known events */
 static bool app_channels;		/* an enabled app channel exists */
 static List *robot_events;		/* char *: events enabled robots list, "*" for all */
+static List *rules;				/* Rule *: the rows of crm.notification_rule */
 static SPIPlanPtr insert_plan = NULL;	/* many recipients */
 static SPIPlanPtr insert_one_plan = NULL;	/* one: 1.5 µs less per call */
 
 static void
 notify_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == notify_relids[0] || relid == notify_relids[1])
+	if (relid == InvalidOid || relid == notify_relids[0] || relid == notify_relids[1] ||
+		relid == notify_relids[2])
 		notify_generation++;
 }
 
@@ -120,6 +128,7 @@ load(void)
 
 		notify_relids[0] = get_relname_relid("im_channel", nsp);
 		notify_relids[1] = get_relname_relid("notification_preference", nsp);
+		notify_relids[2] = get_relname_relid("notification_rule", nsp);
 		relids_org_generation = crm_org_generation;
 		notify_generation++;
 		if (insert_plan)
@@ -138,6 +147,7 @@ load(void)
 	notify_loaded = 0;
 	events = NIL;
 	robot_events = NIL;
+	rules = NIL;
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(Recipient);
 	ctl.hcxt = notify_cxt;
@@ -174,6 +184,16 @@ load(void)
 		c->delivery = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 		if (r)
 			r->choices = lappend(r->choices, c);
+	}
+	if (query("SELECT event, rule FROM crm.notification_rule") != SPI_OK_SELECT)
+		elog(ERROR, "crm: notification rule query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Rule	   *r = palloc(sizeof(Rule));
+
+		r->event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		r->rule = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		rules = lappend(rules, r);
 	}
 	if (query("SELECT event FROM crm.notification_event WHERE event <> '*'") != SPI_OK_SELECT)
 		elog(ERROR, "crm: notification event query failed");
@@ -229,6 +249,39 @@ delivery_of(Recipient *r, const char *event)
 	return every;
 }
 
+/* The employees event's rules name for the record; none without rules or a record. */
+static ArrayType *
+rule_recipients(const char *event, text *record_type, Datum record_id)
+{
+	Datum	   *names = palloc(sizeof(Datum) * Max(list_length(rules), 1));
+	int			n = 0;
+	ListCell   *lc;
+	Oid			types[3] = {TEXTOID, INT8OID, TEXTARRAYOID};
+	Datum		args[3];
+	bool		isnull;
+	ArrayType  *result = NULL;
+
+	foreach(lc, rules)
+	{
+		Rule	   *r = lfirst(lc);
+
+		if (strcmp(r->event, event) == 0)
+			names[n++] = CStringGetTextDatum(r->rule);
+	}
+	if (n == 0)
+		return NULL;
+	args[0] = PointerGetDatum(record_type);
+	args[1] = record_id;
+	args[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT crm.record_recipients($1, $2, $3)", 3, types, args, NULL, true, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "crm: could not resolve the recipients of %s", event);
+	result = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return result;
+}
+
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -242,17 +295,22 @@ PG_FUNCTION_INFO_V1(crm_notify);
 
 /*
  * crm.notify(recipients, event, title, body, record_type, record_id): the
- * number of inbox rows written.  Inactive or unknown recipients and those who
- * chose "none" get nothing; a recipient named twice gets one row.
+ * number of inbox rows written.  The event's rules (crm.notification_rule)
+ * add the record's owner, superior, leader or team.  Inactive or unknown
+ * recipients and those who chose "none" get nothing; a recipient named twice
+ * gets one row.
  */
 Datum
 crm_notify(PG_FUNCTION_ARGS)
 {
 	ArrayType  *arr;
 	char	   *event;
-	Datum	   *elems;
-	bool	   *nulls;
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
 	int			n;
+	Datum	   *extra = NULL;
+	bool	   *extra_nulls = NULL;
+	int			nextra;
 	int			kept = 0;
 	bool		robots;
 	bool		pending_any = false;
@@ -278,21 +336,28 @@ crm_notify(PG_FUNCTION_ARGS)
 					 errmsg("unknown notification event \"%s\"", event),
 					 errhint("The events are the rows of crm.notification_event.")));
 	}
-	if (PG_ARGISNULL(0))
-		PG_RETURN_INT32(0);
-
-	arr = PG_GETARG_ARRAYTYPE_P(0);
-	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	/* the recipients named, and those the event's rules name for the record */
+	n = 0;
+	if (!PG_ARGISNULL(0))
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &nulls, &n);
+	nextra = 0;
+	if (rules != NIL && !PG_ARGISNULL(4) && !PG_ARGISNULL(5) &&
+		(arr = rule_recipients(event, PG_GETARG_TEXT_PP(4), PG_GETARG_DATUM(5))) != NULL)
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &extra, &extra_nulls, &nextra);
 	robots = listed(robot_events, event) || listed(robot_events, "*");
-	ids = palloc(sizeof(Datum) * Max(n, 1));
-	pending = palloc(sizeof(Datum) * Max(n, 1));
+	ids = palloc(sizeof(Datum) * Max(n + nextra, 1));
+	pending = palloc(sizeof(Datum) * Max(n + nextra, 1));
 	{
-		int64	   *sorted = palloc(sizeof(int64) * Max(n, 1));
+		int64	   *sorted = palloc(sizeof(int64) * Max(n + nextra, 1));
 		int			m = 0;
 
 		for (int i = 0; i < n; i++)
 			if (!nulls[i])
 				sorted[m++] = DatumGetInt64(elems[i]);
+		for (int i = 0; i < nextra; i++)
+			if (!extra_nulls[i])
+				sorted[m++] = DatumGetInt64(extra[i]);
 		qsort(sorted, m, sizeof(int64), cmp_int64);
 		for (int i = 0; i < m; i++)
 		{

@@ -191,6 +191,11 @@ $uuids{ decode_json($_->{body})->{uuid} }++ for @crash;
 is(join(',', sort keys %uuids), $keys, 'the repeats carried the keys of the rows written before the crash');
 is(scalar(@crash), 10, 'and the platform took each message once');
 
+# (the crash reset the statistics: these are the updates recording the ten sends since)
+ok($node->poll_query_until('postgres',
+	"SELECT n_tup_upd > 0 FROM pg_stat_user_tables WHERE relid = 'crm.im_delivery'::regclass"),
+	'the worker reports its writes to the statistics system');
+
 $node->stop;
 like(slurp_file($node->logfile), qr/crm notification worker shutting down/, 'SIGTERM: the worker says goodbye');
 $fake->stop;

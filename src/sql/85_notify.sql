@@ -17,6 +17,48 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('*',                 'Every event without a preference of its own (preferences only)');
 GRANT SELECT ON crm.notification_event TO crm_user;
 
+-- Who else hears of an event about a record, by rule: a DBA adds rows, e.g.
+-- ('transfer.received', 'superior') tells the new owner's superior too.
+CREATE TABLE crm.notification_rule (
+	event   text NOT NULL,
+	rule    text NOT NULL,
+	CONSTRAINT notification_rule_pkey PRIMARY KEY (event, rule),
+	CONSTRAINT notification_rule_event_fkey FOREIGN KEY (event) REFERENCES crm.notification_event (event),
+	CONSTRAINT notification_rule_event_check CHECK (event <> '*'),
+	CONSTRAINT notification_rule_rule_check CHECK (rule IN ('owner', 'superior', 'leader', 'team'))
+);
+COMMENT ON TABLE crm.notification_rule IS
+	'Extra recipients of an event about a record: its owner, the owner''s superior, the leader of the owner''s department, its team';
+CREATE TRIGGER notification_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.notification_rule
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.notification_rule TO crm_user;
+
+-- The employees a rule names for a record (lead, customer or contact so far;
+-- later record types join as their tables arrive).
+CREATE FUNCTION crm.record_recipients(record_type text, record_id bigint, rules text[]) RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	owner bigint;
+BEGIN
+	IF record_type NOT IN ('lead', 'customer', 'contact') THEN
+		RETURN '{}';
+	END IF;
+	-- the table name comes from the list above, never from the caller as is
+	EXECUTE format('SELECT owner_id FROM crm.%I WHERE id = $1', record_type) INTO owner USING record_id;
+	RETURN ARRAY(
+		SELECT owner WHERE 'owner' = ANY (rules) AND owner IS NOT NULL
+		UNION SELECT e.superior_id FROM crm.employee e WHERE 'superior' = ANY (rules) AND e.id = owner AND e.superior_id IS NOT NULL
+		UNION SELECT d.leader_id FROM crm.employee e JOIN crm.department d ON d.id = e.department_id
+		       WHERE 'leader' = ANY (rules) AND e.id = owner AND d.leader_id IS NOT NULL
+		UNION SELECT t.employee_id FROM crm.team_member t
+		       WHERE 'team' = ANY (rules) AND t.record_type = record_recipients.record_type
+		         AND t.record_id = record_recipients.record_id AND (t.expires_at IS NULL OR t.expires_at > now()));
+END
+$$;
+REVOKE ALL ON FUNCTION crm.record_recipients(text, bigint, text[]) FROM PUBLIC;
+COMMENT ON FUNCTION crm.record_recipients(text, bigint, text[]) IS
+	'The employees the rules (owner, superior, leader, team) name for a record';
+
 CREATE TABLE crm.notification (
 	id            bigint GENERATED ALWAYS AS IDENTITY,
 	recipient_id  bigint NOT NULL,
@@ -208,6 +250,8 @@ CREATE TRIGGER im_channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE O
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON crm.notification_preference FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+CREATE TRIGGER notification_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON crm.notification_rule FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';
