@@ -105,6 +105,9 @@ extern char *crm_im_dir_json(ImDirectory *d, int *departments, int *users);
 /* notify.c */
 extern void crm_notify_init(void);
 
+/* normalize.c */
+extern char *crm_dedupe_key(const char *kind, const char *value);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 
