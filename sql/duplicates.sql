@@ -40,3 +40,16 @@ SELECT kind, value, crm.dedupe_key(kind, value) AS key
 -- polyphonic characters take their most common reading: 重庆 is read zhongqing, not chongqing
 SELECT crm.dedupe_key('pinyin', '重庆') AS polyphone;
 SELECT crm.dedupe_key('color', 'red');
+
+-- every record keeps its keys in generated columns, whatever writes it
+SELECT setval(s, 1500, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.customer_id_seq',
+	'crm.lead_id_seq', 'crm.contact_id_seq']) s \g /dev/null
+INSERT INTO crm.department (name) VALUES ('Dd Sales');
+INSERT INTO crm.employee (name, department_id) SELECT 'Dd Admin', id FROM crm.department WHERE name = 'Dd Sales';
+SELECT id AS admin FROM crm.employee WHERE name = 'Dd Admin' \gset
+INSERT INTO crm.customer (name, uscc, phone, owner_id)
+VALUES ('杭州西湖茶叶（中国）有限公司', crm.uscc_with_check('91330100MA2B00150'), '+86 138 0571 0001', :admin);
+SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
+UPDATE crm.customer SET phone = '0571-8888 0000' WHERE owner_id = :admin;
+SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
+UPDATE crm.customer SET name_key = 'forged' WHERE owner_id = :admin;

@@ -6,8 +6,9 @@
  *
  * Two triggers on every business table:
  *	 crm.log_row()	 AFTER row trigger: notes the record and, for an UPDATE,
- *					 each changed field's old and new value (updated_at and
- *					 last_follow_up_at, which crm maintains, are left out),
+ *					 each changed field's old and new value (updated_at,
+ *					 last_follow_up_at and generated keys, which crm maintains,
+ *					 are left out),
  *					 for a DELETE the row as it was;
  *	 crm.log_flush() AFTER statement trigger: writes what the statement's
  *					 rows noted into crm.oplog with one INSERT, and the
@@ -125,11 +126,11 @@ append_field(StringInfo buf, TupleDesc desc, int attno, Datum value, bool isnull
 	}
 }
 
-/* Columns crm maintains itself change as a consequence, not as a change. */
+/* Columns crm maintains itself, duplicate keys among them, change as a consequence, not as a change. */
 static bool
 skipped_column(Form_pg_attribute att)
 {
-	return att->attisdropped || strcmp(NameStr(att->attname), "updated_at") == 0 ||
+	return att->attisdropped || att->attgenerated != '\0' || strcmp(NameStr(att->attname), "updated_at") == 0 ||
 		strcmp(NameStr(att->attname), "last_follow_up_at") == 0;
 }
 
