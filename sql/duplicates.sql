@@ -27,6 +27,9 @@ SELECT kind, value, crm.dedupe_key(kind, value) AS key
 	('phone', '(010) 6552-9988'),
 	('phone', '8613800138000 ext'),
 	('phone', '---'),
+	('phone', '+86 755 2878 0808'),
+	('phone', '0086-571-8888-0000'),
+	('phone', '+1 415 555 0100'),
 	('email', '  Zhang.San@Example.COM '),
 	('email', 'ｚｈａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ'),
 	('pinyin', '华为'),
@@ -53,3 +56,63 @@ SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
 UPDATE crm.customer SET phone = '0571-8888 0000' WHERE owner_id = :admin;
 SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
 UPDATE crm.customer SET name_key = 'forged' WHERE owner_id = :admin;
+
+-- rules are rows, checked when written
+SET client_min_messages = warning;
+INSERT INTO crm.employee (name, department_id, superior_id)
+SELECT n, d.id, :admin FROM unnest(ARRAY['Dd 张三', 'Dd 李四']) n, crm.department d WHERE d.name = 'Dd Sales';
+SELECT id AS zhang FROM crm.employee WHERE name = 'Dd 张三' \gset
+SELECT id AS li FROM crm.employee WHERE name = 'Dd 李四' \gset
+INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('no fields', 'customer', '{}');
+INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('typo', 'customer', '{nmae}');
+INSERT INTO crm.dedupe_rule (name, record_type, fields, match) VALUES ('all of one', 'customer', '{name, name}', 'all');
+INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('nowhere', 'customer', '{name}', '{}');
+INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('in the pool', 'customer', '{name}', '{pool}');
+INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields) VALUES ('kind of lead', 'lead', 'company', '{name}');
+INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES
+	('company name', 'customer', '{name}', '{customers, leads}'),
+	('credit code', 'customer', '{uscc}', '{customers, leads}'),
+	('lead mobile', 'lead', '{mobile}', '{customers, leads, contacts}');
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
+	('phone', 'customer', '{phone}', 'warn', '{customers, contacts}');
+SELECT name, record_type, fields, match, action, against FROM crm.dedupe_rule ORDER BY id;
+
+-- block: the same company under another spelling, whoever owns it, in the same statement or not
+INSERT INTO crm.customer (name, uscc, phone, owner_id)
+VALUES ('华为技术（深圳）有限公司', crm.uscc_with_check('91440300MA5F00151'), '0755-2878 0808', :zhang);
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('华为技术股份有限公司', crm.uscc_with_check('91440300MA5F00152'), :li);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('宁波港务有限公司', crm.uscc_with_check('91330200MA5F00153'), :li),
+       ('宁波港务集团', crm.uscc_with_check('91330200MA5F00154'), :li);
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('深圳华为', crm.uscc_with_check('91440300MA5F00151'), :li);
+-- an update that changes a key is checked too; one that does not is not
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('中兴通讯', crm.uscc_with_check('91440300MA5F00155'), :li);
+UPDATE crm.customer SET name = '华为技术' WHERE name = '中兴通讯';
+UPDATE crm.customer SET industry = 'it' WHERE name_key = '华为技术';
+-- leads: an unconverted lead's mobile against customers' phones, leads and contacts
+INSERT INTO crm.lead (name, company, mobile, owner_id) VALUES ('王先生', '宁波港务', '+8613905740001', :li);
+INSERT INTO crm.lead (name, company, mobile, owner_id) VALUES ('王先生', '宁波港务', '13905740001', :zhang);
+-- names made only of punctuation never match each other
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('—', crm.uscc_with_check('91440300MA5F00157'), :zhang), ('…', crm.uscc_with_check('91440300MA5F00158'), :li);
+
+-- warn: the row is written, the pair recorded, the existing owner and the uploader's superior told
+INSERT INTO crm.customer (name, uscc, phone, owner_id)
+VALUES ('深圳云计算', crm.uscc_with_check('91440300MA5F00156'), '+86 755 2878 0808', :li);
+SELECT r.name AS rule, s.record_type, c.name, s.match_type, m.name AS matches
+  FROM crm.duplicate_set s JOIN crm.dedupe_rule r ON r.id = s.rule_id
+  JOIN crm.customer c ON c.id = s.record_id JOIN crm.customer m ON m.id = s.match_id;
+SELECT e.name, n.title, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+ WHERE n.event = 'duplicate.found' ORDER BY e.name;
+-- converting a lead makes a customer and a contact that are not duplicates of the lead itself
+BEGIN;
+INSERT INTO crm.lead (name, company, uscc, mobile, owner_id)
+VALUES ('孙女士', '温州鞋业有限公司', crm.uscc_with_check('91330300MA5F00159'), '13905770002', :zhang);
+SELECT crm.convert_lead(id) > 0 AS converted FROM crm.lead WHERE company = '温州鞋业有限公司';
+ROLLBACK;
+RESET client_min_messages;
+-- (the rules go, so that other test files insert freely)
+DELETE FROM crm.dedupe_rule;

@@ -82,7 +82,8 @@ RESET ROLE;
 
 -- the business transactions wrote inbox rows only, marked for the worker,
 -- which expands them into deliveries (here by hand: no worker in this database)
-SELECT count(*) FILTER (WHERE im_pending) AS pending, count(*) AS notifications FROM crm.notification;
+SELECT count(*) FILTER (WHERE im_pending) AS pending, count(*) AS notifications
+  FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id WHERE e.name LIKE 'Nt %';
 SELECT crm.im_expand(1000) AS expanded, crm.im_expand(1000) AS again;
 -- every app notification became one delivery per platform the recipient is on:
 -- B is on WeCom and Feishu, A on WeCom only; the robot lists no events

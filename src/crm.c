@@ -23,6 +23,9 @@ char	   *crm_database_name = NULL;
 /* Claim that carries the employee id in a trusted authenticator's JWT. */
 char	   *crm_jwt_employee_claim = NULL;
 
+/* The lead crm.convert_lead is converting: duplicate checks skip it. */
+static char *crm_converting_lead = NULL;
+
 /* Where changes come from, for the operation log. */
 static int	crm_change_source = 0;
 static const struct config_enum_entry change_sources[] = {
@@ -89,6 +92,15 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crm.converting_lead",
+							   "The lead crm.convert_lead is converting, which duplicate checks do not match.",
+							   "Set by crm.convert_lead for its own statements.",
+							   &crm_converting_lead,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
 
 	/* the worker's settings, before the prefix is closed */
 	crm_worker_init();

@@ -251,6 +251,43 @@ pinyin(const UChar *s, int32_t len, bool initials)
 }
 
 /*
+ * The digits of a phone number (full-width ones too); without China's
+ * country code (+86, 0086, or 86 before a mobile), a mobile as is and a
+ * landline with its trunk 0 (+86 755 ... becomes 0755...).
+ */
+static char *
+phone_key(const char *value)
+{
+	int32_t		len;
+	int32_t		flen;
+	UChar	   *u = to_utf16(value, strlen(value), &len);
+	UChar	   *f = casefold(u, len, &flen);
+	char	   *folded = to_utf8(f, flen);
+	char	   *digits = palloc(strlen(folded) + 1);
+	int			n = 0;
+	bool		plus = false;
+	const char *rest = NULL;
+
+	for (const char *p = folded; *p; p++)
+	{
+		if (*p >= '0' && *p <= '9')
+			digits[n++] = *p;
+		else if (*p == '+' && n == 0)
+			plus = true;
+	}
+	digits[n] = '\0';
+	if (plus && n > 2 && memcmp(digits, "86", 2) == 0)
+		rest = digits + 2;
+	else if (n > 4 && memcmp(digits, "0086", 4) == 0)
+		rest = digits + 4;
+	else if (n == 13 && memcmp(digits, "861", 3) == 0)
+		rest = digits + 2;
+	if (rest)
+		return rest[0] == '1' && strlen(rest) == 11 ? pstrdup(rest) : psprintf("0%s", rest);
+	return n > 0 ? digits : NULL;
+}
+
+/*
  * The key of value for kind (name, company, phone, email, pinyin,
  * initials), palloc'd; NULL when nothing is left.
  */
@@ -268,25 +305,7 @@ crm_dedupe_key(const char *kind, const char *value)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("duplicate keys need a UTF8 database, not %s", GetDatabaseEncodingName())));
 	if (strcmp(kind, "phone") == 0)
-	{
-		char	   *digits = palloc(strlen(value) + 1);
-		int			n = 0;
-
-		/* full-width digits are digits too */
-		u = to_utf16(value, strlen(value), &len);
-		f = casefold(u, len, &flen);
-		out = to_utf8(f, flen);
-		for (const char *p = out; *p; p++)
-			if (*p >= '0' && *p <= '9')
-				digits[n++] = *p;
-		digits[n] = '\0';
-		/* +86 138..., 0086 138..., 86 138...: the mobile without the country code */
-		if (n == 15 && strncmp(digits, "0086", 4) == 0 && digits[4] == '1')
-			return pstrdup(digits + 4);
-		if (n == 13 && strncmp(digits, "86", 2) == 0 && digits[2] == '1')
-			return pstrdup(digits + 2);
-		return n > 0 ? digits : NULL;
-	}
+		return phone_key(value);
 
 	u = to_utf16(value, strlen(value), &len);
 	f = casefold(u, len, &flen);

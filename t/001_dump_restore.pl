@@ -84,8 +84,8 @@ my $rows = q{
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
 is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields, the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
-like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 4$/,
-	'the channel, the notification of the team entry, the preference and the four shipped events, once each');
+like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 5$/,
+	'the channel, the notification of the team entry, the preference and the five shipped events, once each');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 

@@ -26,6 +26,8 @@ BEGIN
 			      HINT = 'Ask an administrator to add "lead.convert" to one of your roles (crm.role_permission).';
 	END IF;
 
+	-- the customer and contact made of the lead are not duplicates of it
+	PERFORM set_config('crm.converting_lead', l.id::text, true);
 	-- a lead with a company becomes a company customer; otherwise the person is the customer
 	INSERT INTO crm.customer (name, kind, uscc, source, industry, owner_id)
 	VALUES (coalesce(l.company, l.name), CASE WHEN l.company IS NULL THEN 'individual' ELSE 'company' END,
@@ -34,6 +36,7 @@ BEGIN
 	INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
 	VALUES (customer, l.name, l.mobile, l.email, true, l.owner_id);
 	UPDATE crm.lead SET status = 'converted', customer_id = customer, converted_at = now() WHERE id = l.id;
+	PERFORM set_config('crm.converting_lead', '', true);
 	RETURN customer;
 END
 $$;

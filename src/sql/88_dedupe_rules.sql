@@ -1,0 +1,258 @@
+-- Duplicate checks (issue 5), part two: rules as rows, checked on every
+-- insert and update of leads, customers and contacts, after the statement,
+-- with the keys of src/sql/45_duplicates.sql.
+
+-- What each record's fields are compared as (a class), and where each class
+-- is found.  Shipped with crm, read-only: rules name fields, this maps them.
+CREATE TABLE crm.dedupe_field (
+	record_type  text NOT NULL,
+	field        text NOT NULL,
+	class        text NOT NULL,
+	key_column   text NOT NULL,
+	CONSTRAINT dedupe_field_pkey PRIMARY KEY (record_type, field)
+);
+INSERT INTO crm.dedupe_field VALUES
+	('customer', 'name', 'company', 'name_key'),
+	('customer', 'phone', 'phone', 'phone_key'),
+	('customer', 'uscc', 'uscc', 'uscc'),
+	('lead', 'name', 'person', 'name_key'),
+	('lead', 'company', 'company', 'company_key'),
+	('lead', 'mobile', 'phone', 'mobile_key'),
+	('lead', 'email', 'email', 'email_key'),
+	('lead', 'uscc', 'uscc', 'uscc'),
+	('contact', 'name', 'person', 'name_key'),
+	('contact', 'mobile', 'phone', 'mobile_key'),
+	('contact', 'email', 'email', 'email_key');
+COMMENT ON TABLE crm.dedupe_field IS 'The fields duplicate rules may name, the class each is compared as and its key column (shipped)';
+GRANT SELECT ON crm.dedupe_field TO crm_user;
+
+CREATE TABLE crm.dedupe_rule (
+	id             bigint GENERATED ALWAYS AS IDENTITY,
+	name           text NOT NULL,
+	record_type    text NOT NULL,
+	customer_kind  text,
+	fields         text[] NOT NULL,
+	match          text NOT NULL DEFAULT 'any',
+	action         text NOT NULL DEFAULT 'block',
+	against        text[] NOT NULL DEFAULT '{customers}',
+	enabled        boolean NOT NULL DEFAULT true,
+	CONSTRAINT dedupe_rule_pkey PRIMARY KEY (id),
+	CONSTRAINT dedupe_rule_name_key UNIQUE (name),
+	CONSTRAINT dedupe_rule_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact')),
+	CONSTRAINT dedupe_rule_customer_kind_check CHECK (customer_kind IS NULL
+		OR (customer_kind IN ('company', 'individual') AND record_type = 'customer')),
+	CONSTRAINT dedupe_rule_match_check CHECK (match IN ('any', 'all')),
+	CONSTRAINT dedupe_rule_action_check CHECK (action IN ('block', 'warn')),
+	CONSTRAINT dedupe_rule_against_check CHECK (against <> '{}' AND against <@ ARRAY['customers', 'leads', 'contacts'])
+);
+COMMENT ON TABLE crm.dedupe_rule IS 'Duplicate rules: a new or changed record whose fields match one already in "against" is blocked or flagged';
+COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplicate; all: every field on the same record';
+COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers, leads (unconverted) and contacts';
+CREATE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm.dedupe_rule TO crm_user;
+
+-- a rule must make sense when written, not when it first fires
+CREATE FUNCTION crm.dedupe_rule_valid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	unknown text;
+	classes text[];
+BEGIN
+	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
+		RAISE EXCEPTION 'duplicate rule "%" names no fields', NEW.name
+			USING ERRCODE = 'check_violation',
+			      HINT = 'List the fields to compare, e.g. ''{name}'' or ''{name, phone}''.';
+	END IF;
+	SELECT string_agg(f, ', ') INTO unknown FROM unnest(NEW.fields) f
+	 WHERE NOT EXISTS (SELECT FROM crm.dedupe_field d WHERE d.record_type = NEW.record_type AND d.field = f);
+	IF unknown IS NOT NULL THEN
+		RAISE EXCEPTION 'duplicate rule "%" names unknown % fields: %', NEW.name, NEW.record_type, unknown
+			USING ERRCODE = 'check_violation',
+			      HINT = format('A %s rule may name %s.', NEW.record_type,
+			                    (SELECT string_agg(field, ', ' ORDER BY field) FROM crm.dedupe_field d
+			                      WHERE d.record_type = NEW.record_type));
+	END IF;
+	IF NEW.match = 'all' AND cardinality(ARRAY(SELECT DISTINCT unnest(NEW.fields))) < 2 THEN
+		RAISE EXCEPTION 'duplicate rule "%" matches all of one field', NEW.name
+			USING ERRCODE = 'check_violation',
+			      HINT = 'Use match ''any'' for one field, or name two or more.';
+	END IF;
+	NEW.fields := ARRAY(SELECT DISTINCT unnest(NEW.fields) ORDER BY 1);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER dedupe_rule_valid BEFORE INSERT OR UPDATE ON crm.dedupe_rule
+	FOR EACH ROW EXECUTE FUNCTION crm.dedupe_rule_valid();
+
+-- Pairs a warn rule flagged: the new or changed record and the one it matches.
+CREATE TABLE crm.duplicate_set (
+	id           bigint GENERATED ALWAYS AS IDENTITY,
+	rule_id      bigint NOT NULL,
+	record_type  text NOT NULL,
+	record_id    bigint NOT NULL,
+	match_type   text NOT NULL,
+	match_id     bigint NOT NULL,
+	found_at     timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT duplicate_set_pkey PRIMARY KEY (id),
+	CONSTRAINT duplicate_set_pair_key UNIQUE (rule_id, record_type, record_id, match_type, match_id),
+	CONSTRAINT duplicate_set_rule_fkey FOREIGN KEY (rule_id) REFERENCES crm.dedupe_rule (id) ON DELETE CASCADE
+);
+COMMENT ON TABLE crm.duplicate_set IS 'Possible duplicates flagged by warn rules: a record, the one it matches, and the rule';
+ALTER TABLE crm.duplicate_set ENABLE ROW LEVEL SECURITY;
+CREATE POLICY duplicate_set_visible ON crm.duplicate_set FOR SELECT TO crm_user
+	USING (crm.record_visible(record_type, record_id));
+GRANT SELECT ON crm.duplicate_set TO crm_user;
+
+INSERT INTO crm.notification_event (event, description) VALUES
+	('duplicate.found', 'A record was flagged as a possible duplicate of yours or of your report''s');
+
+-- Where a class of key is found in each target: the column and which rows count.
+CREATE FUNCTION crm.dedupe_targets() RETURNS TABLE (target text, record_type text, class text, key_column text, condition text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT * FROM (VALUES
+		('customers', 'customer', 'company', 'name_key', 'x.kind = ''company'''),
+		('customers', 'customer', 'person', 'name_key', 'x.kind = ''individual'''),
+		('customers', 'customer', 'phone', 'phone_key', 'true'),
+		('customers', 'customer', 'uscc', 'uscc', 'true'),
+		('leads', 'lead', 'company', 'company_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		('leads', 'lead', 'person', 'name_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		('leads', 'lead', 'phone', 'mobile_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		('leads', 'lead', 'email', 'email_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		('leads', 'lead', 'uscc', 'uscc', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		('contacts', 'contact', 'person', 'name_key', 'true'),
+		('contacts', 'contact', 'phone', 'mobile_key', 'true'),
+		('contacts', 'contact', 'email', 'email_key', 'true')) t(target, record_type, class, key_column, condition);
+END;
+
+-- The statement's rows that match an enabled rule's targets: one query per
+-- rule and target, all keys of the statement at once.
+CREATE FUNCTION crm.dedupe_check() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	rt      text := TG_TABLE_NAME;
+	r       record;
+	t       record;
+	hit     record;
+	q       text;
+	parts   text[];
+	cands   text;
+	classes text[];
+	lockid  integer;
+	waited  boolean := false;
+	k       record;
+BEGIN
+	-- the rows to check: all inserted ones, or those whose keys an update changed
+	cands := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows'
+	         ELSE format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s) IS DISTINCT FROM (%s)',
+	                     (SELECT string_agg('n.' || quote_ident(key_column), ', ' ORDER BY field) FROM crm.dedupe_field WHERE record_type = rt),
+	                     (SELECT string_agg('o.' || quote_ident(key_column), ', ' ORDER BY field) FROM crm.dedupe_field WHERE record_type = rt)) END;
+
+	-- blocking is race-free: a transaction holds the keys it checks until it ends.
+	-- Up to 64 keys are locked one by one; a bigger statement locks the class.
+	FOR k IN EXECUTE format(
+		'SELECT f.class, count(DISTINCT v.key) AS n, array_agg(DISTINCT hashtext(v.key) ORDER BY hashtext(v.key)) AS hashes
+		   FROM (%s) c, crm.dedupe_rule r, unnest(r.fields) rf(field)
+		   JOIN crm.dedupe_field f ON f.record_type = %L AND f.field = rf.field,
+		   LATERAL (SELECT (to_jsonb(c) ->> f.key_column) AS key) v
+		  WHERE r.enabled AND r.action = ''block'' AND r.record_type = %L AND v.key IS NOT NULL
+		  GROUP BY f.class ORDER BY f.class', cands, rt, rt) LOOP
+		lockid := hashtext('crm dedupe ' || k.class);
+		IF k.n > 64 THEN
+			waited := NOT pg_try_advisory_xact_lock(lockid, 0) OR waited;
+			PERFORM pg_advisory_xact_lock(lockid, 0);
+		ELSE
+			waited := NOT pg_try_advisory_xact_lock_shared(lockid, 0) OR waited;
+			PERFORM pg_advisory_xact_lock_shared(lockid, 0);
+			FOR i IN 1 .. cardinality(k.hashes) LOOP
+				waited := NOT pg_try_advisory_xact_lock(lockid, k.hashes[i]) OR waited;
+				PERFORM pg_advisory_xact_lock(lockid, k.hashes[i]);
+			END LOOP;
+		END IF;
+	END LOOP;
+	IF waited AND current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'a concurrent transaction was writing the same duplicate keys'
+			USING ERRCODE = 'serialization_failure',
+			      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
+	END IF;
+
+	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt ORDER BY d.action, d.id LOOP
+		parts := '{}';
+		FOR t IN SELECT g.target, g.record_type AS target_type, g.condition,
+		                array_agg(format('x.%I = n.%I', g.key_column, f.key_column)) AS joins
+		           FROM crm.dedupe_targets() g
+		           JOIN crm.dedupe_field f ON f.record_type = rt AND f.class = g.class AND f.field = ANY (r.fields)
+		          WHERE g.target = ANY (r.against)
+		          GROUP BY g.target, g.record_type, g.condition LOOP
+			IF r.match = 'any' THEN
+				FOREACH q IN ARRAY t.joins LOOP
+					parts := parts || format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
+					                            FROM (%s) n JOIN crm.%I x ON %s
+					                           WHERE %s %s %s',
+					                         t.target_type, cands, t.target_type, q, t.condition,
+					                         CASE WHEN t.target_type = rt THEN 'AND x.id <> n.id' END,
+					                         CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END);
+				END LOOP;
+			ELSIF cardinality(t.joins) = cardinality(r.fields) THEN
+				parts := parts || format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
+				                            FROM (%s) n JOIN crm.%I x ON %s
+				                           WHERE %s %s %s',
+				                         t.target_type, cands, t.target_type, array_to_string(t.joins, ' AND '), t.condition,
+				                         CASE WHEN t.target_type = rt THEN 'AND x.id <> n.id' END,
+				                         CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END);
+			END IF;
+		END LOOP;
+		CONTINUE WHEN cardinality(parts) = 0;
+		q := array_to_string(parts, ' UNION ALL ');
+
+		IF r.action = 'block' THEN
+			EXECUTE format('SELECT h.*, e.name AS owner FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
+			IF hit.new_id IS NOT NULL THEN
+				RAISE EXCEPTION '% "%" duplicates % by rule "%"', rt, hit.new_name,
+				                CASE hit.match_type WHEN 'customer' THEN 'a customer owned by '
+				                                    WHEN 'lead' THEN 'a lead of '
+				                                    ELSE 'a contact of a customer owned by ' END || coalesce(hit.owner, 'nobody'),
+				                r.name
+					USING ERRCODE = 'unique_violation',
+					      DETAIL = format('Rule "%s" compares %s with %s and blocks a match.', r.name,
+					                      array_to_string(r.fields, ', '), array_to_string(r.against, ', ')),
+					      HINT = format('It is %s''s already: ask them to transfer it or add you to its team, or look with crm.find_duplicates.',
+					                    coalesce(hit.owner, 'nobody'));
+			END IF;
+		ELSE
+			EXECUTE format(
+				'WITH h AS (%s),
+				 flagged AS (
+					INSERT INTO crm.duplicate_set (rule_id, record_type, record_id, match_type, match_id)
+					SELECT %s, %L, h.new_id, h.match_type, h.match_id FROM h
+					ON CONFLICT DO NOTHING
+					RETURNING record_id, match_type, match_id)
+				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
+				                   format(''Possible duplicate %s: %%s'', n.name),
+				                   format(''Rule "%s" matches it with a %%s of %%s.'', f.match_type, coalesce(o.name, ''nobody'')),
+				                   %L, f.record_id)
+				   FROM flagged f
+				   JOIN crm.%I n ON n.id = f.record_id
+				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
+				   LEFT JOIN crm.employee o ON o.id = x.owner_id
+				   LEFT JOIN crm.employee s ON s.id = n.owner_id',
+				q, r.id, rt, rt, replace(r.name, '%', '%%'), rt, rt) INTO hit;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+DO $checks$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['customer', 'lead', 'contact'] LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows
+		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_insert', t);
+		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_update', t);
+	END LOOP;
+END
+$checks$;
