@@ -9,7 +9,7 @@ EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
 MODULE_big  = crm
 OBJS        = src/crm.o src/identity.o src/scope.o src/scope_plan.o src/org.o src/record_stamp.o src/validate.o src/dictionary.o src/transfer.o src/oplog.o src/im_sign.o \
-              src/im_payload.o src/im_payload_sql.o src/im_send.o src/worker.o src/notify.o src/directory.o src/im_directory.o src/normalize.o
+              src/im_payload.o src/im_payload_sql.o src/im_send.o src/worker.o src/notify.o src/directory.o src/im_directory.o src/normalize.o src/duplicates.o
 SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc
 PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 
@@ -18,9 +18,9 @@ SQL_PIECES  = $(sort $(wildcard src/sql/*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
 
 REGRESS        = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS   = --temp-instance=./tmp_regress --temp-config=test/regress.conf --load-extension=$(EXTENSION)
+REGRESS_OPTS   = --temp-instance=./tmp_regress --temp-config=test/regress.conf --load-extension=pg_trgm --load-extension=$(EXTENSION)
 ISOLATION      = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
-ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.conf --load-extension=$(EXTENSION)
+ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.conf --load-extension=pg_trgm --load-extension=$(EXTENSION)
 TAP_TESTS      = 1
 
 # -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures

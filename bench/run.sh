@@ -38,7 +38,7 @@ cluster_psql -d postgres -c 'ALTER SYSTEM SET autovacuum = off' -c 'SELECT pg_re
 log "creating crm_bench at scale $scale"
 cluster_psql -d postgres -c 'SET client_min_messages = warning' \
 	-c 'DROP DATABASE IF EXISTS crm_bench WITH (FORCE)' -c 'CREATE DATABASE crm_bench'
-cluster_psql -d crm_bench -c 'CREATE EXTENSION crm'
+cluster_psql -d crm_bench -c 'CREATE EXTENSION crm CASCADE'
 started=$SECONDS
 cluster_psql -d crm_bench -v scale="$scale" -f "$top/bench/generate.sql"
 log "generated in $((SECONDS - started))s"

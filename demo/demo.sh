@@ -43,7 +43,7 @@ echo "$build" > "$dir/build"
 if [ -z "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
 	cluster_psql -d postgres -c "CREATE DATABASE crm_demo"
 fi
-cluster_psql -d crm_demo -c "CREATE EXTENSION IF NOT EXISTS crm" -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
+cluster_psql -d crm_demo -c "CREATE EXTENSION IF NOT EXISTS crm CASCADE" -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
 if [ "$(cluster_psql -d crm_demo -Atc "SELECT count(*) FROM crm.employee")" = 0 ]; then
 	cluster_psql -d crm_demo -f "$top/demo/company.sql"
 fi

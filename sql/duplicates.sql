@@ -107,6 +107,27 @@ SELECT r.name AS rule, s.record_type, c.name, s.match_type, m.name AS matches
   JOIN crm.customer c ON c.id = s.record_id JOIN crm.customer m ON m.id = s.match_id;
 SELECT e.name, n.title, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE n.event = 'duplicate.found' ORDER BY e.name;
+-- find_duplicates: exact matches by rule, then similar names (pinyin trigrams) and initials, best first
+SELECT match_type, label, owner, rules, round(score::numeric, 2) AS score, reasons
+  FROM crm.find_duplicates('customer', '{"name": "华为技术（北京）有限公司"}');
+SELECT match_type, label, owner, round(score::numeric, 2) AS score, reasons FROM crm.find_duplicates('customer', '{"name": "hua wei ji shu"}');
+SELECT match_type, label, owner, reasons FROM crm.find_duplicates('customer', '{"name": "HW"}');
+SELECT match_type, label, owner, rules FROM crm.find_duplicates('lead', '{"mobile": "+86 139 0574 0001"}');
+SELECT count(*) FROM crm.find_duplicates('customer', '{"name": "—"}');
+SELECT * FROM crm.find_duplicates('invoice', '{}');
+-- a salesperson sees whose a match is, but not the record itself unless they may
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dd_li') THEN CREATE ROLE dd_li LOGIN IN ROLE crm_user; END IF;
+END $$;
+UPDATE crm.employee SET db_role = 'dd_li' WHERE id = :li;
+INSERT INTO crm.role (name) VALUES ('Dd rep');
+INSERT INTO crm.role_scope (role_id, record_type, scope) SELECT id, 'customer', 'self' FROM crm.role WHERE name = 'Dd rep';
+INSERT INTO crm.employee_role (employee_id, role_id) SELECT :li, id FROM crm.role WHERE name = 'Dd rep';
+SET ROLE dd_li;
+SELECT match_type, match_id IS NOT NULL AS id_shown, label, owner, rules
+  FROM crm.find_duplicates('customer', '{"name": "华为技术"}') ORDER BY owner;
+RESET ROLE;
+
 -- converting a lead makes a customer and a contact that are not duplicates of the lead itself
 BEGIN;
 INSERT INTO crm.lead (name, company, uscc, mobile, owner_id)

@@ -16,7 +16,7 @@ $node->safe_psql('postgres', q{
 	CREATE DATABASE crm_dst;
 });
 $node->safe_psql('crm_src', q{
-	CREATE EXTENSION crm;
+	CREATE EXTENSION crm CASCADE;
 	CREATE ROLE tap_wang LOGIN IN ROLE crm_user;
 	INSERT INTO crm.department (name) VALUES ('Head office');
 	INSERT INTO crm.department (name, parent_id) VALUES ('East sales', 1);

@@ -27,7 +27,7 @@ my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'crm'");
 $node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION crm');
+$node->safe_psql('postgres', 'CREATE EXTENSION crm CASCADE');
 
 sub crm_sign
 {

@@ -37,7 +37,7 @@ $node->start;
 sub sql { return $node->safe_psql('postgres', $_[0]) }
 
 sql(qq{
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 INSERT INTO crm.department (name) VALUES ('Sales');
 INSERT INTO crm.employee (name, department_id, wecom_userid, feishu_open_id, dingtalk_userid)
 SELECT '王芳', id, 'wangfang', 'ou_wangfang', 'dt-wangfang' FROM crm.department;

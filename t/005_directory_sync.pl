@@ -50,7 +50,7 @@ sub sql { return Encode::decode_utf8($node->safe_psql('postgres', $_[0])) }
 
 # crm already has its company and the manager, entered by hand
 sql(q{
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 INSERT INTO crm.department (name) VALUES ('我们公司');
 INSERT INTO crm.employee (name, department_id, mobile) SELECT 'Zhang', id, '13800000002' FROM crm.department;
 });

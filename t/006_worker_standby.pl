@@ -22,7 +22,7 @@ crm.im_poll_interval = '1s'
 });
 $primary->start;
 $primary->safe_psql('postgres', qq{
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 INSERT INTO crm.department (name) VALUES ('Sales');
 INSERT INTO crm.employee (name, department_id) SELECT 'Wang', id FROM crm.department;
 INSERT INTO crm.im_channel (name, platform, kind, webhook_url, api_base, events)

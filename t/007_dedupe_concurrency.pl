@@ -14,7 +14,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'crm'\nmax_connections = 20");
 $node->start;
 $node->safe_psql('postgres', q{
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 INSERT INTO crm.department (name) VALUES ('Sales');
 INSERT INTO crm.employee (name, department_id) SELECT 'rep ' || g, (SELECT id FROM crm.department) FROM generate_series(1, 8) g;
 INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('company name', 'customer', '{name}');

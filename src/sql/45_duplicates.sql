@@ -33,3 +33,13 @@ CREATE INDEX contact_name_key_idx ON crm.contact (name_key);
 CREATE INDEX contact_mobile_key_idx ON crm.contact (mobile_key);
 CREATE INDEX contact_email_key_idx ON crm.contact (email_key);
 COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedupe_key(''company'' or ''name'', name)';
+
+-- For the fuzzy search of crm.find_duplicates: a customer's name key in
+-- pinyin (trigram-indexed: "hua wei" and 华为 meet as huawei) and its initials.
+ALTER TABLE crm.customer
+	ADD COLUMN name_pinyin text GENERATED ALWAYS AS (crm.dedupe_key('pinyin',
+		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED,
+	ADD COLUMN name_initials text GENERATED ALWAYS AS (crm.dedupe_key('initials',
+		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED;
+CREATE INDEX customer_name_pinyin_idx ON crm.customer USING gin (name_pinyin gin_trgm_ops);
+CREATE INDEX customer_name_initials_idx ON crm.customer (name_initials text_pattern_ops);

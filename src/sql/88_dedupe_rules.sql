@@ -57,7 +57,6 @@ CREATE FUNCTION crm.dedupe_rule_valid() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
-	classes text[];
 BEGIN
 	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
 		RAISE EXCEPTION 'duplicate rule "%" names no fields', NEW.name
@@ -126,19 +125,46 @@ BEGIN ATOMIC
 		('contacts', 'contact', 'email', 'email_key', 'true')) t(target, record_type, class, key_column, condition);
 END;
 
+-- The query finding what rule r matches for the rows of cands (a query
+-- returning rows shaped like the rule's table, keys included; id NULL for a
+-- row not yet written): one SELECT per field ("any") or per target ("all").
+CREATE FUNCTION crm.dedupe_rule_query(r crm.dedupe_rule, cands text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t     record;
+	parts text[] := '{}';
+BEGIN
+	FOR t IN SELECT g.record_type AS target_type, g.condition,
+	                array_agg(format('x.%I = n.%I', g.key_column, f.key_column)) AS joins
+	           FROM crm.dedupe_targets() g
+	           JOIN crm.dedupe_field f ON f.record_type = r.record_type AND f.class = g.class AND f.field = ANY (r.fields)
+	          WHERE g.target = ANY (r.against)
+	          GROUP BY g.target, g.record_type, g.condition LOOP
+		parts := parts || ARRAY(
+			SELECT format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
+			                 FROM (%s) n JOIN crm.%I x ON %s
+			                WHERE %s AND x.id IS DISTINCT FROM n.id %s',
+			              t.target_type, cands, t.target_type, c, t.condition,
+			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
+			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
+			                   WHEN cardinality(t.joins) = cardinality(r.fields) THEN ARRAY[array_to_string(t.joins, ' AND ')]
+			                   ELSE '{}' END) c);
+	END LOOP;
+	RETURN nullif(array_to_string(parts, ' UNION ALL '), '');
+END
+$$;
+REVOKE ALL ON FUNCTION crm.dedupe_rule_query(crm.dedupe_rule, text) FROM PUBLIC;
+
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
 CREATE FUNCTION crm.dedupe_check() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	rt      text := TG_TABLE_NAME;
-	r       record;
-	t       record;
+	r       crm.dedupe_rule;
 	hit     record;
 	q       text;
-	parts   text[];
 	cands   text;
-	classes text[];
 	lockid  integer;
 	waited  boolean := false;
 	k       record;
@@ -178,33 +204,8 @@ BEGIN
 	END IF;
 
 	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt ORDER BY d.action, d.id LOOP
-		parts := '{}';
-		FOR t IN SELECT g.target, g.record_type AS target_type, g.condition,
-		                array_agg(format('x.%I = n.%I', g.key_column, f.key_column)) AS joins
-		           FROM crm.dedupe_targets() g
-		           JOIN crm.dedupe_field f ON f.record_type = rt AND f.class = g.class AND f.field = ANY (r.fields)
-		          WHERE g.target = ANY (r.against)
-		          GROUP BY g.target, g.record_type, g.condition LOOP
-			IF r.match = 'any' THEN
-				FOREACH q IN ARRAY t.joins LOOP
-					parts := parts || format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
-					                            FROM (%s) n JOIN crm.%I x ON %s
-					                           WHERE %s %s %s',
-					                         t.target_type, cands, t.target_type, q, t.condition,
-					                         CASE WHEN t.target_type = rt THEN 'AND x.id <> n.id' END,
-					                         CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END);
-				END LOOP;
-			ELSIF cardinality(t.joins) = cardinality(r.fields) THEN
-				parts := parts || format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
-				                            FROM (%s) n JOIN crm.%I x ON %s
-				                           WHERE %s %s %s',
-				                         t.target_type, cands, t.target_type, array_to_string(t.joins, ' AND '), t.condition,
-				                         CASE WHEN t.target_type = rt THEN 'AND x.id <> n.id' END,
-				                         CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END);
-			END IF;
-		END LOOP;
-		CONTINUE WHEN cardinality(parts) = 0;
-		q := array_to_string(parts, ' UNION ALL ');
+		q := crm.dedupe_rule_query(r, cands);
+		CONTINUE WHEN q IS NULL;
 
 		IF r.action = 'block' THEN
 			EXECUTE format('SELECT h.*, e.name AS owner FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
@@ -256,3 +257,71 @@ BEGIN
 	END LOOP;
 END
 $checks$;
+
+-- Everything a candidate record would match, for crm.find_duplicates: exact
+-- matches by every enabled rule of its type, then customers with a similar
+-- name (pinyin trigrams) or the same initials.  Runs as crm's owner and sees
+-- every record; crm.find_duplicates hides what the caller may not see.
+CREATE FUNCTION crm.dedupe_candidates(record_type text, candidate jsonb)
+	RETURNS TABLE (match_type text, match_id bigint, owner_id bigint, rule text, score real, reason text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c       jsonb := coalesce(candidate, '{}');
+	cands   text;
+	r       crm.dedupe_rule;
+	q       text;
+	trgm    text;
+	company text;	-- the candidate's company name key
+BEGIN
+	-- the candidate as a row of its table would be, keys included
+	cands := CASE record_type
+		WHEN 'customer' THEN format(
+			'SELECT NULL::bigint AS id, %1$L::text AS name, %2$L::text AS kind, %3$L::text AS uscc,
+			        crm.dedupe_key(CASE %2$L WHEN ''individual'' THEN ''name'' ELSE ''company'' END, %1$L) AS name_key,
+			        crm.dedupe_key(''phone'', %4$L) AS phone_key',
+			c ->> 'name', coalesce(c ->> 'kind', 'company'), c ->> 'uscc', c ->> 'phone')
+		WHEN 'lead' THEN format(
+			'SELECT NULL::bigint AS id, %1$L::text AS name, %2$L::text AS uscc, crm.dedupe_key(''name'', %1$L) AS name_key,
+			        crm.dedupe_key(''company'', %3$L) AS company_key, crm.dedupe_key(''phone'', %4$L) AS mobile_key,
+			        crm.dedupe_key(''email'', %5$L) AS email_key',
+			c ->> 'name', c ->> 'uscc', c ->> 'company', c ->> 'mobile', c ->> 'email')
+		WHEN 'contact' THEN format(
+			'SELECT NULL::bigint AS id, %1$L::text AS name, crm.dedupe_key(''name'', %1$L) AS name_key,
+			        crm.dedupe_key(''phone'', %2$L) AS mobile_key, crm.dedupe_key(''email'', %3$L) AS email_key',
+			c ->> 'name', c ->> 'mobile', c ->> 'email') END;
+	IF cands IS NULL THEN
+		RAISE EXCEPTION 'unknown record type "%" for duplicates', record_type
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'The record types are lead, customer and contact.';
+	END IF;
+	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = dedupe_candidates.record_type ORDER BY d.id LOOP
+		q := crm.dedupe_rule_query(r, cands);
+		CONTINUE WHEN q IS NULL;
+		RETURN QUERY EXECUTE format('SELECT DISTINCT h.match_type, h.match_id, h.owner_id, %L::text, 1::real, %L::text FROM (%s) h',
+		                            r.name, 'same ' || array_to_string(r.fields, ' and '), q);
+	END LOOP;
+
+	company := crm.dedupe_key(CASE WHEN record_type = 'customer' AND c ->> 'kind' = 'individual' THEN 'name' ELSE 'company' END,
+	                          CASE record_type WHEN 'customer' THEN c ->> 'name' WHEN 'lead' THEN c ->> 'company' END);
+	IF company IS NOT NULL THEN
+		SELECT quote_ident(n.nspname) INTO trgm FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+		 WHERE e.extname = 'pg_trgm';
+		RETURN QUERY EXECUTE format(
+			'SELECT ''customer''::text, x.id, x.owner_id, NULL::text, %1$s.similarity(x.name_pinyin, $1), ''similar name''::text
+			   FROM crm.customer x WHERE x.name_pinyin OPERATOR(%1$s.%%) $1
+			  ORDER BY x.name_pinyin OPERATOR(%1$s.<->) $1 LIMIT 20', trgm)
+			USING crm.dedupe_key('pinyin', company);
+		-- a few Latin letters may be initials themselves: "hw" finds 华为技术 (hwjs)
+		RETURN QUERY EXECUTE
+			'SELECT ''customer''::text, x.id, x.owner_id, NULL::text, 0.5::real, ''same initials''::text
+			   FROM crm.customer x WHERE length($1) >= 2 AND x.name_initials LIKE $1 || ''%'' ORDER BY x.id DESC LIMIT 20'
+			USING CASE WHEN company ~ '^[a-z]{2,6}$' THEN company ELSE crm.dedupe_key('initials', company) END;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.dedupe_candidates(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
+	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)
+	AS 'MODULE_PATHNAME', 'crm_find_duplicates' LANGUAGE C STABLE;
+COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS
+	'What a candidate lead, customer or contact would duplicate: exact matches by rule and similar names, best first; records the caller may not see show only whose they are';

@@ -1,0 +1,29 @@
+-- 100,000 companies entered by a salesperson through crm with three duplicate
+-- rules active (issue 5): company name against customers and leads, credit
+-- code against customers (both blocking), phone against customers (warning),
+-- over the 1,000,000 existing customers; against the same rows written into a
+-- plain table of the same shape (keys and their indexes included).  The rules
+-- are made inside the measured transaction, so other benchmarks run without.
+
+-- setup
+CREATE VIEW bench_baseline.new_dedupe_company AS
+SELECT format('温州%s鞋业有限公司', i) AS name, crm.uscc_with_check('91330300' || lpad(i::text, 9, '0')) AS uscc,
+       '0577-' || (10000000 + i) AS phone, 'manufacturing' AS industry, 'exhibition' AS source
+  FROM generate_series(1, 100000) i;
+GRANT SELECT ON bench_baseline.new_dedupe_company TO bench_sales;
+
+-- crm
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
+	('company name', 'customer', '{name}', 'block', '{customers, leads}'),
+	('credit code', 'customer', '{uscc}', 'block', '{customers}'),
+	('phone', 'customer', '{phone}', 'warn', '{customers}');
+SET ROLE bench_sales;
+\timing on
+INSERT INTO crm.customer (name, uscc, phone, industry, source)
+SELECT name, uscc, phone, industry, source FROM bench_baseline.new_dedupe_company;
+
+-- baseline
+SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
+\timing on
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
+SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_dedupe_company;

@@ -1,0 +1,94 @@
+/*-------------------------------------------------------------------------
+ *
+ * duplicates.c
+ *	  crm.find_duplicates(record_type, candidate): what a record would
+ *	  duplicate, visibility-aware.
+ *
+ * The search (crm.dedupe_candidates) runs as crm's owner, so that a match
+ * the caller may not see is still found: "is this already someone's?" must
+ * have one answer for everybody.  Each match is then looked up again as the
+ * caller, under row-level security: a visible one shows its id and name, an
+ * invisible one only whose it is.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "crm.h"
+
+PG_FUNCTION_INFO_V1(crm_find_duplicates);
+
+Datum
+crm_find_duplicates(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			types[2] = {TEXTOID, JSONBOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	Oid			save_userid;
+	int			save_sec;
+	SPITupleTable *hits;
+	uint64		n;
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.find_duplicates needs a record type"),
+				 errhint("The record types are lead, customer and contact.")));
+	InitMaterializedSRF(fcinfo, 0);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+
+	SPI_connect();
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute_with_args(
+		"SELECT c.match_type, c.match_id, e.name, string_agg(DISTINCT c.rule, ', '), max(c.score), "
+		"       string_agg(DISTINCT c.reason, ', ') "
+		"  FROM crm.dedupe_candidates($1, $2) c LEFT JOIN crm.employee e ON e.id = c.owner_id "
+		" GROUP BY 1, 2, 3 ORDER BY 5 DESC, 1, 2 LIMIT 50",
+		2, types, args, nulls, true, 0);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "crm: could not search for duplicates");
+	hits = SPI_tuptable;
+	n = SPI_processed;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	hit = hits->vals[i];
+		TupleDesc	desc = hits->tupdesc;
+		Datum		values[7];
+		bool		isnull[7];
+		char	   *type = SPI_getvalue(hit, desc, 1);
+		Oid			idtype[1] = {INT8OID};
+		Datum		id[1];
+
+		for (int col = 0; col < 7; col++)
+			values[col] = col == 2 ? (Datum) 0 :
+				SPI_getbinval(hit, desc, col < 2 ? col + 1 : col, &isnull[col]);
+		isnull[2] = true;
+		/* as the caller: row-level security decides what they may know */
+		id[0] = values[1];
+		ret = SPI_execute_with_args(psprintf("SELECT name FROM crm.%s WHERE id = $1", quote_identifier(type)),
+									1, idtype, id, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "crm: could not look up %s", type);
+		if (SPI_processed > 0)
+			values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull[2]);
+		else
+			isnull[1] = true;	/* neither its id nor its name */
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
