@@ -10,6 +10,7 @@ CREATE VIEW bench_baseline.new_dedupe_company AS
 SELECT format('温州%s鞋业有限公司', i) AS name, crm.uscc_with_check('91330300' || lpad(i::text, 9, '0')) AS uscc,
        '0577-' || (10000000 + i) AS phone, 'manufacturing' AS industry, 'exhibition' AS source
   FROM generate_series(1, 100000) i;
+GRANT USAGE ON SCHEMA bench_baseline TO bench_sales;
 GRANT SELECT ON bench_baseline.new_dedupe_company TO bench_sales;
 
 -- crm

@@ -128,6 +128,33 @@ SELECT match_type, match_id IS NOT NULL AS id_shown, label, owner, rules
   FROM crm.find_duplicates('customer', '{"name": "华为技术"}') ORDER BY owner;
 RESET ROLE;
 
+-- merge: one transaction moves everything of the merged customer to the kept one
+SELECT id AS keep FROM crm.customer WHERE name = '华为技术（深圳）有限公司' \gset
+INSERT INTO crm.customer (name, uscc, phone, industry, owner_id)
+VALUES ('深圳市华为投资控股', crm.uscc_with_check('91440300MA5F00160'), NULL, 'it', :li) RETURNING id AS merge \gset
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) VALUES (:merge, '余先生', '13800000160', :li);
+INSERT INTO crm.follow_up (record_type, record_id, content, created_by) VALUES ('customer', :merge, '约了下周拜访', :li);
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+VALUES ('customer', :merge, :zhang, 'edit'), ('customer', :keep, :li, 'read'), ('customer', :merge, :li, 'edit');
+SET ROLE dd_li;
+SELECT crm.merge_customers(:keep, :merge);
+RESET ROLE;
+INSERT INTO crm.role_permission (role_id, action) SELECT id, 'customer.merge' FROM crm.role WHERE name = 'Dd rep';
+SELECT id AS hidden FROM crm.customer WHERE name = '—' \gset
+SET ROLE dd_li;
+-- (李四 sees the kept customer through its team, not 张三's other customers)
+SELECT crm.merge_customers(:keep, :hidden);
+SELECT crm.merge_customers(:merge, :merge);
+SELECT crm.merge_customers(:keep, :merge) > 0 AS merged;
+RESET ROLE;
+SELECT (SELECT count(*) FROM crm.customer WHERE id = :merge) AS merged_left,
+       (SELECT string_agg(name, ', ') FROM crm.contact WHERE customer_id = :keep) AS contacts,
+       (SELECT string_agg(content, ', ') FROM crm.follow_up WHERE record_type = 'customer' AND record_id = :keep) AS follow_ups,
+       (SELECT string_agg(e.name || ':' || t.access, ', ' ORDER BY e.name) FROM crm.team_member t JOIN crm.employee e ON e.id = t.employee_id
+         WHERE t.record_type = 'customer' AND t.record_id = :keep) AS team,
+       (SELECT industry FROM crm.customer WHERE id = :keep) AS industry_filled;
+SELECT merged_row ->> 'name' AS merged, moved, merged_by = :li AS by_li FROM crm.customer_merge;
+
 -- converting a lead makes a customer and a contact that are not duplicates of the lead itself
 BEGIN;
 INSERT INTO crm.lead (name, company, uscc, mobile, owner_id)

@@ -54,9 +54,9 @@ SELECT crm.convert_lead(id) FROM crm.lead WHERE name = '周涛';
 SELECT crm.convert_lead((SELECT max(id) FROM crm.lead) - 1);
 RESET ROLE;
 
-ALTER TABLE crm.lead DISABLE TRIGGER lead_converted_read_only;
+ALTER TABLE crm.lead DISABLE TRIGGER lead_converted_kept;
 DELETE FROM crm.lead;
-ALTER TABLE crm.lead ENABLE TRIGGER lead_converted_read_only;
+ALTER TABLE crm.lead ENABLE TRIGGER lead_converted_kept;
 DELETE FROM crm.customer;
 DELETE FROM crm.role WHERE name LIKE 'Ld %';
 DROP OWNED BY ld_rep, ld_intern;

@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "crm.h"
@@ -91,4 +92,87 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(crm_merge_customers);
+
+/*
+ * crm.merge_customers(keep_id, merge_id): checked as the caller (the
+ * customer.merge permission, both customers visible to them), then done as
+ * crm's owner by crm.merge_customers_apply, so that rows the caller may not
+ * write themselves (a colleague's follow-ups, team places) move too.
+ */
+Datum
+crm_merge_customers(PG_FUNCTION_ARGS)
+{
+	int64		keep;
+	int64		merge;
+	int64		employee = 0;
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	Oid			save_userid;
+	int			save_sec;
+	bool		isnull;
+	int64		audit;
+	int			ret;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.merge_customers needs the customer to keep and the one to merge into it")));
+	keep = PG_GETARG_INT64(0);
+	merge = PG_GETARG_INT64(1);
+	if (keep == merge)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("customer " INT64_FORMAT " cannot be merged into itself", keep)));
+	if (!crm_acting_permission("customer.merge", &employee) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s may not merge customers", employee ? psprintf("employee " INT64_FORMAT, employee) : "nobody acting"),
+				 errdetail("Merging needs the permission \"customer.merge\"."),
+				 errhint("Ask an administrator to add \"customer.merge\" to one of your roles (crm.role_permission).")));
+
+	SPI_connect();
+	args[0] = Int64GetDatum(keep);
+	args[1] = Int64GetDatum(merge);
+	/* as the caller: both must be theirs to see */
+	ret = SPI_execute_with_args("SELECT array_agg(id) FROM crm.customer WHERE id IN ($1, $2)",
+								2, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "crm: could not look up the customers to merge");
+	for (int i = 0; i < 2; i++)
+	{
+		bool		seen = false;
+		Datum		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(ids), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+							  &elems, NULL, &n);
+			for (int j = 0; j < n; j++)
+				seen |= DatumGetInt64(elems[j]) == DatumGetInt64(args[i]);
+		}
+		if (!seen)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("customer " INT64_FORMAT " does not exist or is not visible to you", DatumGetInt64(args[i])),
+					 errhint("Both customers of a merge must be ones you can see.")));
+	}
+
+	args[2] = Int64GetDatum(employee);
+	nulls[2] = employee ? ' ' : 'n';
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute_with_args("SELECT crm.merge_customers_apply($1, $2, $3)", 3, types, args, nulls, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "crm: could not merge customers");
+	audit = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT64(audit);
 }

@@ -136,7 +136,8 @@ CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
 CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 
--- A converted lead keeps its link to the customer and is read-only.
+-- A converted lead keeps its link to the customer and is read-only; the link
+-- alone may follow the customer into another (crm.merge_customers).
 CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -145,7 +146,11 @@ BEGIN
 		      HINT = format('Work on customer %s instead.', OLD.customer_id);
 END
 $$;
-CREATE TRIGGER lead_converted_read_only BEFORE UPDATE OR DELETE ON crm.lead
+CREATE TRIGGER lead_converted_read_only BEFORE UPDATE ON crm.lead
+	FOR EACH ROW WHEN (OLD.status = 'converted' AND to_jsonb(OLD) - 'customer_id' - 'updated_at'
+	                                              IS DISTINCT FROM to_jsonb(NEW) - 'customer_id' - 'updated_at')
+	EXECUTE FUNCTION crm.refuse_converted_lead();
+CREATE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
 CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();

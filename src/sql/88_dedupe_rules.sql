@@ -169,6 +169,9 @@ DECLARE
 	waited  boolean := false;
 	k       record;
 BEGIN
+	IF NOT EXISTS (SELECT FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt) THEN
+		RETURN NULL;
+	END IF;
 	-- the rows to check: all inserted ones, or those whose keys an update changed
 	cands := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows'
 	         ELSE format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s) IS DISTINCT FROM (%s)',
@@ -177,13 +180,14 @@ BEGIN
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
 	-- Up to 64 keys are locked one by one; a bigger statement locks the class.
+	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column, cands), ' UNION ALL ')
+	  INTO q
+	  FROM crm.dedupe_rule d, unnest(d.fields) rf(field)
+	  JOIN crm.dedupe_field f ON f.record_type = rt AND f.field = rf.field
+	 WHERE d.enabled AND d.action = 'block' AND d.record_type = rt;
 	FOR k IN EXECUTE format(
-		'SELECT f.class, count(DISTINCT v.key) AS n, array_agg(DISTINCT hashtext(v.key) ORDER BY hashtext(v.key)) AS hashes
-		   FROM (%s) c, crm.dedupe_rule r, unnest(r.fields) rf(field)
-		   JOIN crm.dedupe_field f ON f.record_type = %L AND f.field = rf.field,
-		   LATERAL (SELECT (to_jsonb(c) ->> f.key_column) AS key) v
-		  WHERE r.enabled AND r.action = ''block'' AND r.record_type = %L AND v.key IS NOT NULL
-		  GROUP BY f.class ORDER BY f.class', cands, rt, rt) LOOP
+		'SELECT class, count(DISTINCT key) AS n, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) AS hashes
+		   FROM (%s) x WHERE key IS NOT NULL GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
 		lockid := hashtext('crm dedupe ' || k.class);
 		IF k.n > 64 THEN
 			waited := NOT pg_try_advisory_xact_lock(lockid, 0) OR waited;
@@ -325,3 +329,91 @@ CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	AS 'MODULE_PATHNAME', 'crm_find_duplicates' LANGUAGE C STABLE;
 COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS
 	'What a candidate lead, customer or contact would duplicate: exact matches by rule and similar names, best first; records the caller may not see show only whose they are';
+
+-- Merging two customers (seed 002): what was merged, kept for the record.
+CREATE TABLE crm.customer_merge (
+	id          bigint GENERATED ALWAYS AS IDENTITY,
+	keep_id     bigint NOT NULL,
+	merged_id   bigint NOT NULL,
+	merged_row  jsonb NOT NULL,
+	moved       jsonb NOT NULL,
+	merged_by   bigint,
+	merged_at   timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT customer_merge_pkey PRIMARY KEY (id)
+);
+COMMENT ON TABLE crm.customer_merge IS 'Customers merged into others: the merged row as it was, and how many rows of each table moved';
+ALTER TABLE crm.customer_merge ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_merge_visible ON crm.customer_merge FOR SELECT TO crm_user
+	USING (crm.record_visible('customer', keep_id));
+GRANT SELECT ON crm.customer_merge TO crm_user;
+
+-- The merge itself, as crm's owner (crm.merge_customers checks the caller
+-- first): every reference to the merged customer moves to the kept one, found
+-- from the catalog so that tables added later (opportunities, contracts) move
+-- too; rows that would collide with the kept customer's (a team place, a tag,
+-- a pin it already has) go; empty fields of the kept customer are filled.
+CREATE FUNCTION crm.merge_customers_apply(keep_id bigint, merge_id bigint, merged_by bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m      crm.customer;
+	t      record;
+	moved  jsonb := '{}';
+	n      bigint;
+	audit  bigint;
+BEGIN
+	PERFORM FROM crm.customer WHERE id = keep_id FOR UPDATE;
+	SELECT * INTO m FROM crm.customer WHERE id = merge_id FOR UPDATE;
+	-- foreign keys to crm.customer
+	FOR t IN SELECT c.conrelid::regclass AS tbl, a.attname AS col
+	           FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+	          WHERE c.confrelid = 'crm.customer'::regclass AND c.contype = 'f' AND cardinality(c.conkey) = 1
+	          ORDER BY 1, 2 LOOP
+		EXECUTE format('UPDATE %s SET %I = $1 WHERE %I = $2', t.tbl, t.col, t.col) USING keep_id, merge_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		moved := moved || jsonb_build_object(t.tbl::text, n);
+	END LOOP;
+	-- rows naming a customer by record_type and record_id (the operation log keeps its history)
+	FOR t IN SELECT c.oid::regclass AS tbl,
+	                (SELECT array_agg(a.attname ORDER BY a.attname)
+	                   FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
+	                  WHERE i.indrelid = c.oid AND i.indisunique
+	                    AND a.attname NOT IN ('record_type', 'record_id')
+	                    AND EXISTS (SELECT FROM pg_attribute r WHERE r.attrelid = c.oid AND r.attname = 'record_id'
+	                                AND r.attnum = ANY (i.indkey))) AS others
+	           FROM pg_class c
+	          WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r' AND c.relname <> 'oplog'
+	            AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'record_type')
+	            AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'record_id')
+	          ORDER BY 1 LOOP
+		IF t.others IS NOT NULL THEN
+			EXECUTE format('DELETE FROM %s m WHERE m.record_type = ''customer'' AND m.record_id = $2
+			                  AND EXISTS (SELECT FROM %s k WHERE k.record_type = ''customer'' AND k.record_id = $1 AND %s)',
+			               t.tbl, t.tbl, (SELECT string_agg(format('k.%1$I = m.%1$I', o), ' AND ') FROM unnest(t.others) o))
+				USING keep_id, merge_id;
+		END IF;
+		EXECUTE format('UPDATE %s SET record_id = $1 WHERE record_type = ''customer'' AND record_id = $2', t.tbl)
+			USING keep_id, merge_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		moved := moved || jsonb_build_object(t.tbl::text, n);
+	END LOOP;
+	-- flagged pairs name the merged customer as the match too; a customer is no duplicate of itself
+	UPDATE crm.duplicate_set SET match_id = keep_id WHERE match_type = 'customer' AND match_id = merge_id;
+	DELETE FROM crm.duplicate_set WHERE record_type = 'customer' AND match_type = 'customer' AND record_id = match_id;
+
+	UPDATE crm.customer k
+	   SET phone = coalesce(k.phone, m.phone), industry = coalesce(k.industry, m.industry),
+	       source = coalesce(k.source, m.source), level = coalesce(k.level, m.level),
+	       uscc = coalesce(k.uscc, m.uscc), locked = k.locked OR m.locked
+	 WHERE k.id = keep_id;
+	INSERT INTO crm.customer_merge (keep_id, merged_id, merged_row, moved, merged_by)
+	VALUES (keep_id, merge_id, to_jsonb(m), moved, merged_by) RETURNING id INTO audit;
+	DELETE FROM crm.customer WHERE id = merge_id;
+	RETURN audit;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.merge_customers_apply(bigint, bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION crm.merge_customers(keep_id bigint, merge_id bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_merge_customers' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.merge_customers(bigint, bigint) IS
+	'Merge customer merge_id into keep_id in one transaction (needs customer.merge and both visible); returns the crm.customer_merge id';
