@@ -155,6 +155,14 @@ SELECT (SELECT count(*) FROM crm.customer WHERE id = :merge) AS merged_left,
        (SELECT industry FROM crm.customer WHERE id = :keep) AS industry_filled;
 SELECT merged_row ->> 'name' AS merged, moved, merged_by = :li AS by_li FROM crm.customer_merge;
 
+-- an import reports a duplicate on its own line and goes on with the others
+CREATE TEMP TABLE dd_import (LIKE crm.customer_import INCLUDING ALL);
+INSERT INTO dd_import (line, name, uscc, owner_id) VALUES
+	(1, '华为技术有限责任公司', crm.uscc_with_check('91440300MA5F00161'), :li),
+	(2, '温州眼镜有限公司', crm.uscc_with_check('91330300MA5F00162'), :li);
+SELECT * FROM crm.import_customers('dd_import');
+SELECT line, status, sqlstate, message FROM dd_import ORDER BY line;
+
 -- converting a lead makes a customer and a contact that are not duplicates of the lead itself
 BEGIN;
 INSERT INTO crm.lead (name, company, uscc, mobile, owner_id)
