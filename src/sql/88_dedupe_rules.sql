@@ -157,8 +157,12 @@ REVOKE ALL ON FUNCTION crm.dedupe_rule_query(crm.dedupe_rule, text) FROM PUBLIC;
 
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
+-- The statement's rows are few against many records: probe the key indexes
+-- for each of them.  Left to itself the planner hashes the whole target table
+-- (1,000,000 customers: 0.5 s where the probes take 0.09 s).
 CREATE FUNCTION crm.dedupe_check() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
 	rt      text := TG_TABLE_NAME;
 	r       crm.dedupe_rule;
@@ -167,6 +171,7 @@ DECLARE
 	cands   text;
 	lockid  integer;
 	waited  boolean := false;
+	bulk    boolean;
 	k       record;
 BEGIN
 	IF NOT EXISTS (SELECT FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt) THEN
@@ -179,20 +184,23 @@ BEGIN
 	                     (SELECT string_agg('o.' || quote_ident(key_column), ', ' ORDER BY field) FROM crm.dedupe_field WHERE record_type = rt)) END;
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
-	-- Up to 64 keys are locked one by one; a bigger statement locks the class.
-	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column, cands), ' UNION ALL ')
+	-- A statement of up to 64 rows locks its keys one by one; a bigger one the
+	-- classes of key its blocking rules compare.
+	EXECUTE format('SELECT count(*) > 64 FROM (%s) c', cands) INTO bulk;
+	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column,
+	                                  CASE WHEN bulk THEN 'SELECT NULL::text AS ' || quote_ident(f.key_column) ELSE cands END), ' UNION ALL ')
 	  INTO q
 	  FROM crm.dedupe_rule d, unnest(d.fields) rf(field)
 	  JOIN crm.dedupe_field f ON f.record_type = rt AND f.field = rf.field
 	 WHERE d.enabled AND d.action = 'block' AND d.record_type = rt;
 	FOR k IN EXECUTE format(
-		'SELECT class, count(DISTINCT key) AS n, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) AS hashes
-		   FROM (%s) x WHERE key IS NOT NULL GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
+		'SELECT class, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) FILTER (WHERE key IS NOT NULL) AS hashes
+		   FROM (%s) x GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
 		lockid := hashtext('crm dedupe ' || k.class);
-		IF k.n > 64 THEN
+		IF bulk THEN
 			waited := NOT pg_try_advisory_xact_lock(lockid, 0) OR waited;
 			PERFORM pg_advisory_xact_lock(lockid, 0);
-		ELSE
+		ELSIF k.hashes IS NOT NULL THEN
 			waited := NOT pg_try_advisory_xact_lock_shared(lockid, 0) OR waited;
 			PERFORM pg_advisory_xact_lock_shared(lockid, 0);
 			FOR i IN 1 .. cardinality(k.hashes) LOOP
