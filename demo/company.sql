@@ -164,6 +164,13 @@ UPDATE crm.customer c SET last_follow_up_at = f.last
          WHERE record_type = 'customer' GROUP BY record_id) f
  WHERE f.record_id = c.id;
 
+-- duplicate rules (docs/duplicates.md): a company is entered once, a shared phone is flagged
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
+	('公司名称查重', 'customer', '{name}', 'block', '{customers, leads}'),
+	('统一社会信用代码查重', 'customer', '{uscc}', 'block', '{customers, leads}'),
+	('电话查重', 'customer', '{phone}', 'warn', '{customers, contacts}'),
+	('线索手机查重', 'lead', '{mobile}', 'block', '{customers, leads, contacts}');
+
 -- 王芳 hands 苏州丝路 to 刘洋, keeping herself on its team: he finds it in his inbox
 SET LOCAL ROLE wang_fang;
 SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = '苏州丝路纺织有限公司'),

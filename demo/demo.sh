@@ -28,10 +28,11 @@ if ! runuser -u postgres -- test -x "$top"; then
 fi
 cluster_setup "$dir" "$port" crm_demo
 
-# A new crm build (this is version 0.1, before any release, so no update scripts):
-# restart to load the new library and rebuild the demo database from scratch.
+# A new crm build or demo company (this is version 0.1, before any release, so no
+# update scripts): restart to load the new library and rebuild the demo database.
 build=$(cat "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/crm.so" \
-	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql | md5sum | cut -d' ' -f1)
+	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql "$top/demo/company.sql" |
+	md5sum | cut -d' ' -f1)
 if [ "$(cat "$dir/build" 2>/dev/null)" != "$build" ] &&
 	[ -n "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
 	echo "crm was rebuilt: restarting the demo cluster and reloading crm_demo"
@@ -79,6 +80,10 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
   INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('代建客户', crm.uscc_with_check('91330106MA2B0A1Y8'), 1);
                                                        -- refused, with the reason
   UPDATE crm.role_scope SET scope = 'all';             -- refused: needs admin.role
+  INSERT INTO crm.customer (name, uscc) VALUES ('广州珠江电子（集团）股份有限公司',
+         crm.uscc_with_check('91440101MA5A6B7C9'));     -- refused: it is 杨磊's already
+  SELECT * FROM crm.find_duplicates('customer', '{"name": "zhu jiang dian zi"}');
+                                                       -- whose it is, without showing it
 
 As the superuser: SELECT * FROM crm.job; SELECT jobname, schedule FROM cron.job;
 Stop with: make demo-stop    Read on: docs/index.md
