@@ -28,3 +28,17 @@ SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
 INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
 SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_dedupe_company;
+
+-- crm find_fuzzy
+-- a fuzzy look-up before entering a company (no rules: similar names and initials),
+-- against the pg_trgm query on the same index written by hand
+SET ROLE bench_sales;
+\timing on
+-- repeat 20
+SELECT count(*) FROM crm.find_duplicates('customer', '{"name": "杭州华盛电子有限公司"}');
+
+-- baseline find_fuzzy
+\timing on
+-- repeat 20
+SELECT count(*) FROM (SELECT id, similarity(name_pinyin, 'hangzhouhuashengdianzi') FROM crm.customer
+ WHERE name_pinyin % 'hangzhouhuashengdianzi' ORDER BY 2 DESC LIMIT 20) s;
