@@ -172,6 +172,7 @@ DECLARE
 	lockid  integer;
 	waited  boolean := false;
 	bulk    boolean;
+	found   boolean;
 	k       record;
 BEGIN
 	IF NOT EXISTS (SELECT FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt) THEN
@@ -234,6 +235,9 @@ BEGIN
 					                    coalesce(hit.owner, 'nobody'));
 			END IF;
 		ELSE
+			-- most statements flag nothing: find that out with the probes alone
+			EXECUTE format('SELECT EXISTS (%s)', q) INTO found;
+			CONTINUE WHEN NOT found;
 			EXECUTE format(
 				'WITH h AS (%s),
 				 flagged AS (
