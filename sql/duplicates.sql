@@ -157,6 +157,29 @@ SELECT (SELECT count(*) FROM crm.customer WHERE id = :merge) AS merged_left,
        (SELECT industry FROM crm.customer WHERE id = :keep) AS industry_filled;
 SELECT merged_row ->> 'name' AS merged, moved, merged_by = :li AS by_li FROM crm.customer_merge;
 
+-- an individual customer is the same person by name together with a contact's mobile (seed 001),
+-- checked when the contact is written
+INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields, match) VALUES
+	('person and mobile', 'customer', 'individual', '{name, contact_mobile}', 'all');
+BEGIN;
+INSERT INTO crm.customer (name, kind, owner_id) VALUES ('陈先生', 'individual', :zhang) RETURNING id AS chen \gset
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) VALUES (:chen, '陈先生', '13812340008', :zhang);
+COMMIT;
+BEGIN;
+INSERT INTO crm.customer (name, kind, owner_id) VALUES ('陈 先生', 'individual', :li) RETURNING id AS chen2 \gset
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) VALUES (:chen2, '陈先生', '+8613812340008', :li);
+ROLLBACK;
+BEGIN;
+INSERT INTO crm.customer (name, kind, owner_id) VALUES ('陈先生', 'individual', :li) RETURNING id AS chen3 \gset
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) VALUES (:chen3, '陈先生', '13912340009', :li);
+COMMIT;
+SELECT c.name, k.mobile, e.name AS owner FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id
+  JOIN crm.employee e ON e.id = c.owner_id WHERE c.kind = 'individual' AND c.name = '陈先生' ORDER BY k.mobile;
+-- a contact's mobile changed to the other 陈先生's is refused too
+UPDATE crm.contact SET mobile = '13812340008' WHERE customer_id = :chen3;
+SELECT match_type, label, owner, rules FROM crm.find_duplicates('customer',
+	'{"name": "陈先生", "kind": "individual", "contact_mobile": "+86 138 1234 0008"}') WHERE rules IS NOT NULL;
+
 -- an import reports a duplicate on its own line and goes on with the others
 CREATE TEMP TABLE dd_import (LIKE crm.customer_import INCLUDING ALL);
 INSERT INTO dd_import (line, name, uscc, owner_id) VALUES

@@ -22,7 +22,9 @@ INSERT INTO crm.dedupe_field VALUES
 	('lead', 'uscc', 'uscc', 'uscc'),
 	('contact', 'name', 'person', 'name_key'),
 	('contact', 'mobile', 'phone', 'mobile_key'),
-	('contact', 'email', 'email', 'email_key');
+	('contact', 'email', 'email', 'email_key'),
+	-- an individual customer by its contacts' mobiles (seed 001: name together with mobile)
+	('customer', 'contact_mobile', 'contact_phone', 'contact_mobile_key');
 COMMENT ON TABLE crm.dedupe_field IS 'The fields duplicate rules may name, the class each is compared as and its key column (shipped)';
 GRANT SELECT ON crm.dedupe_field TO crm_user;
 
@@ -115,6 +117,7 @@ BEGIN ATOMIC
 		('customers', 'customer', 'person', 'name_key', 'x.kind = ''individual'''),
 		('customers', 'customer', 'phone', 'phone_key', 'true'),
 		('customers', 'customer', 'uscc', 'uscc', 'true'),
+		('customers', 'customer', 'contact_phone', 'contact_mobile_key', 'x.kind = ''individual'''),
 		('leads', 'lead', 'company', 'company_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
 		('leads', 'lead', 'person', 'name_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
 		('leads', 'lead', 'phone', 'mobile_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
@@ -137,14 +140,20 @@ BEGIN
 	FOR t IN SELECT g.record_type AS target_type, g.condition,
 	                array_agg(format('x.%I = n.%I', g.key_column, f.key_column)) AS joins
 	           FROM crm.dedupe_targets() g
-	           JOIN crm.dedupe_field f ON f.record_type = r.record_type AND f.class = g.class AND f.field = ANY (r.fields)
+	           JOIN crm.dedupe_field f ON f.record_type = r.record_type AND f.field = ANY (r.fields)
+	            -- an individual customer's name is a person's
+	            AND g.class = CASE WHEN f.class = 'company' AND r.customer_kind = 'individual' THEN 'person' ELSE f.class END
 	          WHERE g.target = ANY (r.against)
 	          GROUP BY g.target, g.record_type, g.condition LOOP
 		parts := parts || ARRAY(
 			SELECT format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
-			                 FROM (%s) n JOIN crm.%I x ON %s
+			                 FROM (%s) n JOIN %s x ON %s
 			                WHERE %s AND x.id IS DISTINCT FROM n.id %s',
-			              t.target_type, cands, t.target_type, c, t.condition,
+			              t.target_type, cands,
+			              CASE WHEN t.target_type = 'customer' AND 'contact_mobile' = ANY (r.fields)
+			                   THEN '(SELECT c.*, k.mobile_key AS contact_mobile_key FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id)'
+			                   ELSE 'crm.' || quote_ident(t.target_type) END,
+			              c, t.condition,
 			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
 			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
 			                   WHEN cardinality(t.joins) = cardinality(r.fields) THEN ARRAY[array_to_string(t.joins, ' AND ')]
@@ -166,6 +175,8 @@ SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
 	rt      text := TG_TABLE_NAME;
 	r       crm.dedupe_rule;
+	rules   crm.dedupe_rule[];
+	rows    text[];		-- per rule: the statement's rows as that rule compares them
 	hit     record;
 	q       text;
 	cands   text;
@@ -175,25 +186,43 @@ DECLARE
 	found   boolean;
 	k       record;
 BEGIN
-	IF NOT EXISTS (SELECT FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt) THEN
-		RETURN NULL;
-	END IF;
 	-- the rows to check: all inserted ones, or those whose keys an update changed
 	cands := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows'
 	         ELSE format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s) IS DISTINCT FROM (%s)',
-	                     (SELECT string_agg('n.' || quote_ident(key_column), ', ' ORDER BY field) FROM crm.dedupe_field WHERE record_type = rt),
-	                     (SELECT string_agg('o.' || quote_ident(key_column), ', ' ORDER BY field) FROM crm.dedupe_field WHERE record_type = rt)) END;
+	                     (SELECT string_agg('n.' || quote_ident(a.attname), ', ' ORDER BY a.attname) FROM pg_attribute a
+	                       WHERE a.attrelid = TG_RELID AND (a.attname IN (SELECT key_column FROM crm.dedupe_field)
+	                                                         OR rt = 'contact' AND a.attname = 'customer_id')),
+	                     (SELECT string_agg('o.' || quote_ident(a.attname), ', ' ORDER BY a.attname) FROM pg_attribute a
+	                       WHERE a.attrelid = TG_RELID AND (a.attname IN (SELECT key_column FROM crm.dedupe_field)
+	                                                         OR rt = 'contact' AND a.attname = 'customer_id'))) END;
+	-- the rules that apply, and the rows each compares: an individual customer's
+	-- rule on its contacts' mobiles also runs when contacts are written
+	FOR r IN SELECT * FROM crm.dedupe_rule d
+	          WHERE d.enabled AND (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
+	                                                     AND 'contact_mobile' = ANY (d.fields)))
+	          ORDER BY d.action, d.id LOOP
+		rules := rules || r;
+		rows := rows || CASE
+			WHEN r.record_type <> rt THEN format(
+				'SELECT c.*, k.mobile_key AS contact_mobile_key FROM (%s) k JOIN crm.customer c ON c.id = k.customer_id', cands)
+			WHEN 'contact_mobile' = ANY (r.fields) THEN format(
+				'SELECT n.*, k.mobile_key AS contact_mobile_key FROM (%s) n LEFT JOIN crm.contact k ON k.customer_id = n.id', cands)
+			ELSE cands END;
+	END LOOP;
+	IF rules IS NULL THEN
+		RETURN NULL;
+	END IF;
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
 	-- A statement of up to 64 rows locks its keys one by one; a bigger one the
 	-- classes of key its blocking rules compare.
 	EXECUTE format('SELECT count(*) > 64 FROM (%s) c', cands) INTO bulk;
 	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column,
-	                                  CASE WHEN bulk THEN 'SELECT NULL::text AS ' || quote_ident(f.key_column) ELSE cands END), ' UNION ALL ')
+	                                  CASE WHEN bulk THEN 'SELECT NULL::text AS ' || quote_ident(f.key_column) ELSE rows[i] END), ' UNION ALL ')
 	  INTO q
-	  FROM crm.dedupe_rule d, unnest(d.fields) rf(field)
-	  JOIN crm.dedupe_field f ON f.record_type = rt AND f.field = rf.field
-	 WHERE d.enabled AND d.action = 'block' AND d.record_type = rt;
+	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
+	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
+	 WHERE rules[i].action = 'block';
 	FOR k IN EXECUTE format(
 		'SELECT class, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) FILTER (WHERE key IS NOT NULL) AS hashes
 		   FROM (%s) x GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
@@ -216,14 +245,15 @@ BEGIN
 			      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
 	END IF;
 
-	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = rt ORDER BY d.action, d.id LOOP
-		q := crm.dedupe_rule_query(r, cands);
+	FOR i IN 1 .. cardinality(rules) LOOP
+		r := rules[i];
+		q := crm.dedupe_rule_query(r, rows[i]);
 		CONTINUE WHEN q IS NULL;
 
 		IF r.action = 'block' THEN
 			EXECUTE format('SELECT h.*, e.name AS owner FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
-				RAISE EXCEPTION '% "%" duplicates % by rule "%"', rt, hit.new_name,
+				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, hit.new_name,
 				                CASE hit.match_type WHEN 'customer' THEN 'a customer owned by '
 				                                    WHEN 'lead' THEN 'a lead of '
 				                                    ELSE 'a contact of a customer owned by ' END || coalesce(hit.owner, 'nobody'),
@@ -254,7 +284,7 @@ BEGIN
 				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
 				   LEFT JOIN crm.employee o ON o.id = x.owner_id
 				   LEFT JOIN crm.employee s ON s.id = n.owner_id',
-				q, r.id, rt, rt, replace(r.name, '%', '%%'), rt, rt) INTO hit;
+				q, r.id, r.record_type, r.record_type, replace(r.name, '%', '%%'), r.record_type, r.record_type) INTO hit;
 		END IF;
 	END LOOP;
 	RETURN NULL;
@@ -294,8 +324,8 @@ BEGIN
 		WHEN 'customer' THEN format(
 			'SELECT NULL::bigint AS id, %1$L::text AS name, %2$L::text AS kind, %3$L::text AS uscc,
 			        crm.dedupe_key(CASE %2$L WHEN ''individual'' THEN ''name'' ELSE ''company'' END, %1$L) AS name_key,
-			        crm.dedupe_key(''phone'', %4$L) AS phone_key',
-			c ->> 'name', coalesce(c ->> 'kind', 'company'), c ->> 'uscc', c ->> 'phone')
+			        crm.dedupe_key(''phone'', %4$L) AS phone_key, crm.dedupe_key(''phone'', %5$L) AS contact_mobile_key',
+			c ->> 'name', coalesce(c ->> 'kind', 'company'), c ->> 'uscc', c ->> 'phone', c ->> 'contact_mobile')
 		WHEN 'lead' THEN format(
 			'SELECT NULL::bigint AS id, %1$L::text AS name, %2$L::text AS uscc, crm.dedupe_key(''name'', %1$L) AS name_key,
 			        crm.dedupe_key(''company'', %3$L) AS company_key, crm.dedupe_key(''phone'', %4$L) AS mobile_key,
