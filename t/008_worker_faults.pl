@@ -1,0 +1,103 @@
+# How the notification worker classifies what goes wrong: a garbled answer,
+# a timeout, nobody listening, a rejected signature, and DingTalk's 10-minute
+# block of a robot that sent too fast, which silences that channel only.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use FakeIM;
+
+my $fake = FakeIM->start;
+my $base = $fake->base;
+$fake->post('/_fake/config', {
+	wecom    => { 'wc-bot' => {} },
+	dingtalk => { 'dt-bot' => { secret => 'dt-secret' }, 'dt-other' => { secret => 'dt-secret' } } });
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'crm'
+crm.database_name = 'postgres'
+crm.im_poll_interval = '1s'
+crm.im_retry_delay = '100ms'
+crm.im_max_attempts = 3
+crm.im_request_timeout = '500ms'
+});
+$node->start;
+sub sql { return $node->safe_psql('postgres', $_[0]) }
+sql(qq{
+CREATE EXTENSION crm CASCADE;
+INSERT INTO crm.department (name) VALUES ('Sales');
+INSERT INTO crm.employee (name, department_id) SELECT 'Wang', id FROM crm.department;
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url, secret, api_base, events, enabled) VALUES
+	('wecom', 'wecom', 'robot', '$base/cgi-bin/webhook/send?key=wc-bot', NULL, '$base', '{*}', false),
+	('nobody', 'wecom', 'robot', 'http://127.0.0.1:1/cgi-bin/webhook/send?key=x', NULL, '$base', '{*}', false),
+	('bad secret', 'dingtalk', 'robot', '$base/robot/send?access_token=dt-bot', 'not-the-secret', '$base', '{*}', false),
+	('dingtalk', 'dingtalk', 'robot', '$base/robot/send?access_token=dt-bot', 'dt-secret', '$base', '{*}', false),
+	('dingtalk other', 'dingtalk', 'robot', '$base/robot/send?access_token=dt-other', 'dt-secret', '$base', '{*}', false);
+});
+
+sub only { my $list = join ',', map { "'$_'" } @_; sql("UPDATE crm.im_channel SET enabled = name IN ($list)") }
+sub notify { sql("SELECT crm.notify(ARRAY(SELECT id FROM crm.employee), 'transfer.received', '$_[0]', NULL)") }
+sub outcome
+{
+	my ($title, $until) = @_;
+	$node->poll_query_until('postgres', qq{
+		SELECT bool_and($until) FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
+		 WHERE n.title = '$title'}) or diag "'$title' never reached $until";
+	return sql(qq{SELECT string_agg(format('%s %s %s %s', c.name, d.status, d.attempts, d.last_code), E'\n' ORDER BY c.name)
+	                FROM crm.im_delivery d JOIN crm.im_channel c ON c.id = d.channel_id
+	                JOIN crm.notification n ON n.id = d.notification_id WHERE n.title = '$title'});
+}
+
+# a garbled 200 may have been delivered: retried (the platform's duplicate check guards a repeat)
+only('wecom');
+$fake->post('/_fake/fault', { platform => 'wecom', malformed => JSON::PP::true, count => 1 });
+notify('garbled');
+is(outcome('garbled', "d.status = 'sent'"), 'wecom sent 2 ', 'a garbled answer is retried, then sent');
+
+# a reply slower than crm.im_request_timeout is a transport failure, retried
+$fake->post('/_fake/fault', { platform => 'wecom', delay_ms => 1500, count => 1 });
+notify('slow');
+is(outcome('slow', "d.status = 'sent'"), 'wecom sent 2 ', 'a timeout is retried, then sent');
+
+# nobody listening: retried until crm.im_max_attempts, then dead
+only('nobody');
+notify('unreachable');
+is(outcome('unreachable', "d.status = 'dead'"), 'nobody dead 3 transport', 'no connection: retried, then dead as transport');
+
+# a wrong robot secret is DingTalk's 310000: permanent
+only('bad secret');
+notify('bad signature');
+is(outcome('bad signature', "d.status = 'dead'"), 'bad secret dead 1 310000', 'a rejected signature is dead at once');
+
+# DingTalk blocks a robot that sent 20 in a minute for 10 minutes; crm waits it out on that
+# channel only.  The fake's window for dt-bot is filled behind the worker's back.
+only('dingtalk', 'dingtalk other');
+for my $i (1 .. 20)
+{
+	my $ts = int(time * 1000);
+	my $sign = sql("SELECT crm.im_robot_sign('dingtalk', 'dt-secret', $ts)");
+	$fake->post("/robot/send?access_token=dt-bot&timestamp=$ts&sign=$sign",
+		{ msgtype => 'text', text => { content => "filler $i" } });
+}
+notify('blocked');
+is(outcome('blocked', "d.status IN ('sent', 'failed')"), "dingtalk failed 1 410100\ndingtalk other sent 1 ",
+	'the robot over its limit fails with 410100, the other robot of the platform is not held up');
+cmp_ok(sql(q{SELECT round(extract(epoch FROM d.next_attempt_at - now()) / 60) FROM crm.im_delivery d
+               JOIN crm.im_channel c ON c.id = d.channel_id WHERE c.name = 'dingtalk' AND d.status = 'failed'}),
+	'>=', 9, 'and is tried again after the ten minutes');
+notify('while blocked');
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
+	WHERE n.title = 'while blocked' AND d.status = 'sent'});
+is(sql(q{SELECT d.status || ' ' || d.attempts || ' ' || (d.next_attempt_at > now() + interval '9 minutes')
+           FROM crm.im_delivery d JOIN crm.im_channel c ON c.id = d.channel_id
+           JOIN crm.notification n ON n.id = d.notification_id WHERE n.title = 'while blocked' AND c.name = 'dingtalk'}),
+	'pending 0 true', 'a new message to the blocked robot waits for the block to end without an attempt');
+
+$node->stop;
+$fake->stop;
+done_testing();
