@@ -58,7 +58,7 @@ PGDLLEXPORT void crm_worker_main(Datum arg);
 
 /* settings (all reloadable) */
 static int	im_poll_interval = 10000;
-static int	im_batch_size = 200;
+static int	im_batch_size = 500;
 static int	im_request_timeout = 10000;
 static int	im_retry_delay = 5000;
 static int	im_max_attempts = 8;
@@ -1256,7 +1256,7 @@ crm_worker_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("crm.im_batch_size",
 							"Due deliveries the notification worker takes per channel and round.",
-							NULL, &im_batch_size, 200, 1, 10000,
+							NULL, &im_batch_size, 500, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("crm.im_request_timeout",
 							"How long the notification worker waits for an IM platform's answer.",
