@@ -191,12 +191,12 @@ CREATE TABLE crm.im_delivery (
 	CONSTRAINT im_delivery_pkey PRIMARY KEY (id),
 	CONSTRAINT im_delivery_status_check CHECK (status IN ('pending', 'sent', 'failed', 'dead'))
 );
--- No foreign keys: only crm.notify() writes deliveries, taking notifications
--- and channels from the rows it reads.  Checking them per row cost 0.25 s per
--- 100,000 deliveries for the channel; for the notification, a check planned
--- while the inbox was small seq-scans it for every delivery of a large batch
--- (100 events to 200 employees: 0.5 s became 6 s).  Random idempotency keys
--- need no unique index to stay unique.
+-- No foreign keys: only crm.im_expand() writes deliveries, taking
+-- notifications and channels from the rows it reads.  Checking them per row
+-- cost 0.25 s per 100,000 deliveries for the channel; for the notification, a
+-- check planned while the inbox was small seq-scans it for every delivery of a
+-- large batch (100 events to 200 employees: 0.5 s became 6 s).  Random
+-- idempotency keys need no unique index to stay unique.
 CREATE INDEX im_delivery_due_idx ON crm.im_delivery (channel_id, next_attempt_at) WHERE status IN ('pending', 'failed');
 -- what a foreign key's ON DELETE CASCADE would do for a deleted channel
 CREATE FUNCTION crm.im_channel_deleted() RETURNS trigger
