@@ -65,8 +65,12 @@ static int	im_max_attempts = 8;
 
 /* notifications turned into deliveries per round */
 #define EXPAND_BATCH 2000
-/* a digest stops growing at this many body bytes: under every robot's limit */
+/* a digest stops growing at this many body bytes: under every platform's
+ * limit, but DingTalk work notices, whose msg holds 2048 */
 #define DIGEST_BUDGET 3000
+#define DINGTALK_APP_DIGEST_BUDGET 1500
+/* more than this many messages for one person in a round go as one digest */
+#define APP_DIGEST_AFTER 3
 /* tokens are renewed this long before they expire */
 #define TOKEN_MARGIN (60 * USECS_PER_SEC)
 #define MAX_BACKOFF (3600 * INT64CONST(1000))
@@ -297,6 +301,7 @@ typedef struct Delivery
 	int64		sent_in;		/* the delivery whose request carried it */
 	char	   *code;
 	char	   *error;
+	List	   *more;			/* an app digest's other deliveries, when this one carries it */
 } Delivery;
 
 typedef struct Channel
@@ -578,7 +583,10 @@ new_send(Channel *ch, List *items, char *body)
 	return s;
 }
 
-/* A robot's digest of the items, the first of which carries it, as many as fit DIGEST_BUDGET. */
+/*
+ * A digest of the items, the first of which carries it, as many as fit the
+ * budget: a robot's names each recipient, an app's goes to one person.
+ */
 static Send *
 digest(Channel *ch, List *items)
 {
@@ -587,14 +595,17 @@ digest(Channel *ch, List *items)
 	ListCell   *lc;
 	Delivery   *carrier = linitial(items);
 	char	   *payload;
+	int			budget = !is_robot(ch) && strcmp(ch->platform, "dingtalk") == 0
+		? DINGTALK_APP_DIGEST_BUDGET : DIGEST_BUDGET;
 
 	initStringInfo(&body);
 	foreach(lc, items)
 	{
 		Delivery   *d = lfirst(lc);
-		char	   *line = psprintf("• %s · %s\n", d->name ? d->name : "", d->title);
+		char	   *line = is_robot(ch) ? psprintf("• %s · %s\n", d->name ? d->name : "", d->title)
+			: psprintf("• %s\n", d->title);
 
-		if (taken != NIL && body.len + strlen(line) > DIGEST_BUDGET)
+		if (taken != NIL && (int) (body.len + strlen(line)) > budget)
 			break;
 		appendStringInfoString(&body, line);
 		taken = lappend(taken, d);
@@ -643,6 +654,43 @@ recipient_room(Channel *ch, Delivery *d, TimestampTz now, TimestampTz *wake)
 	return false;
 }
 
+/*
+ * An app's deliveries with each person's first standing for all of theirs
+ * when they have more than APP_DIGEST_AFTER (the rest hang on its "more").
+ */
+static List *
+group_by_recipient(List *deliveries)
+{
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	foreach(lc, deliveries)
+	{
+		Delivery   *d = lfirst(lc);
+		ListCell   *oc;
+		Delivery   *first = NULL;
+		int			count = 0;
+
+		foreach(oc, deliveries)
+		{
+			Delivery   *o = lfirst(oc);
+
+			if (strcmp(o->im_id, d->im_id) != 0)
+				continue;
+			if (first == NULL)
+				first = o;
+			count++;
+		}
+		if (count <= APP_DIGEST_AFTER)
+			out = lappend(out, d);
+		else if (first == d)
+			out = lappend(out, d);
+		else
+			first->more = lappend(first->more, d);
+	}
+	return out;
+}
+
 /* Sends for the channel's due deliveries that its window allows now. */
 static List *
 plan(Channel *ch, TimestampTz now, TimestampTz *wake)
@@ -670,6 +718,8 @@ plan(Channel *ch, TimestampTz now, TimestampTz *wake)
 			sendable = lappend(sendable, d);
 	}
 	room = Min(window_room(&st->minute, now), window_room(&st->second, now));
+	if (!is_robot(ch))
+		sendable = group_by_recipient(sendable);
 	n = list_length(sendable);
 	i = 0;
 	foreach(lc, sendable)
@@ -681,6 +731,16 @@ plan(Channel *ch, TimestampTz now, TimestampTz *wake)
 			break;
 		if (!is_robot(ch) && !recipient_room(ch, d, now, wake))
 			continue;
+		/* a person with many messages this round gets them as one */
+		if (!is_robot(ch) && d->more != NIL)
+		{
+			Send	   *s = digest(ch, lcons(d, d->more));
+
+			if (s)
+				sends = lappend(sends, s);
+			i++;
+			continue;
+		}
 		/* a robot short of room sends the rest as one digest in its last slot */
 		if (is_robot(ch) && n > room && i == room - 1)
 		{

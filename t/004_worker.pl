@@ -132,6 +132,18 @@ is($fake->get('/_fake/stats')->{token_requests}{wecom} - $stats->{token_requests
 	'the expiry cost exactly one token request');
 received();
 
+# -- many messages for one person in a round reach them as one app message
+only('wecom app');
+sql(q{SELECT crm.notify(ARRAY(SELECT id FROM crm.employee), 'transfer.received', 'pile ' || g, NULL)
+        FROM generate_series(1, 12) g});
+settled('pile %');
+my @pile = grep { $_->{body} =~ /pile/ } @{ received() };
+is(scalar(@pile), 1, 'twelve notifications to one person: one WeCom app message');
+like($pile[0]{body}, qr/12 notifications.*pile 1\\n.*pile 12\\n/, 'which lists them all');
+is(sql(q{SELECT count(DISTINCT sent_in) || ' ' || count(*) FILTER (WHERE status = 'sent') FROM crm.im_delivery d
+          JOIN crm.notification n ON n.id = d.notification_id WHERE n.title LIKE 'pile %'}), '1 12',
+	'every delivery records the request that carried it');
+
 # -- 100 messages to one robot never trip its 20-a-minute limit: the excess goes as a digest
 sql("INSERT INTO crm.im_channel (name, platform, kind, webhook_url, api_base, events)
      VALUES ('wecom burst', 'wecom', 'robot', '$base/cgi-bin/webhook/send?key=wc-burst', '$base', '{*}')");
@@ -169,8 +181,12 @@ received();
 # -- kill -9 of the postmaster in the middle of a batch: nothing lost, repeats keep their key
 only('feishu app');
 $fake->post('/_fake/fault', { platform => 'feishu', delay_ms => 3000, count => 1000 });
-sql(q{SELECT crm.notify(ARRAY(SELECT id FROM crm.employee), 'transfer.received', 'crash ' || g, NULL)
-        FROM generate_series(1, 10) g});
+# ten colleagues, one message each (several for one person would go as a digest)
+sql(q{INSERT INTO crm.employee (name, department_id, feishu_open_id)
+      SELECT 'colleague ' || g, department_id, 'ou_colleague_' || g FROM crm.employee, generate_series(1, 10) g
+       WHERE name = '王芳'});
+sql(q{SELECT crm.notify(ARRAY[e.id], 'transfer.received', 'crash ' || g, NULL)
+        FROM generate_series(1, 10) g JOIN crm.employee e ON e.name = 'colleague ' || g});
 $node->poll_query_until('postgres',
 	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'crm notification worker' AND query LIKE 'sending%'")
   or diag 'the worker never started sending';
@@ -187,7 +203,7 @@ settled('crash %');
 is(deliveries('crash %'), join("\n", ('feishu app sent 1 -') x 10), 'after the restart all ten are sent');
 my @crash = grep { $_->{body} =~ /crash \d+/ } @{ received() };
 my %uuids;
-$uuids{ decode_json($_->{body})->{uuid} }++ for @crash;
+$uuids{ JSON::PP->new->decode($_->{body})->{uuid} }++ for @crash;
 is(join(',', sort keys %uuids), $keys, 'the repeats carried the keys of the rows written before the crash');
 is(scalar(@crash), 10, 'and the platform took each message once');
 

@@ -280,6 +280,7 @@ BEGIN ATOMIC
 		       ELSE coalesce(own.delivery, every.delivery, 'app') = 'app'
 		        AND CASE c.platform WHEN 'wecom' THEN e.wecom_userid WHEN 'feishu' THEN e.feishu_open_id
 		                            ELSE e.dingtalk_userid END IS NOT NULL END
+		 ORDER BY t.id, c.id	-- deliveries in the order things happened
 		RETURNING 1
 	)
 	SELECT count(*)::integer FROM taken;
