@@ -12,14 +12,17 @@
  * transactions sends those deliveries again, with the same idempotency key.
  *
  * Every channel is held to its platform's sliding window (rate_per_minute,
- * and Feishu robots' 5 a second) by a log of its recent requests, stamped
- * when the answer arrived, which is never earlier than when the platform
- * counted them.  When a robot has more due than its window allows, the
- * excess goes out as one digest.  App tokens are kept until they expire and
- * refreshed once when the platform says they are no longer valid.
+ * and Feishu robots' 5 a second), and app messages to each person to the
+ * platform's per-person limit, by a log of recent requests, stamped when the
+ * answer arrived, which is never earlier than when the platform counted them.
+ * When a robot has more due than its window allows, the excess goes out as
+ * one digest; so do an app's messages to one person beyond a few a round.
+ * App tokens are kept until they expire and refreshed once when the platform
+ * says they are no longer valid.
  *
  * Transactions that enqueue wake the worker at commit (crm.im_wake); it
- * also polls every crm.im_poll_interval.
+ * also polls every crm.im_poll_interval.  After the deliveries, a round runs
+ * a queued directory sync (directory.c).
  *
  *-------------------------------------------------------------------------
  */
