@@ -37,8 +37,16 @@ INSERT INTO crm.job (name, schedule, command) VALUES ('crm-fast', '30 seconds', 
 
 -- jobs run by hand too, and log what they did
 INSERT INTO crm.job_run (job, started_at, processed) VALUES ('crm-old', now() - interval '90 days', 5);
+-- settled IM deliveries older than 30 days go; pending and recent ones stay
+INSERT INTO crm.im_delivery (notification_id, channel_id, status, next_attempt_at, sent_at) VALUES
+	(1, 1, 'sent', now() - interval '90 days', now() - interval '90 days'),
+	(2, 1, 'dead', now() - interval '40 days', NULL),
+	(3, 1, 'sent', now() - interval '2 days', now() - interval '2 days'),
+	(4, 1, 'pending', now() - interval '90 days', NULL);
 SELECT crm.run_housekeeping() AS removed;
 SELECT job, processed, details FROM crm.job_run ORDER BY id;
+SELECT notification_id, status FROM crm.im_delivery ORDER BY notification_id;
+DELETE FROM crm.im_delivery;
 
 -- crm_admin may neither run nor schedule jobs, nor change what they run: only when
 CREATE ROLE regress_admin IN ROLE crm_admin;

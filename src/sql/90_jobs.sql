@@ -30,16 +30,21 @@ CREATE TABLE crm.job_run (
 CREATE INDEX job_run_job_idx ON crm.job_run (job, started_at DESC);
 COMMENT ON TABLE crm.job_run IS 'What each job run did: rows processed and why';
 
--- Housekeeping: prune old run logs (ours, and pg_cron's for our jobs).
+-- Housekeeping: prune old run logs (ours, and pg_cron's for our jobs) and the
+-- IM deliveries that were settled long ago (the inbox itself is kept).
 CREATE FUNCTION crm.run_housekeeping(keep interval DEFAULT '30 days') RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	started   timestamptz := clock_timestamp();
-	own       integer;
-	cron_runs integer := 0;
+	started    timestamptz := clock_timestamp();
+	own        integer;
+	cron_runs  integer := 0;
+	deliveries integer;
 BEGIN
 	DELETE FROM crm.job_run WHERE started_at < started - keep;
 	GET DIAGNOSTICS own = ROW_COUNT;
+	DELETE FROM crm.im_delivery
+	 WHERE status IN ('sent', 'dead') AND coalesce(sent_at, next_attempt_at) < started - keep;
+	GET DIAGNOSTICS deliveries = ROW_COUNT;
 	IF to_regclass('cron.job_run_details') IS NOT NULL THEN
 		DELETE FROM cron.job_run_details d
 		 USING cron.job j
@@ -47,9 +52,10 @@ BEGIN
 		GET DIAGNOSTICS cron_runs = ROW_COUNT;
 	END IF;
 	INSERT INTO crm.job_run (job, started_at, processed, details)
-	VALUES ('crm-housekeeping', started, own + cron_runs,
-	        jsonb_build_object('job_run_deleted', own, 'cron_run_details_deleted', cron_runs));
-	RETURN own + cron_runs;
+	VALUES ('crm-housekeeping', started, own + cron_runs + deliveries,
+	        jsonb_build_object('job_run_deleted', own, 'cron_run_details_deleted', cron_runs,
+	                           'im_deliveries_deleted', deliveries));
+	RETURN own + cron_runs + deliveries;
 END
 $$;
 
