@@ -150,6 +150,9 @@ ROLLBACK;
 SELECT e.name, n.event, count(*) FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE e.name LIKE 'Nt %' GROUP BY 1, 2 ORDER BY 1, 2;
 
+-- each channel's queue at a glance (crm_admin)
+SELECT name, enabled, pending, failing, sent, dead, last_code FROM crm.im_channel_status ORDER BY channel_id;
+
 -- deleting a channel drops its queue
 SELECT count(*) AS deliveries_before FROM crm.im_delivery \gset
 SET ROLE nt_it;

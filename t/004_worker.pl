@@ -117,6 +117,9 @@ notify('system busy', 'x');
 settled('system busy');
 is(deliveries('system busy'), 'wecom robot dead 4 -1', 'WeCom -1 (busy) is retried until crm.im_max_attempts, then dead');
 
+is(sql(q{SELECT format('%s sent, %s dead, last %s', sent, dead, last_code) FROM crm.im_channel_status WHERE name = 'wecom robot'}),
+	'3 sent, 2 dead, last -1', 'crm.im_channel_status sums up the channel: three sent, two dead, the last with WeCom -1');
+
 # -- an expired token costs one refresh, however many messages it rejects
 only('wecom app');
 notify('token warm-up', 'x');

@@ -216,6 +216,22 @@ GRANT SELECT ON crm.im_delivery TO crm_admin;
 -- to send dead letters again once their cause is fixed
 GRANT UPDATE (status, attempts, next_attempt_at) ON crm.im_delivery TO crm_admin;
 
+-- What each channel has queued, sent and given up, for a DBA or a dashboard.
+CREATE VIEW crm.im_channel_status AS
+SELECT c.id AS channel_id, c.name, c.platform, c.kind, c.enabled,
+       count(*) FILTER (WHERE d.status = 'pending') AS pending,
+       count(*) FILTER (WHERE d.status = 'failed') AS failing,
+       count(*) FILTER (WHERE d.status = 'sent') AS sent,
+       count(*) FILTER (WHERE d.status = 'dead') AS dead,
+       min(d.next_attempt_at) FILTER (WHERE d.status IN ('pending', 'failed')) AS next_attempt_at,
+       max(d.sent_at) AS last_sent_at,
+       (array_agg(d.last_code ORDER BY d.id DESC) FILTER (WHERE d.status IN ('failed', 'dead')))[1] AS last_code
+  FROM crm.im_channel c
+  LEFT JOIN crm.im_delivery d ON d.channel_id = c.id
+ GROUP BY c.id;
+COMMENT ON VIEW crm.im_channel_status IS 'Per IM channel: deliveries pending, failing (to be retried), sent and dead, and the latest error code';
+GRANT SELECT ON crm.im_channel_status TO crm_admin;
+
 -- Wake the notification worker when the calling transaction commits.
 CREATE FUNCTION crm.im_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
