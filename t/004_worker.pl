@@ -23,16 +23,7 @@ $fake->post('/_fake/config', {
 		feishu   => { 'cli_app' => { secret => 'fs-app-secret' } },
 		dingtalk => { 'dt-key'  => { secret => 'dt-app-secret', agent_id => 2000001 } } } });
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'crm'
-crm.database_name = 'postgres'
-crm.im_poll_interval = '1s'
-crm.im_retry_delay = '200ms'
-crm.im_max_attempts = 4
-});
-$node->start;
+my $node = FakeIM->node('main', 'crm.im_retry_delay' => '200ms', 'crm.im_max_attempts' => 4);
 
 sub sql { return $node->safe_psql('postgres', $_[0]) }
 

@@ -38,14 +38,7 @@ $fake->post('/_fake/config', {
 		dingtalk => { 'dt-key'  => { secret => 'dt-secret', agent_id => 2000001 } } },
 	directory => \%tree });
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'crm'
-crm.database_name = 'postgres'
-crm.im_poll_interval = '1s'
-});
-$node->start;
+my $node = FakeIM->node('main');
 sub sql { return Encode::decode_utf8($node->safe_psql('postgres', $_[0])) }
 
 # crm already has its company and the manager, entered by hand

@@ -16,17 +16,8 @@ $fake->post('/_fake/config', {
 	wecom    => { 'wc-bot' => {} },
 	dingtalk => { 'dt-bot' => { secret => 'dt-secret' }, 'dt-other' => { secret => 'dt-secret' } } });
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'crm'
-crm.database_name = 'postgres'
-crm.im_poll_interval = '1s'
-crm.im_retry_delay = '100ms'
-crm.im_max_attempts = 3
-crm.im_request_timeout = '500ms'
-});
-$node->start;
+my $node = FakeIM->node('main', 'crm.im_retry_delay' => '100ms', 'crm.im_max_attempts' => 3,
+	'crm.im_request_timeout' => '500ms');
 sub sql { return $node->safe_psql('postgres', $_[0]) }
 sql(qq{
 CREATE EXTENSION crm CASCADE;

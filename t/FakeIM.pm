@@ -59,6 +59,20 @@ sub get_raw
 	return $http->get("$self->{base}$path", { headers => $headers // {} });
 }
 
+# FakeIM->node(NAME, SETTING => VALUE ...): a started cluster with crm preloaded and its
+# notification worker serving the postgres database, polling every second
+sub node
+{
+	my ($class, $name, %settings) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	%settings = ('crm.im_poll_interval' => '1s', %settings);
+	$node->init;
+	$node->append_conf('postgresql.conf', join("\n", "shared_preload_libraries = 'crm'",
+		"crm.database_name = 'postgres'", map { "$_ = '$settings{$_}'" } sort keys %settings));
+	$node->start;
+	return $node;
+}
+
 sub stop
 {
 	my ($self) = @_;
