@@ -186,22 +186,29 @@ DECLARE
 	found   boolean;
 	k       record;
 BEGIN
-	-- the rows to check: all inserted ones, or those whose keys an update changed
-	cands := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows'
-	         ELSE format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s) IS DISTINCT FROM (%s)',
-	                     (SELECT string_agg('n.' || quote_ident(a.attname), ', ' ORDER BY a.attname) FROM pg_attribute a
-	                       WHERE a.attrelid = TG_RELID AND (a.attname IN (SELECT key_column FROM crm.dedupe_field)
-	                                                         OR rt = 'contact' AND a.attname = 'customer_id')),
-	                     (SELECT string_agg('o.' || quote_ident(a.attname), ', ' ORDER BY a.attname) FROM pg_attribute a
-	                       WHERE a.attrelid = TG_RELID AND (a.attname IN (SELECT key_column FROM crm.dedupe_field)
-	                                                         OR rt = 'contact' AND a.attname = 'customer_id'))) END;
-	-- the rules that apply, and the rows each compares: an individual customer's
-	-- rule on its contacts' mobiles also runs when contacts are written
-	FOR r IN SELECT * FROM crm.dedupe_rule d
-	          WHERE d.enabled AND (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
-	                                                     AND 'contact_mobile' = ANY (d.fields)))
-	          ORDER BY d.action, d.id LOOP
-		rules := rules || r;
+	-- the rules that apply: an individual customer's rule on its contacts'
+	-- mobiles also runs when contacts are written.  A table without rules stops here.
+	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
+	  FROM crm.dedupe_rule d
+	 WHERE d.enabled AND (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
+	                                            AND 'contact_mobile' = ANY (d.fields)));
+	IF rules IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- the rows to check: all inserted ones, or those whose keys (or, for a
+	-- contact, its customer) an update changed
+	IF TG_OP = 'INSERT' THEN
+		cands := 'SELECT * FROM new_rows';
+	ELSE
+		SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attname) INTO q
+		  FROM pg_attribute a
+		 WHERE a.attrelid = TG_RELID AND (a.attname IN (SELECT key_column FROM crm.dedupe_field)
+		                                  OR rt = 'contact' AND a.attname = 'customer_id');
+		cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (n.%s) IS DISTINCT FROM (o.%s)',
+		                replace(q, ',', ', n.'), replace(q, ',', ', o.'));
+	END IF;
+	-- the rows each rule compares
+	FOREACH r IN ARRAY rules LOOP
 		rows := rows || CASE
 			WHEN r.record_type <> rt THEN format(
 				'SELECT c.*, k.mobile_key AS contact_mobile_key FROM (%s) k JOIN crm.customer c ON c.id = k.customer_id', cands)
@@ -209,9 +216,6 @@ BEGIN
 				'SELECT n.*, k.mobile_key AS contact_mobile_key FROM (%s) n LEFT JOIN crm.contact k ON k.customer_id = n.id', cands)
 			ELSE cands END;
 	END LOOP;
-	IF rules IS NULL THEN
-		RETURN NULL;
-	END IF;
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
 	-- A statement of up to 64 rows locks its keys one by one; a bigger one the
