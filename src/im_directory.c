@@ -158,6 +158,46 @@ feishu_items(json_t *root, char **next)
 }
 
 /*
+ * The array of items in a page: WeCom's under wecom_key, Feishu's under
+ * data.items, DingTalk's under dingtalk_key ("result", or "result.list" for
+ * user pages, whose cursor is result.next_cursor).  *next is the next page's
+ * token or cursor, or NULL.  NULL when the answer has no such array; else
+ * *root must be released by the caller.
+ */
+static json_t *
+page_items(ImDirectory *d, const char *answer, const char *wecom_key, const char *dingtalk_key,
+		   json_t **root, char **next)
+{
+	json_t	   *items;
+
+	*next = NULL;
+	*root = parse(answer);
+	if (*root == NULL)
+		return NULL;
+	if (strcmp(d->platform, "wecom") == 0)
+		items = json_object_get(*root, wecom_key);
+	else if (strcmp(d->platform, "feishu") == 0)
+		items = feishu_items(*root, next);
+	else if (strcmp(dingtalk_key, "result.list") == 0)
+	{
+		json_t	   *result = json_object_get(*root, "result");
+
+		items = json_object_get(result, "list");
+		if (json_is_true(json_object_get(result, "has_more")) &&
+			json_is_integer(json_object_get(result, "next_cursor")))
+			*next = psprintf("%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(result, "next_cursor")));
+	}
+	else
+		items = json_object_get(*root, dingtalk_key);
+	if (!json_is_array(items))
+	{
+		json_decref(*root);
+		return NULL;
+	}
+	return items;
+}
+
+/*
  * One departments answer: WeCom department/list (the whole tree), a Feishu
  * children page, a DingTalk listsub (one level).  *next is Feishu's next
  * page token or NULL; *listed the ids it named, for DingTalk's walk down the
@@ -166,26 +206,14 @@ feishu_items(json_t *root, char **next)
 bool
 crm_im_dir_departments(ImDirectory *d, const char *answer, char **next, List **listed)
 {
-	json_t	   *root = parse(answer);
-	json_t	   *items;
+	json_t	   *root;
+	json_t	   *items = page_items(d, answer, "department", "result", &root, next);
 	size_t		i;
 	json_t	   *it;
 
-	*next = NULL;
 	*listed = NIL;
-	if (root == NULL)
+	if (items == NULL)
 		return false;
-	if (strcmp(d->platform, "wecom") == 0)
-		items = json_object_get(root, "department");
-	else if (strcmp(d->platform, "feishu") == 0)
-		items = feishu_items(root, next);
-	else
-		items = json_object_get(root, "result");
-	if (!json_is_array(items))
-	{
-		json_decref(root);
-		return false;
-	}
 	json_array_foreach(items, i, it)
 	{
 		json_t	   *id;
@@ -237,32 +265,13 @@ crm_im_dir_root(ImDirectory *d, const char *id)
 bool
 crm_im_dir_users(ImDirectory *d, const char *answer, const char *dept, char **next)
 {
-	json_t	   *root = parse(answer);
-	json_t	   *items;
+	json_t	   *root;
+	json_t	   *items = page_items(d, answer, "userlist", "result.list", &root, next);
 	size_t		i;
 	json_t	   *it;
 
-	*next = NULL;
-	if (root == NULL)
+	if (items == NULL)
 		return false;
-	if (strcmp(d->platform, "wecom") == 0)
-		items = json_object_get(root, "userlist");
-	else if (strcmp(d->platform, "feishu") == 0)
-		items = feishu_items(root, next);
-	else
-	{
-		json_t	   *result = json_object_get(root, "result");
-
-		items = json_object_get(result, "list");
-		if (json_is_true(json_object_get(result, "has_more")) &&
-			json_is_integer(json_object_get(result, "next_cursor")))
-			*next = psprintf("%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(result, "next_cursor")));
-	}
-	if (!json_is_array(items))
-	{
-		json_decref(root);
-		return false;
-	}
 	json_array_foreach(items, i, it)
 	{
 		json_t	   *user;
