@@ -26,6 +26,22 @@ char	   *crm_jwt_employee_claim = NULL;
 /* The lead crm.convert_lead is converting: duplicate checks skip it. */
 static char *crm_converting_lead = NULL;
 
+/*
+ * What owner changes are (crm.customer_owner_change.kind) and why; superuser
+ * settings, so that only the pool's SECURITY DEFINER functions label them.
+ */
+static int	crm_owner_change = 0;
+static char *crm_owner_change_reason = NULL;
+static const struct config_enum_entry owner_changes[] = {
+	{"", 0, false},
+	{"transfer", 1, false},
+	{"claim", 2, false},
+	{"assign", 3, false},
+	{"release", 4, false},
+	{"recycle", 5, false},
+	{NULL, 0, false}
+};
+
 /* Where changes come from, for the operation log. */
 static int	crm_change_source = 0;
 static const struct config_enum_entry change_sources[] = {
@@ -99,6 +115,25 @@ _PG_init(void)
 							   &crm_converting_lead,
 							   "",
 							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("crm.owner_change",
+							 "What the current customer owner changes are, as the owner history records them.",
+							 "Empty: a transfer.  Set by the public pool's functions and the recycling job.",
+							 &crm_owner_change,
+							 0,
+							 owner_changes,
+							 PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crm.owner_change_reason",
+							   "Why the current customer owner changes happen, as the owner history records it.",
+							   "Set by crm.release_customer.",
+							   &crm_owner_change_reason,
+							   "",
+							   PGC_SUSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
 

@@ -50,6 +50,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_current_employee_id);
+PG_FUNCTION_INFO_V1(crm_invoking_employee_id);
 PG_FUNCTION_INFO_V1(crm_org_changed);
 PG_FUNCTION_INFO_V1(crm_table_changed);
 
@@ -340,6 +341,32 @@ crm_current_employee_id(PG_FUNCTION_ARGS)
 	int64		id;
 
 	if (!crm_current_employee(&id))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * crm.invoking_employee_id() returns bigint
+ *
+ * The employee on whose behalf a SECURITY DEFINER function or trigger runs:
+ * the identity of the role that was current outside every security-restricted
+ * switch (the login role, or the role SET ROLE chose), where
+ * crm.current_employee_id() would see the function's owner, who is nobody.
+ */
+Datum
+crm_invoking_employee_id(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int64		id;
+	bool		found;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	/* an error's abort restores the user, as for crm_run_as_owner() */
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	found = crm_current_employee(&id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
 }

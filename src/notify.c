@@ -158,7 +158,7 @@ load(void)
 	SPI_connect();
 	old = CurrentMemoryContext;
 
-	if (query("SELECT id, active, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
+	if (query("SELECT id, active AND NOT is_pool, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
 					"  FROM crm.employee") != SPI_OK_SELECT)
 		elog(ERROR, "crm: employee query failed");
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -52,6 +52,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_scope_owners);
+PG_FUNCTION_INFO_V1(crm_invoker_scope_owners);
 PG_FUNCTION_INFO_V1(crm_team_records);
 PG_FUNCTION_INFO_V1(crm_has_permission);
 PG_FUNCTION_INFO_V1(crm_check_write);
@@ -106,6 +107,7 @@ typedef struct Emp
 	int			next_sub;
 	int			next_in_dept;	/* members of a department: first_member... */
 	List	   *roles;			/* of int: indexes into org.roles */
+	List	   *admin_pools;	/* of int: the pools (their employee rows) it administers */
 } Emp;
 
 typedef struct Dept
@@ -452,6 +454,18 @@ load_org(void)
 			org.emps[emp].roles = lappend_int(org.emps[emp].roles, role);
 	}
 
+	/* a pool's admins see its customers as their own scope (src/sql/94_pool.sql) */
+	org_query("SELECT m.employee_id, m.pool_id FROM crm.pool_membership m WHERE m.is_admin");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			e = id_lookup(org.emp_index, spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int			pool = id_lookup(org.emp_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		if (e >= 0 && pool >= 0)
+			org.emps[e].admin_pools = lappend_int(org.emps[e].admin_pools, pool);
+	}
 	SPI_finish();				/* back to the caller's memory context */
 	SetUserIdAndSecContext(save_userid, save_sec);
 	org.generation = generation;
@@ -591,6 +605,8 @@ compute_type_scope(int t)
 		ts->all |= rs->kind == SCOPE_ALL;
 		mark_scope(acting.emp, rs, marked);
 	}
+	foreach(lc, org.emps[acting.emp].admin_pools)
+		marked[lfirst_int(lc)] = true;
 	/* every record has an employee as owner: "all" is every employee */
 	for (int i = 0; i < org.nemps; i++)
 		if (marked[i] || ts->all)
@@ -745,6 +761,29 @@ crm_scope_owners(PG_FUNCTION_ARGS)
 {
 	TypeScope  *ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
 
+	if (ts == NULL)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	PG_RETURN_DATUM(ts->owners_array);
+}
+
+/*
+ * crm.invoker_scope_owners(record_type text) returns bigint[]
+ *
+ * crm.scope_owners() for the employee a SECURITY DEFINER function acts for
+ * (see crm.invoking_employee_id()).
+ */
+Datum
+crm_invoker_scope_owners(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec;
+	TypeScope  *ts;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	/* an error's abort restores the user */
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(ts->owners_array);

@@ -49,6 +49,10 @@ $node->safe_psql('crm_src', q{
 	VALUES ('Sales group', 'feishu', 'robot', 'http://127.0.0.1:1/hook', 'robot-secret');
 	INSERT INTO crm.notification_preference (employee_id, event, delivery) VALUES (2, '*', 'inapp');
 	INSERT INTO crm.team_member (record_type, record_id, employee_id) VALUES ('customer', 1, 2);
+	INSERT INTO crm.pool (name, is_default, open_to_all) VALUES ('公海', true, true);
+	INSERT INTO crm.pool_member (pool_id, employee_id, is_admin) VALUES (3, 1, true);
+	INSERT INTO crm.recycle_rule (name, kind, days) VALUES ('Quiet month', 'no_follow_up', 30);
+	UPDATE crm.customer SET owner_id = 3 WHERE name = 'Suzhou Silk';
 });
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
@@ -80,13 +84,19 @@ my $rows = q{
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', recipient_id, event, title), ',') FROM crm.notification)
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', employee_id, event, delivery), ',') FROM crm.notification_preference)
 	    || ' | ' || (SELECT count(*) FROM crm.notification_event)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, is_default), ',') FROM crm.pool)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', pool_id, employee_id, is_admin), ',') FROM crm.pool_member)
+	    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, rule_id), ',' ORDER BY customer_id) FROM crm.customer_recycling)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s>%s', customer_id, kind, from_owner, to_owner), ',') FROM crm.customer_owner_change)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
 is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields, the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
-like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 5$/,
-	'the channel, the notification of the team entry, the preference and the five shipped events, once each');
-like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-report:0 8 \* \* 1:f/,
+like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 8 \|/,
+	'the channel, the notification of the team entry, the preference and the eight shipped events, once each');
+like($after, qr/\| 3:公海:t \| 3:1:t \| 1:1,2:,3:1 \| 2:release:2>3$/,
+	'the pool and its admin, the recycling clocks and the owner history, once each');
+like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-recycling:\*\/5 \* \* \* \*:t,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
 is($node->safe_psql('crm_dst', q{

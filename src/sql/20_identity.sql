@@ -6,6 +6,12 @@ CREATE FUNCTION crm.current_employee_id() RETURNS bigint
 COMMENT ON FUNCTION crm.current_employee_id() IS
 	'The acting employee: by login role, else by a trusted authenticator''s JWT claim; NULL for anyone else';
 
+CREATE FUNCTION crm.invoking_employee_id() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_invoking_employee_id'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.invoking_employee_id() IS
+	'The employee a SECURITY DEFINER function acts for: crm.current_employee_id() of the role outside it';
+
 -- Statement trigger on organisation tables: invalidates cached identities in every backend.
 CREATE FUNCTION crm.org_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_org_changed'

@@ -21,11 +21,12 @@ CREATE TABLE crm.employee (
 	name              text NOT NULL,
 	mobile            text,
 	email             text,
-	department_id     bigint NOT NULL,
+	department_id     bigint,
 	superior_id       bigint,
 	db_role           name,
 	active            boolean NOT NULL DEFAULT true,
 	in_statistics     boolean NOT NULL DEFAULT true,
+	is_pool           boolean NOT NULL DEFAULT false,
 	holding_limit     integer,
 	daily_claim_limit integer,
 	wecom_userid      text,
@@ -44,11 +45,17 @@ CREATE TABLE crm.employee (
 	CONSTRAINT employee_name_check CHECK (btrim(name) <> ''),
 	CONSTRAINT employee_not_own_superior CHECK (superior_id <> id),
 	CONSTRAINT employee_holding_limit_check CHECK (holding_limit >= 0),
-	CONSTRAINT employee_daily_claim_limit_check CHECK (daily_claim_limit >= 0)
+	CONSTRAINT employee_daily_claim_limit_check CHECK (daily_claim_limit >= 0),
+	CONSTRAINT employee_department_check CHECK (department_id IS NOT NULL OR is_pool),
+	-- a public pool holds its customers as an employee row that is nobody (src/sql/94_pool.sql)
+	CONSTRAINT employee_pool_check CHECK (NOT is_pool OR (department_id IS NULL AND superior_id IS NULL
+		AND db_role IS NULL AND NOT in_statistics AND holding_limit IS NULL AND daily_claim_limit IS NULL
+		AND wecom_userid IS NULL AND feishu_open_id IS NULL AND dingtalk_userid IS NULL))
 );
 COMMENT ON TABLE crm.employee IS 'Employees; db_role is the login role that acts as this employee';
 COMMENT ON COLUMN crm.employee.db_role IS 'Login role mapped to this employee (crm.current_employee_id())';
 COMMENT ON COLUMN crm.employee.active IS 'Deactivated employees resolve to nobody; employees are never deleted';
+COMMENT ON COLUMN crm.employee.is_pool IS 'The row through which a public pool (crm.pool) owns its customers; not a person';
 
 -- department.leader_id and employee.department_id reference each other, and a dump
 -- restores departments first: the leader check waits for the end of the transaction,

@@ -13,7 +13,7 @@ SELECT t || '.' || a, format('%s %s', initcap(a), replace(t, '_', ' ') || 's')
        unnest(ARRAY['create', 'edit', 'delete', 'import', 'export', 'transfer']) a
 UNION ALL VALUES
 	('lead.convert',      'Convert leads into customers'),
-	('customer.assign',   'Assign pool customers to employees'),
+	('pool.assign',       'Assign pool customers to employees'),
 	('customer.merge',    'Merge duplicate customers'),
 	('customer.lock',     'Lock and unlock customers'),
 	('pool.claim',        'Claim customers from a public pool'),
@@ -95,6 +95,8 @@ COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read
 -- evaluate them to estimate a query, and index scans evaluate them once.
 CREATE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'crm_invoker_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.has_permission(action text) RETURNS boolean
@@ -109,6 +111,7 @@ CREATE FUNCTION crm.explain_access(record_type text, id bigint)
 	RETURNS TABLE (rule text, grants boolean, detail text)
 	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees (every employee for scope all)';
+COMMENT ON FUNCTION crm.invoker_scope_owners(text) IS 'crm.scope_owners() of the employee a SECURITY DEFINER function acts for';
 COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';
 COMMENT ON FUNCTION crm.explain_access(text, bigint) IS 'Why the acting employee can or cannot reach a record';
 

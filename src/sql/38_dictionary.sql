@@ -24,7 +24,8 @@ CREATE TABLE crm.dictionary (
 	builtin   boolean NOT NULL DEFAULT false,
 	CONSTRAINT dictionary_pkey PRIMARY KEY (kind, code),
 	CONSTRAINT dictionary_kind_check CHECK (kind IN
-		('customer_source', 'industry', 'customer_level', 'follow_up_method', 'product_category', 'unit')),
+		('customer_source', 'industry', 'customer_level', 'follow_up_method', 'product_category', 'unit',
+		 'pool_release_reason')),
 	CONSTRAINT dictionary_code_check CHECK (code ~ '^[a-z0-9_]{1,60}$'),
 	CONSTRAINT dictionary_label_check CHECK (btrim(label) <> '')
 );

@@ -1,11 +1,38 @@
+-- seeds 000, 002: a holding limit (the employee's own, else crm.settings'
+-- default) counts the customers not yet signed.  The caller has locked the
+-- employee's row, which serialises everything that hands them customers.
+CREATE FUNCTION crm.check_holding_limit(target crm.employee, ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cap      integer := coalesce(target.holding_limit, (SELECT s.holding_limit FROM crm.settings s));
+	held     bigint;
+	incoming bigint;
+BEGIN
+	IF cap IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT count(*) FILTER (WHERE c.owner_id = target.id AND NOT c.id = ANY (ids)),
+	       count(*) FILTER (WHERE c.id = ANY (ids) AND c.owner_id <> target.id)
+	  INTO held, incoming
+	  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
+	 WHERE NOT s.is_final AND (c.owner_id = target.id OR c.id = ANY (ids));
+	IF incoming > 0 AND held + incoming > cap THEN
+		RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
+			target.id, target.name, held + incoming, cap
+			USING ERRCODE = 'check_violation',
+			      DETAIL = format('They hold %s customers not yet signed; this brings %s more.', held, incoming),
+			      HINT = 'Hand over fewer, or raise crm.employee.holding_limit (or crm.settings.holding_limit); signed customers do not count.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.check_holding_limit(crm.employee, bigint[]) FROM PUBLIC;
+
 -- crm.transfer() (src/transfer.c) checks the caller, then runs this as the owner.
 CREATE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
                                      with_related boolean, keep_old_owner_on_team boolean) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	target   crm.employee;
-	held     bigint;
-	incoming bigint;
 	moved_ids bigint[];
 	moved    integer;
 BEGIN
@@ -19,20 +46,8 @@ BEGIN
 			      HINT = 'Transfer to an active employee.';
 	END IF;
 
-	-- seeds 000, 002: a holding limit counts customers not yet signed
-	IF record_type = 'customer' AND target.holding_limit IS NOT NULL THEN
-		SELECT count(*) FILTER (WHERE c.owner_id = target.id AND NOT c.id = ANY (ids)),
-		       count(*) FILTER (WHERE c.id = ANY (ids) AND c.owner_id <> target.id)
-		  INTO held, incoming
-		  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
-		 WHERE NOT s.is_final AND (c.owner_id = target.id OR c.id = ANY (ids));
-		IF held + incoming > target.holding_limit THEN
-			RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
-				target.id, target.name, held + incoming, target.holding_limit
-				USING ERRCODE = 'check_violation',
-				      DETAIL = format('They hold %s customers not yet signed; the transfer brings %s more.', held, incoming),
-				      HINT = 'Transfer fewer, or raise crm.employee.holding_limit; signed customers do not count.';
-		END IF;
+	IF record_type = 'customer' THEN
+		PERFORM crm.check_holding_limit(target, ids);
 	END IF;
 
 	IF keep_old_owner_on_team THEN

@@ -409,10 +409,14 @@ DECLARE
 BEGIN
 	PERFORM FROM crm.customer WHERE id = keep_id FOR UPDATE;
 	SELECT * INTO m FROM crm.customer WHERE id = merge_id FOR UPDATE;
+	-- the merged customer's recycling clock goes with it; the kept one's runs on
+	DELETE FROM crm.customer_recycling WHERE customer_id = merge_id;
+	DELETE FROM crm.customer_status_time WHERE customer_id = merge_id;
 	-- foreign keys to crm.customer
 	FOR t IN SELECT c.conrelid::regclass AS tbl, a.attname AS col
 	           FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
 	          WHERE c.confrelid = 'crm.customer'::regclass AND c.contype = 'f' AND cardinality(c.conkey) = 1
+	            AND c.conrelid <> ALL (ARRAY['crm.customer_recycling'::regclass, 'crm.customer_status_time'::regclass])
 	          ORDER BY 1, 2 LOOP
 		EXECUTE format('UPDATE %s SET %I = $1 WHERE %I = $2', t.tbl, t.col, t.col) USING keep_id, merge_id;
 		GET DIAGNOSTICS n = ROW_COUNT;
