@@ -166,10 +166,37 @@ UPDATE crm.customer c SET last_follow_up_at = f.last
 
 -- duplicate rules (docs/duplicates.md): a company is entered once, a shared phone is flagged
 INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
-	('公司名称查重', 'customer', '{name}', 'block', '{customers, leads}'),
-	('统一社会信用代码查重', 'customer', '{uscc}', 'block', '{customers, leads}'),
+	('公司名称查重', 'customer', '{name}', 'block', '{customers, pool, leads}'),
+	('统一社会信用代码查重', 'customer', '{uscc}', 'block', '{customers, pool, leads}'),
 	('电话查重', 'customer', '{phone}', 'warn', '{customers, contacts}'),
 	('线索手机查重', 'lead', '{mobile}', 'block', '{customers, leads, contacts}');
+
+-- the public pool (docs/pool.md): a company-wide 公海 and one for the South
+-- region that 杨磊 runs; salespeople claim up to 3 a day and hold up to 30
+INSERT INTO crm.role_permission (role_id, action)
+SELECT r.id, a
+  FROM (VALUES ('销售总监', '{pool.claim,pool.release,pool.assign}'), ('区域经理', '{pool.claim,pool.release}'),
+               ('销售', '{pool.claim,pool.release}')) v(role, actions)
+  JOIN crm.role r ON r.name = v.role, unnest(v.actions::text[]) a;
+UPDATE crm.settings SET daily_claim_limit = 3, holding_limit = 30;
+INSERT INTO crm.pool (name, is_default, open_to_all, release_cooldown_days, recycle_cooldown_days,
+                      freeze_after_releases, freeze_period_days, freeze_days)
+VALUES ('公海', true, true, 7, 15, 5, 30, 7), ('华南公海', false, false, 7, 15, NULL, 30, 7);
+INSERT INTO crm.pool_member (pool_id, department_id, employee_id, is_admin)
+SELECT p.id, d.id, NULL::bigint, false FROM crm.pool p, crm.department d WHERE p.name = '华南公海' AND d.name = '华南大区'
+UNION ALL
+SELECT p.id, NULL, e.id, true FROM crm.pool p, crm.employee e WHERE p.name = '华南公海' AND e.db_role = 'yang_lei'
+UNION ALL
+SELECT p.id, NULL, e.id, true FROM crm.pool p, crm.employee e WHERE p.name = '公海' AND e.db_role = 'li_na';
+-- seed 000's two rules: 30 days without a follow-up while still early, 180 days without signing
+INSERT INTO crm.recycle_rule (name, kind, days, status_ids, remind_days_before)
+SELECT '30天未跟进', 'no_follow_up', 30, ARRAY(SELECT id FROM crm.customer_status WHERE position <= 2), 5;
+INSERT INTO crm.recycle_rule (name, kind, days, exempt_status_ids, remind_days_before, pool_id)
+SELECT '180天未成交', 'no_deal', 180, ARRAY(SELECT id FROM crm.customer_status WHERE position = 4), 10,
+       (SELECT id FROM crm.pool WHERE name = '华南公海');
+-- two customers wait in the pools
+UPDATE crm.customer SET owner_id = (SELECT id FROM crm.pool WHERE name = '公海') WHERE name = '金华义乌小商品有限公司';
+UPDATE crm.customer SET owner_id = (SELECT id FROM crm.pool WHERE name = '华南公海') WHERE name = '佛山顺德家电有限公司';
 
 -- 王芳 hands 苏州丝路 to 刘洋, keeping herself on its team: he finds it in his inbox
 SET LOCAL ROLE wang_fang;

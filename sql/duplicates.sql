@@ -69,10 +69,9 @@ INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('no fields', 'cu
 INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('typo', 'customer', '{nmae}');
 INSERT INTO crm.dedupe_rule (name, record_type, fields, match) VALUES ('all of one', 'customer', '{name, name}', 'all');
 INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('nowhere', 'customer', '{name}', '{}');
-INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('in the pool', 'customer', '{name}', '{pool}');
 INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields) VALUES ('kind of lead', 'lead', 'company', '{name}');
 INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES
-	('company name', 'customer', '{name}', '{customers, leads}'),
+	('company name', 'customer', '{name}', '{customers, pool, leads}'),
 	('credit code', 'customer', '{uscc}', '{customers, leads}'),
 	('lead mobile', 'lead', '{mobile}', '{customers, leads, contacts}');
 INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
@@ -94,6 +93,13 @@ VALUES ('深圳华为', crm.uscc_with_check('91440300MA5F00151'), :li);
 INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('中兴通讯', crm.uscc_with_check('91440300MA5F00155'), :li);
 UPDATE crm.customer SET name = '华为技术' WHERE name = '中兴通讯';
 UPDATE crm.customer SET industry = 'it' WHERE name_key = '华为技术';
+-- a company waiting in a public pool: the message says which, and to claim it there
+INSERT INTO crm.pool (name) VALUES ('Dd 公海');
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('丽水青田石雕有限公司', crm.uscc_with_check('91330100MA5F00157'), (SELECT id FROM crm.pool WHERE name = 'Dd 公海'));
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('丽水青田石雕股份有限公司', crm.uscc_with_check('91330100MA5F00158'), :li);
+SELECT match_type, label, owner, rules FROM crm.find_duplicates('customer', '{"name": "丽水青田石雕集团"}') WHERE rules IS NOT NULL;
+DELETE FROM crm.customer WHERE name = '丽水青田石雕有限公司';
 -- leads: an unconverted lead's mobile against customers' phones, leads and contacts
 INSERT INTO crm.lead (name, company, mobile, owner_id) VALUES ('王先生', '宁波港务', '+8613905740001', :li);
 INSERT INTO crm.lead (name, company, mobile, owner_id) VALUES ('王先生', '宁波港务', '13905740001', :zhang);

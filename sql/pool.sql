@@ -45,7 +45,8 @@ $$;
 INSERT INTO crm.pool (name, is_default, release_cooldown_days, recycle_cooldown_days, freeze_after_releases, freeze_period_days, freeze_days)
 VALUES ('公海A', true, 2, 5, 2, 30, 3);
 INSERT INTO crm.pool (name) VALUES ('West pool');
-SELECT p.name, e.is_pool, e.department_id, e.in_statistics FROM crm.pool p JOIN crm.employee e ON e.id = p.id ORDER BY p.name;
+SELECT p.name, e.is_pool, e.department_id, e.in_statistics FROM crm.pool p JOIN crm.employee e ON e.id = p.id
+ WHERE p.name IN ('公海A', 'West pool') ORDER BY p.name;
 SELECT id AS pool_a FROM crm.pool WHERE name = '公海A' \gset
 SELECT id AS pool_w FROM crm.pool WHERE name = 'West pool' \gset
 INSERT INTO crm.pool_member (pool_id, department_id) SELECT :pool_a, id FROM crm.department WHERE name = 'Po East';

@@ -22,6 +22,7 @@ extern void crm_identity_init(void);
 extern bool crm_current_employee(int64 *employee_id);
 extern Oid	crm_employee_relid(void);
 extern bool crm_restoring(void);
+extern bool crm_is_pool(int64 employee_id);
 
 /* scope.c */
 extern void crm_scope_init(void);

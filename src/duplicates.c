@@ -53,7 +53,7 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	ret = SPI_execute_with_args(
-		"SELECT c.match_type, c.match_id, e.name, string_agg(DISTINCT c.rule, ', '), max(c.score), "
+		"SELECT c.match_type, c.match_id, CASE WHEN e.is_pool THEN format('pool \"%s\"', e.name) ELSE e.name END, string_agg(DISTINCT c.rule, ', '), max(c.score), "
 		"       string_agg(DISTINCT c.reason, ', ') "
 		"  FROM crm.dedupe_candidates($1, $2) c LEFT JOIN crm.employee e ON e.id = c.owner_id "
 		" GROUP BY 1, 2, 3 ORDER BY 5 DESC, 1, 2 LIMIT 50",

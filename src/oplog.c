@@ -134,9 +134,12 @@ skipped_column(Form_pg_attribute att)
 		strcmp(NameStr(att->attname), "last_follow_up_at") == 0;
 }
 
-/* {"field": ["old", "new"], ...} for the fields an UPDATE changed, or NULL */
+/*
+ * {"field": ["old", "new"], ...} for the fields an UPDATE changed, or NULL;
+ * *only is the column number when just one changed.
+ */
 static char *
-changed_fields(TupleDesc desc, HeapTuple old, HeapTuple new)
+changed_fields(TupleDesc desc, HeapTuple old, HeapTuple new, int *only)
 {
 	StringInfoData buf;
 	int			changed = 0;
@@ -158,6 +161,7 @@ changed_fields(TupleDesc desc, HeapTuple old, HeapTuple new)
 		if (oldnull == newnull &&
 			(oldnull || datumIsEqual(oldval, newval, att->attbyval, att->attlen)))
 			continue;
+		*only = changed ? 0 : i;
 		if (changed++)
 			appendStringInfoString(&buf, ", ");
 		escape_json(&buf, NameStr(att->attname));
@@ -241,10 +245,17 @@ crm_log_row(PG_FUNCTION_ARGS)
 		action = "insert";
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
+		int			only = 0;
+
 		action = "update";
-		changes = changed_fields(desc, td->tg_trigtuple, td->tg_newtuple);
+		changes = changed_fields(desc, td->tg_trigtuple, td->tg_newtuple, &only);
 		if (changes == NULL)
 			return PointerGetDatum(NULL);	/* only updated_at moved */
+		/* moves into and out of a public pool are in crm.customer_owner_change */
+		if (only > 0 && strcmp(NameStr(TupleDescAttr(desc, only - 1)->attname), "owner_id") == 0 &&
+			(crm_is_pool(DatumGetInt64(heap_getattr(td->tg_trigtuple, only, desc, &isnull))) ||
+			 crm_is_pool(DatumGetInt64(heap_getattr(td->tg_newtuple, only, desc, &isnull)))))
+			return PointerGetDatum(NULL);
 	}
 	else
 	{

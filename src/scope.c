@@ -103,6 +103,7 @@ typedef struct Emp
 	int			dept;
 	int			superior;
 	bool		active;
+	bool		is_pool;		/* a public pool's row, not a person */
 	int			first_sub;		/* direct subordinates: first_sub, next_sub... */
 	int			next_sub;
 	int			next_in_dept;	/* members of a department: first_member... */
@@ -343,7 +344,7 @@ load_org(void)
 	}
 
 	/* employees */
-	org_query("SELECT id, department_id, superior_id, active FROM crm.employee");
+	org_query("SELECT id, department_id, superior_id, active, is_pool FROM crm.employee");
 	tt = SPI_tuptable;
 	org.nemps = SPI_processed;
 	org.emps = palloc0(sizeof(Emp) * Max(org.nemps, 1));
@@ -356,6 +357,7 @@ load_org(void)
 		e->id = spi_int8(tt->vals[i], tt->tupdesc, 1, &isnull);
 		e->dept = id_lookup(org.dept_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
 		e->active = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		e->is_pool = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
 		e->first_sub = -1;
 		e->roles = NIL;
 		id_index_add(org.emp_index, e->id, i);
@@ -764,6 +766,17 @@ crm_scope_owners(PG_FUNCTION_ARGS)
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(ts->owners_array);
+}
+
+/* Whether an employee row is a public pool's (src/sql/94_pool.sql). */
+bool
+crm_is_pool(int64 employee_id)
+{
+	int			e;
+
+	load_org();
+	e = id_lookup(org.emp_index, employee_id);
+	return e >= 0 && org.emps[e].is_pool;
 }
 
 /*

@@ -1,3 +1,32 @@
+-- The owner history: every change of a customer's owner, with what it was
+-- (transfer, claim, assign, release, recycle), the pool, rule and reason
+-- (kept by crm.customer_clock_move, src/sql/94_pool.sql).
+CREATE TABLE crm.customer_owner_change (
+	id           bigint GENERATED ALWAYS AS IDENTITY,
+	customer_id  bigint NOT NULL,
+	kind         text NOT NULL,
+	from_owner   bigint NOT NULL,
+	to_owner     bigint NOT NULL,
+	pool_id      bigint,
+	rule_id      bigint,
+	reason       text,
+	changed_by   bigint,
+	changed_at   timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT customer_owner_change_pkey PRIMARY KEY (id),
+	CONSTRAINT customer_owner_change_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
+	CONSTRAINT customer_owner_change_kind_check CHECK (kind IN ('transfer', 'claim', 'assign', 'release', 'recycle'))
+);
+CREATE INDEX customer_owner_change_customer_idx ON crm.customer_owner_change (customer_id, changed_at DESC);
+-- daily claim counts, cool-downs and freezes read these
+CREATE INDEX customer_owner_change_claims_idx ON crm.customer_owner_change (to_owner, changed_at) WHERE kind = 'claim';
+CREATE INDEX customer_owner_change_releases_idx ON crm.customer_owner_change (from_owner, pool_id, changed_at) WHERE kind = 'release';
+COMMENT ON TABLE crm.customer_owner_change IS 'Every change of a customer''s owner: transfers and the public pool''s claims, assignments, releases and recycling';
+ALTER TABLE crm.customer_owner_change ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_owner_change_visible ON crm.customer_owner_change FOR SELECT TO crm_user
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id)
+	       OR crm.current_employee_id() IN (from_owner, to_owner));
+GRANT SELECT ON crm.customer_owner_change TO crm_user;
+
 -- seeds 000, 002: a holding limit (the employee's own, else crm.settings'
 -- default) counts the customers not yet signed.  The caller has locked the
 -- employee's row, which serialises everything that hands them customers.

@@ -67,7 +67,13 @@ SELECT o.record_type, o.record_id, o.at,
             ELSE o.action END,
        o.employee_id, o.source, NULL, o.changes
   FROM crm.oplog o
- WHERE o.action <> 'insert';
+ WHERE o.action <> 'insert'
+UNION ALL
+-- moves into and out of a public pool are in the owner history, not the log
+SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
+       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
+  FROM crm.customer_owner_change h
+ WHERE h.kind <> 'transfer';
 COMMENT ON VIEW crm.timeline IS
-	'Per record: creation, follow-ups and logged changes (kind insert, follow_up, update, owner_change, status_change, delete)';
+	'Per record: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
 GRANT SELECT ON crm.timeline TO crm_user;

@@ -36,7 +36,7 @@ CREATE TABLE crm.dedupe_rule (
 	fields         text[] NOT NULL,
 	match          text NOT NULL DEFAULT 'any',
 	action         text NOT NULL DEFAULT 'block',
-	against        text[] NOT NULL DEFAULT '{customers}',
+	against        text[] NOT NULL DEFAULT '{customers, pool}',
 	enabled        boolean NOT NULL DEFAULT true,
 	CONSTRAINT dedupe_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT dedupe_rule_name_key UNIQUE (name),
@@ -45,11 +45,11 @@ CREATE TABLE crm.dedupe_rule (
 		OR (customer_kind IN ('company', 'individual') AND record_type = 'customer')),
 	CONSTRAINT dedupe_rule_match_check CHECK (match IN ('any', 'all')),
 	CONSTRAINT dedupe_rule_action_check CHECK (action IN ('block', 'warn')),
-	CONSTRAINT dedupe_rule_against_check CHECK (against <> '{}' AND against <@ ARRAY['customers', 'leads', 'contacts'])
+	CONSTRAINT dedupe_rule_against_check CHECK (against <> '{}' AND against <@ ARRAY['customers', 'pool', 'leads', 'contacts'])
 );
 COMMENT ON TABLE crm.dedupe_rule IS 'Duplicate rules: a new or changed record whose fields match one already in "against" is blocked or flagged';
 COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplicate; all: every field on the same record';
-COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers, leads (unconverted) and contacts';
+COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers (owned by employees), pool (customers in a public pool), leads (unconverted) and contacts';
 CREATE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm.dedupe_rule TO crm_user;
@@ -113,11 +113,16 @@ CREATE FUNCTION crm.dedupe_targets() RETURNS TABLE (target text, record_type tex
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT * FROM (VALUES
-		('customers', 'customer', 'company', 'name_key', 'x.kind = ''company'''),
-		('customers', 'customer', 'person', 'name_key', 'x.kind = ''individual'''),
-		('customers', 'customer', 'phone', 'phone_key', 'true'),
-		('customers', 'customer', 'uscc', 'uscc', 'true'),
-		('customers', 'customer', 'contact_phone', 'contact_mobile_key', 'x.kind = ''individual'''),
+		('customers', 'customer', 'company', 'name_key', 'x.kind = ''company'' AND NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('customers', 'customer', 'person', 'name_key', 'x.kind = ''individual'' AND NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('customers', 'customer', 'phone', 'phone_key', 'NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('customers', 'customer', 'uscc', 'uscc', 'NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('customers', 'customer', 'contact_phone', 'contact_mobile_key', 'x.kind = ''individual'' AND NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('pool', 'customer', 'company', 'name_key', 'x.kind = ''company'' AND x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('pool', 'customer', 'person', 'name_key', 'x.kind = ''individual'' AND x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('pool', 'customer', 'phone', 'phone_key', 'x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('pool', 'customer', 'uscc', 'uscc', 'x.owner_id IN (SELECT p.id FROM crm.pool p)'),
+		('pool', 'customer', 'contact_phone', 'contact_mobile_key', 'x.kind = ''individual'' AND x.owner_id IN (SELECT p.id FROM crm.pool p)'),
 		('leads', 'lead', 'company', 'company_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
 		('leads', 'lead', 'person', 'name_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
 		('leads', 'lead', 'phone', 'mobile_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
@@ -144,7 +149,7 @@ BEGIN
 	            -- an individual customer's name is a person's
 	            AND g.class = CASE WHEN f.class = 'company' AND r.customer_kind = 'individual' THEN 'person' ELSE f.class END
 	          WHERE g.target = ANY (r.against)
-	          GROUP BY g.target, g.record_type, g.condition LOOP
+	          GROUP BY g.target, g.record_type, g.condition ORDER BY g.target LOOP
 		parts := parts || ARRAY(
 			SELECT format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
 			                 FROM (%s) n JOIN %s x ON %s
@@ -255,18 +260,20 @@ BEGIN
 		CONTINUE WHEN q IS NULL;
 
 		IF r.action = 'block' THEN
-			EXECUTE format('SELECT h.*, e.name AS owner FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
+			EXECUTE format('SELECT h.*, e.name AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
 				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, hit.new_name,
-				                CASE hit.match_type WHEN 'customer' THEN 'a customer owned by '
-				                                    WHEN 'lead' THEN 'a lead of '
-				                                    ELSE 'a contact of a customer owned by ' END || coalesce(hit.owner, 'nobody'),
+				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
+				                     WHEN hit.match_type = 'customer' THEN 'a customer owned by ' || coalesce(hit.owner, 'nobody')
+				                     WHEN hit.match_type = 'lead' THEN 'a lead of ' || coalesce(hit.owner, 'nobody')
+				                     ELSE 'a contact of a customer owned by ' || coalesce(hit.owner, 'nobody') END,
 				                r.name
 					USING ERRCODE = 'unique_violation',
 					      DETAIL = format('Rule "%s" compares %s with %s and blocks a match.', r.name,
 					                      array_to_string(r.fields, ', '), array_to_string(r.against, ', ')),
-					      HINT = format('It is %s''s already: ask them to transfer it or add you to its team, or look with crm.find_duplicates.',
-					                    coalesce(hit.owner, 'nobody'));
+					      HINT = CASE WHEN hit.is_pool THEN format('Claim it from pool "%s" (crm.pool_customer lists it to the pool''s members), or look with crm.find_duplicates.', hit.owner)
+					                  ELSE format('It is %s''s already: ask them to transfer it or add you to its team, or look with crm.find_duplicates.',
+					                              coalesce(hit.owner, 'nobody')) END;
 			END IF;
 		ELSE
 			-- most statements flag nothing: find that out with the probes alone

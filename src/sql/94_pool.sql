@@ -190,35 +190,6 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('pool.recycled',       'Customers of yours were recycled to a public pool'),
 	('pool.recycle_soon',   'Customers of yours will be recycled to a public pool soon');
 
--- The owner history: every change of a customer's owner, with what it was
--- (transfer, claim, assign, release, recycle), the pool, rule and reason.
-CREATE TABLE crm.customer_owner_change (
-	id           bigint GENERATED ALWAYS AS IDENTITY,
-	customer_id  bigint NOT NULL,
-	kind         text NOT NULL,
-	from_owner   bigint NOT NULL,
-	to_owner     bigint NOT NULL,
-	pool_id      bigint,
-	rule_id      bigint,
-	reason       text,
-	changed_by   bigint,
-	changed_at   timestamptz NOT NULL DEFAULT now(),
-	CONSTRAINT customer_owner_change_pkey PRIMARY KEY (id),
-	CONSTRAINT customer_owner_change_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
-	CONSTRAINT customer_owner_change_kind_check CHECK (kind IN ('transfer', 'claim', 'assign', 'release', 'recycle'))
-);
-CREATE INDEX customer_owner_change_customer_idx ON crm.customer_owner_change (customer_id, changed_at DESC);
-CREATE INDEX customer_owner_change_at_idx ON crm.customer_owner_change (changed_at);
--- daily claim counts, cool-downs and freezes read these
-CREATE INDEX customer_owner_change_claims_idx ON crm.customer_owner_change (to_owner, changed_at) WHERE kind = 'claim';
-CREATE INDEX customer_owner_change_releases_idx ON crm.customer_owner_change (from_owner, pool_id, changed_at) WHERE kind = 'release';
-COMMENT ON TABLE crm.customer_owner_change IS 'Every change of a customer''s owner: transfers and the public pool''s claims, assignments, releases and recycling';
-ALTER TABLE crm.customer_owner_change ENABLE ROW LEVEL SECURITY;
-CREATE POLICY customer_owner_change_visible ON crm.customer_owner_change FOR SELECT TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id)
-	       OR crm.current_employee_id() IN (from_owner, to_owner));
-GRANT SELECT ON crm.customer_owner_change TO crm_user;
-
 -- Each customer's recycling clock, beside the customer row: updating it must
 -- not rewrite the customer (its generated keys and many indexes).
 CREATE TABLE crm.customer_recycling (
@@ -370,7 +341,7 @@ COMMENT ON VIEW crm.recycle_deadline IS 'When each customer is due back in a poo
 
 -- Bring the kept deadlines of these customers (or of these owners' customers) up to date.
 CREATE FUNCTION crm.recompute_recycling(customer_ids bigint[], owner_ids bigint[] DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	n bigint := 0;
 BEGIN
@@ -419,59 +390,89 @@ CREATE TRIGGER customer_clock_start AFTER INSERT ON crm.customer
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.customer_clock_start();
 
 -- Changes of owner, status, lock or last follow-up move the clock.  An owner
--- change is written to the owner history: crm.owner_change says what it was
+-- change into or out of a pool takes the contacts along; every owner change
+-- is written to the owner history: crm.owner_change says what it was
 -- (the pool's functions set it); without it, a change out of a pool is an
 -- assignment, one into a pool a release, any other a transfer.
 CREATE FUNCTION crm.customer_clock_move() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
-	changed  bigint[];
-	moved    bigint[];
-	labelled text := nullif(current_setting('crm.owner_change'), '');
-	why      text := nullif(current_setting('crm.owner_change_reason'), '');
+	labelled   text := nullif(current_setting('crm.owner_change'), '');
+	why        text := nullif(current_setting('crm.owner_change_reason'), '');
+	pools      bigint[] := ARRAY(SELECT id FROM crm.pool);
+	changed    bigint[];	-- owner, status, lock or last follow-up changed, and not into a pool
+	moved      bigint[];	-- owner changed; with from_owner and to_owner
+	from_owner bigint[];
+	to_owner   bigint[];
+	restatus   bigint[];	-- status changed, owner kept; with old_status
+	old_status bigint[];
+	actor      bigint := crm.invoking_employee_id();
+	replication_role text := current_setting('session_replication_role');
 BEGIN
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
-	SELECT array_agg(n.id), array_agg(n.id) FILTER (WHERE n.owner_id <> o.owner_id)
-	  INTO changed, moved
+	-- the transition tables are read once, into arrays
+	SELECT array_agg(n.id) FILTER (WHERE n.owner_id <> ALL (pools)),
+	       array_agg(n.id) FILTER (WHERE n.owner_id <> o.owner_id),
+	       array_agg(o.owner_id) FILTER (WHERE n.owner_id <> o.owner_id),
+	       array_agg(n.owner_id) FILTER (WHERE n.owner_id <> o.owner_id),
+	       array_agg(n.id) FILTER (WHERE n.owner_id = o.owner_id AND n.status_id <> o.status_id),
+	       array_agg(o.status_id) FILTER (WHERE n.owner_id = o.owner_id AND n.status_id <> o.status_id)
+	  INTO changed, moved, from_owner, to_owner, restatus, old_status
 	  FROM new_rows n JOIN old_rows o ON o.id = n.id
 	 WHERE (n.owner_id, n.status_id, n.locked, n.last_follow_up_at) IS DISTINCT FROM
 	       (o.owner_id, o.status_id, o.locked, o.last_follow_up_at);
-	IF changed IS NULL THEN
-		RETURN NULL;
-	END IF;
 
 	IF moved IS NOT NULL THEN
 		INSERT INTO crm.customer_owner_change (customer_id, kind, from_owner, to_owner, pool_id, rule_id, reason, changed_by)
-		SELECT n.id, x.kind, o.owner_id, n.owner_id, coalesce(pn.id, po.id),
-		       CASE WHEN x.kind = 'recycle' THEN k.rule_id END,
-		       CASE WHEN x.kind = 'recycle' THEN crm.describe_recycle_rule(r) ELSE why END,
-		       crm.invoking_employee_id()
-		  FROM new_rows n JOIN old_rows o ON o.id = n.id
-		  LEFT JOIN crm.pool pn ON pn.id = n.owner_id
-		  LEFT JOIN crm.pool po ON po.id = o.owner_id
-		  LEFT JOIN crm.customer_recycling k ON k.customer_id = n.id
-		  LEFT JOIN crm.recycle_rule r ON r.id = k.rule_id
-		 CROSS JOIN LATERAL (SELECT coalesce(labelled, CASE WHEN po.id IS NOT NULL THEN 'assign'
-		                                               WHEN pn.id IS NOT NULL THEN 'release' ELSE 'transfer' END) AS kind) x
-		 WHERE n.id = ANY (moved);
-		-- a new owner starts afresh
-		DELETE FROM crm.customer_status_time WHERE customer_id = ANY (moved);
-		UPDATE crm.customer_recycling SET owned_since = now(), status_since = now()
-		 WHERE customer_id = ANY (moved);
+		SELECT m.id, x.kind, m.from_owner, m.to_owner,
+		       CASE WHEN m.to_owner = ANY (pools) THEN m.to_owner WHEN m.from_owner = ANY (pools) THEN m.from_owner END,
+		       CASE WHEN x.kind = 'recycle' THEN r.id END,
+		       CASE WHEN x.kind = 'recycle' THEN r.reason ELSE why END,
+		       actor
+		  FROM unnest(moved, from_owner, to_owner) AS m(id, from_owner, to_owner)
+		  LEFT JOIN crm.customer_recycling k ON k.customer_id = m.id
+		  LEFT JOIN (SELECT r.id, crm.describe_recycle_rule(r) AS reason FROM crm.recycle_rule r) r ON r.id = k.rule_id
+		 CROSS JOIN LATERAL (SELECT coalesce(labelled, CASE WHEN m.from_owner = ANY (pools) THEN 'assign'
+		                                                 WHEN m.to_owner = ANY (pools) THEN 'release' ELSE 'transfer' END) AS kind) x;
+		-- into or out of a pool, contacts go with their customer (the owner is
+		-- all that changes: their own triggers, which stamp, check, look for
+		-- duplicates and log, have nothing to do), and a pool customer is
+		-- nobody's to share
+		PERFORM set_config('session_replication_role', 'replica', true);
+		UPDATE crm.contact k SET owner_id = m.to_owner
+		  FROM unnest(moved, from_owner, to_owner) AS m(id, from_owner, to_owner)
+		 WHERE k.customer_id = m.id AND k.owner_id <> m.to_owner
+		   AND (m.to_owner = ANY (pools) OR m.from_owner = ANY (pools));
+		PERFORM set_config('session_replication_role', replication_role, true);
+		IF EXISTS (SELECT FROM crm.team_member WHERE record_type = 'customer') THEN
+			DELETE FROM crm.team_member t USING unnest(moved, to_owner) AS m(id, to_owner)
+			 WHERE t.record_type = 'customer' AND t.record_id = m.id AND m.to_owner = ANY (pools);
+		END IF;
+		-- a new owner starts afresh; a pool has no deadlines
+		IF EXISTS (SELECT FROM crm.customer_status_time) THEN
+			DELETE FROM crm.customer_status_time WHERE customer_id = ANY (moved);
+		END IF;
+		UPDATE crm.customer_recycling k
+		   SET owned_since = now(), status_since = now(), reminded_for = NULL,
+		       recycle_at = CASE WHEN m.to_owner = ANY (pools) THEN NULL ELSE k.recycle_at END,
+		       rule_id = CASE WHEN m.to_owner = ANY (pools) THEN NULL ELSE k.rule_id END
+		  FROM unnest(moved, to_owner) AS m(id, to_owner)
+		 WHERE k.customer_id = m.id;
 	END IF;
 	-- a kept customer that changed status banks the time spent in the old one
-	INSERT INTO crm.customer_status_time AS t (customer_id, status_id, spent)
-	SELECT o.id, o.status_id, now() - k.status_since
-	  FROM new_rows n JOIN old_rows o ON o.id = n.id JOIN crm.customer_recycling k ON k.customer_id = n.id
-	 WHERE n.status_id <> o.status_id AND n.owner_id = o.owner_id
-	ON CONFLICT (customer_id, status_id) DO UPDATE SET spent = t.spent + excluded.spent;
-	UPDATE crm.customer_recycling k SET status_since = now()
-	  FROM new_rows n JOIN old_rows o ON o.id = n.id
-	 WHERE k.customer_id = n.id AND n.status_id <> o.status_id AND n.owner_id = o.owner_id;
+	IF restatus IS NOT NULL THEN
+		INSERT INTO crm.customer_status_time AS t (customer_id, status_id, spent)
+		SELECT m.id, m.status_id, now() - k.status_since
+		  FROM unnest(restatus, old_status) AS m(id, status_id) JOIN crm.customer_recycling k ON k.customer_id = m.id
+		ON CONFLICT (customer_id, status_id) DO UPDATE SET spent = t.spent + excluded.spent;
+		UPDATE crm.customer_recycling SET status_since = now() WHERE customer_id = ANY (restatus);
+	END IF;
 
-	PERFORM crm.recompute_recycling(changed);
+	IF changed IS NOT NULL THEN
+		PERFORM crm.recompute_recycling(changed);
+	END IF;
 	RETURN NULL;
 END
 $$;
@@ -573,7 +574,8 @@ SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_i
 COMMENT ON VIEW crm.pool_contact IS 'The contacts of my pools'' customers, mobiles and e-mails masked until claimed';
 GRANT SELECT ON crm.pool_customer, crm.pool_contact TO crm_user;
 
--- Move customers and their contacts to a new owner as one labelled change.
+-- Move customers to a new owner as one labelled change (their contacts
+-- follow, crm.customer_clock_move).
 CREATE FUNCTION crm.pool_move(ids bigint[], to_owner bigint, kind text, reason text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -582,11 +584,6 @@ BEGIN
 	PERFORM set_config('crm.owner_change', kind, true), set_config('crm.owner_change_reason', coalesce(reason, ''), true);
 	UPDATE crm.customer SET owner_id = to_owner WHERE id = ANY (ids) AND owner_id <> to_owner;
 	GET DIAGNOSTICS n = ROW_COUNT;
-	UPDATE crm.contact SET owner_id = to_owner WHERE customer_id = ANY (ids) AND owner_id <> to_owner;
-	IF kind IN ('release', 'recycle') THEN
-		-- a pool customer is nobody's to share
-		DELETE FROM crm.team_member WHERE record_type = 'customer' AND record_id = ANY (ids);
-	END IF;
 	PERFORM set_config('crm.owner_change', '', true), set_config('crm.owner_change_reason', '', true);
 	RETURN n;
 END
@@ -844,45 +841,49 @@ COMMENT ON FUNCTION crm.recycling_preview(timestamptz) IS 'Dry run: the customer
 -- owners once per run, then sends the reminders due (once per customer and
 -- deadline).  Idempotent: a rerun finds nothing left to do.
 CREATE FUNCTION crm.run_recycling(batch_size integer DEFAULT 5000) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	started  timestamptz := clock_timestamp();
-	batch    bigint[];
 	dest     record;
 	moved    integer := 0;
 	n        integer;
 	reminded integer;
+	last_change bigint := coalesce((SELECT max(id) FROM crm.customer_owner_change), 0);
 BEGIN
 	PERFORM set_config('crm.change_source', 'job', true);
 	LOOP
-		batch := ARRAY(SELECT c.id FROM crm.customer c
-		                WHERE c.id IN (SELECT d.customer_id FROM crm.recycling_due(now()) d
-		                                ORDER BY d.recycle_at LIMIT batch_size)
-		                FOR UPDATE OF c SKIP LOCKED);
-		EXIT WHEN batch = '{}';
 		n := 0;
-		-- locked now: what the clocks say after any change committed meanwhile
-		FOR dest IN SELECT coalesce(d.pool_id, crm.default_pool()) AS pool, array_agg(d.customer_id) AS ids
-		              FROM crm.recycling_due(now()) d WHERE d.customer_id = ANY (batch)
-		             GROUP BY 1 LOOP
+		-- the clocks that are due, locked: one a concurrent run or a change of
+		-- its customer (a follow-up, say) holds is skipped, the next run takes
+		-- it; one changed meanwhile is checked again as it is now
+		FOR dest IN
+			SELECT coalesce(r.pool_id, crm.default_pool()) AS pool, array_agg(d.customer_id ORDER BY d.customer_id) AS ids
+			  FROM (SELECT k.customer_id, k.rule_id
+			          FROM crm.customer_recycling k
+			         WHERE k.recycle_at <= now()
+			         ORDER BY k.recycle_at LIMIT batch_size
+			           FOR UPDATE SKIP LOCKED) d
+			  JOIN crm.recycle_rule r ON r.id = d.rule_id
+			 GROUP BY 1
+		LOOP
 			n := n + crm.pool_move(dest.ids, dest.pool, 'recycle', NULL);
 		END LOOP;
 		moved := moved + n;
 		EXIT WHEN n = 0;
 	END LOOP;
 
+	-- each former owner hears once, of all their customers this run moved
 	PERFORM crm.notify(ARRAY[h.from_owner], 'pool.recycled',
-	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', h.first_name, h.pool)
+	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', c.name, p.name)
 	                        ELSE format('%s of your customers went back to a public pool', h.n) END,
 	                   h.reasons, 'customer', CASE WHEN h.n = 1 THEN h.first_id END)
-	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id,
-	               (array_agg(c.name ORDER BY x.customer_id))[1] AS first_name, min(p.name) AS pool,
+	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id, min(x.pool_id) AS pool_id,
 	               string_agg(DISTINCT x.reason, E'\n') AS reasons
 	          FROM crm.customer_owner_change x
-	          JOIN crm.customer c ON c.id = x.customer_id
-	          JOIN crm.pool p ON p.id = x.pool_id
-	         WHERE x.changed_at = now() AND x.kind = 'recycle'
-	         GROUP BY x.from_owner) h;
+	         WHERE x.id > last_change AND x.kind = 'recycle'
+	         GROUP BY x.from_owner) h
+	  JOIN crm.customer c ON c.id = h.first_id
+	  JOIN crm.pool p ON p.id = h.pool_id;
 
 	-- reminders, X days before (seed 000)
 	WITH due AS (
