@@ -188,12 +188,13 @@ UNION ALL
 SELECT p.id, NULL, e.id, true FROM crm.pool p, crm.employee e WHERE p.name = '华南公海' AND e.db_role = 'yang_lei'
 UNION ALL
 SELECT p.id, NULL, e.id, true FROM crm.pool p, crm.employee e WHERE p.name = '公海' AND e.db_role = 'li_na';
--- seed 000's two rules: 30 days without a follow-up while still early, 180 days without signing
+-- seed 000's two rules (seed 002 gives the second to the South region): 15 days
+-- without a follow-up while still early on, a year without signing
 INSERT INTO crm.recycle_rule (name, kind, days, status_ids, remind_days_before)
-SELECT '30天未跟进', 'no_follow_up', 30, ARRAY(SELECT id FROM crm.customer_status WHERE position <= 2), 5;
-INSERT INTO crm.recycle_rule (name, kind, days, exempt_status_ids, remind_days_before, pool_id)
-SELECT '180天未成交', 'no_deal', 180, ARRAY(SELECT id FROM crm.customer_status WHERE position = 4), 10,
-       (SELECT id FROM crm.pool WHERE name = '华南公海');
+SELECT '15天未跟进', 'no_follow_up', 15, ARRAY(SELECT id FROM crm.customer_status WHERE position <= 2), 5;
+INSERT INTO crm.recycle_rule (name, kind, days, exempt_status_ids, department_ids, remind_days_before, pool_id)
+SELECT '一年未成交', 'no_deal', 365, ARRAY(SELECT id FROM crm.customer_status WHERE position = 4),
+       ARRAY(SELECT id FROM crm.department WHERE name = '华南大区'), 30, (SELECT id FROM crm.pool WHERE name = '华南公海');
 -- two customers wait in the pools
 UPDATE crm.customer SET owner_id = (SELECT id FROM crm.pool WHERE name = '公海') WHERE name = '金华义乌小商品有限公司';
 UPDATE crm.customer SET owner_id = (SELECT id FROM crm.pool WHERE name = '华南公海') WHERE name = '佛山顺德家电有限公司';

@@ -106,6 +106,9 @@ SET ROLE po_c;
 SELECT crm.claim_customer(:tea);
 RESET ROLE;
 SELECT kind, to_owner = :b AS to_b, pool_id = :pool_a AS from_pool FROM crm.customer_owner_change WHERE customer_id = :tea ORDER BY id;
+-- the moves are in the timeline from the owner history, not twice from the operation log
+SELECT kind, detail, summary FROM crm.timeline WHERE record_type = 'customer' AND record_id = :tea AND kind <> 'insert' ORDER BY at;
+SELECT count(*) AS logged_moves FROM crm.oplog WHERE record_id = :tea AND changes ? 'owner_id';
 
 -- the daily limit counts only claims; the holding limit counts unsigned customers
 UPDATE crm.settings SET daily_claim_limit = 2;
