@@ -92,6 +92,9 @@ SELECT count(*) AS west_sees FROM crm.pool_customer WHERE id = :tea;
 SET ROLE po_admin;
 SELECT name, phone FROM crm.pool_customer;
 SELECT name, phone FROM crm.customer WHERE id = :tea;
+SELECT rule, grants, detail FROM crm.explain_access('customer', :tea) WHERE rule = 'pool_admin';
+SET ROLE po_b;
+SELECT rule, grants FROM crm.explain_access('customer', :tea) WHERE rule NOT IN ('identity', 'permission');
 RESET ROLE;
 
 -- claims: the former owner waits out the cool-down; one claimer wins
@@ -180,7 +183,7 @@ SELECT 'Po rule ' || n, crm.uscc_with_check('91330100001703' || n || '00'), now(
 RESET ROLE;
 CREATE TEMP VIEW clock AS
 SELECT c.name, round(extract(epoch FROM k.recycle_at - now()) / 86400)::integer AS due_in_days, r.name AS rule
-  FROM crm.customer c JOIN crm.customer_recycling k ON k.customer_id = c.id LEFT JOIN crm.recycle_rule r ON r.id = k.rule_id
+  FROM crm.customer c LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id LEFT JOIN crm.recycle_rule r ON r.id = k.rule_id
  WHERE c.name LIKE 'Po rule %' ORDER BY c.name;
 SELECT * FROM clock;
 INSERT INTO crm.recycle_rule (name, kind, days, status_ids, department_ids, remind_days_before)

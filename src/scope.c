@@ -1239,6 +1239,11 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	if (!any_scope)
 		explain_row(rsinfo, "scope", owner_index == acting.emp,
 					psprintf("no role of the employee sets a %s scope, so it is self", type));
+	/* (to anyone else, which pool holds it is the owner, and not theirs to know) */
+	if (owner_index >= 0 && list_member_int(org.emps[acting.emp].admin_pools, owner_index))
+		explain_row(rsinfo, "pool_admin", true,
+					psprintf("%s %lld is in public pool %lld, which the employee administers",
+							 type, (long long) id, (long long) owner));
 
 	values[0] = Int64GetDatum(acting.employee_id);
 	values[1] = CStringGetTextDatum(type);

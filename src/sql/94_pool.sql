@@ -191,7 +191,10 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('pool.recycle_soon',   'Customers of yours will be recycled to a public pool soon');
 
 -- Each customer's recycling clock, beside the customer row: updating it must
--- not rewrite the customer (its generated keys and many indexes).
+-- not rewrite the customer (its generated keys and many indexes).  A customer
+-- gets a row once it has a deadline or a new owner or status; until then it
+-- has been owned and in its status since it was created, so that inserting
+-- customers while no rule is enabled costs nothing here.
 CREATE TABLE crm.customer_recycling (
 	customer_id   bigint NOT NULL,
 	owned_since   timestamptz NOT NULL,
@@ -203,7 +206,7 @@ CREATE TABLE crm.customer_recycling (
 	CONSTRAINT customer_recycling_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE
 );
 CREATE INDEX customer_recycling_due_idx ON crm.customer_recycling (recycle_at) WHERE recycle_at IS NOT NULL;
-COMMENT ON TABLE crm.customer_recycling IS 'When each customer goes back to a pool (recycle_at) and under which rule; kept by triggers';
+COMMENT ON TABLE crm.customer_recycling IS 'When each customer goes back to a pool (recycle_at) and under which rule; kept by triggers. No row: owned and in its status since it was created, no deadline';
 COMMENT ON COLUMN crm.customer_recycling.owned_since IS 'When the current owner got the customer';
 COMMENT ON COLUMN crm.customer_recycling.reminded_for IS 'The deadline the owner was last reminded of (reminders are sent once per deadline)';
 ALTER TABLE crm.customer_recycling ENABLE ROW LEVEL SECURITY;
@@ -322,6 +325,8 @@ WITH applies AS (
 	 WHERE r.enabled
 )
 SELECT DISTINCT ON (c.id, c.owner_id) c.id AS customer_id, c.owner_id, a.rule_id,
+       k.customer_id IS NOT NULL AS kept, coalesce(k.owned_since, c.created_at) AS owned_since,
+       coalesce(k.status_since, c.created_at) AS status_since,
        CASE a.kind
        WHEN 'no_follow_up' THEN greatest(c.last_follow_up_at, coalesce(k.owned_since, c.created_at)) + make_interval(days => a.days)
        WHEN 'no_deal' THEN coalesce(k.owned_since, c.created_at) + make_interval(days => a.days)
@@ -339,48 +344,42 @@ SELECT DISTINCT ON (c.id, c.owner_id) c.id AS customer_id, c.owner_id, a.rule_id
  ORDER BY c.id, c.owner_id, recycle_at NULLS LAST;
 COMMENT ON VIEW crm.recycle_deadline IS 'When each customer is due back in a pool and by which rule, computed now; crm.customer_recycling keeps it';
 
--- Bring the kept deadlines of these customers (or of these owners' customers) up to date.
+-- Bring the kept deadlines of these customers (or of these owners' customers)
+-- up to date: one pass over the view, updating the rows there are and adding
+-- those a customer without one now needs.
 CREATE FUNCTION crm.recompute_recycling(customer_ids bigint[], owner_ids bigint[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
-	n bigint := 0;
+	n bigint;
 BEGIN
-	IF customer_ids IS NOT NULL THEN
+	WITH d AS MATERIALIZED (
+		SELECT * FROM crm.recycle_deadline d
+		 WHERE d.customer_id = ANY (customer_ids) OR d.owner_id = ANY (owner_ids)
+	), kept AS (
 		UPDATE crm.customer_recycling k SET recycle_at = d.recycle_at, rule_id = d.rule_id
-		  FROM crm.recycle_deadline d
-		 WHERE d.customer_id = ANY (customer_ids) AND k.customer_id = d.customer_id
-		   AND (k.recycle_at, k.rule_id) IS DISTINCT FROM (d.recycle_at, d.rule_id);
-		GET DIAGNOSTICS n = ROW_COUNT;
-	END IF;
-	IF owner_ids IS NOT NULL THEN
-		UPDATE crm.customer_recycling k SET recycle_at = d.recycle_at, rule_id = d.rule_id
-		  FROM crm.recycle_deadline d
-		 WHERE d.owner_id = ANY (owner_ids) AND k.customer_id = d.customer_id
-		   AND (k.recycle_at, k.rule_id) IS DISTINCT FROM (d.recycle_at, d.rule_id);
-		GET DIAGNOSTICS n = ROW_COUNT;
-	END IF;
+		  FROM d
+		 WHERE d.kept AND k.customer_id = d.customer_id
+		   AND (k.recycle_at, k.rule_id) IS DISTINCT FROM (d.recycle_at, d.rule_id)
+		RETURNING 1
+	), added AS (
+		INSERT INTO crm.customer_recycling (customer_id, owned_since, status_since, recycle_at, rule_id)
+		SELECT d.customer_id, d.owned_since, d.status_since, d.recycle_at, d.rule_id
+		  FROM d WHERE NOT d.kept AND d.recycle_at IS NOT NULL
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM added) INTO n;
 	RETURN n;
 END
 $$;
 REVOKE ALL ON FUNCTION crm.recompute_recycling(bigint[], bigint[]) FROM PUBLIC;
 
--- New customers start their clock.  (A restore brings the clocks with it.)
+-- New customers get a deadline when a rule applies.  (A restore brings the
+-- clocks with it.)
 CREATE FUNCTION crm.customer_clock_start() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ids bigint[];
 BEGIN
-	IF NOT current_setting('row_security')::boolean THEN
-		RETURN NULL;
-	END IF;
-	WITH made AS (
-		INSERT INTO crm.customer_recycling (customer_id, owned_since, status_since)
-		SELECT n.id, n.created_at, n.created_at FROM new_rows n
-		RETURNING customer_id
-	)
-	SELECT array_agg(customer_id) INTO ids FROM made;
-	IF EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
-		PERFORM crm.recompute_recycling(ids);
+	IF current_setting('row_security')::boolean AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
+		PERFORM crm.recompute_recycling(ARRAY(SELECT id FROM new_rows));
 	END IF;
 	RETURN NULL;
 END
@@ -450,24 +449,26 @@ BEGIN
 			DELETE FROM crm.team_member t USING unnest(moved, to_owner) AS m(id, to_owner)
 			 WHERE t.record_type = 'customer' AND t.record_id = m.id AND m.to_owner = ANY (pools);
 		END IF;
-		-- a new owner starts afresh; a pool has no deadlines
+		-- a new owner starts afresh (the deadline follows below; a pool has none)
 		IF EXISTS (SELECT FROM crm.customer_status_time) THEN
 			DELETE FROM crm.customer_status_time WHERE customer_id = ANY (moved);
 		END IF;
-		UPDATE crm.customer_recycling k
-		   SET owned_since = now(), status_since = now(), reminded_for = NULL,
-		       recycle_at = CASE WHEN m.to_owner = ANY (pools) THEN NULL ELSE k.recycle_at END,
-		       rule_id = CASE WHEN m.to_owner = ANY (pools) THEN NULL ELSE k.rule_id END
-		  FROM unnest(moved, to_owner) AS m(id, to_owner)
-		 WHERE k.customer_id = m.id;
+		INSERT INTO crm.customer_recycling AS k (customer_id, owned_since, status_since)
+		SELECT m.id, now(), now() FROM unnest(moved, to_owner) AS m(id, to_owner)
+		ON CONFLICT (customer_id) DO UPDATE
+		   SET owned_since = now(), status_since = now(), reminded_for = NULL, recycle_at = NULL, rule_id = NULL;
 	END IF;
 	-- a kept customer that changed status banks the time spent in the old one
 	IF restatus IS NOT NULL THEN
 		INSERT INTO crm.customer_status_time AS t (customer_id, status_id, spent)
-		SELECT m.id, m.status_id, now() - k.status_since
-		  FROM unnest(restatus, old_status) AS m(id, status_id) JOIN crm.customer_recycling k ON k.customer_id = m.id
+		SELECT m.id, m.status_id, now() - coalesce(k.status_since, c.created_at)
+		  FROM unnest(restatus, old_status) AS m(id, status_id)
+		  JOIN crm.customer c ON c.id = m.id
+		  LEFT JOIN crm.customer_recycling k ON k.customer_id = m.id
 		ON CONFLICT (customer_id, status_id) DO UPDATE SET spent = t.spent + excluded.spent;
-		UPDATE crm.customer_recycling SET status_since = now() WHERE customer_id = ANY (restatus);
+		INSERT INTO crm.customer_recycling AS k (customer_id, owned_since, status_since)
+		SELECT c.id, c.created_at, now() FROM crm.customer c WHERE c.id = ANY (restatus)
+		ON CONFLICT (customer_id) DO UPDATE SET status_since = now();
 	END IF;
 
 	IF changed IS NOT NULL THEN
@@ -554,7 +555,7 @@ CREATE VIEW crm.pool_customer WITH (security_barrier) AS
 SELECT c.id, c.name, c.kind, p.id AS pool_id, p.name AS pool_name,
        CASE WHEN p.mask_phones AND NOT m.is_admin THEN crm.mask_phone(c.phone) ELSE c.phone END AS phone,
        c.uscc, c.industry, c.source, c.level, c.status_id, c.last_follow_up_at,
-       k.owned_since AS in_pool_since, c.created_at
+       coalesce(k.owned_since, c.created_at) AS in_pool_since, c.created_at
   FROM crm.pool_membership m
   JOIN crm.pool p ON p.id = m.pool_id AND p.active
   JOIN crm.customer c ON c.owner_id = p.id
