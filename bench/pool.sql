@@ -31,8 +31,8 @@ SELECT top FROM (SELECT top, sum(n) OVER (ORDER BY n DESC, top) - n AS before FR
 CREATE TEMP TABLE half_owner AS
 SELECT x.employee_id AS id FROM crm.recycle_rule_employees(ARRAY(SELECT top FROM half), '{}', '{}') x;
 SELECT ceil(extract(epoch FROM now() - percentile_disc(100000.0 / (SELECT count(*) FROM crm.customer WHERE owner_id IN (SELECT id FROM half_owner)))
-            WITHIN GROUP (ORDER BY greatest(c.last_follow_up_at, k.owned_since))) / 86400)::int AS due_days
-  FROM crm.customer c JOIN crm.customer_recycling k ON k.customer_id = c.id
+            WITHIN GROUP (ORDER BY greatest(c.last_follow_up_at, coalesce(k.owned_since, c.created_at)))) / 86400)::int AS due_days
+  FROM crm.customer c LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id
  WHERE c.owner_id IN (SELECT id FROM half_owner) \gset
 INSERT INTO crm.recycle_rule (name, kind, days, department_ids)
 SELECT 'bench quiet', 'no_follow_up', :due_days, ARRAY(SELECT top FROM half)

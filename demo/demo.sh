@@ -84,6 +84,9 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
          crm.uscc_with_check('91440101MA5A6B7C9'));     -- refused: it is 杨磊's already
   SELECT * FROM crm.find_duplicates('customer', '{"name": "zhu jiang dian zi"}');
                                                        -- whose it is, without showing it
+  SELECT name, pool_name, phone FROM crm.pool_customer;  -- the public pool, phones masked
+  SELECT name, days_left, reason FROM crm.customers_due_for_recycling;
+                                                       -- 刘洋: one goes back to the pool soon
 
 As the superuser: SELECT * FROM crm.job; SELECT jobname, schedule FROM cron.job;
 Stop with: make demo-stop    Read on: docs/index.md
