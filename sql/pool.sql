@@ -63,6 +63,8 @@ UPDATE crm.employee SET is_pool = true WHERE id = :c;
 \set VERBOSITY default
 INSERT INTO crm.pool_member (pool_id, employee_id) VALUES (:pool_a, :pool_w);
 DELETE FROM crm.pool WHERE id = :pool_w;
+UPDATE crm.employee SET active = false WHERE id = :pool_w;
+SELECT crm.deactivate_employee(:pool_w, :admin);
 SET ROLE po_a;
 INSERT INTO crm.pool (name) VALUES ('My own pool');
 RESET ROLE;

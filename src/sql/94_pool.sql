@@ -125,6 +125,24 @@ $$;
 CREATE TRIGGER pool_holder BEFORE INSERT OR UPDATE OR DELETE ON crm.pool
 	FOR EACH ROW EXECUTE FUNCTION crm.pool_holder();
 
+-- A pool's employee row changes with its pool, never by itself.
+CREATE FUNCTION crm.guard_pool_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT OLD.is_pool THEN
+		RAISE EXCEPTION 'employee % (%) cannot become a pool''s row', OLD.id, OLD.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Insert a crm.pool row: it makes its own.';
+	END IF;
+	RAISE EXCEPTION 'employee % is the row of pool "%"', OLD.id, OLD.name
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+		      HINT = format('Change the pool instead: UPDATE crm.pool SET ... WHERE id = %s.', OLD.id);
+END
+$$;
+CREATE TRIGGER employee_pool_row BEFORE UPDATE ON crm.employee
+	FOR EACH ROW WHEN ((OLD.is_pool OR NEW.is_pool) AND pg_trigger_depth() = 0)
+	EXECUTE FUNCTION crm.guard_pool_row();
+
 CREATE FUNCTION crm.check_pool_member() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
