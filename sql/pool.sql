@@ -75,6 +75,7 @@ INSERT INTO crm.customer (name, uscc, phone) VALUES ('Po Tea Co', crm.uscc_with_
 INSERT INTO crm.contact (customer_id, name, mobile, email)
 SELECT id, 'Ms Po', '13800017001', 'ms.po@example.com' FROM crm.customer WHERE name = 'Po Tea Co';
 SELECT id AS tea FROM crm.customer WHERE name = 'Po Tea Co' \gset
+INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', :tea, 'No budget this year');
 SELECT crm.release_customer(:tea, 'bored');
 SELECT crm.release_customer(:tea, 'no_need');
 SELECT count(*) AS a_still_sees FROM crm.customer WHERE id = :tea;
@@ -88,6 +89,7 @@ SELECT owner_id = :pool_a AS contact_in_pool FROM crm.contact WHERE customer_id 
 SET ROLE po_b;
 SELECT name, pool_name, phone FROM crm.pool_customer;
 SELECT name, mobile, email FROM crm.pool_contact;
+SELECT method, content, created_by = :a AS by_a FROM crm.pool_follow_up WHERE customer_id = :tea;
 SELECT count(*) AS b_sees_rows FROM crm.customer WHERE id = :tea;
 SET ROLE po_w;
 SELECT count(*) AS west_sees FROM crm.pool_customer WHERE id = :tea;
@@ -136,6 +138,8 @@ SET ROLE po_admin;
 SELECT crm.assign_customer(id, :b) FROM crm.pool_customer WHERE name = 'Po pool 3';
 SELECT crm.assign_customer(id, :pool_w) FROM crm.pool_customer WHERE name = 'Po pool 4';
 RESET ROLE;
+-- a transfer cannot put customers into a pool: a release says why
+SELECT crm.transfer('customer', ARRAY[id], :pool_w) FROM crm.customer WHERE name = 'Po pool 3';
 SELECT kind, count(*) FROM crm.customer_owner_change WHERE to_owner = :b GROUP BY kind ORDER BY kind;
 SELECT title, record_id IS NOT NULL AS links_customer FROM crm.notification WHERE recipient_id = :b AND event = 'pool.assigned';
 

@@ -68,6 +68,11 @@ BEGIN
 	-- locking the new owner serialises transfers (and claims) to them, so two
 	-- of them cannot both slip under the holding limit
 	SELECT * INTO target FROM crm.employee WHERE id = to_employee FOR UPDATE;
+	IF target.is_pool THEN
+		RAISE EXCEPTION 'employee % (%) is a public pool', target.id, target.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Give customers up to a pool with crm.release_customer(id, reason, to_pool), which records why.';
+	END IF;
 	IF NOT FOUND OR NOT target.active THEN
 		RAISE EXCEPTION 'employee % cannot take over % records', to_employee, record_type
 			USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -590,8 +590,18 @@ SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_i
   JOIN crm.customer c ON c.owner_id = p.id
   JOIN crm.contact t ON t.customer_id = c.id
  WHERE m.employee_id = crm.current_employee_id();
+-- What was done with a pool customer before, for members deciding whether to
+-- claim it (the follow-ups' authors and contents; no phone numbers of the customer's own).
+CREATE VIEW crm.pool_follow_up WITH (security_barrier) AS
+SELECT f.id, f.record_id AS customer_id, p.id AS pool_id, f.method, f.content, f.created_by, f.created_at
+  FROM crm.pool_membership m
+  JOIN crm.pool p ON p.id = m.pool_id AND p.active
+  JOIN crm.customer c ON c.owner_id = p.id
+  JOIN crm.follow_up f ON f.record_type = 'customer' AND f.record_id = c.id
+ WHERE m.employee_id = crm.current_employee_id();
+COMMENT ON VIEW crm.pool_follow_up IS 'The follow-ups of my pools'' customers, to judge them before claiming';
 COMMENT ON VIEW crm.pool_contact IS 'The contacts of my pools'' customers, mobiles and e-mails masked until claimed';
-GRANT SELECT ON crm.pool_customer, crm.pool_contact TO crm_user;
+GRANT SELECT ON crm.pool_customer, crm.pool_contact, crm.pool_follow_up TO crm_user;
 
 -- Move customers to a new owner as one labelled change (their contacts
 -- follow, crm.customer_clock_move).
