@@ -53,6 +53,7 @@
 
 PG_FUNCTION_INFO_V1(crm_scope_owners);
 PG_FUNCTION_INFO_V1(crm_invoker_scope_owners);
+PG_FUNCTION_INFO_V1(crm_invoker_has_permission);
 PG_FUNCTION_INFO_V1(crm_team_records);
 PG_FUNCTION_INFO_V1(crm_has_permission);
 PG_FUNCTION_INFO_V1(crm_check_write);
@@ -780,10 +781,21 @@ crm_is_pool(int64 employee_id)
 }
 
 /*
+ * Act as the role outside every SECURITY DEFINER switch (see
+ * crm.invoking_employee_id()) until invoker_end(); an error's abort restores
+ * the user on its own.
+ */
+static void
+invoker_begin(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(GetOuterUserId(), *save_sec);
+}
+
+/*
  * crm.invoker_scope_owners(record_type text) returns bigint[]
  *
- * crm.scope_owners() for the employee a SECURITY DEFINER function acts for
- * (see crm.invoking_employee_id()).
+ * crm.scope_owners() for the employee a SECURITY DEFINER function acts for.
  */
 Datum
 crm_invoker_scope_owners(PG_FUNCTION_ARGS)
@@ -792,14 +804,31 @@ crm_invoker_scope_owners(PG_FUNCTION_ARGS)
 	int			save_sec;
 	TypeScope  *ts;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	/* an error's abort restores the user */
-	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	invoker_begin(&save_userid, &save_sec);
 	ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(ts->owners_array);
+}
+
+/*
+ * crm.invoker_has_permission(action text) returns boolean
+ *
+ * crm.has_permission() for the employee a SECURITY DEFINER function acts for.
+ */
+Datum
+crm_invoker_has_permission(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int64		employee_id;
+	bool		result;
+
+	invoker_begin(&save_userid, &save_sec);
+	result = crm_acting_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &employee_id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	PG_RETURN_BOOL(result);
 }
 
 /* Run a query as the owner of the crm tables; the caller connected SPI. */

@@ -97,6 +97,8 @@ CREATE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_invoker_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION crm.invoker_has_permission(action text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_invoker_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION crm.has_permission(action text) RETURNS boolean
@@ -112,6 +114,7 @@ CREATE FUNCTION crm.explain_access(record_type text, id bigint)
 	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees (every employee for scope all)';
 COMMENT ON FUNCTION crm.invoker_scope_owners(text) IS 'crm.scope_owners() of the employee a SECURITY DEFINER function acts for';
+COMMENT ON FUNCTION crm.invoker_has_permission(text) IS 'crm.has_permission() of the employee a SECURITY DEFINER function acts for';
 COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';
 COMMENT ON FUNCTION crm.explain_access(text, bigint) IS 'Why the acting employee can or cannot reach a record';
 

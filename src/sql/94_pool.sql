@@ -191,13 +191,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION crm.default_pool() FROM PUBLIC;
 
-CREATE FUNCTION crm.employee_has_permission(employee_id bigint, action text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.role_id
-                WHERE er.employee_id = employee_has_permission.employee_id
-                  AND (r.is_super OR EXISTS (SELECT FROM crm.role_permission p
-                                              WHERE p.role_id = r.id AND p.action = employee_has_permission.action)));
-
 INSERT INTO crm.dictionary (kind, code, label, position, builtin)
 SELECT 'pool_release_reason', code, label, n, true
   FROM unnest('{no_need,no_budget,unreachable,competitor,duplicate,other}'::text[],
@@ -423,8 +416,8 @@ DECLARE
 	to_owner   bigint[];
 	restatus   bigint[];	-- status changed, owner kept; with old_status
 	old_status bigint[];
-	actor      bigint := crm.invoking_employee_id();
-	replication_role text := current_setting('session_replication_role');
+	actor      bigint;
+	replication_role text;
 BEGIN
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
@@ -442,6 +435,7 @@ BEGIN
 	       (o.owner_id, o.status_id, o.locked, o.last_follow_up_at);
 
 	IF moved IS NOT NULL THEN
+		actor := crm.invoking_employee_id();
 		INSERT INTO crm.customer_owner_change (customer_id, kind, from_owner, to_owner, pool_id, rule_id, reason, changed_by)
 		SELECT m.id, x.kind, m.from_owner, m.to_owner,
 		       CASE WHEN m.to_owner = ANY (pools) THEN m.to_owner WHEN m.from_owner = ANY (pools) THEN m.from_owner END,
@@ -457,6 +451,7 @@ BEGIN
 		-- all that changes: their own triggers, which stamp, check, look for
 		-- duplicates and log, have nothing to do), and a pool customer is
 		-- nobody's to share
+		replication_role := current_setting('session_replication_role');
 		PERFORM set_config('session_replication_role', 'replica', true);
 		UPDATE crm.contact k SET owner_id = m.to_owner
 		  FROM unnest(moved, from_owner, to_owner) AS m(id, from_owner, to_owner)
@@ -632,7 +627,7 @@ BEGIN
 			      DETAIL = 'It is not an active employee.',
 			      HINT = 'Log in as an employee (crm.employee.db_role).';
 	END IF;
-	IF action IS NOT NULL AND NOT crm.employee_has_permission(me.id, action) THEN
+	IF action IS NOT NULL AND NOT crm.invoker_has_permission(action) THEN
 		RAISE EXCEPTION 'employee % (%) may not % customers of a public pool', me.id, me.name, verb
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = format('This needs the permission "%s".', action),
@@ -754,6 +749,7 @@ CREATE FUNCTION crm.assign_customer(customer_id bigint, to_employee bigint) RETU
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me     crm.employee := crm.pool_actor(NULL, 'assign');
+	may_assign boolean := crm.invoker_has_permission('pool.assign');
 	target crm.employee;
 	pick  record;
 BEGIN
@@ -763,8 +759,8 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Assign to an active employee.';
 	END IF;
-	pick := crm.pool_customer_for_update(customer_id, me, crm.employee_has_permission(me.id, 'pool.assign'));
-	IF NOT coalesce(pick.is_admin, false) AND NOT crm.employee_has_permission(me.id, 'pool.assign') THEN
+	pick := crm.pool_customer_for_update(customer_id, me, may_assign);
+	IF NOT coalesce(pick.is_admin, false) AND NOT may_assign THEN
 		RAISE EXCEPTION 'employee % (%) may not assign customers of pool "%"', me.id, me.name, (pick.pool).name
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = 'Assigning needs the pool''s admin (crm.pool_member.is_admin) or the permission "pool.assign".',
