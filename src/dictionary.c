@@ -95,8 +95,7 @@ load_dictionary(void)
 	static uint64 relids_org_generation = 0;
 	Oid			nsp;
 	HASHCTL		ctl;
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	uint64		generation;
 
 	/* find the tables again after any org change: the extension may be new */
@@ -126,8 +125,7 @@ load_dictionary(void)
 	ctl.hcxt = dict_cxt;
 	dict_codes = hash_create("crm dictionary codes", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (SPI_execute("SELECT kind, code, enabled FROM crm.dictionary", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "crm: dictionary query failed");
@@ -174,7 +172,7 @@ load_dictionary(void)
 			initial_status = statuses[i];
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	dict_loaded = generation;
 }
 
@@ -223,6 +221,7 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.check_dictionary() must be a BEFORE INSERT OR UPDATE row trigger")));
+	crm_require_crm_table(fcinfo, "crm.check_dictionary()");
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;

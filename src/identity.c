@@ -402,6 +402,7 @@ crm_org_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.org_changed() must be called as a trigger")));
+	crm_require_crm_table(fcinfo, "crm.org_changed()");
 	load_employee_catalog();
 	CacheInvalidateRelcacheByRelid(employee_catalog.relid);
 	return PointerGetDatum(NULL);
@@ -419,6 +420,7 @@ crm_table_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.table_changed() must be called as a trigger")));
+	crm_require_crm_table(fcinfo, "crm.table_changed()");
 	CacheInvalidateRelcache(((TriggerData *) fcinfo->context)->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -64,12 +64,13 @@ crm_stamp_record(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.stamp_record() must be a BEFORE INSERT OR UPDATE row trigger")));
+	crm_require_crm_table(fcinfo, "crm.stamp_record()");
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
-	created_by = SPI_fnumber(desc, "created_by");
-	created_at = SPI_fnumber(desc, "created_at");
-	updated_at = SPI_fnumber(desc, "updated_at");
+	created_by = crm_trigger_column(rel, "created_by", INT8OID);
+	created_at = crm_trigger_column(rel, "created_at", TIMESTAMPTZOID);
+	updated_at = crm_trigger_column(rel, "updated_at", TIMESTAMPTZOID);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{

@@ -7,6 +7,7 @@
 CREATE FUNCTION crm.builtin_edited() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.builtin_edited() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	NEW.builtin := false;
 	RETURN NEW;
 END
@@ -20,6 +21,7 @@ DECLARE
 	keys    text;
 	updated integer;
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.builtin_redefined() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
 	  FROM pg_attribute
 	 WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
@@ -52,4 +54,3 @@ BEGIN
 	               (SELECT string_agg(quote_literal(k), ', ') FROM unnest(keys) k));
 END
 $$;
-REVOKE ALL ON FUNCTION crm.keep_builtin_edits(regclass, text[]) FROM PUBLIC;

@@ -79,6 +79,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ancestor bigint;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.check_org_tree() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'department' THEN
 		ancestor := NEW.parent_id;
 		WHILE ancestor IS NOT NULL LOOP
@@ -118,6 +119,7 @@ DECLARE
 	members  bigint;
 	children bigint;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.refuse_org_delete() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'employee' THEN
 		RAISE EXCEPTION 'employee % (%) cannot be deleted', OLD.id, OLD.name
 			USING ERRCODE = 'restrict_violation',
@@ -141,6 +143,7 @@ CREATE TRIGGER employee_delete_check BEFORE DELETE ON crm.employee
 CREATE FUNCTION crm.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.refuse_truncate() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	RAISE EXCEPTION 'crm.% cannot be truncated', TG_TABLE_NAME
 		USING ERRCODE = 'restrict_violation',
 		      HINT = 'Employees are never deleted; deactivate them instead.';

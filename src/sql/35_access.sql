@@ -128,6 +128,7 @@ RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.rol
 CREATE FUNCTION crm.require_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.require_admin() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT crm.may_administer(TG_ARGV[0]) THEN
 		RAISE EXCEPTION 'role "%" may not change crm.%', current_user, TG_TABLE_NAME
 			USING ERRCODE = 'insufficient_privilege',
@@ -147,6 +148,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	touched text;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.guard_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'role' THEN
 		IF (TG_OP <> 'INSERT' AND OLD.is_super) OR (TG_OP <> 'DELETE' AND NEW.is_super) THEN
 			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END);
@@ -178,6 +180,7 @@ $$;
 CREATE FUNCTION crm.keep_a_super_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.keep_a_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- only the removal of a super admin matters (a deleted super role is caught by its own trigger)
 	IF TG_TABLE_NAME = 'employee_role' THEN
 		IF NOT EXISTS (SELECT FROM crm.role WHERE id = OLD.role_id AND is_super) THEN
@@ -314,7 +317,6 @@ BEGIN
 	RETURN moved;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.handover_employee(bigint, bigint) FROM PUBLIC;
 
 CREATE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_deactivate_employee' LANGUAGE C;

@@ -93,6 +93,7 @@ SELECT crm.keep_builtin_edits('crm.customer_status', 'id');
 CREATE FUNCTION crm.guard_customer_status() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'INSERT' THEN
 		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
 			RAISE EXCEPTION 'customer status "%" would be the 11th', NEW.name
@@ -154,7 +155,6 @@ BEGIN
 	RETURN moved;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.move_customer_status(bigint, bigint) FROM PUBLIC;
 CREATE FUNCTION crm.delete_customer_status(status_id bigint, move_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_delete_customer_status' LANGUAGE C;
 COMMENT ON FUNCTION crm.delete_customer_status(bigint, bigint) IS

@@ -141,6 +141,7 @@ CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.refuse_converted_lead() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	RAISE EXCEPTION 'lead % (%) was converted into customer % and is read-only', OLD.id, OLD.name, OLD.customer_id
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 		      HINT = format('Work on customer %s instead.', OLD.customer_id);
@@ -162,6 +163,7 @@ DECLARE
 	old_status crm.customer_status;
 	new_status crm.customer_status;
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.check_status_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT * INTO old_status FROM crm.customer_status WHERE id = OLD.status_id;
 	SELECT * INTO new_status FROM crm.customer_status WHERE id = NEW.status_id;
 	IF new_status.position < old_status.position
@@ -186,6 +188,7 @@ DECLARE
 	target   bigint;
 	customer text;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.contact,crm.customer}'::regclass[]) THEN RAISE 'crm.check_individual_contact() runs only on crm.contact, crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- (branches: plpgsql resolves NEW and OLD fields only where it runs them)
 	IF TG_TABLE_NAME = 'customer' THEN
 		target := NEW.id;
@@ -216,6 +219,7 @@ CREATE CONSTRAINT TRIGGER contact_individual_contact AFTER UPDATE OF mobile, cus
 CREATE FUNCTION crm.touch_last_follow_up() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.follow_up'::regclass THEN RAISE 'crm.touch_last_follow_up() runs only on crm.follow_up, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	UPDATE crm.customer c SET last_follow_up_at = f.last
 	  FROM (SELECT record_id, max(created_at) AS last FROM new_follow_ups
 	         WHERE record_type = 'customer' GROUP BY record_id) f

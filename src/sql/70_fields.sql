@@ -30,6 +30,7 @@ DECLARE
 	coltype  text;
 	restoring boolean := NOT current_setting('row_security')::boolean;
 BEGIN
+	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_ddl() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- the table's checks come after this trigger: say precisely what is wrong first
 	IF TG_OP = 'INSERT' THEN
 		IF f.record_type IS NULL OR f.record_type <> ALL (ARRAY['lead', 'customer', 'contact']) THEN
@@ -113,6 +114,7 @@ CREATE TRIGGER added_field_ddl BEFORE INSERT OR DELETE ON crm.added_field
 CREATE FUNCTION crm.added_field_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_change() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF (NEW.record_type, NEW.name, NEW.type, NEW.dictionary) IS DISTINCT FROM (OLD.record_type, OLD.name, OLD.type, OLD.dictionary) THEN
 		RAISE EXCEPTION 'custom field "%" of crm.% cannot change its name, type or dictionary', OLD.name, OLD.record_type
 			USING ERRCODE = 'feature_not_supported',

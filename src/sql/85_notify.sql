@@ -55,7 +55,6 @@ BEGIN
 		         AND t.record_id = record_recipients.record_id AND (t.expires_at IS NULL OR t.expires_at > now()));
 END
 $$;
-REVOKE ALL ON FUNCTION crm.record_recipients(text, bigint, text[]) FROM PUBLIC;
 COMMENT ON FUNCTION crm.record_recipients(text, bigint, text[]) IS
 	'The employees the rules (owner, superior, leader, team) name for a record';
 
@@ -139,6 +138,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
 BEGIN
+	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.im_channel_defaults() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT string_agg(x, ', ') INTO unknown
 	  FROM unnest(NEW.events) x WHERE NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = x);
 	IF unknown IS NOT NULL THEN
@@ -202,6 +202,7 @@ CREATE INDEX im_delivery_due_idx ON crm.im_delivery (channel_id, next_attempt_at
 CREATE FUNCTION crm.im_channel_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.im_channel_deleted() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	DELETE FROM crm.im_delivery d USING deleted c WHERE d.channel_id = c.id;
 	RETURN NULL;
 END
@@ -235,7 +236,6 @@ GRANT SELECT ON crm.im_channel_status TO crm_admin;
 -- Wake the notification worker when the calling transaction commits.
 CREATE FUNCTION crm.im_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION crm.im_wake() FROM PUBLIC;
 
 -- a switch for maintenance windows: the worker sends nothing while it is on,
 -- and notifications keep queueing
@@ -245,6 +245,7 @@ COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker 
 CREATE FUNCTION crm.wake_worker() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.directory_sync,crm.settings}'::regclass[]) THEN RAISE 'crm.wake_worker() runs only on crm.directory_sync, crm.settings, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	PERFORM crm.im_wake();
 	RETURN NULL;
 END
@@ -268,7 +269,6 @@ CREATE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE 
 	ON crm.notification_preference FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER notification_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON crm.notification_rule FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';
 
@@ -301,7 +301,6 @@ BEGIN ATOMIC
 	)
 	SELECT count(*)::integer FROM taken;
 END;
-REVOKE ALL ON FUNCTION crm.im_expand(integer) FROM PUBLIC;
 COMMENT ON FUNCTION crm.im_expand(integer) IS
 	'Turn up to max_notifications pending notifications into IM deliveries (the worker calls it)';
 
@@ -325,6 +324,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
 BEGIN
+	IF TG_RELID <> 'crm.team_member'::regclass THEN RAISE 'crm.notify_team_added() runs only on crm.team_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- restores run with row_security off (which makes anyone under row-level
 	-- security fail): replaying team entries is no news
 	IF NOT current_setting('row_security')::boolean THEN

@@ -60,6 +60,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
 BEGIN
+	IF TG_RELID <> 'crm.dedupe_rule'::regclass THEN RAISE 'crm.dedupe_rule_valid() runs only on crm.dedupe_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
 		RAISE EXCEPTION 'duplicate rule "%" names no fields', NEW.name
 			USING ERRCODE = 'check_violation',
@@ -167,7 +168,6 @@ BEGIN
 	RETURN nullif(array_to_string(parts, ' UNION ALL '), '');
 END
 $$;
-REVOKE ALL ON FUNCTION crm.dedupe_rule_query(crm.dedupe_rule, text) FROM PUBLIC;
 
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
@@ -191,6 +191,7 @@ DECLARE
 	found   boolean;
 	k       record;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.contact,crm.customer,crm.lead}'::regclass[]) THEN RAISE 'crm.dedupe_check() runs only on crm.contact, crm.customer, crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
 	-- mobiles also runs when contacts are written.  A table without rules stops here.
 	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
@@ -375,7 +376,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.dedupe_candidates(text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)
@@ -468,7 +468,6 @@ BEGIN
 	RETURN audit;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.merge_customers_apply(bigint, bigint, bigint) FROM PUBLIC;
 
 CREATE FUNCTION crm.merge_customers(keep_id bigint, merge_id bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_merge_customers' LANGUAGE C VOLATILE;

@@ -89,7 +89,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION crm.sync_directory(text) IS 'Queue a directory sync from wecom, feishu or dingtalk; returns the crm.directory_sync id';
-GRANT EXECUTE ON FUNCTION crm.sync_directory(text) TO crm_user;
 
 -- What the worker read, applied in one transaction.  doc is
 --   {"departments": [{"id", "name", "parent", "leader"}],
@@ -230,7 +229,6 @@ BEGIN
 	 WHERE id = sync_id;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.directory_apply(bigint, jsonb) FROM PUBLIC;
 
 -- pg_cron queues a sync of every platform with an enabled app channel (seed 000: every 2 hours)
 CREATE FUNCTION crm.run_directory_sync() RETURNS integer
@@ -246,6 +244,5 @@ BEGIN
 	RETURN queued;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.run_directory_sync() FROM PUBLIC;
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-directory-sync', '40 */2 * * *', 'SELECT crm.run_directory_sync()', true);

@@ -93,6 +93,7 @@ COMMENT ON VIEW crm.pool_membership IS 'Each employee''s pools, departments expa
 CREATE FUNCTION crm.pool_holder() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.pool'::regclass THEN RAISE 'crm.pool_holder() runs only on crm.pool, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'DELETE' THEN
 		RAISE EXCEPTION 'pool % (%) cannot be deleted', OLD.id, OLD.name
 			USING ERRCODE = 'restrict_violation',
@@ -129,6 +130,7 @@ CREATE TRIGGER pool_holder BEFORE INSERT OR UPDATE OR DELETE ON crm.pool
 CREATE FUNCTION crm.guard_pool_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.guard_pool_row() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT OLD.is_pool THEN
 		RAISE EXCEPTION 'employee % (%) cannot become a pool''s row', OLD.id, OLD.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -146,6 +148,7 @@ CREATE TRIGGER employee_pool_row BEFORE UPDATE ON crm.employee
 CREATE FUNCTION crm.check_pool_member() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.pool_member'::regclass THEN RAISE 'crm.check_pool_member() runs only on crm.pool_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF EXISTS (SELECT FROM crm.employee WHERE id = NEW.employee_id AND is_pool) THEN
 		RAISE EXCEPTION 'pool % cannot have pool % as a member', NEW.pool_id, NEW.employee_id
 			USING ERRCODE = 'check_violation', HINT = 'Members are people or departments.';
@@ -189,7 +192,6 @@ BEGIN
 	RETURN pool;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.default_pool() FROM PUBLIC;
 
 INSERT INTO crm.dictionary (kind, code, label, position, builtin)
 SELECT 'pool_release_reason', code, label, n, true
@@ -269,6 +271,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	bad bigint[];
 BEGIN
+	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.check_recycle_rule() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NEW.days IS NOT NULL AND NEW.days <= 0 THEN
 		RAISE EXCEPTION 'recycling rule "%" needs a positive number of days, not %', NEW.name, NEW.days
 			USING ERRCODE = 'check_violation', HINT = 'Give days > 0; disable the rule (enabled = false) to stop it.';
@@ -382,13 +385,13 @@ BEGIN
 	RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.recompute_recycling(bigint[], bigint[]) FROM PUBLIC;
 
 -- New customers get a deadline when a rule applies.  (A restore brings the
 -- clocks with it.)
 CREATE FUNCTION crm.customer_clock_start() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_start() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF current_setting('row_security')::boolean AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
 		PERFORM crm.recompute_recycling(ARRAY(SELECT id FROM new_rows));
 	END IF;
@@ -419,6 +422,7 @@ DECLARE
 	actor      bigint;
 	replication_role text;
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
@@ -506,6 +510,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	owners bigint[];
 BEGIN
+	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.recycle_rule_changed() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
@@ -536,6 +541,7 @@ CREATE TRIGGER recycle_rule_deleted AFTER DELETE ON crm.recycle_rule
 CREATE FUNCTION crm.org_moved_recycling() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.org_moved_recycling() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF current_setting('row_security')::boolean
 	   AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled AND department_ids <> '{}') THEN
 		IF TG_TABLE_NAME = 'employee' THEN
@@ -612,7 +618,6 @@ BEGIN
 	RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_move(bigint[], bigint, text, text) FROM PUBLIC;
 
 -- The acting employee for the pool's functions, with the permission checked.
 CREATE FUNCTION crm.pool_actor(action text, verb text) RETURNS crm.employee
@@ -636,7 +641,6 @@ BEGIN
 	RETURN me;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_actor(text, text) FROM PUBLIC;
 
 -- A customer in a pool, locked for the move; a clear error when it is not.
 CREATE FUNCTION crm.pool_customer_for_update(customer_id bigint, me crm.employee, any_pool boolean,
@@ -662,7 +666,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_customer_for_update(bigint, crm.employee, boolean) FROM PUBLIC;
 
 -- Claim a customer from a pool (seed 000 领取): within the daily limit (only
 -- self-claims count), the holding limit, the former owner's cool-down and
@@ -834,7 +837,6 @@ LANGUAGE sql STABLE AS $$
 	  JOIN crm.recycle_rule r ON r.id = k.rule_id
 	 WHERE k.recycle_at <= at
 $$;
-REVOKE ALL ON FUNCTION crm.recycling_due(timestamptz) FROM PUBLIC;
 
 -- seed 000 即将回收客户: my customers (under row-level security) that go back
 -- to a pool within their rule's reminder window, or are overdue.
@@ -848,7 +850,6 @@ SELECT c.id AS customer_id, c.name, c.owner_id, d.recycle_at, d.rule_id, d.reaso
  WHERE d.recycle_at <= now() + make_interval(days => d.remind_days_before);
 COMMENT ON VIEW crm.customers_due_for_recycling IS 'Customers about to be recycled (即将回收客户): within their rule''s reminder window, or overdue';
 GRANT SELECT ON crm.customers_due_for_recycling TO crm_user;
-GRANT EXECUTE ON FUNCTION crm.recycling_due(timestamptz) TO crm_user;
 
 -- What a run at that time would move, without moving anything, among the
 -- customers the caller sees.
@@ -947,7 +948,6 @@ END
 $$;
 COMMENT ON FUNCTION crm.run_recycling(integer) IS
 	'Move every customer due back to its pool, tell the former owners, and send the reminders due; returns how many moved';
-REVOKE ALL ON FUNCTION crm.run_recycling(integer) FROM PUBLIC;
 
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-recycling', '*/5 * * * *', 'SELECT crm.run_recycling()', true);
