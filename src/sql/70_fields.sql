@@ -26,11 +26,12 @@ COMMENT ON TABLE crm.added_field IS 'Custom fields: each row is a real column of
 CREATE FUNCTION crm.added_field_ddl() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	f        crm.added_field := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	f        crm.added_field;
 	coltype  text;
 	restoring boolean := NOT current_setting('row_security')::boolean;
 BEGIN
 	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_ddl() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	f := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	-- the table's checks come after this trigger: say precisely what is wrong first
 	IF TG_OP = 'INSERT' THEN
 		IF f.record_type IS NULL OR f.record_type <> ALL (ARRAY['lead', 'customer', 'contact']) THEN
