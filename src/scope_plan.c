@@ -22,19 +22,23 @@
  *	   filters with hundreds of owners in turn.
  *
  * Neither depends on who is acting, so cached plans stay right for everyone.
+ * A query that calls neither scope function is left alone, and finding the
+ * functions checks no privilege: roles outside crm plan as if crm were absent.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "crm.h"
 
@@ -50,23 +54,51 @@ typedef struct ScopePlanContext
 	Oid			team_relid;		/* set when a team test was dropped */
 } ScopePlanContext;
 
+/*
+ * By catalog lookup, not LookupFuncName(): that checks USAGE on schema crm,
+ * which would fail every query of a role that has none.
+ */
+static Oid
+function_oid(Oid nsp, const char *name, int nargs, const Oid *argtypes)
+{
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
+						   PointerGetDatum(buildoidvector(argtypes, nargs)), ObjectIdGetDatum(nsp));
+}
+
 static bool
 lookup_scope_functions(void)
 {
 	Oid			owners_args[1] = {TEXTOID};
 	Oid			team_args[2] = {TEXTOID, BOOLOID};
+	Oid			nsp;
 
 	if (oids_generation == crm_org_generation)
 		return OidIsValid(scope_owners_oid);
 	oids_generation = crm_org_generation;
 	scope_owners_oid = team_records_oid = InvalidOid;
-	if (!OidIsValid(get_namespace_oid("crm", true)))
+	/* a schema named crm is not enough: the functions must be the extension's */
+	nsp = get_namespace_oid("crm", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_extension_oid("crm", true)))
 		return false;
-	scope_owners_oid = LookupFuncName(list_make2(makeString("crm"), makeString("scope_owners")),
-									  1, owners_args, true);
-	team_records_oid = LookupFuncName(list_make2(makeString("crm"), makeString("team_records")),
-									  2, team_args, true);
-	return OidIsValid(scope_owners_oid) && OidIsValid(team_records_oid);
+	scope_owners_oid = function_oid(nsp, "scope_owners", 1, owners_args);
+	team_records_oid = function_oid(nsp, "team_records", 2, team_args);
+	if (!OidIsValid(team_records_oid))
+		scope_owners_oid = InvalidOid;
+	return OidIsValid(scope_owners_oid);
+}
+
+/* Does the query (its policies included) call a scope function? */
+static bool
+calls_scope_functions(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) &&
+		(((FuncExpr *) node)->funcid == scope_owners_oid || ((FuncExpr *) node)->funcid == team_records_oid))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_scope_functions, context, 0);
+	return expression_tree_walker(node, calls_scope_functions, context);
 }
 
 static Node *
@@ -115,7 +147,8 @@ crm_planner(Query *parse, const char *query_string, int cursor_options, ParamLis
 	PlannedStmt *result;
 
 	/* row-level security has added the policies to the range table by now */
-	if (lookup_scope_functions())
+	if (lookup_scope_functions() &&
+		query_tree_walker(parse, calls_scope_functions, NULL, 0))
 		parse = query_tree_mutator(parse, scope_mutator, &context, QTW_DONT_COPY_QUERY);
 	if (prev_planner_hook)
 		result = prev_planner_hook(parse, query_string, cursor_options, bound_params);
