@@ -32,6 +32,9 @@ extern bool crm_acting_permission(const char *action, int64 *employee_id);
 extern Oid	crm_owner(void);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
+/* validate.c */
+extern char *crm_quote(const char *s, int len);
+
 /* org.c */
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
