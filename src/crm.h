@@ -37,6 +37,9 @@ extern bool crm_acting_is_super(void);
 extern bool crm_acting_permission(const char *action, int64 *employee_id);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
+/* validate.c */
+extern char *crm_quote(const char *s, int len);
+
 /* owner.c: crm's own queries as the owner of its tables, search_path pinned */
 typedef struct CrmSwitch
 {

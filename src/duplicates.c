@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -25,6 +26,9 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_find_duplicates);
+
+/* a candidate holds a few short fields (names of at most 200 characters) */
+#define CANDIDATE_MAX_BYTES 8192
 
 Datum
 crm_find_duplicates(PG_FUNCTION_ARGS)
@@ -43,6 +47,13 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("crm.find_duplicates needs a record type"),
 				 errhint("The record types are lead, customer and contact.")));
+	/* before any work: the search pastes the candidate's values into queries */
+	if (!PG_ARGISNULL(1) && toast_raw_datum_size(PG_GETARG_DATUM(1)) > CANDIDATE_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("a duplicate search candidate of %zu bytes is too long (at most %d)",
+						toast_raw_datum_size(PG_GETARG_DATUM(1)), CANDIDATE_MAX_BYTES),
+				 errhint("Pass the record's name, phone, mobile, e-mail and credit code only; docs/records.md lists their limits.")));
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);

@@ -335,7 +335,7 @@ crm_notify(PG_FUNCTION_ARGS)
 		if (!listed(events, event))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown notification event \"%s\"", event),
+					 errmsg("unknown notification event \"%s\"", crm_quote(event, strlen(event))),
 					 errhint("The events are the rows of crm.notification_event.")));
 	}
 	/* the recipients named, and those the event's rules name for the record */

@@ -228,7 +228,7 @@ record_type_index(text *t, bool missing_ok)
 		return -1;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown record type \"%s\"", text_to_cstring(t)),
+			 errmsg("unknown record type \"%s\"", crm_quote(s, len)),
 			 errhint("Record types are lead, customer, contact, opportunity, contract, payment and invoice.")));
 	return -1;					/* keep compiler quiet */
 }

@@ -10,7 +10,7 @@ CREATE TABLE crm.department (
 	updated_at  timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT department_pkey PRIMARY KEY (id),
 	CONSTRAINT department_parent_fkey FOREIGN KEY (parent_id) REFERENCES crm.department (id),
-	CONSTRAINT department_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT department_name_check CHECK (crm.check_length(name, 200, 'department.name') AND btrim(name) <> ''),
 	CONSTRAINT department_not_own_parent CHECK (parent_id <> id),
 	CONSTRAINT department_name_key UNIQUE NULLS NOT DISTINCT (parent_id, name)
 );
@@ -42,7 +42,12 @@ CREATE TABLE crm.employee (
 	CONSTRAINT employee_wecom_userid_key UNIQUE (wecom_userid),
 	CONSTRAINT employee_feishu_open_id_key UNIQUE (feishu_open_id),
 	CONSTRAINT employee_dingtalk_userid_key UNIQUE (dingtalk_userid),
-	CONSTRAINT employee_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT employee_name_check CHECK (crm.check_length(name, 200, 'employee.name') AND btrim(name) <> ''),
+	CONSTRAINT employee_mobile_length CHECK (crm.check_length(mobile, 40, 'employee.mobile')),
+	CONSTRAINT employee_email_length CHECK (crm.check_length(email, 254, 'employee.email')),
+	CONSTRAINT employee_wecom_userid_length CHECK (crm.check_length(wecom_userid, 64, 'employee.wecom_userid')),
+	CONSTRAINT employee_feishu_open_id_length CHECK (crm.check_length(feishu_open_id, 64, 'employee.feishu_open_id')),
+	CONSTRAINT employee_dingtalk_userid_length CHECK (crm.check_length(dingtalk_userid, 64, 'employee.dingtalk_userid')),
 	CONSTRAINT employee_not_own_superior CHECK (superior_id <> id),
 	CONSTRAINT employee_holding_limit_check CHECK (holding_limit >= 0),
 	CONSTRAINT employee_daily_claim_limit_check CHECK (daily_claim_limit >= 0),

@@ -36,7 +36,8 @@ CREATE TABLE crm.role (
 	updated_at   timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT role_pkey PRIMARY KEY (id),
 	CONSTRAINT role_name_key UNIQUE (name),
-	CONSTRAINT role_name_check CHECK (btrim(name) <> '')
+	CONSTRAINT role_name_check CHECK (crm.check_length(name, 200, 'role.name') AND btrim(name) <> ''),
+	CONSTRAINT role_description_length CHECK (crm.check_length(description, 2000, 'role.description'))
 );
 COMMENT ON TABLE crm.role IS 'Roles: action permissions and a data scope per record type; is_super grants everything';
 

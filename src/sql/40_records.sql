@@ -28,7 +28,9 @@ CREATE TABLE crm.lead (
 	created_at       timestamptz NOT NULL DEFAULT now(),
 	updated_at       timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT lead_pkey PRIMARY KEY (id),
-	CONSTRAINT lead_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT lead_name_check CHECK (crm.check_length(name, 200, 'lead.name') AND btrim(name) <> ''),
+	CONSTRAINT lead_company_length CHECK (crm.check_length(company, 200, 'lead.company')),
+	CONSTRAINT lead_requirement_length CHECK (crm.check_length(requirement, 20000, 'lead.requirement')),
 	CONSTRAINT lead_status_check CHECK (status IN ('new', 'following', 'converted', 'invalid')),
 	CONSTRAINT lead_converted_check CHECK ((status = 'converted') = (customer_id IS NOT NULL AND converted_at IS NOT NULL)),
 	CONSTRAINT lead_uscc_check CHECK (crm.check_uscc(uscc)),
@@ -56,7 +58,8 @@ CREATE TABLE crm.customer (
 	created_at        timestamptz NOT NULL DEFAULT now(),
 	updated_at        timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT customer_pkey PRIMARY KEY (id),
-	CONSTRAINT customer_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT customer_name_check CHECK (crm.check_length(name, 200, 'customer.name') AND btrim(name) <> ''),
+	CONSTRAINT customer_phone_length CHECK (crm.check_length(phone, 40, 'customer.phone')),
 	CONSTRAINT customer_kind_check CHECK (kind IN ('company', 'individual')),
 	-- seed 001: a company is identified by its unified social credit code
 	CONSTRAINT customer_company_uscc_check CHECK (crm.check_company_uscc(kind, uscc)),
@@ -83,7 +86,8 @@ CREATE TABLE crm.contact (
 	updated_at         timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT contact_pkey PRIMARY KEY (id),
 	CONSTRAINT contact_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
-	CONSTRAINT contact_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT contact_name_check CHECK (crm.check_length(name, 200, 'contact.name') AND btrim(name) <> ''),
+	CONSTRAINT contact_title_length CHECK (crm.check_length(title, 200, 'contact.title')),
 	CONSTRAINT contact_mobile_check CHECK (crm.check_mobile(mobile)),
 	CONSTRAINT contact_email_check CHECK (crm.check_email(email))
 );
@@ -102,7 +106,7 @@ CREATE TABLE crm.follow_up (
 	CONSTRAINT follow_up_pkey PRIMARY KEY (id),
 	CONSTRAINT follow_up_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
 	CONSTRAINT follow_up_record_type_check CHECK (record_type IN ('lead', 'customer')),
-	CONSTRAINT follow_up_content_check CHECK (btrim(content) <> '')
+	CONSTRAINT follow_up_content_check CHECK (crm.check_length(content, 20000, 'follow_up.content') AND btrim(content) <> '')
 );
 COMMENT ON COLUMN crm.follow_up.created_at IS 'When the follow-up happened; defaults to now(), may be given for imported history';
 
@@ -155,6 +159,14 @@ CREATE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
 CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+-- the columns these triggers check (crm.dictionary_column, src/sql/38_dictionary.sql)
+INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
+	('customer', 'source', 'customer_source', true),
+	('customer', 'industry', 'industry', true),
+	('customer', 'level', 'customer_level', true),
+	('lead', 'source', 'customer_source', true),
+	('lead', 'industry', 'industry', true),
+	('follow_up', 'method', 'follow_up_method', true);
 
 -- A customer's status moves forward only, unless crm.settings.status_reversible.
 CREATE FUNCTION crm.check_status_move() RETURNS trigger

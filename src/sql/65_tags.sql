@@ -6,7 +6,7 @@ CREATE TABLE crm.tag_group (
 	position  integer NOT NULL DEFAULT 0,
 	CONSTRAINT tag_group_pkey PRIMARY KEY (id),
 	CONSTRAINT tag_group_name_key UNIQUE (name),
-	CONSTRAINT tag_group_name_check CHECK (btrim(name) <> '')
+	CONSTRAINT tag_group_name_check CHECK (crm.check_length(name, 200, 'tag_group.name') AND btrim(name) <> '')
 );
 CREATE TABLE crm.tag (
 	id        bigint GENERATED ALWAYS AS IDENTITY,
@@ -17,7 +17,7 @@ CREATE TABLE crm.tag (
 	CONSTRAINT tag_pkey PRIMARY KEY (id),
 	CONSTRAINT tag_group_fkey FOREIGN KEY (group_id) REFERENCES crm.tag_group (id) ON DELETE CASCADE,
 	CONSTRAINT tag_name_key UNIQUE (group_id, name),
-	CONSTRAINT tag_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT tag_name_check CHECK (crm.check_length(name, 200, 'tag.name') AND btrim(name) <> ''),
 	CONSTRAINT tag_color_check CHECK (color ~ '^#[0-9a-fA-F]{6}$')
 );
 CREATE TABLE crm.record_tag (

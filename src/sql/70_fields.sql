@@ -19,7 +19,9 @@ CREATE TABLE crm.added_field (
 	CONSTRAINT added_field_name_check CHECK (name ~ '^[a-z][a-z0-9_]{1,40}$'),
 	CONSTRAINT added_field_type_check CHECK (type IN
 		('text', 'number', 'money', 'date', 'datetime', 'boolean', 'single', 'multiple', 'phone', 'email')),
-	CONSTRAINT added_field_dictionary_check CHECK ((type IN ('single', 'multiple')) = (dictionary IS NOT NULL))
+	CONSTRAINT added_field_dictionary_check CHECK ((type IN ('single', 'multiple')) = (dictionary IS NOT NULL)),
+	CONSTRAINT added_field_label_length CHECK (crm.check_length(label, 200, 'added_field.label')),
+	CONSTRAINT added_field_dictionary_kind_check CHECK (octet_length(dictionary) <= 30 AND dictionary ~ '^[a-z][a-z0-9_]{0,29}$')
 );
 COMMENT ON TABLE crm.added_field IS 'Custom fields: each row is a real column of its record table; insert or delete rows to add or drop them';
 
@@ -79,6 +81,9 @@ BEGIN
 	ELSIF f.type = 'phone' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (%I ~ ''^\+?[0-9][0-9 -]{4,19}$'')',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
+	ELSIF f.type = 'text' THEN
+		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (crm.check_length(%I, 2000, %L))',
+		               f.record_type, f.record_type || '_' || f.name || '_check', f.name, f.record_type || '.' || f.name);
 	ELSIF f.type = 'money' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (%I >= 0)',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
@@ -147,7 +152,7 @@ BEGIN
 	 WHERE NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = check_codes.kind AND d.code = c AND d.enabled)
 	 LIMIT 1;
 	IF FOUND AND NOT (NOT current_setting('row_security')::boolean AND current_setting('is_superuser')::boolean) THEN
-		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', bad, kind
+		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), kind
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use codes from: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
 	END IF;

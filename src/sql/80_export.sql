@@ -67,9 +67,12 @@ CREATE TABLE crm.attachment (
 	CONSTRAINT attachment_pkey PRIMARY KEY (id),
 	CONSTRAINT attachment_storage_key_key UNIQUE (storage_key),
 	CONSTRAINT attachment_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact', 'follow_up')),
-	CONSTRAINT attachment_file_name_check CHECK (btrim(file_name) <> '' AND file_name !~ '[/\\]'),
+	CONSTRAINT attachment_file_name_check CHECK (crm.check_length(file_name, 255, 'attachment.file_name')
+		AND btrim(file_name) <> '' AND file_name !~ '[/\\]'),
 	CONSTRAINT attachment_size_check CHECK (size_bytes >= 0),
-	CONSTRAINT attachment_content_type_check CHECK (content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$')
+	CONSTRAINT attachment_content_type_check CHECK (crm.check_length(content_type, 255, 'attachment.content_type')
+		AND content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$'),
+	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
 COMMENT ON TABLE crm.attachment IS 'Files on records: name, size, content type and the key of the object in the file store';

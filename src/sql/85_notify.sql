@@ -128,7 +128,14 @@ CREATE TABLE crm.im_channel (
 	CONSTRAINT im_channel_url_check CHECK (api_base ~ '^https?://' AND (webhook_url IS NULL OR webhook_url ~ '^https?://')),
 	CONSTRAINT im_channel_rate_check CHECK (rate_per_minute BETWEEN 1 AND 1000000),
 	CONSTRAINT im_channel_agent_check CHECK (kind <> 'app' OR platform = 'feishu' OR agent_id ~ '^[1-9][0-9]{0,17}$'),
-	CONSTRAINT im_channel_events_check CHECK (kind = 'robot' OR events = '{}')
+	CONSTRAINT im_channel_events_check CHECK (kind = 'robot' OR events = '{}'),
+	CONSTRAINT im_channel_name_length CHECK (crm.check_length(name, 200, 'im_channel.name')),
+	CONSTRAINT im_channel_api_base_length CHECK (crm.check_length(api_base, 2048, 'im_channel.api_base')),
+	CONSTRAINT im_channel_app_id_length CHECK (crm.check_length(app_id, 1024, 'im_channel.app_id')),
+	-- plain checks: their messages quote no secret (nor the webhook's key)
+	CONSTRAINT im_channel_secrets_length CHECK (octet_length(webhook_url) <= 2048
+		AND octet_length(secret) <= 1024 AND octet_length(app_secret) <= 1024),
+	CONSTRAINT im_channel_agent_id_length CHECK (crm.check_length(agent_id, 64, 'im_channel.agent_id'))
 );
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
 COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';

@@ -40,6 +40,7 @@ CREATE TABLE crm.dedupe_rule (
 	enabled        boolean NOT NULL DEFAULT true,
 	CONSTRAINT dedupe_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT dedupe_rule_name_key UNIQUE (name),
+	CONSTRAINT dedupe_rule_name_length CHECK (crm.check_length(name, 200, 'dedupe_rule.name')),
 	CONSTRAINT dedupe_rule_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact')),
 	CONSTRAINT dedupe_rule_customer_kind_check CHECK (customer_kind IS NULL
 		OR (customer_kind IN ('company', 'individual') AND record_type = 'customer')),
@@ -348,7 +349,7 @@ BEGIN
 			        crm.dedupe_key(''phone'', %2$L) AS mobile_key, crm.dedupe_key(''email'', %3$L) AS email_key',
 			c ->> 'name', c ->> 'mobile', c ->> 'email') END;
 	IF cands IS NULL THEN
-		RAISE EXCEPTION 'unknown record type "%" for duplicates', record_type
+		RAISE EXCEPTION 'unknown record type "%" for duplicates', crm.clip(record_type)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'The record types are lead, customer and contact.';
 	END IF;
 	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = dedupe_candidates.record_type ORDER BY d.id LOOP

@@ -40,7 +40,7 @@ CREATE TABLE crm.pool (
 	CONSTRAINT pool_pkey PRIMARY KEY (id),
 	CONSTRAINT pool_employee_fkey FOREIGN KEY (id) REFERENCES crm.employee (id),
 	CONSTRAINT pool_name_key UNIQUE (name),
-	CONSTRAINT pool_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT pool_name_check CHECK (crm.check_length(name, 200, 'pool.name') AND btrim(name) <> ''),
 	CONSTRAINT pool_days_check CHECK (recycle_cooldown_days >= 0 AND release_cooldown_days >= 0
 	                                  AND freeze_period_days > 0 AND freeze_days > 0),
 	CONSTRAINT pool_freeze_after_releases_check CHECK (freeze_after_releases > 0),
@@ -256,6 +256,7 @@ CREATE TABLE crm.recycle_rule (
 	CONSTRAINT recycle_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT recycle_rule_pool_fkey FOREIGN KEY (pool_id) REFERENCES crm.pool (id),
 	CONSTRAINT recycle_rule_name_key UNIQUE (name),
+	CONSTRAINT recycle_rule_name_length CHECK (crm.check_length(name, 200, 'recycle_rule.name')),
 	CONSTRAINT recycle_rule_kind_check CHECK (kind IN ('no_follow_up', 'no_deal')),
 	CONSTRAINT recycle_rule_days_check CHECK (days > 0),
 	CONSTRAINT recycle_rule_remind_check CHECK (remind_days_before >= 0 AND remind_days_before < days)
@@ -791,7 +792,7 @@ DECLARE
 	pool  crm.pool;
 BEGIN
 	IF NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.code = reason AND d.enabled) THEN
-		RAISE EXCEPTION 'release reason "%" is not in the dictionary pool_release_reason', reason
+		RAISE EXCEPTION 'release reason "%" is not in the dictionary pool_release_reason', crm.clip(reason)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = (SELECT 'Give one of: ' || string_agg(format('%s (%s)', d.code, d.label), ', ' ORDER BY d.position)
 			                FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.enabled);
