@@ -187,10 +187,17 @@ BEGIN
 		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%L)',
 		               t || '_require_admin', t, CASE WHEN t LIKE 'dictionary%' THEN 'admin.fields' ELSE 'admin.rules' END);
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;
 END
 $rules$;
+-- "builtin" marks what crm shipped (and pg_dump leaves out): crm's alone, like ids
+GRANT UPDATE (status_reversible) ON crm.settings TO crm_user;
+GRANT INSERT (kind, code, label, position, enabled), UPDATE (kind, code, label, position, enabled)
+	ON crm.dictionary TO crm_user;
+GRANT INSERT (table_name, column_name, kind), UPDATE (table_name, column_name, kind) ON crm.dictionary_column TO crm_user;
+GRANT INSERT (name, position, is_initial, is_final), UPDATE (name, position, is_initial, is_final)
+	ON crm.customer_status TO crm_user;
 CREATE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column

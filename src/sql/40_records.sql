@@ -284,8 +284,10 @@ CREATE POLICY follow_up_write ON crm.follow_up FOR INSERT TO crm_user
 	WITH CHECK (created_by = (SELECT crm.current_employee_id())
 		AND ((record_type = 'customer' AND EXISTS (SELECT FROM crm.customer c WHERE c.id = record_id))
 			OR (record_type = 'lead' AND EXISTS (SELECT FROM crm.lead l WHERE l.id = record_id))));
+-- (moved to another record, a follow-up must be one its author may add there)
 CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
-	USING (created_by = (SELECT crm.current_employee_id()));
+	USING (created_by = (SELECT crm.current_employee_id()))
+	WITH CHECK (created_by = (SELECT crm.current_employee_id()) AND crm.record_visible(record_type, record_id));
 CREATE POLICY follow_up_delete ON crm.follow_up FOR DELETE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()));
 
@@ -300,4 +302,22 @@ CREATE POLICY contact_update ON crm.contact FOR UPDATE TO crm_user
 CREATE POLICY contact_delete ON crm.contact FOR DELETE TO crm_user
 	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.lead, crm.customer, crm.contact, crm.follow_up TO crm_user;
+-- Ids, created_by, the stamps, last_follow_up_at and the keys are crm's alone;
+-- a follow-up's time may be given when it is written (history, never the
+-- future: crm.stamp_record), not changed.  Custom fields grant their own
+-- columns (src/sql/70_fields.sql).
+GRANT SELECT, DELETE ON crm.lead, crm.customer, crm.contact, crm.follow_up TO crm_user;
+GRANT INSERT (name, company, uscc, mobile, email, source, industry, requirement, expected_amount, owner_id, status,
+              customer_id, converted_at),
+      UPDATE (name, company, uscc, mobile, email, source, industry, requirement, expected_amount, owner_id, status,
+              customer_id, converted_at)
+	ON crm.lead TO crm_user;
+GRANT INSERT (name, kind, uscc, phone, industry, source, level, status_id, owner_id, locked),
+      UPDATE (name, kind, uscc, phone, industry, source, level, status_id, owner_id, locked)
+	ON crm.customer TO crm_user;
+GRANT INSERT (customer_id, name, mobile, email, title, is_decision_maker, owner_id),
+      UPDATE (customer_id, name, mobile, email, title, is_decision_maker, owner_id)
+	ON crm.contact TO crm_user;
+GRANT INSERT (record_type, record_id, method, content, next_contact_at, created_at),
+      UPDATE (record_type, record_id, method, content, next_contact_at)
+	ON crm.follow_up TO crm_user;

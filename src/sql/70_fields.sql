@@ -75,6 +75,8 @@ BEGIN
 	                       WHEN 'datetime' THEN 'timestamptz' WHEN 'boolean' THEN 'boolean'
 	                       WHEN 'multiple' THEN 'text[]' ELSE 'text' END;
 	EXECUTE format('ALTER TABLE crm.%I ADD COLUMN %I %s', f.record_type, f.name, coltype);
+	-- staff write the columns they are granted (src/sql/40_records.sql): a custom field is theirs
+	EXECUTE format('GRANT INSERT (%2$I), UPDATE (%2$I) ON crm.%1$I TO crm_user', f.record_type, f.name);
 	IF f.type = 'email' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (crm.check_email(%I))',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
@@ -166,7 +168,10 @@ CREATE TRIGGER added_field_require_admin BEFORE INSERT OR UPDATE OR DELETE ON cr
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.fields');
 ALTER FUNCTION crm.added_field_ddl() SECURITY DEFINER;
 ALTER FUNCTION crm.added_field_change() SECURITY DEFINER;
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.added_field TO crm_user;
+GRANT SELECT, DELETE ON crm.added_field TO crm_user;
+GRANT INSERT (record_type, name, type, label, required, filterable, dictionary),
+      UPDATE (record_type, name, type, label, required, filterable, dictionary)
+	ON crm.added_field TO crm_user;
 
 -- The friendly forms.  They run as the caller: crm.added_field's rules decide.
 CREATE FUNCTION crm.add_field(record_type text, name text, type text, required boolean DEFAULT false,

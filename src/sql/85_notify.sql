@@ -166,10 +166,15 @@ CREATE TRIGGER im_channel_defaults BEFORE INSERT OR UPDATE ON crm.im_channel
 CREATE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.im_channel
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 -- holders of admin.im configure channels but, like everyone outside
--- crm_admin, write secrets without reading them back
+-- crm_admin, write secrets without reading them back; and who cannot read a
+-- channel's secrets cannot change where, or to which platform, they are sent
 GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, events, enabled) ON crm.im_channel TO crm_user;
-GRANT INSERT, UPDATE, DELETE ON crm.im_channel TO crm_user;
-GRANT SELECT ON crm.im_channel TO crm_admin;
+GRANT DELETE ON crm.im_channel TO crm_user;
+GRANT INSERT (name, platform, kind, webhook_url, secret, app_id, app_secret, agent_id, api_base, rate_per_minute,
+              events, enabled),
+      UPDATE (name, secret, app_id, app_secret, agent_id, rate_per_minute, events, enabled)
+	ON crm.im_channel TO crm_user;
+GRANT SELECT, UPDATE (platform, kind, api_base, webhook_url) ON crm.im_channel TO crm_admin;
 
 -- the signature a Feishu or DingTalk robot expects (src/im_sign.c)
 CREATE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
@@ -248,6 +253,7 @@ CREATE FUNCTION crm.im_wake() RETURNS void
 -- and notifications keep queueing
 ALTER TABLE crm.settings ADD COLUMN im_paused boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker sends nothing; the outbox keeps filling';
+GRANT UPDATE (im_paused) ON crm.settings TO crm_user;
 -- a trigger for whatever gives the worker work without crm.notify
 CREATE FUNCTION crm.wake_worker() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

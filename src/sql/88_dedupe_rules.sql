@@ -53,7 +53,10 @@ COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplica
 COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers (owned by employees), pool (customers in a public pool), leads (unconverted) and contacts';
 CREATE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.dedupe_rule TO crm_user;
+GRANT SELECT, DELETE ON crm.dedupe_rule TO crm_user;
+GRANT INSERT (name, record_type, customer_kind, fields, match, action, against, enabled),
+      UPDATE (name, record_type, customer_kind, fields, match, action, against, enabled)
+	ON crm.dedupe_rule TO crm_user;
 
 -- a rule must make sense when written, not when it first fires
 CREATE FUNCTION crm.dedupe_rule_valid() RETURNS trigger

@@ -12,6 +12,8 @@ ALTER TABLE crm.department
 	ADD CONSTRAINT department_feishu_department_id_key UNIQUE (feishu_department_id),
 	ADD CONSTRAINT department_dingtalk_department_id_key UNIQUE (dingtalk_department_id);
 COMMENT ON COLUMN crm.department.feishu_department_id IS 'open_department_id; "0" is the company';
+GRANT INSERT (wecom_department_id, feishu_department_id, dingtalk_department_id),
+      UPDATE (wecom_department_id, feishu_department_id, dingtalk_department_id) ON crm.department TO crm_user;
 
 CREATE TABLE crm.directory_sync (
 	id             bigint GENERATED ALWAYS AS IDENTITY,

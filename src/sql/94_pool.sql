@@ -72,7 +72,9 @@ CREATE INDEX pool_member_employee_idx ON crm.pool_member (employee_id);
 COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin: who assigns its customers and sees them unmasked';
 
 -- Everyone's pools, computed from crm.pool and crm.pool_member.
-CREATE VIEW crm.pool_membership AS
+-- security_invoker: read by staff under the tables' own policies (crm's
+-- functions and views read it as the owner)
+CREATE VIEW crm.pool_membership WITH (security_invoker) AS
 WITH RECURSIVE tree AS (
 	SELECT m.pool_id, m.is_admin, m.department_id FROM crm.pool_member m WHERE m.department_id IS NOT NULL
 	UNION
@@ -170,11 +172,20 @@ BEGIN
 		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()', t || '_org_changed', t);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t, t || '_org_changed');
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;
 END
 $org$;
+-- a pool's id is its employee row's, which crm.pool_holder makes
+GRANT INSERT (name, is_default, open_to_all, active, mask_phones, recycle_cooldown_days, release_cooldown_days,
+              freeze_after_releases, freeze_period_days, freeze_days),
+      UPDATE (name, is_default, open_to_all, active, mask_phones, recycle_cooldown_days, release_cooldown_days,
+              freeze_after_releases, freeze_period_days, freeze_days)
+	ON crm.pool TO crm_user;
+GRANT INSERT (pool_id, employee_id, department_id, is_admin), UPDATE (pool_id, employee_id, department_id, is_admin)
+	ON crm.pool_member TO crm_user;
 GRANT SELECT ON crm.pool_membership TO crm_user;
+GRANT UPDATE (holding_limit, daily_claim_limit, timezone) ON crm.settings TO crm_user;
 
 -- The default pool, made when first needed (a release or recycling with no
 -- pool named), so that a restore never meets a second one.
@@ -311,7 +322,12 @@ CREATE TRIGGER recycle_rule_valid BEFORE INSERT OR UPDATE ON crm.recycle_rule
 	FOR EACH ROW EXECUTE FUNCTION crm.check_recycle_rule();
 CREATE TRIGGER recycle_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.recycle_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.recycle_rule TO crm_user;
+GRANT SELECT, DELETE ON crm.recycle_rule TO crm_user;
+GRANT INSERT (name, kind, days, pool_id, status_ids, exempt_status_ids, department_ids, employee_ids,
+              exempt_employee_ids, include_won, remind_days_before, enabled),
+      UPDATE (name, kind, days, pool_id, status_ids, exempt_status_ids, department_ids, employee_ids,
+              exempt_employee_ids, include_won, remind_days_before, enabled)
+	ON crm.recycle_rule TO crm_user;
 
 -- The employees a rule applies to.
 CREATE FUNCTION crm.recycle_rule_employees(department_ids bigint[], employee_ids bigint[], exempt bigint[])

@@ -10,6 +10,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA crm FROM PUBLIC;
 -- call: PostgreSQL checks EXECUTE for the role whose statement evaluates them
 GRANT EXECUTE ON FUNCTION
 	crm.current_employee_id(),
+	crm.staff_session(),
 	crm.scope_owners(text),
 	crm.team_records(text, boolean),
 	crm.has_permission(text),
@@ -17,6 +18,7 @@ GRANT EXECUTE ON FUNCTION
 	crm.acting_is_super(),
 	crm.is_super_admin(bigint),
 	crm.record_visible(text, bigint),
+	crm.record_editable(text, bigint),
 	crm.require_permission(text),
 	crm.initial_customer_status(),
 	crm.dedupe_key(text, text),
