@@ -9,7 +9,8 @@ INSERT INTO crm.employee (name, department_id, db_role)
 SELECT 'Sec Rep', id, 'sec_rep' FROM crm.department WHERE name = 'Sec Sales';
 INSERT INTO crm.role (name) VALUES ('Sec sales');
 INSERT INTO crm.role_permission (role_id, action)
-SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.create', 'customer.edit', 'lead.create', 'lead.convert']) a
+SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.create', 'customer.edit', 'lead.create', 'lead.edit', 'lead.convert',
+                                   'contact.create', 'contact.edit', 'contact.delete']) a
  WHERE r.name = 'Sec sales';
 INSERT INTO crm.employee_role (employee_id, role_id)
 SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.db_role = 'sec_rep' AND r.name = 'Sec sales';
@@ -176,3 +177,29 @@ RESET ROLE;
 SELECT source FROM crm.oplog
  WHERE record_type = 'customer' AND record_ids @> (SELECT id FROM crm.customer WHERE name = '导入客户');
 DROP TABLE sec_import;
+
+-- == Attack: a lead marked converted into a customer by hand (its link was the
+-- caller's to write); crm.convert_lead still converts
+SET ROLE sec_rep;
+INSERT INTO crm.lead (name, company, uscc) VALUES ('转化线索', '转化公司', crm.uscc_with_check('91330100000170004'));
+UPDATE crm.lead SET status = 'converted', customer_id = (SELECT id FROM crm.customer WHERE name = '路径客户'),
+       converted_at = now() WHERE name = '转化线索';
+SELECT crm.convert_lead(id) > 0 AS converted FROM crm.lead WHERE name = '转化线索';
+SELECT l.status, c.name AS customer FROM crm.lead l JOIN crm.customer c ON c.id = l.customer_id WHERE l.name = '转化线索';
+RESET ROLE;
+
+-- == Attack: a read collaborator of a customer writes its contacts
+INSERT INTO crm.employee (name, department_id) SELECT 'Sec Other', id FROM crm.department WHERE name = 'Sec Sales';
+INSERT INTO crm.customer (name, uscc, owner_id, created_by)
+SELECT '协作客户', crm.uscc_with_check('91330100000170003'), id, id FROM crm.employee WHERE name = 'Sec Other';
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id)
+SELECT c.id, '联系人甲', '13900001111', c.owner_id FROM crm.customer c WHERE c.name = '协作客户';
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+SELECT 'customer', c.id, e.id, 'read' FROM crm.customer c, crm.employee e WHERE c.name = '协作客户' AND e.db_role = 'sec_rep';
+SET ROLE sec_rep;
+SELECT k.name, k.mobile FROM crm.contact k JOIN crm.customer c ON c.id = k.customer_id WHERE c.name = '协作客户';
+UPDATE crm.contact SET mobile = '13900002222' WHERE name = '联系人甲';
+INSERT INTO crm.contact (customer_id, name) SELECT id, '联系人乙' FROM crm.customer WHERE name = '协作客户';
+DELETE FROM crm.contact WHERE name = '联系人甲';
+RESET ROLE;
+SELECT name, mobile FROM crm.contact WHERE customer_id = (SELECT id FROM crm.customer WHERE name = '协作客户') ORDER BY name;

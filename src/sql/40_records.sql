@@ -295,12 +295,16 @@ CREATE POLICY follow_up_delete ON crm.follow_up FOR DELETE TO crm_user
 -- (the sub-selects run under the customer table's own policies).
 CREATE POLICY contact_read ON crm.contact FOR SELECT TO crm_user
 	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+-- (a read collaborator of the customer sees its contacts but does not write them)
 CREATE POLICY contact_insert ON crm.contact FOR INSERT TO crm_user
-	WITH CHECK (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+	WITH CHECK (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
+	                       AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
 CREATE POLICY contact_update ON crm.contact FOR UPDATE TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
+	                  AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
 CREATE POLICY contact_delete ON crm.contact FOR DELETE TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
+	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
+	                  AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
 
 -- Ids, created_by, the stamps, last_follow_up_at and the keys are crm's alone;
 -- a follow-up's time may be given when it is written (history, never the

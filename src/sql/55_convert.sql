@@ -44,3 +44,28 @@ END
 $$;
 COMMENT ON FUNCTION crm.convert_lead(bigint) IS
 	'Turn a lead into a customer and a contact, through the same checks as direct inserts; the lead stays, linked and read-only';
+
+-- Only crm.convert_lead converts: a lead becomes converted, or names a customer,
+-- while crm.converting_lead (superuser-only, set by src/context.c) names it, or
+-- in crm's own owner-run code (a merge moves the links of converted leads).
+CREATE FUNCTION crm.guard_lead_conversion() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.guard_lead_conversion() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF current_setting('crm.converting_lead') IS DISTINCT FROM NEW.id::text
+	   AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+		RAISE EXCEPTION 'lead % (%) can become a customer only through crm.convert_lead', NEW.id, crm.clip(NEW.name)
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'A lead''s status "converted", its customer and its conversion time are written by the conversion.',
+			      HINT = format('SELECT crm.convert_lead(%s);', NEW.id);
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER lead_conversion_new BEFORE INSERT ON crm.lead
+	FOR EACH ROW WHEN (NEW.status = 'converted' OR NEW.customer_id IS NOT NULL OR NEW.converted_at IS NOT NULL)
+	EXECUTE FUNCTION crm.guard_lead_conversion();
+CREATE TRIGGER lead_conversion BEFORE UPDATE OF status, customer_id, converted_at ON crm.lead
+	FOR EACH ROW WHEN ((NEW.status = 'converted') <> (OLD.status = 'converted')
+	                   OR NEW.customer_id IS DISTINCT FROM OLD.customer_id OR NEW.converted_at IS DISTINCT FROM OLD.converted_at)
+	EXECUTE FUNCTION crm.guard_lead_conversion();
