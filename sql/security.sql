@@ -184,8 +184,10 @@ SET ROLE sec_rep;
 INSERT INTO crm.lead (name, company, uscc) VALUES ('转化线索', '转化公司', crm.uscc_with_check('91330100000170004'));
 UPDATE crm.lead SET status = 'converted', customer_id = (SELECT id FROM crm.customer WHERE name = '路径客户'),
        converted_at = now() WHERE name = '转化线索';
+BEGIN;                                           -- (a converted lead stays: the later files need none)
 SELECT crm.convert_lead(id) > 0 AS converted FROM crm.lead WHERE name = '转化线索';
 SELECT l.status, c.name AS customer FROM crm.lead l JOIN crm.customer c ON c.id = l.customer_id WHERE l.name = '转化线索';
+ROLLBACK;
 RESET ROLE;
 
 -- == Attack: a read collaborator of a customer writes its contacts
@@ -203,3 +205,4 @@ INSERT INTO crm.contact (customer_id, name) SELECT id, '联系人乙' FROM crm.c
 DELETE FROM crm.contact WHERE name = '联系人甲';
 RESET ROLE;
 SELECT name, mobile FROM crm.contact WHERE customer_id = (SELECT id FROM crm.customer WHERE name = '协作客户') ORDER BY name;
+DELETE FROM crm.customer WHERE name = '协作客户';
