@@ -47,8 +47,10 @@ ALTER TABLE crm.employee DISABLE TRIGGER employee_stamp;
 ALTER TABLE crm.customer DISABLE TRIGGER customer_stamp;
 ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_stamp;
 ALTER TABLE crm.contact DISABLE TRIGGER contact_stamp;
--- the customers' last_follow_up_at is computed below, not kept up by trigger
+-- the customers' last_follow_up_at is computed below, not kept up by trigger;
+-- follow-ups come before their customers (below), so their check waits too
 ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_touches_customer;
+ALTER TABLE crm.follow_up DISABLE TRIGGER follow_up_record_exists;
 
 -- Departments: levels of 1, 3, 9, 27, 81, 162 (scaled, at least one each), numbered
 -- level by level; each splits the level above evenly.  Department d's leader is
@@ -214,6 +216,7 @@ ALTER TABLE crm.customer ENABLE TRIGGER customer_stamp;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_stamp;
 ALTER TABLE crm.contact ENABLE TRIGGER contact_stamp;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_touches_customer;
+ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_record_exists;
 COMMIT;
 
 -- Bare PostgreSQL's side: crm.customer's columns, types, identity, plain check

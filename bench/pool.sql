@@ -1,6 +1,6 @@
 -- The public pool's recycling (issue 6), on the default dataset with a
 -- no_follow_up rule over the departments that hold about half the customers,
--- its days chosen so that about 100,000 of them are due.
+-- its days chosen so that a tenth of all customers (100,000 at scale 1) are due.
 --   recycling:        crm.run_recycling() moving every due customer (with its
 --                     contacts, owner history, clocks and the former owners'
 --                     notifications), against one hand-written statement
@@ -30,7 +30,7 @@ SELECT top FROM (SELECT top, sum(n) OVER (ORDER BY n DESC, top) - n AS before FR
 -- the clock of those customers, and the days that leave 100,000 of them due
 CREATE TEMP TABLE half_owner AS
 SELECT x.employee_id AS id FROM crm.recycle_rule_employees(ARRAY(SELECT top FROM half), '{}', '{}') x;
-SELECT ceil(extract(epoch FROM now() - percentile_disc(100000.0 / (SELECT count(*) FROM crm.customer WHERE owner_id IN (SELECT id FROM half_owner)))
+SELECT ceil(extract(epoch FROM now() - percentile_disc((SELECT count(*) / 10.0 FROM crm.customer) / (SELECT count(*) FROM crm.customer WHERE owner_id IN (SELECT id FROM half_owner)))
             WITHIN GROUP (ORDER BY greatest(c.last_follow_up_at, coalesce(k.owned_since, c.created_at)))) / 86400)::int AS due_days
   FROM crm.customer c LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id
  WHERE c.owner_id IN (SELECT id FROM half_owner) \gset

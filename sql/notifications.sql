@@ -121,7 +121,7 @@ UPDATE crm.im_channel SET events = '{team.added}' WHERE name = 'WeCom app';
 UPDATE crm.im_channel SET events = '{team.added}' WHERE name = 'Sales group';
 RESET ROLE;
 
--- adding yourself to a team is no news; a rolled-back change notifies nobody
+-- nobody writes their own team entry; a rolled-back change notifies nobody
 SET ROLE nt_a;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
 SELECT 'customer', id, :a, 'edit' FROM crm.customer WHERE name = 'Nt customer 1'

@@ -183,10 +183,10 @@ SELECT id AS initial FROM crm.customer_status WHERE is_initial \gset
 SELECT id AS final FROM crm.customer_status WHERE is_final \gset
 SELECT id AS second FROM crm.customer_status WHERE position = 2 \gset
 SELECT id AS third FROM crm.customer_status WHERE position = 3 \gset
-SET ROLE po_a;
-INSERT INTO crm.customer (name, uscc, created_at)
-SELECT 'Po rule ' || n, crm.uscc_with_check('91330100001703' || n || '00'), now() - interval '40 days' FROM generate_series(1, 5) n;
-RESET ROLE;
+-- customers of A's since 40 days (created_at is crm's: only nobody, such as an import by the DBA, gives it)
+INSERT INTO crm.customer (name, uscc, created_at, owner_id, created_by)
+SELECT 'Po rule ' || n, crm.uscc_with_check('91330100001703' || n || '00'), now() - interval '40 days', :a, :a
+  FROM generate_series(1, 5) n;
 CREATE TEMP VIEW clock AS
 SELECT c.name, round(extract(epoch FROM k.recycle_at - now()) / 86400)::integer AS due_in_days, r.name AS rule
   FROM crm.customer c LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id LEFT JOIN crm.recycle_rule r ON r.id = k.rule_id
@@ -231,10 +231,8 @@ ROLLBACK;
 -- the job: what is due, a dry run, the move, and the former owner told once;
 -- a customer due within its rule's reminder window is reminded once
 UPDATE crm.recycle_rule SET days = 38 WHERE id = :quiet;
-SET ROLE po_a;
-INSERT INTO crm.customer (name, uscc, created_at)
-VALUES ('Po rule 6', crm.uscc_with_check('91330100001703600'), now() - interval '30 days');
-RESET ROLE;
+INSERT INTO crm.customer (name, uscc, created_at, owner_id, created_by)
+VALUES ('Po rule 6', crm.uscc_with_check('91330100001703600'), now() - interval '30 days', :a, :a);
 SELECT * FROM clock;
 SET ROLE po_a;
 SELECT name, days_left, reason, pool_name FROM crm.customers_due_for_recycling WHERE name LIKE 'Po rule %' ORDER BY name;

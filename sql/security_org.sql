@@ -13,9 +13,9 @@ VALUES (900000, 'Cyc HR', 900000, 'regress_org_hr');
 INSERT INTO crm.role (id, name) OVERRIDING SYSTEM VALUE VALUES (900000, 'Cyc org admin');
 INSERT INTO crm.role_permission VALUES (900000, 'admin.org');
 INSERT INTO crm.employee_role VALUES (900000, 900000);
-SET ROLE regress_org_hr;   -- an admin.org holder, not a superuser
 
--- the reproduction: two departments that are each other's parent, in one INSERT
+-- the reproduction: two departments that are each other's parent, in one INSERT (as a
+-- superuser: ids are not staff's to choose); updates below run as an admin.org holder
 INSERT INTO crm.department (id, name, parent_id) OVERRIDING SYSTEM VALUE
 VALUES (900001, 'a', 900002), (900002, 'b', 900001);
 \echo :LAST_ERROR_SQLSTATE
@@ -25,6 +25,7 @@ VALUES (900003, 'c', 900001), (900001, 'a', 900002), (900002, 'b', 900003);
 -- the same rows as a tree are fine, and so is the next update of a parent
 INSERT INTO crm.department (id, name, parent_id) OVERRIDING SYSTEM VALUE
 VALUES (900001, 'a', 900000), (900002, 'b', 900001), (900003, 'c', 900002);
+SET ROLE regress_org_hr;
 UPDATE crm.department SET parent_id = 900000 WHERE id = 900003;
 UPDATE crm.department SET parent_id = 900003 WHERE id = 900001;
 -- one UPDATE whose rows make a cycle together
@@ -36,6 +37,7 @@ SELECT id, name, parent_id FROM crm.department WHERE id > 900000 ORDER BY id;
 UPDATE crm.department SET name = repeat('长', 80) WHERE id = 900001;
 UPDATE crm.department SET parent_id = 900002 WHERE id = 900001;
 UPDATE crm.department SET name = 'a' WHERE id = 900001;
+RESET ROLE;
 
 -- superiors: a cycle in one INSERT, and an update that would close one
 INSERT INTO crm.employee (id, name, department_id, superior_id) OVERRIDING SYSTEM VALUE
@@ -43,6 +45,7 @@ VALUES (900001, 'Ma', 900000, 900002), (900002, 'Niu', 900000, 900001);
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.employee (id, name, department_id, superior_id) OVERRIDING SYSTEM VALUE
 VALUES (900001, 'Ma', 900000, NULL), (900002, 'Niu', 900000, 900001), (900003, 'Yang', 900000, 900002);
+SET ROLE regress_org_hr;
 UPDATE crm.employee SET superior_id = 900003 WHERE id = 900001;
 \set VERBOSITY terse
 UPDATE crm.employee SET superior_id = id WHERE id = 900001;   -- the table's own check

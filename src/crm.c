@@ -23,7 +23,12 @@ char	   *crm_database_name = NULL;
 /* Claim that carries the employee id in a trusted authenticator's JWT. */
 char	   *crm_jwt_employee_claim = NULL;
 
-/* The lead crm.convert_lead is converting: duplicate checks skip it. */
+/*
+ * The lead crm.convert_lead is converting: duplicate checks skip it.  Like
+ * crm.change_source, a superuser setting that src/context.c sets for crm's own
+ * functions: a session that could set it would switch rules off or label its
+ * own changes as an import's.
+ */
 static char *crm_converting_lead = NULL;
 
 /*
@@ -105,7 +110,7 @@ _PG_init(void)
 							 &crm_change_source,
 							 0,
 							 change_sources,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 
@@ -114,7 +119,7 @@ _PG_init(void)
 							   "Set by crm.convert_lead for its own statements.",
 							   &crm_converting_lead,
 							   "",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
 

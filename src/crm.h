@@ -10,7 +10,9 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "utils/relcache.h"
 
 /* GUCs (crm.c) */
 extern char *crm_database_name;
@@ -24,15 +26,32 @@ extern Oid	crm_employee_relid(void);
 extern bool crm_restoring(void);
 extern bool crm_is_pool(int64 employee_id);
 
+/* guard.c: the tables crm's C triggers run on */
+extern void crm_require_crm_table(FunctionCallInfo fcinfo, const char *function);
+extern int	crm_trigger_column(Relation rel, const char *column, Oid type);
+
 /* scope.c */
 extern void crm_scope_init(void);
 extern bool crm_may_administer(const char *action);
 extern bool crm_acting_is_super(void);
 extern bool crm_acting_permission(const char *action, int64 *employee_id);
-extern Oid	crm_owner(void);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 
-/* org.c */
+/* validate.c */
+extern char *crm_quote(const char *s, int len);
+
+/* owner.c: crm's own queries as the owner of its tables, search_path pinned */
+typedef struct CrmSwitch
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			guc_level;		/* -1: the search_path was pinned already */
+} CrmSwitch;
+
+extern Oid	crm_owner(void);
+extern void crm_switch_to_owner(CrmSwitch *sw);
+extern void crm_switch_pin(CrmSwitch *sw);
+extern void crm_switch_back(CrmSwitch *sw);
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
 /* oplog.c */

@@ -21,6 +21,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -37,7 +38,8 @@
 PG_FUNCTION_INFO_V1(crm_check_dictionary);
 PG_FUNCTION_INFO_V1(crm_initial_customer_status);
 
-#define DICT_KEY_LEN 128		/* kind (<= 30) + NUL + code (<= 60) */
+/* kind + NUL + code; the tables' CHECK constraints keep kinds <= 30, codes <= 60 */
+#define DICT_KEY_LEN 128
 
 typedef struct DictCode
 {
@@ -77,16 +79,21 @@ crm_dictionary_init(void)
 	CacheRegisterRelcacheCallback(dictionary_relcache_callback, (Datum) 0);
 }
 
-static void
+/*
+ * The hash key of kind and code in key; false when they do not fit, so that
+ * the pair is no code (the bounds hold whatever the tables hold).
+ */
+static bool
 dict_key(char *key, const char *kind, const char *code, int codelen)
 {
-	int			kindlen = strlen(kind);
+	size_t		kindlen = strlen(kind);
 
-	memset(key, 0, DICT_KEY_LEN);
 	if (kindlen + 1 + codelen >= DICT_KEY_LEN)
-		codelen = DICT_KEY_LEN - kindlen - 2;	/* too long to be a code: will not match */
+		return false;
+	memset(key, 0, DICT_KEY_LEN);
 	memcpy(key, kind, kindlen);
 	memcpy(key + kindlen + 1, code, codelen);
+	return true;
 }
 
 static void
@@ -95,8 +102,7 @@ load_dictionary(void)
 	static uint64 relids_org_generation = 0;
 	Oid			nsp;
 	HASHCTL		ctl;
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	uint64		generation;
 
 	/* find the tables again after any org change: the extension may be new */
@@ -126,8 +132,7 @@ load_dictionary(void)
 	ctl.hcxt = dict_cxt;
 	dict_codes = hash_create("crm dictionary codes", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (SPI_execute("SELECT kind, code, enabled FROM crm.dictionary", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "crm: dictionary query failed");
@@ -140,7 +145,8 @@ load_dictionary(void)
 		bool		isnull;
 		DictCode   *entry;
 
-		dict_key(key, SPI_getvalue(row, desc, 1), code, strlen(code));
+		if (!dict_key(key, SPI_getvalue(row, desc, 1), code, strlen(code)))
+			continue;
 		entry = hash_search(dict_codes, key, HASH_ENTER, NULL);
 		entry->enabled = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
 	}
@@ -157,6 +163,15 @@ load_dictionary(void)
 		col->column = SPI_getvalue(row, desc, 2);
 		col->kind = SPI_getvalue(row, desc, 3);
 		col->attnum = OidIsValid(col->relid) ? get_attnum(col->relid, col->column) : InvalidAttrNumber;
+		/* codes are text: a mapping onto another type (the table refuses one) is ignored */
+		if (col->attnum != InvalidAttrNumber && get_atttype(col->relid, col->attnum) != TEXTOID)
+		{
+			ereport(WARNING,
+					(errmsg("dictionary column crm.%s.%s is not of type text and is not checked",
+							crm_quote(SPI_getvalue(row, desc, 1), strlen(SPI_getvalue(row, desc, 1))),
+							crm_quote(col->column, strlen(col->column)))));
+			col->attnum = InvalidAttrNumber;
+		}
 		dict_columns = lappend(dict_columns, col);
 		MemoryContextSwitchTo(old);
 	}
@@ -174,7 +189,7 @@ load_dictionary(void)
 			initial_status = statuses[i];
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	dict_loaded = generation;
 }
 
@@ -223,6 +238,7 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.check_dictionary() must be a BEFORE INSERT OR UPDATE row trigger")));
+	crm_require_crm_table(fcinfo, "crm.check_dictionary()");
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
@@ -261,16 +277,21 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 				continue;		/* unchanged: may keep a code disabled since */
 		}
 		code = DatumGetTextPP(value);
-		dict_key(key, col->kind, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code));
-		entry = hash_search(dict_codes, key, HASH_FIND, NULL);
+		entry = dict_key(key, col->kind, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)) ?
+			hash_search(dict_codes, key, HASH_FIND, NULL) : NULL;
 		if (entry == NULL || !entry->enabled)
+		{
+			char	   *kind = crm_quote(col->kind, strlen(col->kind));
+
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("%s.%s \"%s\" is %s code of dictionary \"%s\"",
-							RelationGetRelationName(rel), col->column, text_to_cstring(code),
-							entry ? "a disabled" : "not a", col->kind),
-					 errhint("Use one of: SELECT code, label FROM crm.dictionary WHERE kind = '%s' AND enabled.",
-							 col->kind)));
+							RelationGetRelationName(rel), col->column,
+							crm_quote(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)),
+							entry ? "a disabled" : "not a", kind),
+					 errhint("Use one of: SELECT code, label FROM crm.dictionary WHERE kind = %s AND enabled.",
+							 quote_literal_cstr(kind))));
+		}
 	}
 	return PointerGetDatum(row);
 }

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -26,6 +27,9 @@
 
 PG_FUNCTION_INFO_V1(crm_find_duplicates);
 
+/* a candidate holds a few short fields (names of at most 200 characters) */
+#define CANDIDATE_MAX_BYTES 8192
+
 Datum
 crm_find_duplicates(PG_FUNCTION_ARGS)
 {
@@ -33,8 +37,7 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 	Oid			types[2] = {TEXTOID, JSONBOID};
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	SPITupleTable *hits;
 	uint64		n;
 	int			ret;
@@ -44,21 +47,27 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("crm.find_duplicates needs a record type"),
 				 errhint("The record types are lead, customer and contact.")));
+	/* before any work: the search pastes the candidate's values into queries */
+	if (!PG_ARGISNULL(1) && toast_raw_datum_size(PG_GETARG_DATUM(1)) > CANDIDATE_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("a duplicate search candidate of %zu bytes is too long (at most %d)",
+						toast_raw_datum_size(PG_GETARG_DATUM(1)), CANDIDATE_MAX_BYTES),
+				 errhint("Pass the record's name, phone, mobile, e-mail and credit code only; docs/records.md lists their limits.")));
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 
 	SPI_connect();
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	ret = SPI_execute_with_args(
 		"SELECT c.match_type, c.match_id, CASE WHEN e.is_pool THEN format('pool \"%s\"', e.name) ELSE e.name END, string_agg(DISTINCT c.rule, ', '), max(c.score), "
 		"       string_agg(DISTINCT c.reason, ', ') "
 		"  FROM crm.dedupe_candidates($1, $2) c LEFT JOIN crm.employee e ON e.id = c.owner_id "
 		" GROUP BY 1, 2, 3 ORDER BY 5 DESC, 1, 2 LIMIT 50",
 		2, types, args, nulls, true, 0);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "crm: could not search for duplicates");
 	hits = SPI_tuptable;
@@ -111,8 +120,7 @@ crm_merge_customers(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	bool		isnull;
 	int64		audit;
 	int			ret;
@@ -166,10 +174,9 @@ crm_merge_customers(PG_FUNCTION_ARGS)
 
 	args[2] = Int64GetDatum(employee);
 	nulls[2] = employee ? ' ' : 'n';
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	ret = SPI_execute_with_args("SELECT crm.merge_customers_apply($1, $2, $3)", 3, types, args, nulls, false, 0);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "crm: could not merge customers");
 	audit = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -10,7 +10,8 @@
  *		by the JWT claim crm.jwt_employee_claim, read from request.jwt.claims
  *		(PostgREST) or jwt.claims.<claim> (PostGraphile);
  *	 3. nobody (NULL), which grants nothing.
- * Deactivated employees resolve to nobody.
+ * Deactivated employees, and the rows through which public pools own their
+ * customers (crm.employee.is_pool), resolve to nobody.
  *
  * The answer is cached for the rest of the transaction.  Any change to the
  * organisation tables fires crm.org_changed(), which broadcasts a relcache
@@ -51,6 +52,7 @@
 
 PG_FUNCTION_INFO_V1(crm_current_employee_id);
 PG_FUNCTION_INFO_V1(crm_invoking_employee_id);
+PG_FUNCTION_INFO_V1(crm_staff_session);
 PG_FUNCTION_INFO_V1(crm_org_changed);
 PG_FUNCTION_INFO_V1(crm_table_changed);
 
@@ -64,6 +66,7 @@ typedef struct EmployeeCatalog
 	AttrNumber	att_id;
 	AttrNumber	att_db_role;
 	AttrNumber	att_active;
+	AttrNumber	att_is_pool;
 } EmployeeCatalog;
 
 /* The last answer and the inputs it was computed from. */
@@ -140,16 +143,17 @@ load_employee_catalog(void)
 	employee_catalog.att_id = get_attnum(employee_catalog.relid, "id");
 	employee_catalog.att_db_role = get_attnum(employee_catalog.relid, "db_role");
 	employee_catalog.att_active = get_attnum(employee_catalog.relid, "active");
+	employee_catalog.att_is_pool = get_attnum(employee_catalog.relid, "is_pool");
 	employee_catalog.valid = true;
 }
 
 /*
  * Find one employee by a unique key; true if a row exists, with its id and
- * whether it is active.
+ * whether it may act: an active person, not a pool's row.
  */
 static bool
 lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
-				int64 *id, bool *active)
+				int64 *id, bool *may_act)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -166,9 +170,13 @@ lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
+		bool		active;
+		bool		is_pool;
 
 		*id = DatumGetInt64(heap_getattr(tuple, employee_catalog.att_id, desc, &isnull));
-		*active = DatumGetBool(heap_getattr(tuple, employee_catalog.att_active, desc, &isnull)) && !isnull;
+		active = DatumGetBool(heap_getattr(tuple, employee_catalog.att_active, desc, &isnull)) && !isnull;
+		is_pool = DatumGetBool(heap_getattr(tuple, employee_catalog.att_is_pool, desc, &isnull)) && !isnull;
+		*may_act = active && !is_pool;
 		found = true;
 	}
 	systable_endscan(scan);
@@ -250,7 +258,7 @@ resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_i
 	NameData	rolename;
 	char	   *username = GetUserNameFromId(userid, true);
 	int64		id;
-	bool		active;
+	bool		may_act;
 
 	load_employee_catalog();
 
@@ -258,10 +266,10 @@ resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_i
 	{
 		namestrcpy(&rolename, username);
 		if (lookup_employee(employee_catalog.role_index, employee_catalog.att_db_role,
-							F_NAMEEQ, NameGetDatum(&rolename), &id, &active))
+							F_NAMEEQ, NameGetDatum(&rolename), &id, &may_act))
 		{
 			*employee_id = id;
-			return active;
+			return may_act;
 		}
 	}
 
@@ -271,10 +279,10 @@ resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_i
 
 		if (claimed > 0 &&
 			lookup_employee(employee_catalog.pkey_index, employee_catalog.att_id,
-							F_INT8EQ, Int64GetDatum(claimed), &id, &active))
+							F_INT8EQ, Int64GetDatum(claimed), &id, &may_act))
 		{
 			*employee_id = id;
-			return active;
+			return may_act;
 		}
 	}
 	return false;
@@ -372,6 +380,25 @@ crm_invoking_employee_id(PG_FUNCTION_ARGS)
 }
 
 /*
+ * crm.staff_session() returns boolean
+ *
+ * Whether the session may read crm's organisation and configuration tables:
+ * an employee is acting, or the role is a member of crm_admin.  Their
+ * policies call it once per statement, as an InitPlan.
+ */
+Datum
+crm_staff_session(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	Oid			admin;
+
+	if (crm_current_employee(&id))
+		PG_RETURN_BOOL(true);
+	admin = get_role_oid("crm_admin", true);
+	PG_RETURN_BOOL(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/*
  * Whether this session is restoring a dump: pg_dump's scripts turn
  * row_security off, and only a superuser can then read the crm tables.  A
  * restore loads rows, it does not make changes: they are not logged again,
@@ -402,6 +429,7 @@ crm_org_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.org_changed() must be called as a trigger")));
+	crm_require_crm_table(fcinfo, "crm.org_changed()");
 	load_employee_catalog();
 	CacheInvalidateRelcacheByRelid(employee_catalog.relid);
 	return PointerGetDatum(NULL);
@@ -419,6 +447,7 @@ crm_table_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.table_changed() must be called as a trigger")));
+	crm_require_crm_table(fcinfo, "crm.table_changed()");
 	CacheInvalidateRelcache(((TriggerData *) fcinfo->context)->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -10,6 +10,9 @@
  * Each shape names the field its platform measures and that field's byte
  * limit.  When the message would not fit, the body (never the title) is cut
  * at a UTF-8 character boundary, keeping as much as fits, and ends with "…".
+ * Cutting takes some ten times the message in memory, so a title and body
+ * longer than the largest limit of any platform (MESSAGE_MAX_BYTES) are
+ * refused before any work.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +35,8 @@
 #define WECOM_DUPLICATE_INTERVAL 1800
 /* Feishu im/v1 uuid: at most 50 characters (2.4) */
 #define FEISHU_UUID_MAX 50
+/* the largest limit below: Feishu im/v1 text, 150 KB (2.4) */
+#define MESSAGE_MAX_BYTES (150 * 1024)
 
 typedef struct Message
 {
@@ -246,13 +251,13 @@ fit_body(const Shape *s, const Message *m, const char *body, bool *title_too_lon
 	return best;
 }
 
-/* msg has one %s, for value */
+/* msg has one %s, for value (quoted clipped) */
 static pg_attribute_noreturn() void
 bad_parameter(const char *msg, const char *value, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg(msg, value),
+			 errmsg(msg, crm_quote(value, strlen(value))),
 			 errhint("%s", hint)));
 }
 
@@ -267,6 +272,7 @@ crm_im_payload(const char *platform, const char *kind, const char *recipient,
 			   const char *idempotency_key)
 {
 	const Shape *s = NULL;
+	size_t		bytes = strlen(title) + strlen(body);
 	bool		known_platform = false;
 	Message		m = {recipient, 0, title, idempotency_key};
 	json_t	   *payload;
@@ -285,6 +291,13 @@ crm_im_payload(const char *platform, const char *kind, const char *recipient,
 					  "The platform must be wecom, feishu or dingtalk.");
 	if (s == NULL)
 		bad_parameter("unknown IM message kind \"%s\"", kind, "The kind must be robot or app.");
+	if (bytes > MESSAGE_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("an IM message of %zu bytes is longer than any platform takes (%d bytes)",
+						bytes, MESSAGE_MAX_BYTES),
+				 errdetail("The title is \"%s\".", crm_quote(title, strlen(title))),
+				 errhint("A message says what happened and names the record; longer text belongs in crm.")));
 	/* jansson needs UTF-8, and the byte limits are counted in it */
 	if (GetDatabaseEncoding() != PG_UTF8)
 		bad_parameter("IM messages need a UTF8 database, not %s", GetDatabaseEncodingName(),

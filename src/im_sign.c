@@ -46,7 +46,7 @@ crm_im_robot_sign(const char *platform, const char *secret, int64 ts)
 	if (!dingtalk && strcmp(platform, "feishu") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s robots are not signed", platform),
+				 errmsg("%s robots are not signed", crm_quote(platform, strlen(platform))),
 				 errhint("Only feishu and dingtalk robots take a signature.")));
 
 	string_to_sign = psprintf(INT64_FORMAT "\n%s", ts, secret);

@@ -16,7 +16,10 @@
  *	           each syllable or word (hw).
  *
  *	  A key that comes out empty is NULL: names made only of spaces or
- *	  punctuation never match each other.
+ *	  punctuation never match each other.  So is the key of a value longer
+ *	  than KEY_MAX_BYTES: no keyed column may hold one (docs/records.md),
+ *	  and as PostgreSQL computes a row's keys before its CHECK constraints,
+ *	  the column's limit then refuses it without the work of a key.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +40,9 @@
 
 PG_FUNCTION_INFO_V1(crm_dedupe_key_sql);
 
+/* longer than a keyed column's value may be: 254 characters of up to 4 bytes */
+#define KEY_MAX_BYTES 1024
+
 /* legal forms, as fold() leaves them, longest first; stripped from the end repeatedly */
 static const char *const legal_forms[] = {
 	"集团股份有限公司", "集团有限责任公司", "股份有限公司", "有限责任公司", "集团有限公司",
@@ -54,7 +60,7 @@ icu_check(UErrorCode status, const char *what)
 				 errmsg("ICU could not %s: %s", what, u_errorName(status))));
 }
 
-/* UTF-8 to a palloc'd UTF-16 string; *len its length */
+/* UTF-8 to a palloc'd UTF-16 string; *len its length (at most one unit a byte) */
 static UChar *
 to_utf16(const char *s, int32_t bytes, int32_t *len)
 {
@@ -66,6 +72,7 @@ to_utf16(const char *s, int32_t bytes, int32_t *len)
 	return out;
 }
 
+/* UTF-16 to a palloc'd UTF-8 string (at most 3 bytes a unit) */
 static char *
 to_utf8(const UChar *s, int32_t len)
 {
@@ -84,12 +91,21 @@ casefold(const UChar *s, int32_t len, int32_t *outlen)
 {
 	UErrorCode status = U_ZERO_ERROR;
 	const UNormalizer2 *nfkc = unorm2_getNFKCCasefoldInstance(&status);
-	int32_t		cap = len * 4 + 16;	/* folding can grow a string (ß → ss, ﷺ) */
+	int32_t		cap = len * 2 + 16;
 	UChar	   *out;
 
 	icu_check(status, "load NFKC_Casefold");
 	out = palloc(sizeof(UChar) * cap);
 	*outlen = unorm2_normalize(nfkc, s, len, out, cap, &status);
+	if (status == U_BUFFER_OVERFLOW_ERROR)
+	{
+		/* folding can grow a string past any ratio (ﷺ: 18 characters); ICU said how far */
+		cap = *outlen + 1;
+		pfree(out);
+		out = palloc(sizeof(UChar) * cap);
+		status = U_ZERO_ERROR;
+		*outlen = unorm2_normalize(nfkc, s, len, out, cap, &status);
+	}
 	icu_check(status, "normalize");
 	return out;
 }
@@ -331,7 +347,7 @@ crm_dedupe_key(const char *kind, const char *value)
 	else if (strcmp(kind, "name") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown duplicate key kind \"%s\"", kind),
+				 errmsg("unknown duplicate key kind \"%s\"", crm_quote(kind, strlen(kind))),
 				 errhint("The kinds are name, company, phone, email, pinyin and initials.")));
 	flen = keep_word_characters(f, flen);
 	out = to_utf8(f, flen);
@@ -344,8 +360,12 @@ crm_dedupe_key(const char *kind, const char *value)
 Datum
 crm_dedupe_key_sql(PG_FUNCTION_ARGS)
 {
-	char	   *key = crm_dedupe_key(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	text	   *value = PG_GETARG_TEXT_PP(1);
+	char	   *key;
 
+	if (VARSIZE_ANY_EXHDR(value) > KEY_MAX_BYTES)
+		PG_RETURN_NULL();
+	key = crm_dedupe_key(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(value));
 	if (key == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(key));

@@ -114,8 +114,7 @@ static void
 load(void)
 {
 	static uint64 relids_org_generation = 0;
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	HASHCTL		ctl;
 	MemoryContext old;
 	uint64		generation;
@@ -153,8 +152,7 @@ load(void)
 	ctl.hcxt = notify_cxt;
 	recipients = hash_create("crm notify recipients", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 	old = CurrentMemoryContext;
 
@@ -226,7 +224,7 @@ load(void)
 								  "VALUES ($1, $2, $3, $4, $5, $6, $7)", one_types);
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	notify_loaded = generation;
 }
 
@@ -260,6 +258,7 @@ rule_recipients(const char *event, text *record_type, Datum record_id)
 	Datum		args[3];
 	bool		isnull;
 	ArrayType  *result = NULL;
+	CrmSwitch	sw;
 
 	foreach(lc, rules)
 	{
@@ -273,12 +272,14 @@ rule_recipients(const char *event, text *record_type, Datum record_id)
 	args[0] = PointerGetDatum(record_type);
 	args[1] = record_id;
 	args[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	crm_switch_pin(&sw);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT crm.record_recipients($1, $2, $3)", 3, types, args, NULL, true, 1)
 		!= SPI_OK_SELECT)
 		elog(ERROR, "crm: could not resolve the recipients of %s", event);
 	result = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	crm_switch_back(&sw);
 	return result;
 }
 
@@ -319,6 +320,7 @@ crm_notify(PG_FUNCTION_ARGS)
 	Datum		args[7];
 	char		argnulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			ret;
+	CrmSwitch	sw;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -333,7 +335,7 @@ crm_notify(PG_FUNCTION_ARGS)
 		if (!listed(events, event))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown notification event \"%s\"", event),
+					 errmsg("unknown notification event \"%s\"", crm_quote(event, strlen(event))),
 					 errhint("The events are the rows of crm.notification_event.")));
 	}
 	/* the recipients named, and those the event's rules name for the record */
@@ -393,11 +395,14 @@ crm_notify(PG_FUNCTION_ARGS)
 	}
 	args[6] = kept == 1 ? pending[0] :
 		PointerGetDatum(construct_array(pending, kept, BOOLOID, 1, true, TYPALIGN_CHAR));
+	/* planned under the pinned search_path: executed under it too */
+	crm_switch_pin(&sw);
 	SPI_connect();
 	ret = SPI_execute_plan(kept == 1 ? insert_one_plan : insert_plan, args, argnulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "crm: could not write notifications: %s", SPI_result_code_string(ret));
 	SPI_finish();
+	crm_switch_back(&sw);
 	if (pending_any)
 		crm_worker_wake_at_commit();
 	PG_RETURN_INT32(kept);

@@ -214,6 +214,7 @@ require_trigger(FunctionCallInfo fcinfo, bool row, const char *name)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s must be an AFTER INSERT OR UPDATE OR DELETE %s trigger", name,
 						row ? "row" : "statement")));
+	crm_require_crm_table(fcinfo, name);
 }
 
 /*
@@ -230,6 +231,7 @@ crm_log_row(PG_FUNCTION_ARGS)
 	char	   *changes = NULL;
 	bool		isnull;
 	Datum		id;
+	int			id_column;
 	OplogNotes *n;
 	MemoryContext old;
 
@@ -239,7 +241,10 @@ crm_log_row(PG_FUNCTION_ARGS)
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	row = td->tg_trigtuple;
-	id = heap_getattr(row, SPI_fnumber(desc, "id"), desc, &isnull);
+	id_column = crm_trigger_column(rel, "id", INT8OID);
+	if (id_column == 0)
+		elog(ERROR, "crm.log_row(): table \"%s\" has no id", RelationGetRelationName(rel));
+	id = heap_getattr(row, id_column, desc, &isnull);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		action = "insert";
@@ -351,8 +356,7 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	char		nulls[7] = "      ";
 	int64		employee_id;
 	bool		acting;
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 
 	require_trigger(fcinfo, false, "crm.log_flush()");
 	if (notes == NIL)
@@ -390,8 +394,7 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	values[4] = CStringGetTextDatum(change_source(acting));
 
 	/* the log is written by its owner: nobody else may write it */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (ninserted > 0)
 	{
@@ -419,6 +422,6 @@ crm_log_flush(PG_FUNCTION_ARGS)
 			elog(ERROR, "crm: writing the operation log failed");
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	return PointerGetDatum(NULL);
 }

@@ -25,34 +25,6 @@
 PG_FUNCTION_INFO_V1(crm_deactivate_employee);
 PG_FUNCTION_INFO_V1(crm_delete_customer_status);
 
-/*
- * Run an owner-only crm function for the caller once the caller is known to
- * hold the admin action: the function then sees and changes every row,
- * whoever asked.  Returns its integer result.
- */
-/*
- * Run "SELECT owner_only_function($1, ...)" as the owner of the crm tables and
- * return its integer result.  The caller has checked who asks.
- */
-int32
-crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	Oid			save_userid;
-	int			save_sec;
-	bool		isnull;
-	int32		result;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
-	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm: %s failed", sql);
-	result = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return result;
-}
-
 /* crm_run_as_owner for an admin action with two bigint arguments */
 static int32
 call_as_owner(const char *action, const char *what, const char *sql, int64 arg1, int64 arg2)

@@ -7,7 +7,8 @@
  * On INSERT it sets created_by to the acting employee (an employee cannot write
  * a row in someone else's name; a session that is nobody, such as an import
  * run by the DBA, may give it), fills created_at with now() unless given (a
- * follow-up may record a visit that happened earlier), and sets updated_at.
+ * follow-up may record a visit that happened earlier, never one to come), and
+ * sets updated_at.
  * On UPDATE it sets updated_at and refuses changes to created_by and
  * created_at, which are history.  It runs for every row written, so it is C.
  *
@@ -29,6 +30,8 @@
 PG_FUNCTION_INFO_V1(crm_stamp_record);
 
 #define STAMP_COLUMNS 3
+/* how far ahead of the server's clock a given created_at may be (a client's clock skew) */
+#define CREATED_AT_SKEW (5 * 60 * USECS_PER_SEC)
 
 static void
 refuse_history_change(Relation rel, const char *column)
@@ -64,12 +67,13 @@ crm_stamp_record(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.stamp_record() must be a BEFORE INSERT OR UPDATE row trigger")));
+	crm_require_crm_table(fcinfo, "crm.stamp_record()");
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
-	created_by = SPI_fnumber(desc, "created_by");
-	created_at = SPI_fnumber(desc, "created_at");
-	updated_at = SPI_fnumber(desc, "updated_at");
+	created_by = crm_trigger_column(rel, "created_by", INT8OID);
+	created_at = crm_trigger_column(rel, "created_at", TIMESTAMPTZOID);
+	updated_at = crm_trigger_column(rel, "updated_at", TIMESTAMPTZOID);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
@@ -96,7 +100,16 @@ crm_stamp_record(PG_FUNCTION_ARGS)
 		}
 		if (created_at > 0)
 		{
-			(void) heap_getattr(tuple, created_at, desc, &isnull);
+			Datum		given = heap_getattr(tuple, created_at, desc, &isnull);
+
+			/* a future creation time would hold recycling clocks and timelines */
+			if (!isnull && DatumGetTimestampTz(given) > GetCurrentTimestamp() + CREATED_AT_SKEW)
+				ereport(ERROR,
+						(errcode(ERRCODE_CHECK_VIOLATION),
+						 errmsg("a new row of \"%s\" cannot have been created in the future, at %s",
+								RelationGetRelationName(rel), timestamptz_to_str(DatumGetTimestampTz(given))),
+						 errdetail("created_at may be given for history that already happened (up to 5 minutes ahead of the server's clock)."),
+						 errhint("Leave created_at out for something that happens now.")));
 			if (isnull)
 			{
 				cols[ncols] = created_at;

@@ -228,7 +228,7 @@ record_type_index(text *t, bool missing_ok)
 		return -1;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown record type \"%s\"", text_to_cstring(t)),
+			 errmsg("unknown record type \"%s\"", crm_quote(s, len)),
 			 errhint("Record types are lead, customer, contact, opportunity, contract, payment and invoice.")));
 	return -1;					/* keep compiler quiet */
 }
@@ -268,23 +268,6 @@ spi_int8(HeapTuple tuple, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
-/*
- * Run the organisation queries as the owner of crm.employee: every employee
- * needs the whole org to compute a scope, whatever they may read themselves.
- */
-Oid
-crm_owner(void)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(crm_employee_relid()));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for crm.employee");
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
 /* Run one organisation query; what the caller builds from it lives in org.cxt. */
 static void
 org_query(const char *sql)
@@ -299,8 +282,7 @@ static void
 load_org(void)
 {
 	uint64		generation;
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	SPITupleTable *tt;
 
 	crm_employee_relid();		/* sets up the invalidation we rely on */
@@ -313,8 +295,7 @@ load_org(void)
 	MemoryContextReset(org.cxt);
 	org.generation = 0;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 
 	/* departments */
@@ -470,7 +451,7 @@ load_org(void)
 			org.emps[e].admin_pools = lappend_int(org.emps[e].admin_pools, pool);
 	}
 	SPI_finish();				/* back to the caller's memory context */
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	org.generation = generation;
 }
 
@@ -835,14 +816,12 @@ crm_invoker_has_permission(PG_FUNCTION_ARGS)
 static void
 execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(crm_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	crm_switch_to_owner(&sw);
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "crm: query failed: %s", sql);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 }
 
 /* Look crm.team_member up again whenever the org changed: the extension may be new. */
@@ -1013,9 +992,9 @@ require_permission(int t, const char *verb, const char *action, int64 record_id)
 }
 
 static int64
-tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
+tuple_int8(HeapTuple tuple, Relation rel, const char *column, bool *isnull)
 {
-	int			att = SPI_fnumber(desc, column);
+	int			att = crm_trigger_column(rel, column, INT8OID);
 	Datum		d;
 
 	if (att <= 0)
@@ -1023,7 +1002,7 @@ tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
 		*isnull = true;
 		return 0;
 	}
-	d = heap_getattr(tuple, att, desc, isnull);
+	d = heap_getattr(tuple, att, RelationGetDescr(rel), isnull);
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
@@ -1034,10 +1013,11 @@ tuple_int8(HeapTuple tuple, TupleDesc desc, const char *column, bool *isnull)
  * was right when written stays right.  An owner must also be active.
  */
 static void
-check_employee_reference(int t, TupleDesc desc, HeapTuple row, HeapTuple old, TriggerEvent event,
+check_employee_reference(int t, Relation rel, HeapTuple row, HeapTuple old, TriggerEvent event,
 						 const char *column, bool must_be_active)
 {
-	int			att = SPI_fnumber(desc, column);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			att = crm_trigger_column(rel, column, INT8OID);
 	bool		isnull;
 	int64		employee;
 	int			e;
@@ -1094,14 +1074,15 @@ crm_check_write(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.check_write() must be a BEFORE row trigger with the record type as argument")));
+	crm_require_crm_table(fcinfo, "crm.check_write()");
 	t = record_type_index(cstring_to_text(td->tg_trigger->tgargs[0]), false);
 	desc = RelationGetDescr(td->tg_relation);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
 	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event) && !crm_restoring())
 	{
-		check_employee_reference(t, desc, row, td->tg_trigtuple, td->tg_event, "owner_id", true);
-		check_employee_reference(t, desc, row, td->tg_trigtuple, td->tg_event, "created_by", false);
+		check_employee_reference(t, td->tg_relation, row, td->tg_trigtuple, td->tg_event, "owner_id", true);
+		check_employee_reference(t, td->tg_relation, row, td->tg_trigtuple, td->tg_event, "created_by", false);
 	}
 	/* superusers bypass row-level security, and these checks with it */
 	if (superuser())
@@ -1114,10 +1095,10 @@ crm_check_write(PG_FUNCTION_ARGS)
 						   GetUserNameFromId(GetUserId(), false)),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
 
-	id = tuple_int8(row, desc, "id", &isnull);
+	id = tuple_int8(row, td->tg_relation, "id", &isnull);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
-		int64		owner = tuple_int8(row, desc, "owner_id", &isnull);
+		int64		owner = tuple_int8(row, td->tg_relation, "owner_id", &isnull);
 		TypeScope  *ts;
 
 		require_permission(t, "create", "create", id);
@@ -1135,10 +1116,10 @@ crm_check_write(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
 		bool		oldnull;
-		int64		old_owner = tuple_int8(td->tg_trigtuple, desc, "owner_id", &oldnull);
-		int64		new_owner = tuple_int8(row, desc, "owner_id", &isnull);
+		int64		old_owner = tuple_int8(td->tg_trigtuple, td->tg_relation, "owner_id", &oldnull);
+		int64		new_owner = tuple_int8(row, td->tg_relation, "owner_id", &isnull);
 
-		int			locked = SPI_fnumber(desc, "locked");
+		int			locked = crm_trigger_column(td->tg_relation, "locked", BOOLOID);
 
 		require_permission(t, "edit", "edit", id);
 		if (locked > 0)

@@ -50,7 +50,7 @@ crm_transfer(PG_FUNCTION_ARGS)
 	if (strcmp(type, "lead") != 0 && strcmp(type, "customer") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("crm.transfer cannot transfer %s records", type),
+				 errmsg("crm.transfer cannot transfer %s records", crm_quote(type, strlen(type))),
 				 errhint("Transfer leads or customers; a customer's contacts go with it (with_related).")));
 	permission = psprintf("%s.transfer", type);
 	for (int i = 0; i < 5; i++)

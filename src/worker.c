@@ -1260,6 +1260,8 @@ crm_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crm_database_name, NULL, 0);
 	pgstat_report_appname("crm notification worker");
+	/* the worker runs as superuser: nobody's public.lower() may run in it */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SpinLockAcquire(&shared->mutex);
 	shared->latch = MyLatch;

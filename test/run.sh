@@ -53,6 +53,18 @@ if grep -qE '^Result: FAIL' tap.log; then
 	for f in tmp_check/log/regress_log_*; do [ -f "$f" ] && { echo "== $f"; tail -n 60 "$f"; }; done
 fi
 
+# No server process may die of a signal (a crash).  SIGKILL is the tests' own:
+# t/004 and t/006 kill the postmaster and the worker on purpose.
+echo "== server logs"
+if crashes=$(grep -rH --include='*.log' "terminated by signal" log tmp_regress output_iso tmp_check 2>/dev/null |
+	grep -v "terminated by signal 9: Killed"); then
+	echo "$crashes"
+	failed=$((failed + 1))
+else
+	echo "no server process was terminated by a signal"
+	passed=$((passed + 1))
+fi
+
 [ $failed -gt 0 ] && status=1
 [ $passed -eq 0 ] && status=1
 echo "$passed passed, $failed failed"

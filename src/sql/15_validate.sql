@@ -22,3 +22,13 @@ CREATE FUNCTION crm.check_email(email text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_email' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION crm.check_company_uscc(kind text, uscc text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_company_uscc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- A value as messages quote it: whole up to 64 bytes, else its first whole
+-- characters and "..." (src/validate.c).
+CREATE FUNCTION crm.clip(value text) RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_clip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- The length limits of text columns (docs/records.md lists them): raise
+-- string_data_right_truncation naming the column, or return true.
+CREATE FUNCTION crm.check_length(value text, max_chars integer, what text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_check_length' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

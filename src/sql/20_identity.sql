@@ -12,6 +12,12 @@ CREATE FUNCTION crm.invoking_employee_id() RETURNS bigint
 COMMENT ON FUNCTION crm.invoking_employee_id() IS
 	'The employee a SECURITY DEFINER function acts for: crm.current_employee_id() of the role outside it';
 
+CREATE FUNCTION crm.staff_session() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_staff_session'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.staff_session() IS
+	'Whether an employee is acting or the role is in crm_admin: who may read crm''s organisation and configuration';
+
 -- Statement trigger on organisation tables: invalidates cached identities in every backend.
 CREATE FUNCTION crm.org_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_org_changed'

@@ -7,12 +7,16 @@
 CREATE FUNCTION crm.builtin_edited() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.builtin_edited() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	NEW.builtin := false;
 	RETURN NEW;
 END
 $$;
 
--- BEFORE INSERT row trigger; the arguments name the key columns.
+-- BEFORE INSERT row trigger; the arguments name the key columns.  It runs as
+-- the caller, who writes the columns staff may write: the builtin flag is
+-- left to crm.builtin_edited (a redefinition equal to the shipped row stays
+-- builtin).
 CREATE FUNCTION crm.builtin_redefined() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -20,10 +24,11 @@ DECLARE
 	keys    text;
 	updated integer;
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.builtin_redefined() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
 	  FROM pg_attribute
 	 WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
-	   AND attname <> ALL (TG_ARGV) AND attidentity = '' AND attgenerated = '';
+	   AND attname <> ALL (TG_ARGV || 'builtin'::text) AND attidentity = '' AND attgenerated = '';
 	SELECT string_agg(format('t.%1$I = (jsonb_populate_record(NULL::%2$I.%3$I, $1)).%1$I',
 	                         k, TG_TABLE_SCHEMA, TG_TABLE_NAME), ' AND ') INTO keys
 	  FROM unnest(TG_ARGV) k;
@@ -52,4 +57,3 @@ BEGIN
 	               (SELECT string_agg(quote_literal(k), ', ') FROM unnest(keys) k));
 END
 $$;
-REVOKE ALL ON FUNCTION crm.keep_builtin_edits(regclass, text[]) FROM PUBLIC;

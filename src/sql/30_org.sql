@@ -10,7 +10,7 @@ CREATE TABLE crm.department (
 	updated_at  timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT department_pkey PRIMARY KEY (id),
 	CONSTRAINT department_parent_fkey FOREIGN KEY (parent_id) REFERENCES crm.department (id),
-	CONSTRAINT department_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT department_name_check CHECK (crm.check_length(name, 200, 'department.name') AND btrim(name) <> ''),
 	CONSTRAINT department_not_own_parent CHECK (parent_id <> id),
 	CONSTRAINT department_name_key UNIQUE NULLS NOT DISTINCT (parent_id, name)
 );
@@ -42,7 +42,12 @@ CREATE TABLE crm.employee (
 	CONSTRAINT employee_wecom_userid_key UNIQUE (wecom_userid),
 	CONSTRAINT employee_feishu_open_id_key UNIQUE (feishu_open_id),
 	CONSTRAINT employee_dingtalk_userid_key UNIQUE (dingtalk_userid),
-	CONSTRAINT employee_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT employee_name_check CHECK (crm.check_length(name, 200, 'employee.name') AND btrim(name) <> ''),
+	CONSTRAINT employee_mobile_length CHECK (crm.check_length(mobile, 40, 'employee.mobile')),
+	CONSTRAINT employee_email_length CHECK (crm.check_length(email, 254, 'employee.email')),
+	CONSTRAINT employee_wecom_userid_length CHECK (crm.check_length(wecom_userid, 64, 'employee.wecom_userid')),
+	CONSTRAINT employee_feishu_open_id_length CHECK (crm.check_length(feishu_open_id, 64, 'employee.feishu_open_id')),
+	CONSTRAINT employee_dingtalk_userid_length CHECK (crm.check_length(dingtalk_userid, 64, 'employee.dingtalk_userid')),
 	CONSTRAINT employee_not_own_superior CHECK (superior_id <> id),
 	CONSTRAINT employee_holding_limit_check CHECK (holding_limit >= 0),
 	CONSTRAINT employee_daily_claim_limit_check CHECK (daily_claim_limit >= 0),
@@ -87,6 +92,7 @@ DECLARE
 	bad        record;
 	names      text[];
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.check_org_tree() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	EXECUTE format($q$
 		WITH RECURSIVE placed AS (
 			SELECT n.id, n.name, n.%1$I AS next FROM new_rows n
@@ -120,8 +126,7 @@ BEGIN
 	IF bad IS NULL THEN
 		RETURN NULL;
 	END IF;
-	SELECT array_agg(CASE WHEN length(x) > 60 THEN left(x, 59) || '…' ELSE x END ORDER BY i)
-	  INTO names FROM unnest(ARRAY[bad.name, bad.next_name]) WITH ORDINALITY v(x, i);
+	names := ARRAY[crm.clip(bad.name), crm.clip(bad.next_name)];
 
 	IF bad.cycle THEN
 		RAISE EXCEPTION '% "%" cannot %', TG_TABLE_NAME, names[1],
@@ -157,6 +162,7 @@ DECLARE
 	members  bigint;
 	children bigint;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.refuse_org_delete() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'employee' THEN
 		RAISE EXCEPTION 'employee % (%) cannot be deleted', OLD.id, OLD.name
 			USING ERRCODE = 'restrict_violation',
@@ -180,6 +186,7 @@ CREATE TRIGGER employee_delete_check BEFORE DELETE ON crm.employee
 CREATE FUNCTION crm.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.refuse_truncate() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	RAISE EXCEPTION 'crm.% cannot be truncated', TG_TABLE_NAME
 		USING ERRCODE = 'restrict_violation',
 		      HINT = 'Employees are never deleted; deactivate them instead.';

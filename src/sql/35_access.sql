@@ -36,7 +36,8 @@ CREATE TABLE crm.role (
 	updated_at   timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT role_pkey PRIMARY KEY (id),
 	CONSTRAINT role_name_key UNIQUE (name),
-	CONSTRAINT role_name_check CHECK (btrim(name) <> '')
+	CONSTRAINT role_name_check CHECK (crm.check_length(name, 200, 'role.name') AND btrim(name) <> ''),
+	CONSTRAINT role_description_length CHECK (crm.check_length(description, 2000, 'role.description'))
 );
 COMMENT ON TABLE crm.role IS 'Roles: action permissions and a data scope per record type; is_super grants everything';
 
@@ -128,6 +129,7 @@ RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.rol
 CREATE FUNCTION crm.require_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.require_admin() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT crm.may_administer(TG_ARGV[0]) THEN
 		RAISE EXCEPTION 'role "%" may not change crm.%', current_user, TG_TABLE_NAME
 			USING ERRCODE = 'insufficient_privilege',
@@ -147,6 +149,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	touched text;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.guard_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'role' THEN
 		IF (TG_OP <> 'INSERT' AND OLD.is_super) OR (TG_OP <> 'DELETE' AND NEW.is_super) THEN
 			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END);
@@ -178,6 +181,7 @@ $$;
 CREATE FUNCTION crm.keep_a_super_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.keep_a_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- only the removal of a super admin matters (a deleted super role is caught by its own trigger)
 	IF TG_TABLE_NAME = 'employee_role' THEN
 		IF NOT EXISTS (SELECT FROM crm.role WHERE id = OLD.role_id AND is_super) THEN
@@ -234,14 +238,28 @@ BEGIN
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()',
 		               t.name || '_org_changed', t.name);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t.name, t.name || '_org_changed');
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t.name);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t.name);
 	END LOOP;
 END
 $org$;
+-- Ids, stamps and pool rows are crm's: staff write the other columns (each
+-- table that crm_user may write names its columns so; a column added later is
+-- crm's until granted).
+GRANT INSERT (name, parent_id, leader_id, position), UPDATE (name, parent_id, leader_id, position)
+	ON crm.department TO crm_user;
+GRANT INSERT (name, mobile, email, department_id, superior_id, db_role, active, in_statistics, holding_limit,
+              daily_claim_limit, wecom_userid, feishu_open_id, dingtalk_userid),
+      UPDATE (name, mobile, email, department_id, superior_id, db_role, active, in_statistics, holding_limit,
+              daily_claim_limit, wecom_userid, feishu_open_id, dingtalk_userid)
+	ON crm.employee TO crm_user;
+GRANT INSERT (name, is_super, description), UPDATE (name, is_super, description) ON crm.role TO crm_user;
+GRANT INSERT, UPDATE ON crm.role_permission, crm.role_scope, crm.employee_role TO crm_user;
 GRANT SELECT ON crm.permission TO crm_user;
 
--- Team entries: visible to the collaborator and to whoever sees the record;
--- written by whoever may edit the record.
+-- Team entries: visible to the collaborator and to whoever sees the record.
+-- Changing a record's team needs edit access to the record itself (its owner
+-- in scope, or an edit entry) and <type>.edit; nobody writes their own entry
+-- (a collaborator may only leave), and added_by is the acting employee.
 ALTER TABLE crm.team_member ENABLE ROW LEVEL SECURITY;
 CREATE FUNCTION crm.record_visible(record_type text, record_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -255,12 +273,45 @@ BEGIN
 		ELSE false END;
 END
 $$;
+-- What the record tables' update policies let the caller change, with the
+-- permission to edit: a lead or customer by scope or an edit entry, a contact
+-- with its customer, a follow-up by its author.
+CREATE FUNCTION crm.record_editable(record_type text, record_id bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN CASE record_type
+		WHEN 'customer' THEN crm.has_permission('customer.edit') AND EXISTS (
+			SELECT FROM crm.customer r WHERE r.id = record_editable.record_id
+			   AND (r.owner_id = ANY (crm.scope_owners('customer')) OR r.id = ANY (crm.team_records('customer', true))))
+		WHEN 'lead' THEN crm.has_permission('lead.edit') AND EXISTS (
+			SELECT FROM crm.lead r WHERE r.id = record_editable.record_id
+			   AND (r.owner_id = ANY (crm.scope_owners('lead')) OR r.id = ANY (crm.team_records('lead', true))))
+		WHEN 'contact' THEN crm.has_permission('contact.edit') AND EXISTS (
+			SELECT FROM crm.contact k JOIN crm.customer r ON r.id = k.customer_id
+			 WHERE k.id = record_editable.record_id
+			   AND (r.owner_id = ANY (crm.scope_owners('customer')) OR r.id = ANY (crm.team_records('customer', true))))
+		WHEN 'follow_up' THEN EXISTS (SELECT FROM crm.follow_up r WHERE r.id = record_editable.record_id
+		                                 AND r.created_by = crm.current_employee_id())
+		ELSE false END;
+END
+$$;
+COMMENT ON FUNCTION crm.record_visible(text, bigint) IS 'Whether the caller sees the record';
+COMMENT ON FUNCTION crm.record_editable(text, bigint) IS 'Whether the caller may change the record (and so its team, tags and attachments)';
 CREATE POLICY team_member_read ON crm.team_member FOR SELECT TO crm_user
 	USING (employee_id = crm.current_employee_id() OR crm.record_visible(record_type, record_id));
 CREATE POLICY team_member_write ON crm.team_member TO crm_user
-	USING (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'))
-	WITH CHECK (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.team_member TO crm_user;
+	USING (crm.record_editable(record_type, record_id))
+	WITH CHECK (crm.record_editable(record_type, record_id));
+CREATE POLICY team_member_leave ON crm.team_member FOR DELETE TO crm_user
+	USING (employee_id = crm.current_employee_id());
+-- restrictive: a violation names the policy
+CREATE POLICY team_member_not_own_entry ON crm.team_member AS RESTRICTIVE TO crm_user
+	USING (true)
+	WITH CHECK (employee_id IS DISTINCT FROM crm.current_employee_id());
+GRANT SELECT, DELETE ON crm.team_member TO crm_user;
+-- an entry's record and employee stay what they were: adding someone is an insert, which tells them
+GRANT INSERT (record_type, record_id, employee_id, access, expires_at), UPDATE (access, expires_at)
+	ON crm.team_member TO crm_user;
 CREATE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.team_member
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.team_member ENABLE ALWAYS TRIGGER team_member_changed;
@@ -314,7 +365,6 @@ BEGIN
 	RETURN moved;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.handover_employee(bigint, bigint) FROM PUBLIC;
 
 CREATE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_deactivate_employee' LANGUAGE C;

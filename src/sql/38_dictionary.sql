@@ -26,8 +26,8 @@ CREATE TABLE crm.dictionary (
 	CONSTRAINT dictionary_kind_check CHECK (kind IN
 		('customer_source', 'industry', 'customer_level', 'follow_up_method', 'product_category', 'unit',
 		 'pool_release_reason')),
-	CONSTRAINT dictionary_code_check CHECK (code ~ '^[a-z0-9_]{1,60}$'),
-	CONSTRAINT dictionary_label_check CHECK (btrim(label) <> '')
+	CONSTRAINT dictionary_code_check CHECK (octet_length(code) <= 60 AND code ~ '^[a-z0-9_]{1,60}$'),
+	CONSTRAINT dictionary_label_check CHECK (crm.check_length(label, 200, 'dictionary.label') AND btrim(label) <> '')
 );
 COMMENT ON TABLE crm.dictionary IS 'Data dictionaries (数据字典): codes are stable, labels and order may change; disable instead of delete';
 
@@ -45,22 +45,41 @@ SELECT kind, code, label, n, true FROM (VALUES
 LATERAL unnest(codes::text[], labels::text[]) WITH ORDINALITY AS u(code, label, n);
 SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
 
+-- A mapping names a text column of a crm table: crm.check_dictionary()
+-- compares the column's values with codes as text.
+CREATE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	coltype regtype;
+BEGIN
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	 WHERE a.attrelid = to_regclass(format('crm.%I', table_name)) AND a.attname = column_name
+	   AND a.attnum > 0 AND NOT a.attisdropped;
+	IF coltype IS DISTINCT FROM 'text'::regtype THEN
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', table_name, column_name,
+			CASE WHEN coltype IS NULL THEN 'which does not exist' ELSE format('a column of type %s', coltype) END
+			USING ERRCODE = CASE WHEN coltype IS NULL THEN 'undefined_column' ELSE 'datatype_mismatch' END,
+			      HINT = 'Map a dictionary onto a text column of a crm table; '
+			             'crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
+	END IF;
+	RETURN true;
+END
+$$;
+
 -- Which columns take which dictionary's codes; add_field registers its own.
+-- src/dictionary.c copies kinds into fixed-size keys: the lengths are bounded here.
 CREATE TABLE crm.dictionary_column (
 	table_name   text NOT NULL,
 	column_name  text NOT NULL,
 	kind         text NOT NULL,
 	builtin      boolean NOT NULL DEFAULT false,
-	CONSTRAINT dictionary_column_pkey PRIMARY KEY (table_name, column_name)
+	CONSTRAINT dictionary_column_pkey PRIMARY KEY (table_name, column_name),
+	CONSTRAINT dictionary_column_kind_check CHECK (octet_length(kind) <= 30 AND kind ~ '^[a-z][a-z0-9_]{0,29}$'),
+	CONSTRAINT dictionary_column_name_check CHECK (octet_length(table_name) < 64 AND octet_length(column_name) < 64),
+	CONSTRAINT dictionary_column_text_check CHECK (crm.check_dictionary_column(table_name, column_name))
 );
 COMMENT ON TABLE crm.dictionary_column IS 'Columns of crm tables whose values must be enabled codes of a dictionary';
-INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
-	('customer', 'source', 'customer_source', true),
-	('customer', 'industry', 'industry', true),
-	('customer', 'level', 'customer_level', true),
-	('lead', 'source', 'customer_source', true),
-	('lead', 'industry', 'industry', true),
-	('follow_up', 'method', 'follow_up_method', true);
+-- (the shipped mappings come with their tables, src/sql/40_records.sql)
 
 CREATE FUNCTION crm.check_dictionary() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_dictionary' LANGUAGE C;
@@ -77,7 +96,7 @@ CREATE TABLE crm.customer_status (
 	CONSTRAINT customer_status_pkey PRIMARY KEY (id),
 	CONSTRAINT customer_status_name_key UNIQUE (name),
 	CONSTRAINT customer_status_position_key UNIQUE (position) DEFERRABLE INITIALLY IMMEDIATE,
-	CONSTRAINT customer_status_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT customer_status_name_check CHECK (crm.check_length(name, 200, 'customer_status.name') AND btrim(name) <> ''),
 	CONSTRAINT customer_status_not_both CHECK (NOT (is_initial AND is_final))
 );
 CREATE UNIQUE INDEX customer_status_one_initial ON crm.customer_status (is_initial) WHERE is_initial;
@@ -93,6 +112,7 @@ SELECT crm.keep_builtin_edits('crm.customer_status', 'id');
 CREATE FUNCTION crm.guard_customer_status() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'INSERT' THEN
 		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
 			RAISE EXCEPTION 'customer status "%" would be the 11th', NEW.name
@@ -154,7 +174,6 @@ BEGIN
 	RETURN moved;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.move_customer_status(bigint, bigint) FROM PUBLIC;
 CREATE FUNCTION crm.delete_customer_status(status_id bigint, move_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_delete_customer_status' LANGUAGE C;
 COMMENT ON FUNCTION crm.delete_customer_status(bigint, bigint) IS
@@ -168,10 +187,17 @@ BEGIN
 		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%L)',
 		               t || '_require_admin', t, CASE WHEN t LIKE 'dictionary%' THEN 'admin.fields' ELSE 'admin.rules' END);
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;
 END
 $rules$;
+-- "builtin" marks what crm shipped (and pg_dump leaves out): crm's alone, like ids
+GRANT UPDATE (status_reversible) ON crm.settings TO crm_user;
+GRANT INSERT (kind, code, label, position, enabled), UPDATE (kind, code, label, position, enabled)
+	ON crm.dictionary TO crm_user;
+GRANT INSERT (table_name, column_name, kind), UPDATE (table_name, column_name, kind) ON crm.dictionary_column TO crm_user;
+GRANT INSERT (name, position, is_initial, is_final), UPDATE (name, position, is_initial, is_final)
+	ON crm.customer_status TO crm_user;
 CREATE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column

@@ -28,7 +28,9 @@ CREATE TABLE crm.lead (
 	created_at       timestamptz NOT NULL DEFAULT now(),
 	updated_at       timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT lead_pkey PRIMARY KEY (id),
-	CONSTRAINT lead_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT lead_name_check CHECK (crm.check_length(name, 200, 'lead.name') AND btrim(name) <> ''),
+	CONSTRAINT lead_company_length CHECK (crm.check_length(company, 200, 'lead.company')),
+	CONSTRAINT lead_requirement_length CHECK (crm.check_length(requirement, 20000, 'lead.requirement')),
 	CONSTRAINT lead_status_check CHECK (status IN ('new', 'following', 'converted', 'invalid')),
 	CONSTRAINT lead_converted_check CHECK ((status = 'converted') = (customer_id IS NOT NULL AND converted_at IS NOT NULL)),
 	CONSTRAINT lead_uscc_check CHECK (crm.check_uscc(uscc)),
@@ -56,7 +58,8 @@ CREATE TABLE crm.customer (
 	created_at        timestamptz NOT NULL DEFAULT now(),
 	updated_at        timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT customer_pkey PRIMARY KEY (id),
-	CONSTRAINT customer_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT customer_name_check CHECK (crm.check_length(name, 200, 'customer.name') AND btrim(name) <> ''),
+	CONSTRAINT customer_phone_length CHECK (crm.check_length(phone, 40, 'customer.phone')),
 	CONSTRAINT customer_kind_check CHECK (kind IN ('company', 'individual')),
 	-- seed 001: a company is identified by its unified social credit code
 	CONSTRAINT customer_company_uscc_check CHECK (crm.check_company_uscc(kind, uscc)),
@@ -83,7 +86,8 @@ CREATE TABLE crm.contact (
 	updated_at         timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT contact_pkey PRIMARY KEY (id),
 	CONSTRAINT contact_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
-	CONSTRAINT contact_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT contact_name_check CHECK (crm.check_length(name, 200, 'contact.name') AND btrim(name) <> ''),
+	CONSTRAINT contact_title_length CHECK (crm.check_length(title, 200, 'contact.title')),
 	CONSTRAINT contact_mobile_check CHECK (crm.check_mobile(mobile)),
 	CONSTRAINT contact_email_check CHECK (crm.check_email(email))
 );
@@ -102,7 +106,7 @@ CREATE TABLE crm.follow_up (
 	CONSTRAINT follow_up_pkey PRIMARY KEY (id),
 	CONSTRAINT follow_up_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
 	CONSTRAINT follow_up_record_type_check CHECK (record_type IN ('lead', 'customer')),
-	CONSTRAINT follow_up_content_check CHECK (btrim(content) <> '')
+	CONSTRAINT follow_up_content_check CHECK (crm.check_length(content, 20000, 'follow_up.content') AND btrim(content) <> '')
 );
 COMMENT ON COLUMN crm.follow_up.created_at IS 'When the follow-up happened; defaults to now(), may be given for imported history';
 
@@ -141,6 +145,7 @@ CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.refuse_converted_lead() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	RAISE EXCEPTION 'lead % (%) was converted into customer % and is read-only', OLD.id, OLD.name, OLD.customer_id
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 		      HINT = format('Work on customer %s instead.', OLD.customer_id);
@@ -154,6 +159,14 @@ CREATE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
 CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+-- the columns these triggers check (crm.dictionary_column, src/sql/38_dictionary.sql)
+INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
+	('customer', 'source', 'customer_source', true),
+	('customer', 'industry', 'industry', true),
+	('customer', 'level', 'customer_level', true),
+	('lead', 'source', 'customer_source', true),
+	('lead', 'industry', 'industry', true),
+	('follow_up', 'method', 'follow_up_method', true);
 
 -- A customer's status moves forward only, unless crm.settings.status_reversible.
 CREATE FUNCTION crm.check_status_move() RETURNS trigger
@@ -162,6 +175,7 @@ DECLARE
 	old_status crm.customer_status;
 	new_status crm.customer_status;
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.check_status_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT * INTO old_status FROM crm.customer_status WHERE id = OLD.status_id;
 	SELECT * INTO new_status FROM crm.customer_status WHERE id = NEW.status_id;
 	IF new_status.position < old_status.position
@@ -186,6 +200,7 @@ DECLARE
 	target   bigint;
 	customer text;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.contact,crm.customer}'::regclass[]) THEN RAISE 'crm.check_individual_contact() runs only on crm.contact, crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- (branches: plpgsql resolves NEW and OLD fields only where it runs them)
 	IF TG_TABLE_NAME = 'customer' THEN
 		target := NEW.id;
@@ -216,6 +231,7 @@ CREATE CONSTRAINT TRIGGER contact_individual_contact AFTER UPDATE OF mobile, cus
 CREATE FUNCTION crm.touch_last_follow_up() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.follow_up'::regclass THEN RAISE 'crm.touch_last_follow_up() runs only on crm.follow_up, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	UPDATE crm.customer c SET last_follow_up_at = f.last
 	  FROM (SELECT record_id, max(created_at) AS last FROM new_follow_ups
 	         WHERE record_type = 'customer' GROUP BY record_id) f
@@ -268,8 +284,10 @@ CREATE POLICY follow_up_write ON crm.follow_up FOR INSERT TO crm_user
 	WITH CHECK (created_by = (SELECT crm.current_employee_id())
 		AND ((record_type = 'customer' AND EXISTS (SELECT FROM crm.customer c WHERE c.id = record_id))
 			OR (record_type = 'lead' AND EXISTS (SELECT FROM crm.lead l WHERE l.id = record_id))));
+-- (moved to another record, a follow-up must be one its author may add there)
 CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
-	USING (created_by = (SELECT crm.current_employee_id()));
+	USING (created_by = (SELECT crm.current_employee_id()))
+	WITH CHECK (created_by = (SELECT crm.current_employee_id()) AND crm.record_visible(record_type, record_id));
 CREATE POLICY follow_up_delete ON crm.follow_up FOR DELETE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()));
 
@@ -284,4 +302,22 @@ CREATE POLICY contact_update ON crm.contact FOR UPDATE TO crm_user
 CREATE POLICY contact_delete ON crm.contact FOR DELETE TO crm_user
 	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.lead, crm.customer, crm.contact, crm.follow_up TO crm_user;
+-- Ids, created_by, the stamps, last_follow_up_at and the keys are crm's alone;
+-- a follow-up's time may be given when it is written (history, never the
+-- future: crm.stamp_record), not changed.  Custom fields grant their own
+-- columns (src/sql/70_fields.sql).
+GRANT SELECT, DELETE ON crm.lead, crm.customer, crm.contact, crm.follow_up TO crm_user;
+GRANT INSERT (name, company, uscc, mobile, email, source, industry, requirement, expected_amount, owner_id, status,
+              customer_id, converted_at),
+      UPDATE (name, company, uscc, mobile, email, source, industry, requirement, expected_amount, owner_id, status,
+              customer_id, converted_at)
+	ON crm.lead TO crm_user;
+GRANT INSERT (name, kind, uscc, phone, industry, source, level, status_id, owner_id, locked),
+      UPDATE (name, kind, uscc, phone, industry, source, level, status_id, owner_id, locked)
+	ON crm.customer TO crm_user;
+GRANT INSERT (customer_id, name, mobile, email, title, is_decision_maker, owner_id),
+      UPDATE (customer_id, name, mobile, email, title, is_decision_maker, owner_id)
+	ON crm.contact TO crm_user;
+GRANT INSERT (record_type, record_id, method, content, next_contact_at, created_at),
+      UPDATE (record_type, record_id, method, content, next_contact_at)
+	ON crm.follow_up TO crm_user;

@@ -54,7 +54,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.check_holding_limit(crm.employee, bigint[]) FROM PUBLIC;
 
 -- crm.transfer() (src/transfer.c) checks the caller, then runs this as the owner.
 CREATE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
@@ -110,7 +109,6 @@ BEGIN
 	RETURN moved;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.transfer_records(text, bigint[], bigint, boolean, boolean) FROM PUBLIC;
 
 CREATE FUNCTION crm.transfer(record_type text, ids bigint[], to_employee bigint,
                              with_related boolean DEFAULT true, keep_old_owner_on_team boolean DEFAULT true)

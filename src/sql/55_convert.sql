@@ -1,7 +1,12 @@
 -- crm.convert_lead(): a lead becomes a customer and a contact in one
 -- transaction.  It runs as the caller, so the customer and contact pass every
--- check a direct insert does (permissions, scope, codes, dictionaries).
+-- check a direct insert does (permissions, scope, codes, dictionaries).  The C
+-- entry point (src/context.c) tells duplicate checks which lead is converting;
+-- the work is crm.convert_lead_apply(), which only it calls.
 CREATE FUNCTION crm.convert_lead(lead_id bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_convert_lead' LANGUAGE C STRICT;
+
+CREATE FUNCTION crm.convert_lead_apply(lead_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l        crm.lead;
@@ -26,8 +31,6 @@ BEGIN
 			      HINT = 'Ask an administrator to add "lead.convert" to one of your roles (crm.role_permission).';
 	END IF;
 
-	-- the customer and contact made of the lead are not duplicates of it
-	PERFORM set_config('crm.converting_lead', l.id::text, true);
 	-- a lead with a company becomes a company customer; otherwise the person is the customer
 	INSERT INTO crm.customer (name, kind, uscc, source, industry, owner_id)
 	VALUES (coalesce(l.company, l.name), CASE WHEN l.company IS NULL THEN 'individual' ELSE 'company' END,
@@ -36,7 +39,6 @@ BEGIN
 	INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
 	VALUES (customer, l.name, l.mobile, l.email, true, l.owner_id);
 	UPDATE crm.lead SET status = 'converted', customer_id = customer, converted_at = now() WHERE id = l.id;
-	PERFORM set_config('crm.converting_lead', '', true);
 	RETURN customer;
 END
 $$;

@@ -6,7 +6,7 @@ CREATE TABLE crm.tag_group (
 	position  integer NOT NULL DEFAULT 0,
 	CONSTRAINT tag_group_pkey PRIMARY KEY (id),
 	CONSTRAINT tag_group_name_key UNIQUE (name),
-	CONSTRAINT tag_group_name_check CHECK (btrim(name) <> '')
+	CONSTRAINT tag_group_name_check CHECK (crm.check_length(name, 200, 'tag_group.name') AND btrim(name) <> '')
 );
 CREATE TABLE crm.tag (
 	id        bigint GENERATED ALWAYS AS IDENTITY,
@@ -17,7 +17,7 @@ CREATE TABLE crm.tag (
 	CONSTRAINT tag_pkey PRIMARY KEY (id),
 	CONSTRAINT tag_group_fkey FOREIGN KEY (group_id) REFERENCES crm.tag_group (id) ON DELETE CASCADE,
 	CONSTRAINT tag_name_key UNIQUE (group_id, name),
-	CONSTRAINT tag_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT tag_name_check CHECK (crm.check_length(name, 200, 'tag.name') AND btrim(name) <> ''),
 	CONSTRAINT tag_color_check CHECK (color ~ '^#[0-9a-fA-F]{6}$')
 );
 CREATE TABLE crm.record_tag (
@@ -49,23 +49,29 @@ BEGIN
 	FOREACH t IN ARRAY ARRAY['tag_group', 'tag'] LOOP
 		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(''admin.fields'')', t || '_require_admin', t);
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;
 END
 $tags$;
+GRANT INSERT (name, position), UPDATE (name, position) ON crm.tag_group TO crm_user;
+GRANT INSERT (group_id, name, color, position), UPDATE (group_id, name, color, position) ON crm.tag TO crm_user;
 
 ALTER TABLE crm.record_tag ENABLE ROW LEVEL SECURITY;
 CREATE POLICY record_tag_read ON crm.record_tag FOR SELECT TO crm_user
 	USING (crm.record_visible(record_type, record_id));
 CREATE POLICY record_tag_write ON crm.record_tag FOR INSERT TO crm_user
-	WITH CHECK (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit')
-	            AND created_by = crm.current_employee_id());
+	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY record_tag_remove ON crm.record_tag FOR DELETE TO crm_user
-	USING (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit'));
-GRANT SELECT, INSERT, DELETE ON crm.record_tag TO crm_user;
+	USING (crm.record_editable(record_type, record_id));
+-- created_by and created_at are crm's: a tag's author is whoever put it there
+GRANT SELECT, DELETE ON crm.record_tag TO crm_user;
+GRANT INSERT (record_type, record_id, tag_id) ON crm.record_tag TO crm_user;
 
 ALTER TABLE crm.pin ENABLE ROW LEVEL SECURITY;
 CREATE POLICY pin_own ON crm.pin TO crm_user
 	USING (employee_id = crm.current_employee_id())
 	WITH CHECK (employee_id = crm.current_employee_id() AND crm.record_visible(record_type, record_id));
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.pin TO crm_user;
+-- a pin is the acting employee's, made now, on a record they see; it is removed, not moved
+GRANT SELECT, DELETE ON crm.pin TO crm_user;
+GRANT INSERT (record_type, record_id) ON crm.pin TO crm_user;
+CREATE INDEX pin_record_idx ON crm.pin (record_type, record_id);

@@ -19,17 +19,21 @@ CREATE TABLE crm.added_field (
 	CONSTRAINT added_field_name_check CHECK (name ~ '^[a-z][a-z0-9_]{1,40}$'),
 	CONSTRAINT added_field_type_check CHECK (type IN
 		('text', 'number', 'money', 'date', 'datetime', 'boolean', 'single', 'multiple', 'phone', 'email')),
-	CONSTRAINT added_field_dictionary_check CHECK ((type IN ('single', 'multiple')) = (dictionary IS NOT NULL))
+	CONSTRAINT added_field_dictionary_check CHECK ((type IN ('single', 'multiple')) = (dictionary IS NOT NULL)),
+	CONSTRAINT added_field_label_length CHECK (crm.check_length(label, 200, 'added_field.label')),
+	CONSTRAINT added_field_dictionary_kind_check CHECK (octet_length(dictionary) <= 30 AND dictionary ~ '^[a-z][a-z0-9_]{0,29}$')
 );
 COMMENT ON TABLE crm.added_field IS 'Custom fields: each row is a real column of its record table; insert or delete rows to add or drop them';
 
 CREATE FUNCTION crm.added_field_ddl() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	f        crm.added_field := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	f        crm.added_field;
 	coltype  text;
 	restoring boolean := NOT current_setting('row_security')::boolean;
 BEGIN
+	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_ddl() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	f := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	-- the table's checks come after this trigger: say precisely what is wrong first
 	IF TG_OP = 'INSERT' THEN
 		IF f.record_type IS NULL OR f.record_type <> ALL (ARRAY['lead', 'customer', 'contact']) THEN
@@ -71,12 +75,17 @@ BEGIN
 	                       WHEN 'datetime' THEN 'timestamptz' WHEN 'boolean' THEN 'boolean'
 	                       WHEN 'multiple' THEN 'text[]' ELSE 'text' END;
 	EXECUTE format('ALTER TABLE crm.%I ADD COLUMN %I %s', f.record_type, f.name, coltype);
+	-- staff write the columns they are granted (src/sql/40_records.sql): a custom field is theirs
+	EXECUTE format('GRANT INSERT (%2$I), UPDATE (%2$I) ON crm.%1$I TO crm_user', f.record_type, f.name);
 	IF f.type = 'email' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (crm.check_email(%I))',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
 	ELSIF f.type = 'phone' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (%I ~ ''^\+?[0-9][0-9 -]{4,19}$'')',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
+	ELSIF f.type = 'text' THEN
+		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (crm.check_length(%I, 2000, %L))',
+		               f.record_type, f.record_type || '_' || f.name || '_check', f.name, f.record_type || '.' || f.name);
 	ELSIF f.type = 'money' THEN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (%I >= 0)',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
@@ -113,6 +122,7 @@ CREATE TRIGGER added_field_ddl BEFORE INSERT OR DELETE ON crm.added_field
 CREATE FUNCTION crm.added_field_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_change() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF (NEW.record_type, NEW.name, NEW.type, NEW.dictionary) IS DISTINCT FROM (OLD.record_type, OLD.name, OLD.type, OLD.dictionary) THEN
 		RAISE EXCEPTION 'custom field "%" of crm.% cannot change its name, type or dictionary', OLD.name, OLD.record_type
 			USING ERRCODE = 'feature_not_supported',
@@ -144,7 +154,7 @@ BEGIN
 	 WHERE NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = check_codes.kind AND d.code = c AND d.enabled)
 	 LIMIT 1;
 	IF FOUND AND NOT (NOT current_setting('row_security')::boolean AND current_setting('is_superuser')::boolean) THEN
-		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', bad, kind
+		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), kind
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use codes from: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
 	END IF;
@@ -158,7 +168,10 @@ CREATE TRIGGER added_field_require_admin BEFORE INSERT OR UPDATE OR DELETE ON cr
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.fields');
 ALTER FUNCTION crm.added_field_ddl() SECURITY DEFINER;
 ALTER FUNCTION crm.added_field_change() SECURITY DEFINER;
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.added_field TO crm_user;
+GRANT SELECT, DELETE ON crm.added_field TO crm_user;
+GRANT INSERT (record_type, name, type, label, required, filterable, dictionary),
+      UPDATE (record_type, name, type, label, required, filterable, dictionary)
+	ON crm.added_field TO crm_user;
 
 -- The friendly forms.  They run as the caller: crm.added_field's rules decide.
 CREATE FUNCTION crm.add_field(record_type text, name text, type text, required boolean DEFAULT false,

@@ -33,11 +33,15 @@ COMMENT ON TABLE crm.customer_import IS
 	'The shape of a staging table for crm.import_customers (CREATE TEMP TABLE t (LIKE crm.customer_import INCLUDING ALL)); holds no rows';
 GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody writes rows into it
 
+-- crm.import_customers() (C, src/context.c) logs the changes of this, its work,
+-- as an import
 CREATE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
+	AS 'MODULE_PATHNAME', 'crm_import_customers' LANGUAGE C STRICT;
+
+CREATE FUNCTION crm.import_customers_apply(staging regclass, OUT imported integer, OUT refused integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me          bigint := crm.current_employee_id();
-	old_source  text := current_setting('crm.change_source');
 	r           record;
 	id          bigint;
 	state       text;
@@ -54,7 +58,6 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Ask an administrator to add "customer.import" to one of your roles (crm.role_permission).';
 	END IF;
-	PERFORM set_config('crm.change_source', 'import', true);
 
 	-- the checks a row can fail, in order; the first failure is its result (its
 	-- message is formatted only then: most rows fail nothing)
@@ -162,7 +165,6 @@ BEGIN
 	END;
 
 	SET CONSTRAINTS crm.customer_individual_contact, crm.contact_individual_contact DEFERRED;
-	PERFORM set_config('crm.change_source', old_source, true);
 	EXECUTE format('SELECT count(*) FILTER (WHERE status = ''ok''), count(*) FILTER (WHERE status = ''error'') FROM %s',
 	               staging) INTO imported, refused;
 END

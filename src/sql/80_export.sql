@@ -53,7 +53,8 @@ SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, 
 GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export TO crm_user;
 
 -- Attachments (附件): metadata of files kept elsewhere (object storage), on
--- any record; visible with the record, added by whoever may edit it.
+-- any record; visible with the record, added by whoever may edit it (a
+-- follow-up: its author).
 CREATE TABLE crm.attachment (
 	id            bigint GENERATED ALWAYS AS IDENTITY,
 	record_type   text NOT NULL,
@@ -67,9 +68,12 @@ CREATE TABLE crm.attachment (
 	CONSTRAINT attachment_pkey PRIMARY KEY (id),
 	CONSTRAINT attachment_storage_key_key UNIQUE (storage_key),
 	CONSTRAINT attachment_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact', 'follow_up')),
-	CONSTRAINT attachment_file_name_check CHECK (btrim(file_name) <> '' AND file_name !~ '[/\\]'),
+	CONSTRAINT attachment_file_name_check CHECK (crm.check_length(file_name, 255, 'attachment.file_name')
+		AND btrim(file_name) <> '' AND file_name !~ '[/\\]'),
 	CONSTRAINT attachment_size_check CHECK (size_bytes >= 0),
-	CONSTRAINT attachment_content_type_check CHECK (content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$')
+	CONSTRAINT attachment_content_type_check CHECK (crm.check_length(content_type, 255, 'attachment.content_type')
+		AND content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$'),
+	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
 COMMENT ON TABLE crm.attachment IS 'Files on records: name, size, content type and the key of the object in the file store';
@@ -77,9 +81,9 @@ ALTER TABLE crm.attachment ENABLE ROW LEVEL SECURITY;
 CREATE POLICY attachment_read ON crm.attachment FOR SELECT TO crm_user
 	USING (crm.record_visible(record_type, record_id));
 CREATE POLICY attachment_add ON crm.attachment FOR INSERT TO crm_user
-	WITH CHECK (created_by = crm.current_employee_id() AND crm.record_visible(record_type, record_id)
-	            AND (record_type = 'follow_up' OR crm.has_permission(record_type || '.edit')));
+	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY attachment_remove ON crm.attachment FOR DELETE TO crm_user
-	USING (created_by = crm.current_employee_id()
-	       OR (crm.record_visible(record_type, record_id) AND crm.has_permission(record_type || '.edit')));
-GRANT SELECT, INSERT, DELETE ON crm.attachment TO crm_user;
+	USING (created_by = crm.current_employee_id() OR crm.record_editable(record_type, record_id));
+-- the id, author and time are crm's
+GRANT SELECT, DELETE ON crm.attachment TO crm_user;
+GRANT INSERT (record_type, record_id, file_name, size_bytes, content_type, storage_key) ON crm.attachment TO crm_user;

@@ -55,7 +55,6 @@ BEGIN
 		         AND t.record_id = record_recipients.record_id AND (t.expires_at IS NULL OR t.expires_at > now()));
 END
 $$;
-REVOKE ALL ON FUNCTION crm.record_recipients(text, bigint, text[]) FROM PUBLIC;
 COMMENT ON FUNCTION crm.record_recipients(text, bigint, text[]) IS
 	'The employees the rules (owner, superior, leader, team) name for a record';
 
@@ -129,7 +128,14 @@ CREATE TABLE crm.im_channel (
 	CONSTRAINT im_channel_url_check CHECK (api_base ~ '^https?://' AND (webhook_url IS NULL OR webhook_url ~ '^https?://')),
 	CONSTRAINT im_channel_rate_check CHECK (rate_per_minute BETWEEN 1 AND 1000000),
 	CONSTRAINT im_channel_agent_check CHECK (kind <> 'app' OR platform = 'feishu' OR agent_id ~ '^[1-9][0-9]{0,17}$'),
-	CONSTRAINT im_channel_events_check CHECK (kind = 'robot' OR events = '{}')
+	CONSTRAINT im_channel_events_check CHECK (kind = 'robot' OR events = '{}'),
+	CONSTRAINT im_channel_name_length CHECK (crm.check_length(name, 200, 'im_channel.name')),
+	CONSTRAINT im_channel_api_base_length CHECK (crm.check_length(api_base, 2048, 'im_channel.api_base')),
+	CONSTRAINT im_channel_app_id_length CHECK (crm.check_length(app_id, 1024, 'im_channel.app_id')),
+	-- plain checks: their messages quote no secret (nor the webhook's key)
+	CONSTRAINT im_channel_secrets_length CHECK (octet_length(webhook_url) <= 2048
+		AND octet_length(secret) <= 1024 AND octet_length(app_secret) <= 1024),
+	CONSTRAINT im_channel_agent_id_length CHECK (crm.check_length(agent_id, 64, 'im_channel.agent_id'))
 );
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
 COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';
@@ -139,6 +145,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
 BEGIN
+	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.im_channel_defaults() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	SELECT string_agg(x, ', ') INTO unknown
 	  FROM unnest(NEW.events) x WHERE NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = x);
 	IF unknown IS NOT NULL THEN
@@ -159,10 +166,15 @@ CREATE TRIGGER im_channel_defaults BEFORE INSERT OR UPDATE ON crm.im_channel
 CREATE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.im_channel
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 -- holders of admin.im configure channels but, like everyone outside
--- crm_admin, write secrets without reading them back
+-- crm_admin, write secrets without reading them back; and who cannot read a
+-- channel's secrets cannot change where, or to which platform, they are sent
 GRANT SELECT (id, name, platform, kind, api_base, rate_per_minute, events, enabled) ON crm.im_channel TO crm_user;
-GRANT INSERT, UPDATE, DELETE ON crm.im_channel TO crm_user;
-GRANT SELECT ON crm.im_channel TO crm_admin;
+GRANT DELETE ON crm.im_channel TO crm_user;
+GRANT INSERT (name, platform, kind, webhook_url, secret, app_id, app_secret, agent_id, api_base, rate_per_minute,
+              events, enabled),
+      UPDATE (name, secret, app_id, app_secret, agent_id, rate_per_minute, events, enabled)
+	ON crm.im_channel TO crm_user;
+GRANT SELECT, UPDATE (platform, kind, api_base, webhook_url) ON crm.im_channel TO crm_admin;
 
 -- the signature a Feishu or DingTalk robot expects (src/im_sign.c)
 CREATE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
@@ -202,6 +214,7 @@ CREATE INDEX im_delivery_due_idx ON crm.im_delivery (channel_id, next_attempt_at
 CREATE FUNCTION crm.im_channel_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.im_channel_deleted() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	DELETE FROM crm.im_delivery d USING deleted c WHERE d.channel_id = c.id;
 	RETURN NULL;
 END
@@ -235,16 +248,17 @@ GRANT SELECT ON crm.im_channel_status TO crm_admin;
 -- Wake the notification worker when the calling transaction commits.
 CREATE FUNCTION crm.im_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION crm.im_wake() FROM PUBLIC;
 
 -- a switch for maintenance windows: the worker sends nothing while it is on,
 -- and notifications keep queueing
 ALTER TABLE crm.settings ADD COLUMN im_paused boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker sends nothing; the outbox keeps filling';
+GRANT UPDATE (im_paused) ON crm.settings TO crm_user;
 -- a trigger for whatever gives the worker work without crm.notify
 CREATE FUNCTION crm.wake_worker() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.directory_sync,crm.settings}'::regclass[]) THEN RAISE 'crm.wake_worker() runs only on crm.directory_sync, crm.settings, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	PERFORM crm.im_wake();
 	RETURN NULL;
 END
@@ -268,7 +282,6 @@ CREATE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE 
 	ON crm.notification_preference FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 CREATE TRIGGER notification_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON crm.notification_rule FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-REVOKE ALL ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';
 
@@ -301,7 +314,6 @@ BEGIN ATOMIC
 	)
 	SELECT count(*)::integer FROM taken;
 END;
-REVOKE ALL ON FUNCTION crm.im_expand(integer) FROM PUBLIC;
 COMMENT ON FUNCTION crm.im_expand(integer) IS
 	'Turn up to max_notifications pending notifications into IM deliveries (the worker calls it)';
 
@@ -325,6 +337,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
 BEGIN
+	IF TG_RELID <> 'crm.team_member'::regclass THEN RAISE 'crm.notify_team_added() runs only on crm.team_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- restores run with row_security off (which makes anyone under row-level
 	-- security fail): replaying team entries is no news
 	IF NOT current_setting('row_security')::boolean THEN

@@ -7,6 +7,13 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	pattern text;
 BEGIN
+	-- before any work: no name, phone or code crm keeps is longer (docs/records.md)
+	IF length(keyword) > 200 THEN
+		RAISE EXCEPTION 'a bot search keyword has at most 200 characters, not %', length(keyword)
+			USING ERRCODE = 'string_data_right_truncation',
+			      DETAIL = format('The keyword begins "%s".', crm.clip(keyword)),
+			      HINT = 'Send part of a name, a phone or mobile number, or a credit code.';
+	END IF;
 	keyword := btrim(keyword);
 	IF keyword IS NULL OR length(keyword) < 2 THEN
 		RAISE EXCEPTION 'a bot search needs a keyword of at least 2 characters, not "%"', coalesce(keyword, '')

@@ -40,6 +40,7 @@ CREATE TABLE crm.dedupe_rule (
 	enabled        boolean NOT NULL DEFAULT true,
 	CONSTRAINT dedupe_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT dedupe_rule_name_key UNIQUE (name),
+	CONSTRAINT dedupe_rule_name_length CHECK (crm.check_length(name, 200, 'dedupe_rule.name')),
 	CONSTRAINT dedupe_rule_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact')),
 	CONSTRAINT dedupe_rule_customer_kind_check CHECK (customer_kind IS NULL
 		OR (customer_kind IN ('company', 'individual') AND record_type = 'customer')),
@@ -52,7 +53,10 @@ COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplica
 COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers (owned by employees), pool (customers in a public pool), leads (unconverted) and contacts';
 CREATE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.dedupe_rule TO crm_user;
+GRANT SELECT, DELETE ON crm.dedupe_rule TO crm_user;
+GRANT INSERT (name, record_type, customer_kind, fields, match, action, against, enabled),
+      UPDATE (name, record_type, customer_kind, fields, match, action, against, enabled)
+	ON crm.dedupe_rule TO crm_user;
 
 -- a rule must make sense when written, not when it first fires
 CREATE FUNCTION crm.dedupe_rule_valid() RETURNS trigger
@@ -60,6 +64,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
 BEGIN
+	IF TG_RELID <> 'crm.dedupe_rule'::regclass THEN RAISE 'crm.dedupe_rule_valid() runs only on crm.dedupe_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
 		RAISE EXCEPTION 'duplicate rule "%" names no fields', NEW.name
 			USING ERRCODE = 'check_violation',
@@ -167,7 +172,6 @@ BEGIN
 	RETURN nullif(array_to_string(parts, ' UNION ALL '), '');
 END
 $$;
-REVOKE ALL ON FUNCTION crm.dedupe_rule_query(crm.dedupe_rule, text) FROM PUBLIC;
 
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
@@ -191,6 +195,7 @@ DECLARE
 	found   boolean;
 	k       record;
 BEGIN
+	IF TG_RELID <> ALL ('{crm.contact,crm.customer,crm.lead}'::regclass[]) THEN RAISE 'crm.dedupe_check() runs only on crm.contact, crm.customer, crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
 	-- mobiles also runs when contacts are written.  A table without rules stops here.
 	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
@@ -347,7 +352,7 @@ BEGIN
 			        crm.dedupe_key(''phone'', %2$L) AS mobile_key, crm.dedupe_key(''email'', %3$L) AS email_key',
 			c ->> 'name', c ->> 'mobile', c ->> 'email') END;
 	IF cands IS NULL THEN
-		RAISE EXCEPTION 'unknown record type "%" for duplicates', record_type
+		RAISE EXCEPTION 'unknown record type "%" for duplicates', crm.clip(record_type)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'The record types are lead, customer and contact.';
 	END IF;
 	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = dedupe_candidates.record_type ORDER BY d.id LOOP
@@ -375,7 +380,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.dedupe_candidates(text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)
@@ -468,7 +472,6 @@ BEGIN
 	RETURN audit;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.merge_customers_apply(bigint, bigint, bigint) FROM PUBLIC;
 
 CREATE FUNCTION crm.merge_customers(keep_id bigint, merge_id bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_merge_customers' LANGUAGE C VOLATILE;

@@ -92,7 +92,6 @@ END
 $$;
 COMMENT ON FUNCTION crm.schedule_jobs() IS 'Register the enabled rows of crm.job with pg_cron (and drop disabled ones); idempotent';
 
-REVOKE ALL ON FUNCTION crm.run_housekeeping(interval), crm.schedule_jobs() FROM PUBLIC;
 GRANT SELECT ON crm.job, crm.job_run TO crm_admin;
 GRANT UPDATE (schedule, enabled) ON crm.job TO crm_admin;
 

@@ -12,6 +12,8 @@ ALTER TABLE crm.department
 	ADD CONSTRAINT department_feishu_department_id_key UNIQUE (feishu_department_id),
 	ADD CONSTRAINT department_dingtalk_department_id_key UNIQUE (dingtalk_department_id);
 COMMENT ON COLUMN crm.department.feishu_department_id IS 'open_department_id; "0" is the company';
+GRANT INSERT (wecom_department_id, feishu_department_id, dingtalk_department_id),
+      UPDATE (wecom_department_id, feishu_department_id, dingtalk_department_id) ON crm.department TO crm_user;
 
 CREATE TABLE crm.directory_sync (
 	id             bigint GENERATED ALWAYS AS IDENTITY,
@@ -89,7 +91,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION crm.sync_directory(text) IS 'Queue a directory sync from wecom, feishu or dingtalk; returns the crm.directory_sync id';
-GRANT EXECUTE ON FUNCTION crm.sync_directory(text) TO crm_user;
 
 -- What the worker read, applied in one transaction.  doc is
 --   {"departments": [{"id", "name", "parent", "leader"}],
@@ -230,7 +231,6 @@ BEGIN
 	 WHERE id = sync_id;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.directory_apply(bigint, jsonb) FROM PUBLIC;
 
 -- pg_cron queues a sync of every platform with an enabled app channel (seed 000: every 2 hours)
 CREATE FUNCTION crm.run_directory_sync() RETURNS integer
@@ -246,6 +246,5 @@ BEGIN
 	RETURN queued;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.run_directory_sync() FROM PUBLIC;
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-directory-sync', '40 */2 * * *', 'SELECT crm.run_directory_sync()', true);

@@ -40,7 +40,7 @@ CREATE TABLE crm.pool (
 	CONSTRAINT pool_pkey PRIMARY KEY (id),
 	CONSTRAINT pool_employee_fkey FOREIGN KEY (id) REFERENCES crm.employee (id),
 	CONSTRAINT pool_name_key UNIQUE (name),
-	CONSTRAINT pool_name_check CHECK (btrim(name) <> ''),
+	CONSTRAINT pool_name_check CHECK (crm.check_length(name, 200, 'pool.name') AND btrim(name) <> ''),
 	CONSTRAINT pool_days_check CHECK (recycle_cooldown_days >= 0 AND release_cooldown_days >= 0
 	                                  AND freeze_period_days > 0 AND freeze_days > 0),
 	CONSTRAINT pool_freeze_after_releases_check CHECK (freeze_after_releases > 0),
@@ -72,7 +72,9 @@ CREATE INDEX pool_member_employee_idx ON crm.pool_member (employee_id);
 COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin: who assigns its customers and sees them unmasked';
 
 -- Everyone's pools, computed from crm.pool and crm.pool_member.
-CREATE VIEW crm.pool_membership AS
+-- security_invoker: read by staff under the tables' own policies (crm's
+-- functions and views read it as the owner)
+CREATE VIEW crm.pool_membership WITH (security_invoker) AS
 WITH RECURSIVE tree AS (
 	SELECT m.pool_id, m.is_admin, m.department_id FROM crm.pool_member m WHERE m.department_id IS NOT NULL
 	UNION
@@ -93,6 +95,7 @@ COMMENT ON VIEW crm.pool_membership IS 'Each employee''s pools, departments expa
 CREATE FUNCTION crm.pool_holder() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.pool'::regclass THEN RAISE 'crm.pool_holder() runs only on crm.pool, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'DELETE' THEN
 		RAISE EXCEPTION 'pool % (%) cannot be deleted', OLD.id, OLD.name
 			USING ERRCODE = 'restrict_violation',
@@ -129,6 +132,7 @@ CREATE TRIGGER pool_holder BEFORE INSERT OR UPDATE OR DELETE ON crm.pool
 CREATE FUNCTION crm.guard_pool_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.guard_pool_row() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT OLD.is_pool THEN
 		RAISE EXCEPTION 'employee % (%) cannot become a pool''s row', OLD.id, OLD.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -146,6 +150,7 @@ CREATE TRIGGER employee_pool_row BEFORE UPDATE ON crm.employee
 CREATE FUNCTION crm.check_pool_member() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.pool_member'::regclass THEN RAISE 'crm.check_pool_member() runs only on crm.pool_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF EXISTS (SELECT FROM crm.employee WHERE id = NEW.employee_id AND is_pool) THEN
 		RAISE EXCEPTION 'pool % cannot have pool % as a member', NEW.pool_id, NEW.employee_id
 			USING ERRCODE = 'check_violation', HINT = 'Members are people or departments.';
@@ -167,11 +172,20 @@ BEGIN
 		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()', t || '_org_changed', t);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t, t || '_org_changed');
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.%I TO crm_user', t);
+		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;
 END
 $org$;
+-- a pool's id is its employee row's, which crm.pool_holder makes
+GRANT INSERT (name, is_default, open_to_all, active, mask_phones, recycle_cooldown_days, release_cooldown_days,
+              freeze_after_releases, freeze_period_days, freeze_days),
+      UPDATE (name, is_default, open_to_all, active, mask_phones, recycle_cooldown_days, release_cooldown_days,
+              freeze_after_releases, freeze_period_days, freeze_days)
+	ON crm.pool TO crm_user;
+GRANT INSERT (pool_id, employee_id, department_id, is_admin), UPDATE (pool_id, employee_id, department_id, is_admin)
+	ON crm.pool_member TO crm_user;
 GRANT SELECT ON crm.pool_membership TO crm_user;
+GRANT UPDATE (holding_limit, daily_claim_limit, timezone) ON crm.settings TO crm_user;
 
 -- The default pool, made when first needed (a release or recycling with no
 -- pool named), so that a restore never meets a second one.
@@ -189,7 +203,6 @@ BEGIN
 	RETURN pool;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.default_pool() FROM PUBLIC;
 
 INSERT INTO crm.dictionary (kind, code, label, position, builtin)
 SELECT 'pool_release_reason', code, label, n, true
@@ -254,6 +267,7 @@ CREATE TABLE crm.recycle_rule (
 	CONSTRAINT recycle_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT recycle_rule_pool_fkey FOREIGN KEY (pool_id) REFERENCES crm.pool (id),
 	CONSTRAINT recycle_rule_name_key UNIQUE (name),
+	CONSTRAINT recycle_rule_name_length CHECK (crm.check_length(name, 200, 'recycle_rule.name')),
 	CONSTRAINT recycle_rule_kind_check CHECK (kind IN ('no_follow_up', 'no_deal')),
 	CONSTRAINT recycle_rule_days_check CHECK (days > 0),
 	CONSTRAINT recycle_rule_remind_check CHECK (remind_days_before >= 0 AND remind_days_before < days)
@@ -269,6 +283,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	bad bigint[];
 BEGIN
+	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.check_recycle_rule() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NEW.days IS NOT NULL AND NEW.days <= 0 THEN
 		RAISE EXCEPTION 'recycling rule "%" needs a positive number of days, not %', NEW.name, NEW.days
 			USING ERRCODE = 'check_violation', HINT = 'Give days > 0; disable the rule (enabled = false) to stop it.';
@@ -307,7 +322,12 @@ CREATE TRIGGER recycle_rule_valid BEFORE INSERT OR UPDATE ON crm.recycle_rule
 	FOR EACH ROW EXECUTE FUNCTION crm.check_recycle_rule();
 CREATE TRIGGER recycle_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.recycle_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.recycle_rule TO crm_user;
+GRANT SELECT, DELETE ON crm.recycle_rule TO crm_user;
+GRANT INSERT (name, kind, days, pool_id, status_ids, exempt_status_ids, department_ids, employee_ids,
+              exempt_employee_ids, include_won, remind_days_before, enabled),
+      UPDATE (name, kind, days, pool_id, status_ids, exempt_status_ids, department_ids, employee_ids,
+              exempt_employee_ids, include_won, remind_days_before, enabled)
+	ON crm.recycle_rule TO crm_user;
 
 -- The employees a rule applies to.
 CREATE FUNCTION crm.recycle_rule_employees(department_ids bigint[], employee_ids bigint[], exempt bigint[])
@@ -382,13 +402,13 @@ BEGIN
 	RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.recompute_recycling(bigint[], bigint[]) FROM PUBLIC;
 
 -- New customers get a deadline when a rule applies.  (A restore brings the
 -- clocks with it.)
 CREATE FUNCTION crm.customer_clock_start() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_start() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF current_setting('row_security')::boolean AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
 		PERFORM crm.recompute_recycling(ARRAY(SELECT id FROM new_rows));
 	END IF;
@@ -419,6 +439,7 @@ DECLARE
 	actor      bigint;
 	replication_role text;
 BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
@@ -506,6 +527,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	owners bigint[];
 BEGIN
+	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.recycle_rule_changed() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT current_setting('row_security')::boolean THEN
 		RETURN NULL;
 	END IF;
@@ -536,6 +558,7 @@ CREATE TRIGGER recycle_rule_deleted AFTER DELETE ON crm.recycle_rule
 CREATE FUNCTION crm.org_moved_recycling() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.org_moved_recycling() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF current_setting('row_security')::boolean
 	   AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled AND department_ids <> '{}') THEN
 		IF TG_TABLE_NAME = 'employee' THEN
@@ -612,7 +635,6 @@ BEGIN
 	RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_move(bigint[], bigint, text, text) FROM PUBLIC;
 
 -- The acting employee for the pool's functions, with the permission checked.
 CREATE FUNCTION crm.pool_actor(action text, verb text) RETURNS crm.employee
@@ -636,7 +658,6 @@ BEGIN
 	RETURN me;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_actor(text, text) FROM PUBLIC;
 
 -- A customer in a pool, locked for the move; a clear error when it is not.
 CREATE FUNCTION crm.pool_customer_for_update(customer_id bigint, me crm.employee, any_pool boolean,
@@ -662,7 +683,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION crm.pool_customer_for_update(bigint, crm.employee, boolean) FROM PUBLIC;
 
 -- Claim a customer from a pool (seed 000 领取): within the daily limit (only
 -- self-claims count), the holding limit, the former owner's cool-down and
@@ -788,7 +808,7 @@ DECLARE
 	pool  crm.pool;
 BEGIN
 	IF NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.code = reason AND d.enabled) THEN
-		RAISE EXCEPTION 'release reason "%" is not in the dictionary pool_release_reason', reason
+		RAISE EXCEPTION 'release reason "%" is not in the dictionary pool_release_reason', crm.clip(reason)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = (SELECT 'Give one of: ' || string_agg(format('%s (%s)', d.code, d.label), ', ' ORDER BY d.position)
 			                FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.enabled);
@@ -834,7 +854,6 @@ LANGUAGE sql STABLE AS $$
 	  JOIN crm.recycle_rule r ON r.id = k.rule_id
 	 WHERE k.recycle_at <= at
 $$;
-REVOKE ALL ON FUNCTION crm.recycling_due(timestamptz) FROM PUBLIC;
 
 -- seed 000 即将回收客户: my customers (under row-level security) that go back
 -- to a pool within their rule's reminder window, or are overdue.
@@ -848,7 +867,6 @@ SELECT c.id AS customer_id, c.name, c.owner_id, d.recycle_at, d.rule_id, d.reaso
  WHERE d.recycle_at <= now() + make_interval(days => d.remind_days_before);
 COMMENT ON VIEW crm.customers_due_for_recycling IS 'Customers about to be recycled (即将回收客户): within their rule''s reminder window, or overdue';
 GRANT SELECT ON crm.customers_due_for_recycling TO crm_user;
-GRANT EXECUTE ON FUNCTION crm.recycling_due(timestamptz) TO crm_user;
 
 -- What a run at that time would move, without moving anything, among the
 -- customers the caller sees.
@@ -947,7 +965,6 @@ END
 $$;
 COMMENT ON FUNCTION crm.run_recycling(integer) IS
 	'Move every customer due back to its pool, tell the former owners, and send the reminders due; returns how many moved';
-REVOKE ALL ON FUNCTION crm.run_recycling(integer) FROM PUBLIC;
 
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-recycling', '*/5 * * * *', 'SELECT crm.run_recycling()', true);

@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * context.c
+ *	  What crm's own functions tell its triggers, and nobody else can.
+ *
+ * Converting a lead makes a customer that duplicate rules must not match
+ * against that lead (crm.converting_lead); an import's changes are logged as
+ * an import (crm.change_source).  Both settings change a rule's outcome or an
+ * audit record, so they are superuser-only: an ordinary session cannot SET
+ * them.  crm.convert_lead() and crm.import_customers() set them here, for the
+ * duration of their work, and run that work as the caller, under row-level
+ * security and every check a direct write meets, in owner-only PL/pgSQL
+ * functions that nothing but these entry points can reach (fmgr, unlike SQL,
+ * does not check EXECUTE).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+#include "crm.h"
+
+/*
+ * crm.<function>(<argtype>) by the catalog, with no ACL check: the caller is
+ * crm's own code.
+ */
+static Oid
+crm_function_oid(const char *function, Oid argtype)
+{
+	Oid			nsp = get_namespace_oid("crm", false);
+	Oid			oid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(function),
+									  PointerGetDatum(buildoidvector(&argtype, 1)), ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(oid))
+		elog(ERROR, "crm: function crm.%s is missing", function);
+	return oid;
+}
+
+/* crm.<function>(arg) as the caller, with a superuser-only setting set meanwhile */
+static Datum
+call_with_setting(const char *function, Oid argtype, Datum arg, const char *setting, const char *value)
+{
+	int			level = NewGUCNestLevel();
+	Datum		result;
+
+	(void) set_config_option(setting, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	result = OidFunctionCall1(crm_function_oid(function, argtype), arg);
+	AtEOXact_GUC(true, level);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(crm_convert_lead);
+
+/* crm.convert_lead(lead_id bigint) returns bigint: src/sql/55_convert.sql */
+Datum
+crm_convert_lead(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(call_with_setting("convert_lead_apply", INT8OID, PG_GETARG_DATUM(0), "crm.converting_lead",
+									  psprintf(INT64_FORMAT, PG_GETARG_INT64(0))));
+}
+
+PG_FUNCTION_INFO_V1(crm_import_customers);
+
+/* crm.import_customers(staging regclass, OUT imported, OUT refused): src/sql/75_import.sql */
+Datum
+crm_import_customers(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(call_with_setting("import_customers_apply", REGCLASSOID, PG_GETARG_DATUM(0),
+									  "crm.change_source", "import"));
+}

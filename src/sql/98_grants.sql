@@ -1,0 +1,63 @@
+-- Who may execute crm's functions.  PostgreSQL grants EXECUTE on every new
+-- function to PUBLIC; crm takes that back from all of them, present and future
+-- (a function added to an earlier piece is covered here), and grants crm_user
+-- exactly the documented surface (docs/security.md).  Trigger functions are never
+-- granted: only their owner can then attach them to a table.  The catalog test
+-- of sql/security.sql fails for any function granted beyond this list.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA crm FROM PUBLIC;
+
+-- what the policies, column defaults, generated keys, CHECK constraints and views
+-- call: PostgreSQL checks EXECUTE for the role whose statement evaluates them
+GRANT EXECUTE ON FUNCTION
+	crm.current_employee_id(),
+	crm.staff_session(),
+	crm.scope_owners(text),
+	crm.team_records(text, boolean),
+	crm.has_permission(text),
+	crm.may_administer(text),
+	crm.acting_is_super(),
+	crm.is_super_admin(bigint),
+	crm.record_visible(text, bigint),
+	crm.record_editable(text, bigint),
+	crm.require_permission(text),
+	crm.initial_customer_status(),
+	crm.dedupe_key(text, text),
+	crm.uscc_valid(text),
+	crm.mobile_valid(text),
+	crm.email_valid(text),
+	crm.uscc_with_check(text),
+	crm.check_uscc(text),
+	crm.check_mobile(text),
+	crm.check_email(text),
+	crm.check_company_uscc(text, text),
+	crm.check_codes(text, text[]),
+	crm.check_length(text, integer, text),
+	crm.check_dictionary_column(text, text),
+	crm.clip(text),
+	crm.mask_phone(text),
+	crm.mask_email(text),
+	crm.recycle_rule_employees(bigint[], bigint[], bigint[]),
+	crm.describe_recycle_rule(crm.recycle_rule),
+	crm.recycling_due(timestamptz)
+TO crm_user;
+
+-- what people call
+GRANT EXECUTE ON FUNCTION
+	crm.explain_access(text, bigint),
+	crm.deactivate_employee(bigint, bigint),
+	crm.delete_customer_status(bigint, bigint),
+	crm.convert_lead(bigint),
+	crm.transfer(text, bigint[], bigint, boolean, boolean),
+	crm.add_field(text, text, text, boolean, boolean, text, text),
+	crm.drop_field(text, text),
+	crm.import_customers(regclass),
+	crm.find_duplicates(text, jsonb),
+	crm.merge_customers(bigint, bigint),
+	crm.claim_customer(bigint),
+	crm.assign_customer(bigint, bigint),
+	crm.release_customer(bigint, text, bigint),
+	crm.recycling_preview(timestamptz),
+	crm.mark_read(bigint),
+	crm.bot_search(text, integer),
+	crm.sync_directory(text)
+TO crm_user;
