@@ -35,7 +35,9 @@ UPDATE crm.employee SET superior_id = :rep WHERE id = :rep2;
 -- the department tree and the superior chain stay trees
 UPDATE crm.department SET parent_id = :east WHERE id = :hq;
 \echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
 UPDATE crm.department SET parent_id = id WHERE id = :sales;
+\set VERBOSITY default
 UPDATE crm.employee SET superior_id = :rep2 WHERE id = :hr;
 UPDATE crm.department SET parent_id = :hq WHERE id = :east;      -- moving a sub-tree is fine
 SELECT name, (SELECT name FROM crm.department p WHERE p.id = d.parent_id) AS parent

@@ -78,45 +78,83 @@ CREATE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
 CREATE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
 
--- The tree and the superior chain stay trees; employees are never deleted.
+-- The tree and the superior chain stay trees of at most 100 levels; employees are
+-- never deleted.  Checked once per statement, on what it leaves: the rows whose
+-- parent it set (inserted or moved), the chain above each and the sub-tree below
+-- each.  Every walk stops at 100 levels, so no check runs long, even on a cycle
+-- that a trigger-less load left in the data (which then counts as too deep).
 CREATE FUNCTION crm.check_org_tree() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	ancestor bigint;
+	max_levels CONSTANT integer := 100;
+	is_dept    boolean := TG_TABLE_NAME = 'department';
+	link       text := CASE WHEN is_dept THEN 'parent_id' ELSE 'superior_id' END;
+	bad        record;
+	names      text[];
 BEGIN
 	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.check_org_tree() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF TG_TABLE_NAME = 'department' THEN
-		ancestor := NEW.parent_id;
-		WHILE ancestor IS NOT NULL LOOP
-			IF ancestor = NEW.id THEN
-				RAISE EXCEPTION 'department % (%) cannot be placed under department %', NEW.id, NEW.name, NEW.parent_id
-					USING ERRCODE = 'check_violation',
-					      DETAIL = format('Department %s is inside department %s''s own sub-tree, which would make a cycle.',
-					                      NEW.parent_id, NEW.id),
-					      HINT = 'Move it under a department outside its sub-tree.';
-			END IF;
-			SELECT parent_id INTO ancestor FROM crm.department WHERE id = ancestor;
-		END LOOP;
-	ELSE
-		ancestor := NEW.superior_id;
-		WHILE ancestor IS NOT NULL LOOP
-			IF ancestor = NEW.id THEN
-				RAISE EXCEPTION 'employee % (%) cannot report to employee %', NEW.id, NEW.name, NEW.superior_id
-					USING ERRCODE = 'check_violation',
-					      DETAIL = format('Employee %s already reports, directly or not, to employee %s, which would make a cycle.',
-					                      NEW.superior_id, NEW.id),
-					      HINT = 'Choose a superior who is not among the employee''s subordinates.';
-			END IF;
-			SELECT superior_id INTO ancestor FROM crm.employee WHERE id = ancestor;
-		END LOOP;
+	EXECUTE format($q$
+		WITH RECURSIVE placed AS (
+			SELECT n.id, n.name, n.%1$I AS next FROM new_rows n
+			 WHERE n.%1$I IS NOT NULL %3$s
+		), up AS (
+			SELECT p.id AS start, t.id, t.%1$I AS next, 1 AS depth FROM placed p JOIN crm.%2$I t ON t.id = p.next
+			UNION ALL
+			SELECT u.start, t.id, t.%1$I, u.depth + 1 FROM up u JOIN crm.%2$I t ON t.id = u.next
+			 WHERE u.id <> u.start AND u.depth < $1
+		), down AS (
+			-- an inserted row has nothing below it but rows of its statement, each walked up itself
+			SELECT p.id AS start, t.id, 1 AS height FROM placed p JOIN crm.%2$I t ON t.%1$I = p.id WHERE $2
+			UNION ALL
+			SELECT d.start, t.id, d.height + 1 FROM down d JOIN crm.%2$I t ON t.%1$I = d.id WHERE d.height < $1
+		), above AS (
+			SELECT u.start, bool_or(u.id = u.start) AS cycle, max(u.depth) AS levels FROM up u GROUP BY u.start
+		), below AS (
+			SELECT d.start, max(d.height) AS levels FROM down d GROUP BY d.start
+		)
+		SELECT p.name, p.next, t.name AS next_name, coalesce(a.cycle, false) AS cycle,
+		       coalesce(a.levels, 0) + 1 + coalesce(b.levels, 0) AS levels
+		  FROM placed p JOIN crm.%2$I t ON t.id = p.next
+		  LEFT JOIN above a ON a.start = p.id LEFT JOIN below b ON b.start = p.id
+		 WHERE a.cycle OR coalesce(a.levels, 0) + 1 + coalesce(b.levels, 0) > $1
+		 ORDER BY coalesce(a.cycle, false) DESC, p.id
+		 LIMIT 1
+	$q$, link, TG_TABLE_NAME,
+	     CASE WHEN TG_OP = 'UPDATE'
+	          THEN format('AND NOT EXISTS (SELECT FROM old_rows o WHERE o.id = n.id AND o.%1$I = n.%1$I)', link) END)
+	INTO bad USING max_levels, TG_OP = 'UPDATE';
+	IF bad IS NULL THEN
+		RETURN NULL;
 	END IF;
-	RETURN NEW;
+	names := ARRAY[crm.clip(bad.name), crm.clip(bad.next_name)];
+
+	IF bad.cycle THEN
+		RAISE EXCEPTION '% "%" cannot %', TG_TABLE_NAME, names[1],
+			format(CASE WHEN is_dept THEN 'be placed under department "%s" (%s)' ELSE 'report to employee "%s" (%s)' END,
+			       names[2], bad.next)
+			USING ERRCODE = 'check_violation',
+			      DETAIL = format(CASE WHEN is_dept THEN '"%s" is inside the sub-tree of "%s", which would make a cycle.'
+			                           ELSE '"%s" already reports, directly or not, to "%s", which would make a cycle.' END,
+			                      names[2], names[1]),
+			      HINT = CASE WHEN is_dept THEN 'Move it under a department outside its sub-tree.'
+			                  ELSE 'Choose a superior who is not among the employee''s subordinates.' END;
+	END IF;
+	RAISE EXCEPTION '% "%" would make % more than % levels deep', TG_TABLE_NAME, names[1],
+		CASE WHEN is_dept THEN 'the department tree' ELSE 'a reporting chain' END, max_levels
+		USING ERRCODE = 'check_violation',
+		      DETAIL = format('Under "%s", with the %s below it, there would be %s or more levels.',
+		                      names[2], CASE WHEN is_dept THEN 'departments' ELSE 'subordinates' END, bad.levels),
+		      HINT = CASE WHEN is_dept THEN 'Place it higher up the tree.' ELSE 'Choose a superior higher up the chain.' END;
 END
 $$;
-CREATE TRIGGER department_tree_check BEFORE UPDATE OF parent_id ON crm.department
-	FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL) EXECUTE FUNCTION crm.check_org_tree();
-CREATE TRIGGER employee_superior_check BEFORE UPDATE OF superior_id ON crm.employee
-	FOR EACH ROW WHEN (NEW.superior_id IS NOT NULL) EXECUTE FUNCTION crm.check_org_tree();
+CREATE TRIGGER department_tree_insert AFTER INSERT ON crm.department
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
+CREATE TRIGGER department_tree_update AFTER UPDATE ON crm.department
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
+CREATE TRIGGER employee_superior_insert AFTER INSERT ON crm.employee
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
+CREATE TRIGGER employee_superior_update AFTER UPDATE ON crm.employee
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
 
 CREATE FUNCTION crm.refuse_org_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
