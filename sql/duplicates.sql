@@ -143,14 +143,15 @@ VALUES ('深圳市华为投资控股', crm.uscc_with_check('91440300MA5F00160'),
 INSERT INTO crm.contact (customer_id, name, mobile, owner_id) VALUES (:merge, '余先生', '13800000160', :li);
 INSERT INTO crm.follow_up (record_type, record_id, content, created_by) VALUES ('customer', :merge, '约了下周拜访', :li);
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
-VALUES ('customer', :merge, :zhang, 'edit'), ('customer', :keep, :li, 'read'), ('customer', :merge, :li, 'edit');
+VALUES ('customer', :merge, :zhang, 'edit'), ('customer', :keep, :li, 'edit'), ('customer', :merge, :li, 'edit');
 SET ROLE dd_li;
 SELECT crm.merge_customers(:keep, :merge);
 RESET ROLE;
-INSERT INTO crm.role_permission (role_id, action) SELECT id, 'customer.merge' FROM crm.role WHERE name = 'Dd rep';
+INSERT INTO crm.role_permission (role_id, action)
+SELECT id, a FROM crm.role, unnest(ARRAY['customer.merge', 'customer.edit']) a WHERE name = 'Dd rep';
 SELECT id AS hidden FROM crm.customer WHERE name = '—' \gset
 SET ROLE dd_li;
--- (李四 sees the kept customer through its team, not 张三's other customers)
+-- (李四 edits the kept customer through its team, and may not touch 张三's other customers)
 SELECT crm.merge_customers(:keep, :hidden);
 SELECT crm.merge_customers(:merge, :merge);
 SELECT crm.merge_customers(:keep, :merge) > 0 AS merged;

@@ -166,17 +166,21 @@ SELECT crm.convert_lead_apply(1);                -- the work behind crm.convert_
 RESET ROLE;
 
 -- crm's own functions still set them for their own work: an import is logged as one
-CREATE TEMP TABLE sec_import (LIKE crm.customer_import INCLUDING ALL);
-GRANT ALL ON sec_import TO sec_rep;
-INSERT INTO sec_import (line, name, uscc) VALUES (1, '导入客户', crm.uscc_with_check('91330100000170002'));
 INSERT INTO crm.role_permission (role_id, action) SELECT id, 'customer.import' FROM crm.role WHERE name = 'Sec sales';
 SET ROLE sec_rep;
+CREATE TEMP TABLE sec_import (LIKE crm.customer_import INCLUDING ALL);
+INSERT INTO sec_import (line, name, uscc) VALUES (1, '导入客户', crm.uscc_with_check('91330100000170002'));
+-- (code of the caller's running inside the import would be logged as the import's)
+CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER inside AFTER UPDATE ON sec_import FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+SELECT * FROM crm.import_customers('sec_import');
+DROP TRIGGER inside ON sec_import;
 SELECT * FROM crm.import_customers('sec_import');
 SHOW crm.change_source;
+DROP TABLE sec_import;
 RESET ROLE;
 SELECT source FROM crm.oplog
  WHERE record_type = 'customer' AND record_ids @> (SELECT id FROM crm.customer WHERE name = '导入客户');
-DROP TABLE sec_import;
 
 -- == Attack: a lead marked converted into a customer by hand (its link was the
 -- caller's to write); crm.convert_lead still converts
@@ -205,4 +209,50 @@ INSERT INTO crm.contact (customer_id, name) SELECT id, '联系人乙' FROM crm.c
 DELETE FROM crm.contact WHERE name = '联系人甲';
 RESET ROLE;
 SELECT name, mobile FROM crm.contact WHERE customer_id = (SELECT id FROM crm.customer WHERE name = '协作客户') ORDER BY name;
+
+-- == Attack: a check made as the caller lets crm's owner work: the caller's
+-- operators and functions take no part in it (a public.= that is always true
+-- moved another's customer to a manager; a public.array_agg merged in a hidden one)
+INSERT INTO crm.customer (name, uscc, owner_id, created_by)
+SELECT '隐藏客户', crm.uscc_with_check('91330100000170005'), id, id FROM crm.employee WHERE name = 'Sec Other';
+SELECT c.id AS path_customer, h.id AS hidden_customer FROM crm.customer c, crm.customer h
+ WHERE c.name = '路径客户' AND h.name = '隐藏客户' \gset
+\set both_ids 'SELECT ARRAY[' :path_customer ', ' :hidden_customer ']::bigint[]'
+INSERT INTO crm.role_permission (role_id, action)
+SELECT id, a FROM crm.role, unnest(ARRAY['customer.transfer', 'customer.merge', 'pool.release']) a WHERE name = 'Sec sales';
+GRANT CREATE ON SCHEMA public TO sec_rep;
+SET ROLE sec_rep;
+CREATE FUNCTION public.int8eq_true(bigint, bigint) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = public.int8eq_true);
+CREATE FUNCTION public.array_agg(bigint) RETURNS bigint[] LANGUAGE sql AS :'both_ids';
+SET search_path = public, pg_catalog;
+SELECT crm.transfer('customer', ARRAY[:hidden_customer::bigint], (SELECT id FROM crm.employee WHERE db_role = 'sec_rep'), true, false);
+SELECT crm.merge_customers(:path_customer, :hidden_customer);
+RESET search_path;
+DROP OPERATOR public.= (bigint, bigint);
+DROP FUNCTION public.int8eq_true(bigint, bigint), public.array_agg(bigint);
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM sec_rep;
+SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id
+ WHERE c.name IN ('隐藏客户', '路径客户') ORDER BY c.name;
+
+-- a read collaborator may not merge (and so delete) the customer he reads
+SET ROLE sec_rep;
+SELECT crm.merge_customers((SELECT id FROM crm.customer WHERE name = '路径客户'),
+                           (SELECT id FROM crm.customer WHERE name = '协作客户'));
+RESET ROLE;
+
+-- == Attack: row security turned off, so that crm's own code took the session
+-- for a restore and kept no history (claims and releases beyond their limits,
+-- transfers, handovers)
+SET ROLE sec_rep;
+SET row_security = off;
+SELECT crm.restoring();
+SELECT crm.release_customer(:path_customer, 'no_need');
+RESET row_security;
+RESET ROLE;
+SELECT h.kind, f.name AS from_owner, t.name AS to_owner, h.reason
+  FROM crm.customer_owner_change h JOIN crm.employee f ON f.id = h.from_owner JOIN crm.employee t ON t.id = h.to_owner
+ WHERE h.customer_id = :path_customer;
+DELETE FROM crm.customer WHERE name = '隐藏客户';
 DELETE FROM crm.customer WHERE name = '协作客户';

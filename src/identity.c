@@ -407,7 +407,21 @@ crm_staff_session(PG_FUNCTION_ARGS)
 bool
 crm_restoring(void)
 {
-	return !row_security && superuser();
+	/*
+	 * The role outside every definer switch, not the current user: inside
+	 * crm's definer functions and owner switches the current user is a
+	 * superuser, and row_security is anyone's to turn off.
+	 */
+	return !row_security && superuser_arg(GetOuterUserId());
+}
+
+PG_FUNCTION_INFO_V1(crm_restoring_sql);
+
+/* crm.restoring() returns boolean: crm_restoring(), for crm's PL/pgSQL triggers */
+Datum
+crm_restoring_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(crm_restoring());
 }
 
 /* crm.employee's oid; organisation caches are invalidated through it. */

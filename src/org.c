@@ -54,6 +54,7 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	bool		isnull;
 	bool		is_super;
+	CrmSwitch	sw;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -62,13 +63,15 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 				 errhint("Name an active employee as handover_to; records are never left without an owner.")));
 	employee_id = PG_GETARG_INT64(0);
 
-	/* only a super admin deactivates a super admin (a superuser may bootstrap) */
+	/* only a super admin deactivates a super admin (a superuser may bootstrap): a fact read as the owner */
 	values[0] = Int64GetDatum(employee_id);
+	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT crm.is_super_admin($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "crm: super admin check failed");
 	is_super = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	crm_switch_back(&sw);
 	if (is_super && crm_may_administer("admin.org") && !superuser() && !crm_acting_is_super())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -60,6 +60,7 @@ crm_transfer(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 		Datum		outside;
+		CrmSwitch	pin;
 
 		if (!crm_acting_permission(permission, &employee_id))
 			ereport(ERROR,
@@ -67,7 +68,11 @@ crm_transfer(PG_FUNCTION_ARGS)
 					 errmsg("role \"%s\" may not transfer %s records", GetUserNameFromId(GetUserId(), false), type),
 					 errdetail("Transferring needs an active employee whose roles grant \"%s\".", permission),
 					 errhint("Ask an administrator to add \"%s\" to one of your roles.", permission)));
-		/* as the caller: the records must be in the caller's own scope */
+		/*
+		 * as the caller: the records must be in the caller's own scope; the
+		 * answer lets the owner work, so the caller's operators do not count
+		 */
+		crm_switch_pin(&pin);
 		SPI_connect();
 		if (SPI_execute_with_args(psprintf("SELECT string_agg(i::text, ', ' ORDER BY i) FROM unnest($2) i"
 										   " WHERE NOT EXISTS (SELECT FROM crm.%s r WHERE r.id = i"
@@ -84,6 +89,7 @@ crm_transfer(PG_FUNCTION_ARGS)
 					 errdetail("Those records are not owned by anyone in the employee's %s scope.", type),
 					 errhint("Transfer only records you own or manage.")));
 		SPI_finish();
+		crm_switch_back(&pin);
 	}
 	PG_RETURN_INT32(crm_run_as_owner("SELECT crm.transfer_records($1, $2, $3, $4, $5)", 5, types, values));
 }

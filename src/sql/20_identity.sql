@@ -12,6 +12,12 @@ CREATE FUNCTION crm.invoking_employee_id() RETURNS bigint
 COMMENT ON FUNCTION crm.invoking_employee_id() IS
 	'The employee a SECURITY DEFINER function acts for: crm.current_employee_id() of the role outside it';
 
+CREATE FUNCTION crm.restoring() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_restoring_sql'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.restoring() IS
+	'Whether this session restores a dump: row security off, as a superuser (outside any definer function); restored rows are not logged or checked again';
+
 CREATE FUNCTION crm.staff_session() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_staff_session'
 	LANGUAGE C STABLE PARALLEL RESTRICTED;

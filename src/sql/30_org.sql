@@ -89,14 +89,25 @@ DECLARE
 	max_levels CONSTANT integer := 100;
 	is_dept    boolean := TG_TABLE_NAME = 'department';
 	link       text := CASE WHEN is_dept THEN 'parent_id' ELSE 'superior_id' END;
+	placed     text;
+	any_placed boolean;
 	bad        record;
 	names      text[];
 BEGIN
 	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.check_org_tree() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- the rows this statement placed in the tree
+	placed := format('SELECT n.id, n.name, n.%1$I AS next FROM new_rows n WHERE n.%1$I IS NOT NULL %2$s', link,
+	                 CASE WHEN TG_OP = 'UPDATE'
+	                      THEN format('AND NOT EXISTS (SELECT FROM old_rows o WHERE o.id = n.id AND o.%1$I = n.%1$I)', link) END);
+	EXECUTE format('SELECT EXISTS (%s)', placed) INTO any_placed;
+	IF NOT any_placed THEN
+		RETURN NULL;
+	END IF;
+	-- two transactions that each close half of a cycle: the second waits here
+	-- for the first, and its walk (a new snapshot, at read committed) sees it
+	PERFORM pg_advisory_xact_lock(TG_RELID::integer, 0);
 	EXECUTE format($q$
-		WITH RECURSIVE placed AS (
-			SELECT n.id, n.name, n.%1$I AS next FROM new_rows n
-			 WHERE n.%1$I IS NOT NULL %3$s
+		WITH RECURSIVE placed AS (%3$s
 		), up AS (
 			SELECT p.id AS start, t.id, t.%1$I AS next, 1 AS depth FROM placed p JOIN crm.%2$I t ON t.id = p.next
 			UNION ALL
@@ -119,9 +130,7 @@ BEGIN
 		 WHERE a.cycle OR coalesce(a.levels, 0) + 1 + coalesce(b.levels, 0) > $1
 		 ORDER BY coalesce(a.cycle, false) DESC, p.id
 		 LIMIT 1
-	$q$, link, TG_TABLE_NAME,
-	     CASE WHEN TG_OP = 'UPDATE'
-	          THEN format('AND NOT EXISTS (SELECT FROM old_rows o WHERE o.id = n.id AND o.%1$I = n.%1$I)', link) END)
+	$q$, link, TG_TABLE_NAME, placed)
 	INTO bad USING max_levels, TG_OP = 'UPDATE';
 	IF bad IS NULL THEN
 		RETURN NULL;

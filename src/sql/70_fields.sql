@@ -30,7 +30,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	f        crm.added_field;
 	coltype  text;
-	restoring boolean := NOT current_setting('row_security')::boolean;
+	restoring boolean := crm.restoring();
 BEGIN
 	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_ddl() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	f := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -153,7 +153,7 @@ BEGIN
 	SELECT c INTO bad FROM unnest(codes) c
 	 WHERE NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = check_codes.kind AND d.code = c AND d.enabled)
 	 LIMIT 1;
-	IF FOUND AND NOT (NOT current_setting('row_security')::boolean AND current_setting('is_superuser')::boolean) THEN
+	IF FOUND AND NOT crm.restoring() THEN
 		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), kind
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use codes from: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);

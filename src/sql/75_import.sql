@@ -58,6 +58,15 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Ask an administrator to add "customer.import" to one of your roles (crm.role_permission).';
 	END IF;
+	-- the import's changes are logged as an import: no code of the caller's
+	-- may run inside it, which a trigger or rule on the staging table would
+	IF (SELECT k.relkind <> 'r' FROM pg_class k WHERE k.oid = staging)
+	   OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = staging)
+	   OR EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = staging) THEN
+		RAISE EXCEPTION 'staging table % must be a plain table without triggers or rules', staging
+			USING ERRCODE = 'wrong_object_type',
+			      HINT = 'CREATE TEMP TABLE staging (LIKE crm.customer_import INCLUDING ALL);';
+	END IF;
 
 	-- the checks a row can fail, in order; the first failure is its result (its
 	-- message is formatted only then: most rows fail nothing)

@@ -13,7 +13,7 @@ DECLARE
 BEGIN
 	IF TG_RELID <> ALL ('{crm.team_member,crm.follow_up,crm.record_tag,crm.pin,crm.attachment}'::regclass[]) THEN RAISE 'crm.check_record_links() runs only on crm.team_member, crm.follow_up, crm.record_tag, crm.pin, crm.attachment, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- a restore loads these rows before their records
-	IF NOT current_setting('row_security')::boolean THEN
+	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
 	FOR t IN SELECT n.record_type, array_agg(DISTINCT n.record_id) AS ids FROM new_rows n GROUP BY n.record_type LOOP

@@ -340,7 +340,7 @@ BEGIN
 	IF TG_RELID <> 'crm.team_member'::regclass THEN RAISE 'crm.notify_team_added() runs only on crm.team_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- restores run with row_security off (which makes anyone under row-level
 	-- security fail): replaying team entries is no news
-	IF NOT current_setting('row_security')::boolean THEN
+	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
 	FOR r IN SELECT record_type, record_id, access, array_agg(employee_id) AS who

@@ -409,7 +409,7 @@ CREATE FUNCTION crm.customer_clock_start() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_start() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF current_setting('row_security')::boolean AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
+	IF NOT crm.restoring() AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled) THEN
 		PERFORM crm.recompute_recycling(ARRAY(SELECT id FROM new_rows));
 	END IF;
 	RETURN NULL;
@@ -440,7 +440,7 @@ DECLARE
 	replication_role text;
 BEGIN
 	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF NOT current_setting('row_security')::boolean THEN
+	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
 	-- the transition tables are read once, into arrays
@@ -528,7 +528,7 @@ DECLARE
 	owners bigint[];
 BEGIN
 	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.recycle_rule_changed() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF NOT current_setting('row_security')::boolean THEN
+	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
 	IF TG_OP = 'INSERT' THEN
@@ -559,7 +559,7 @@ CREATE FUNCTION crm.org_moved_recycling() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.org_moved_recycling() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF current_setting('row_security')::boolean
+	IF NOT crm.restoring()
 	   AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled AND department_ids <> '{}') THEN
 		IF TG_TABLE_NAME = 'employee' THEN
 			PERFORM crm.recompute_recycling(NULL, ARRAY[NEW.id]);

@@ -10,6 +10,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA crm FROM PUBLIC;
 -- call: PostgreSQL checks EXECUTE for the role whose statement evaluates them
 GRANT EXECUTE ON FUNCTION
 	crm.current_employee_id(),
+	crm.restoring(),
 	crm.staff_session(),
 	crm.scope_owners(text),
 	crm.team_records(text, boolean),
