@@ -157,7 +157,7 @@ BEGIN
 			              t.target_type, cands,
 			              CASE WHEN t.target_type = 'customer' AND 'contact_mobile' = ANY (r.fields)
 			                   THEN '(SELECT c.*, k.mobile_key AS contact_mobile_key FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id)'
-			                   ELSE 'crm.' || quote_ident(t.target_type) END,
+			                   ELSE format('crm.%I', t.target_type) END,
 			              c, t.condition,
 			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
 			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
@@ -283,19 +283,19 @@ BEGIN
 				'WITH h AS (%s),
 				 flagged AS (
 					INSERT INTO crm.duplicate_set (rule_id, record_type, record_id, match_type, match_id)
-					SELECT %s, %L, h.new_id, h.match_type, h.match_id FROM h
+					SELECT $1, $2, h.new_id, h.match_type, h.match_id FROM h
 					ON CONFLICT DO NOTHING
 					RETURNING record_id, match_type, match_id)
 				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
-				                   format(''Possible duplicate %s: %%s'', n.name),
-				                   format(''Rule "%s" matches it with a %%s of %%s.'', f.match_type, coalesce(o.name, ''nobody'')),
-				                   %L, f.record_id)
+				                   format(''Possible duplicate %%s: %%s'', $2, n.name),
+				                   format(''Rule "%%s" matches it with a %%s of %%s.'', $3, f.match_type, coalesce(o.name, ''nobody'')),
+				                   $2, f.record_id)
 				   FROM flagged f
 				   JOIN crm.%I n ON n.id = f.record_id
 				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
 				   LEFT JOIN crm.employee o ON o.id = x.owner_id
 				   LEFT JOIN crm.employee s ON s.id = n.owner_id',
-				q, r.id, r.record_type, r.record_type, replace(r.name, '%', '%%'), r.record_type, r.record_type) INTO hit;
+				q, r.record_type) INTO hit USING r.id, r.record_type, r.name;
 		END IF;
 	END LOOP;
 	RETURN NULL;
