@@ -185,7 +185,8 @@ DECLARE
 	hit     record;
 	q       text;
 	cands   text;
-	lockid  integer;
+	slots   integer[] := '{}';
+	slot    integer;
 	waited  boolean := false;
 	bulk    boolean;
 	found   boolean;
@@ -223,29 +224,40 @@ BEGIN
 	END LOOP;
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
-	-- A statement of up to 64 rows locks its keys one by one; a bigger one the
-	-- classes of key its blocking rules compare.
+	-- Keys share 64 hashed slots, so that a transaction holds at most 64 slot
+	-- locks (and one per class of key) however many rows it writes; a slot it
+	-- holds already costs nothing more.  A statement of up to 64 rows locks its
+	-- keys' classes shared and then their slots; a bigger one the classes of key
+	-- its blocking rules compare, exclusively.  Each statement locks in one
+	-- order (classes, then slots), so that statements do not deadlock.
 	EXECUTE format('SELECT count(*) > 64 FROM (%s) c', cands) INTO bulk;
 	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column,
-	                                  CASE WHEN bulk THEN 'SELECT NULL::text AS ' || quote_ident(f.key_column) ELSE rows[i] END), ' UNION ALL ')
+	                                  CASE WHEN bulk THEN format('SELECT NULL::text AS %I', f.key_column) ELSE rows[i] END), ' UNION ALL ')
 	  INTO q
 	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
 	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
 	 WHERE rules[i].action = 'block';
 	FOR k IN EXECUTE format(
-		'SELECT class, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) FILTER (WHERE key IS NOT NULL) AS hashes
-		   FROM (%s) x GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
-		lockid := hashtext('crm dedupe ' || k.class);
+		'SELECT hashtext(''crm dedupe '' || class) AS lockid,
+		        array_agg(DISTINCT hashtext(class || '' '' || key) & 63) FILTER (WHERE key IS NOT NULL) AS slots
+		   FROM (%s) x GROUP BY class ORDER BY 1', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
 		IF bulk THEN
-			waited := NOT pg_try_advisory_xact_lock(lockid, 0) OR waited;
-			PERFORM pg_advisory_xact_lock(lockid, 0);
-		ELSIF k.hashes IS NOT NULL THEN
-			waited := NOT pg_try_advisory_xact_lock_shared(lockid, 0) OR waited;
-			PERFORM pg_advisory_xact_lock_shared(lockid, 0);
-			FOR i IN 1 .. cardinality(k.hashes) LOOP
-				waited := NOT pg_try_advisory_xact_lock(lockid, k.hashes[i]) OR waited;
-				PERFORM pg_advisory_xact_lock(lockid, k.hashes[i]);
-			END LOOP;
+			IF NOT pg_try_advisory_xact_lock(k.lockid, 0) THEN
+				waited := true;
+				PERFORM pg_advisory_xact_lock(k.lockid, 0);
+			END IF;
+		ELSIF k.slots IS NOT NULL THEN
+			IF NOT pg_try_advisory_xact_lock_shared(k.lockid, 0) THEN
+				waited := true;
+				PERFORM pg_advisory_xact_lock_shared(k.lockid, 0);
+			END IF;
+			slots := slots || k.slots;
+		END IF;
+	END LOOP;
+	FOR slot IN SELECT DISTINCT s FROM unnest(slots) s ORDER BY 1 LOOP
+		IF NOT pg_try_advisory_xact_lock(hashtext('crm dedupe slots'), slot) THEN
+			waited := true;
+			PERFORM pg_advisory_xact_lock(hashtext('crm dedupe slots'), slot);
 		END IF;
 	END LOOP;
 	IF waited AND current_setting('transaction_isolation') <> 'read committed' THEN
