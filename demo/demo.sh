@@ -82,8 +82,9 @@ A short tour (run the same statements as 王芳 and as 刘洋, and compare):
   UPDATE crm.role_scope SET scope = 'all';             -- refused: needs admin.role
   INSERT INTO crm.customer (name, uscc) VALUES ('广州珠江电子（集团）股份有限公司',
          crm.uscc_with_check('91440101MA5A6B7C9'));     -- refused: it is 杨磊's already
-  SELECT * FROM crm.find_duplicates('customer', '{"name": "zhu jiang dian zi"}');
+  SELECT * FROM crm.find_duplicates('customer', '{"name": "广州珠江电子有限公司"}');
                                                        -- whose it is, without showing it
+                                                       -- (similar names: only among yours)
   SELECT name, pool_name, phone FROM crm.pool_customer;  -- the public pool, phones masked
   SELECT name, days_left, reason FROM crm.customers_due_for_recycling;
                                                        -- 刘洋: one goes back to the pool soon

@@ -1,7 +1,7 @@
 -- The security suite: crm's own code never acts for an employee (docs/security.md).
 -- Each attack runs as the role that tried it; the catalog checks hold for every
 -- function, table and setting, present and future.
-SELECT setval(s, 9000, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.role_id_seq',
+SELECT setval(s, 100000, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.role_id_seq',
 	'crm.customer_id_seq', 'crm.lead_id_seq', 'crm.follow_up_id_seq', 'crm.contact_id_seq']) s \g /dev/null
 CREATE ROLE sec_rep LOGIN IN ROLE crm_user;
 INSERT INTO crm.department (name) VALUES ('Sec Sales');

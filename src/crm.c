@@ -142,8 +142,9 @@ _PG_init(void)
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
 
-	/* the worker's settings, before the prefix is closed */
+	/* the worker's and the duplicate look-ups' settings, before the prefix is closed */
 	crm_worker_init();
+	crm_duplicates_init();
 	MarkGUCPrefixReserved("crm");
 
 	crm_identity_init();

@@ -125,6 +125,9 @@ extern char *crm_im_dir_json(ImDirectory *d, int *departments, int *users);
 /* notify.c */
 extern void crm_notify_init(void);
 
+/* duplicates.c */
+extern void crm_duplicates_init(void);
+
 /* normalize.c */
 extern char *crm_dedupe_key(const char *kind, const char *value);
 

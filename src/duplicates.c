@@ -2,26 +2,41 @@
  *
  * duplicates.c
  *	  crm.find_duplicates(record_type, candidate): what a record would
- *	  duplicate, visibility-aware.
+ *	  duplicate, visibility-aware, rate-limited and audited.
  *
- * The search (crm.dedupe_candidates) runs as crm's owner, so that a match
- * the caller may not see is still found: "is this already someone's?" must
- * have one answer for everybody.  Each match is then looked up again as the
- * caller, under row-level security: a visible one shows its id and name, an
- * invisible one only whose it is.
+ * The exact search (crm.dedupe_candidates, the rules' keys) runs as crm's
+ * owner, so that a match the caller may not see is still found: "is this
+ * already someone's?" must have one answer for everybody.  Each match is then
+ * looked up again as the caller, under row-level security: a visible one
+ * shows its id and name, an invisible one only whose it is.  Similar names
+ * (crm.similar_customers) are searched as the caller, among what they see.
+ *
+ * Since an exact answer about invisible records is an oracle (a masked pool
+ * phone can be enumerated), look-ups are audited (crm.duplicate_lookup) and,
+ * for everyone outside crm_admin, limited per employee and minute
+ * (crm.duplicate_lookups_per_minute, a superuser setting) with a token bucket
+ * in shared memory: it holds across sessions and a rollback does not refund it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 #include "crm.h"
 
@@ -30,16 +45,146 @@ PG_FUNCTION_INFO_V1(crm_find_duplicates);
 /* a candidate holds a few short fields (names of at most 200 characters) */
 #define CANDIDATE_MAX_BYTES 8192
 
+static int	lookups_per_minute = 60;
+
+/* employees with look-ups in the last minute that one table holds */
+#define LOOKUP_BUCKETS 4096
+
+typedef struct LookupKey
+{
+	Oid			dbid;
+	int64		employee_id;
+} LookupKey;
+
+/* a token bucket: up to the limit, refilled at the limit per minute */
+typedef struct LookupBucket
+{
+	LookupKey	key;
+	double		tokens;
+	TimestampTz at;
+} LookupBucket;
+
+static HTAB *lookup_buckets = NULL;
+static LWLock *lookup_lock = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+duplicates_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(hash_estimate_size(LOOKUP_BUCKETS, sizeof(LookupBucket)));
+	RequestNamedLWLockTranche("crm duplicate look-ups", 1);
+}
+
+static void
+duplicates_shmem_startup(void)
+{
+	HASHCTL		info;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	info.keysize = sizeof(LookupKey);
+	info.entrysize = sizeof(LookupBucket);
+	lookup_buckets = ShmemInitHash("crm duplicate look-ups", LOOKUP_BUCKETS, LOOKUP_BUCKETS, &info,
+								   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	lookup_lock = &(GetNamedLWLockTranche("crm duplicate look-ups"))->lock;
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+crm_duplicates_init(void)
+{
+	DefineCustomIntVariable("crm.duplicate_lookups_per_minute",
+							"Look-ups of crm.find_duplicates an employee outside crm_admin may make per minute.",
+							"Counted per employee across all their sessions; a superuser setting.",
+							&lookups_per_minute, 60, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = duplicates_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = duplicates_shmem_startup;
+}
+
+/* Take one look-up from the employee's bucket, or refuse with 54000. */
+static void
+take_lookup(int64 employee_id)
+{
+	LookupKey	key;
+	LookupBucket *b;
+	TimestampTz now = GetCurrentTimestamp();
+	double		limit = lookups_per_minute;
+	bool		found;
+	bool		allowed = false;
+
+	if (lookup_buckets == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crm.find_duplicates cannot count look-ups: crm is not in shared_preload_libraries"),
+				 errhint("Add crm to shared_preload_libraries and restart the server.")));
+	memset(&key, 0, sizeof(key));	/* the padding is hashed too */
+	key.dbid = MyDatabaseId;
+	key.employee_id = employee_id;
+
+	LWLockAcquire(lookup_lock, LW_EXCLUSIVE);
+	b = hash_search(lookup_buckets, &key, HASH_ENTER_NULL, &found);
+	if (b == NULL)
+	{
+		/* full: forget every bucket that has refilled, it is as good as new */
+		HASH_SEQ_STATUS seq;
+		LookupBucket *old;
+
+		hash_seq_init(&seq, lookup_buckets);
+		while ((old = hash_seq_search(&seq)) != NULL)
+			if (now - old->at >= 60 * USECS_PER_SEC)
+				hash_search(lookup_buckets, &old->key, HASH_REMOVE, NULL);
+		b = hash_search(lookup_buckets, &key, HASH_ENTER_NULL, &found);
+	}
+	if (b != NULL)
+	{
+		if (!found)
+			b->tokens = limit;
+		else
+			b->tokens = Min(limit, b->tokens + (double) (now - b->at) / USECS_PER_SEC * limit / 60.0);
+		b->at = now;
+		allowed = b->tokens >= 1.0;
+		if (allowed)
+			b->tokens -= 1.0;
+	}
+	LWLockRelease(lookup_lock);
+
+	if (b == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many employees are looking up duplicates at once"),
+				 errdetail("crm counts the look-ups of at most %d employees a minute.", LOOKUP_BUCKETS),
+				 errhint("Try again in a minute.")));
+	if (!allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("employee " INT64_FORMAT " has looked up duplicates more than %d times a minute",
+						employee_id, lookups_per_minute),
+				 errdetail("Look-ups are counted across all of the employee's sessions, and one rolled back counts too."),
+				 errhint("Wait a little; look up what you are about to enter, not lists of guesses; a superuser may raise crm.duplicate_lookups_per_minute.")));
+}
+
 Datum
 crm_find_duplicates(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[2] = {TEXTOID, JSONBOID};
-	Datum		args[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[4] = {TEXTOID, JSONBOID, INT8OID, NAMEOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	CrmSwitch	sw;
-	SPITupleTable *hits;
-	uint64		n;
+	int64		employee_id = 0;
+	bool		acting = crm_current_employee(&employee_id);
+	Oid			admin = get_role_oid("crm_admin", true);
+	NameData	role;
+	bool		isnull;
 	int			ret;
 
 	if (PG_ARGISNULL(0))
@@ -54,52 +199,71 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				 errmsg("a duplicate search candidate of %zu bytes is too long (at most %d)",
 						toast_raw_datum_size(PG_GETARG_DATUM(1)), CANDIDATE_MAX_BYTES),
 				 errhint("Pass the record's name, phone, mobile, e-mail and credit code only; docs/records.md lists their limits.")));
+	/* whose a record is, is nobody's business but an employee's */
+	if (!acting && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not look for duplicates", GetUserNameFromId(GetUserId(), false)),
+				 errdetail("The role maps to no active employee and carries no trusted claim."),
+				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
+	if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		take_lookup(employee_id);
+
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = Int64GetDatum(employee_id);
+	nulls[2] = acting ? ' ' : 'n';
+	namestrcpy(&role, GetUserNameFromId(GetUserId(), false));
+	args[3] = NameGetDatum(&role);
 
 	SPI_connect();
 	crm_switch_to_owner(&sw);
 	ret = SPI_execute_with_args(
-		"SELECT c.match_type, c.match_id, CASE WHEN e.is_pool THEN format('pool \"%s\"', e.name) ELSE e.name END, string_agg(DISTINCT c.rule, ', '), max(c.score), "
-		"       string_agg(DISTINCT c.reason, ', ') "
-		"  FROM crm.dedupe_candidates($1, $2) c LEFT JOIN crm.employee e ON e.id = c.owner_id "
-		" GROUP BY 1, 2, 3 ORDER BY 5 DESC, 1, 2 LIMIT 50",
-		2, types, args, nulls, true, 0);
+		"SELECT crm.log_duplicate_lookup($1, $2, $3, $4),"
+		"       (SELECT pg_catalog.jsonb_agg(c) FROM crm.dedupe_candidates($1, $2) c)",
+		4, types, args, nulls, false, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "crm: could not search for duplicates");
-	hits = SPI_tuptable;
-	n = SPI_processed;
 
-	for (uint64 i = 0; i < n; i++)
+	/*
+	 * As the caller: row-level security decides which matches show their id
+	 * and name, and which records the similar names come from; the caller's
+	 * operators and functions do not.
+	 */
+	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+	types[2] = JSONBOID;
+	crm_switch_pin(&sw);
+	ret = SPI_execute_with_args(
+		"SELECT h.match_type, CASE WHEN v.visible THEN h.match_id END, v.label,"
+		"       max(CASE WHEN e.is_pool THEN format('pool \"%s\"', e.name) ELSE e.name END),"
+		"       string_agg(DISTINCT h.rule, ', '), max(h.score), string_agg(DISTINCT h.reason, ', ')"
+		"  FROM (SELECT * FROM pg_catalog.jsonb_to_recordset($3)"
+		"                AS x(match_type text, match_id bigint, owner_id bigint, rule text, score real, reason text)"
+		"        UNION ALL"
+		"        SELECT 'customer', s.id, s.owner_id, NULL, s.score, s.reason"
+		"          FROM crm.similar_customers(CASE $1 WHEN 'customer' THEN $2 ->> 'name' WHEN 'lead' THEN $2 ->> 'company' END,"
+		"                                     coalesce($2 ->> 'kind', 'company')) s) h"
+		"  LEFT JOIN crm.employee e ON e.id = h.owner_id"
+		"  LEFT JOIN LATERAL (SELECT true, r.name FROM crm.customer r WHERE h.match_type = 'customer' AND r.id = h.match_id"
+		"                     UNION ALL SELECT true, r.name FROM crm.lead r WHERE h.match_type = 'lead' AND r.id = h.match_id"
+		"                     UNION ALL SELECT true, r.name FROM crm.contact r WHERE h.match_type = 'contact' AND r.id = h.match_id"
+		"                    ) v(visible, label) ON true"
+		" GROUP BY h.match_type, h.match_id, v.visible, v.label ORDER BY 6 DESC, 1, h.match_id LIMIT 50",
+		3, types, args, nulls, true, 0);
+	crm_switch_back(&sw);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "crm: could not show duplicates");
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	hit = hits->vals[i];
-		TupleDesc	desc = hits->tupdesc;
 		Datum		values[7];
-		bool		isnull[7];
-		char	   *type = SPI_getvalue(hit, desc, 1);
-		Oid			idtype[1] = {INT8OID};
-		Datum		id[1];
+		bool		isnulls[7];
 
-		for (int col = 0; col < 7; col++)
-			values[col] = col == 2 ? (Datum) 0 :
-				SPI_getbinval(hit, desc, col < 2 ? col + 1 : col, &isnull[col]);
-		isnull[2] = true;
-		/* as the caller: row-level security decides what they may know */
-		id[0] = values[1];
-		crm_switch_pin(&sw);
-		ret = SPI_execute_with_args(psprintf("SELECT name FROM crm.%s WHERE id = $1", quote_identifier(type)),
-									1, idtype, id, NULL, true, 1);
-		crm_switch_back(&sw);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "crm: could not look up %s", type);
-		if (SPI_processed > 0)
-			values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull[2]);
-		else
-			isnull[1] = true;	/* neither its id nor its name */
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, isnulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
 	}
 	SPI_finish();
 	return (Datum) 0;
@@ -109,7 +273,7 @@ PG_FUNCTION_INFO_V1(crm_merge_customers);
 
 /*
  * crm.merge_customers(keep_id, merge_id): checked as the caller (the
- * customer.merge permission, both customers visible to them), then done as
+ * customer.merge permission, both customers editable by them), then done as
  * crm's owner by crm.merge_customers_apply, so that rows the caller may not
  * write themselves (a colleague's follow-ups, team places) move too.
  */

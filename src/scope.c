@@ -1168,8 +1168,8 @@ explain_row(ReturnSetInfo *rsinfo, const char *rule, bool grants, const char *de
  *
  * Why the acting employee can or cannot reach one record: identity, each role
  * scope (through the same code the policies use), ownership, team entries,
- * and the record type's action permissions.  The owner of a record the
- * employee cannot see is not revealed.
+ * and the record type's action permissions.  Of a record the employee
+ * cannot see, it says only that: not whether it exists, nor whose it is.
  */
 Datum
 crm_explain_access(PG_FUNCTION_ARGS)
@@ -1182,7 +1182,6 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
 	Datum		values[3];
 	bool		isnull;
-	bool		found;
 	int64		owner = 0;
 	int			owner_index = -1;
 	bool		any_scope = false;
@@ -1207,19 +1206,26 @@ crm_explain_access(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	values[0] = Int64GetDatum(id);
+	/*
+	 * As the caller, under row-level security: of a record they may not see,
+	 * they learn no more than of one that does not exist.
+	 */
+	if (SPI_execute_with_args(psprintf("SELECT FROM crm.%s WHERE id = $1", quote_identifier(type)),
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm: could not look up %s %lld", type, (long long) id);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		explain_row(rsinfo, "record", false, psprintf("employee %lld has no access to %s %lld",
+													   (long long) acting.employee_id, type, (long long) id));
+		PG_RETURN_NULL();
+	}
 	execute_as_owner(psprintf("SELECT owner_id FROM crm.%s WHERE id = $1", quote_identifier(type)),
 					 1, types, values);
-	found = SPI_processed > 0;
-	if (found)
+	if (SPI_processed > 0)
 	{
 		owner = spi_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		owner_index = isnull ? -1 : id_lookup(org.emp_index, owner);
-	}
-	if (!found)
-	{
-		SPI_finish();
-		explain_row(rsinfo, "record", false, psprintf("%s %lld does not exist", type, (long long) id));
-		PG_RETURN_NULL();
 	}
 	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
 

@@ -162,7 +162,7 @@ BEGIN
 			              t.target_type, cands,
 			              CASE WHEN t.target_type = 'customer' AND 'contact_mobile' = ANY (r.fields)
 			                   THEN '(SELECT c.*, k.mobile_key AS contact_mobile_key FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id)'
-			                   ELSE 'crm.' || quote_ident(t.target_type) END,
+			                   ELSE format('crm.%I', t.target_type) END,
 			              c, t.condition,
 			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
 			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
@@ -189,7 +189,8 @@ DECLARE
 	hit     record;
 	q       text;
 	cands   text;
-	lockid  integer;
+	slots   integer[] := '{}';
+	slot    integer;
 	waited  boolean := false;
 	bulk    boolean;
 	found   boolean;
@@ -228,29 +229,40 @@ BEGIN
 	END LOOP;
 
 	-- blocking is race-free: a transaction holds the keys it checks until it ends.
-	-- A statement of up to 64 rows locks its keys one by one; a bigger one the
-	-- classes of key its blocking rules compare.
+	-- Keys share 64 hashed slots, so that a transaction holds at most 64 slot
+	-- locks (and one per class of key) however many rows it writes; a slot it
+	-- holds already costs nothing more.  A statement of up to 64 rows locks its
+	-- keys' classes shared and then their slots; a bigger one the classes of key
+	-- its blocking rules compare, exclusively.  Each statement locks in one
+	-- order (classes, then slots), so that statements do not deadlock.
 	EXECUTE format('SELECT count(*) > 64 FROM (%s) c', cands) INTO bulk;
 	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column,
-	                                  CASE WHEN bulk THEN 'SELECT NULL::text AS ' || quote_ident(f.key_column) ELSE rows[i] END), ' UNION ALL ')
+	                                  CASE WHEN bulk THEN format('SELECT NULL::text AS %I', f.key_column) ELSE rows[i] END), ' UNION ALL ')
 	  INTO q
 	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
 	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
 	 WHERE rules[i].action = 'block';
 	FOR k IN EXECUTE format(
-		'SELECT class, array_agg(DISTINCT hashtext(key) ORDER BY hashtext(key)) FILTER (WHERE key IS NOT NULL) AS hashes
-		   FROM (%s) x GROUP BY class ORDER BY class', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
-		lockid := hashtext('crm dedupe ' || k.class);
+		'SELECT hashtext(''crm dedupe '' || class) AS lockid,
+		        array_agg(DISTINCT hashtext(class || '' '' || key) & 63) FILTER (WHERE key IS NOT NULL) AS slots
+		   FROM (%s) x GROUP BY class ORDER BY 1', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
 		IF bulk THEN
-			waited := NOT pg_try_advisory_xact_lock(lockid, 0) OR waited;
-			PERFORM pg_advisory_xact_lock(lockid, 0);
-		ELSIF k.hashes IS NOT NULL THEN
-			waited := NOT pg_try_advisory_xact_lock_shared(lockid, 0) OR waited;
-			PERFORM pg_advisory_xact_lock_shared(lockid, 0);
-			FOR i IN 1 .. cardinality(k.hashes) LOOP
-				waited := NOT pg_try_advisory_xact_lock(lockid, k.hashes[i]) OR waited;
-				PERFORM pg_advisory_xact_lock(lockid, k.hashes[i]);
-			END LOOP;
+			IF NOT pg_try_advisory_xact_lock(k.lockid, 0) THEN
+				waited := true;
+				PERFORM pg_advisory_xact_lock(k.lockid, 0);
+			END IF;
+		ELSIF k.slots IS NOT NULL THEN
+			IF NOT pg_try_advisory_xact_lock_shared(k.lockid, 0) THEN
+				waited := true;
+				PERFORM pg_advisory_xact_lock_shared(k.lockid, 0);
+			END IF;
+			slots := slots || k.slots;
+		END IF;
+	END LOOP;
+	FOR slot IN SELECT DISTINCT s FROM unnest(slots) s ORDER BY 1 LOOP
+		IF NOT pg_try_advisory_xact_lock(hashtext('crm dedupe slots'), slot) THEN
+			waited := true;
+			PERFORM pg_advisory_xact_lock(hashtext('crm dedupe slots'), slot);
 		END IF;
 	END LOOP;
 	IF waited AND current_setting('transaction_isolation') <> 'read committed' THEN
@@ -288,19 +300,19 @@ BEGIN
 				'WITH h AS (%s),
 				 flagged AS (
 					INSERT INTO crm.duplicate_set (rule_id, record_type, record_id, match_type, match_id)
-					SELECT %s, %L, h.new_id, h.match_type, h.match_id FROM h
+					SELECT $1, $2, h.new_id, h.match_type, h.match_id FROM h
 					ON CONFLICT DO NOTHING
 					RETURNING record_id, match_type, match_id)
 				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
-				                   format(''Possible duplicate %s: %%s'', n.name),
-				                   format(''Rule "%s" matches it with a %%s of %%s.'', f.match_type, coalesce(o.name, ''nobody'')),
-				                   %L, f.record_id)
+				                   format(''Possible duplicate %%s: %%s'', $2, n.name),
+				                   format(''Rule "%%s" matches it with a %%s of %%s.'', $3, f.match_type, coalesce(o.name, ''nobody'')),
+				                   $2, f.record_id)
 				   FROM flagged f
 				   JOIN crm.%I n ON n.id = f.record_id
 				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
 				   LEFT JOIN crm.employee o ON o.id = x.owner_id
 				   LEFT JOIN crm.employee s ON s.id = n.owner_id',
-				q, r.id, r.record_type, r.record_type, replace(r.name, '%', '%%'), r.record_type, r.record_type) INTO hit;
+				q, r.record_type) INTO hit USING r.id, r.record_type, r.name;
 		END IF;
 	END LOOP;
 	RETURN NULL;
@@ -320,9 +332,8 @@ BEGIN
 END
 $checks$;
 
--- Everything a candidate record would match, for crm.find_duplicates: exact
--- matches by every enabled rule of its type, then customers with a similar
--- name (pinyin trigrams) or the same initials.  Runs as crm's owner and sees
+-- What a candidate record would match exactly, for crm.find_duplicates: the
+-- matches by every enabled rule of its type.  Runs as crm's owner and sees
 -- every record; crm.find_duplicates hides what the caller may not see.
 CREATE FUNCTION crm.dedupe_candidates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, owner_id bigint, rule text, score real, reason text)
@@ -332,8 +343,6 @@ DECLARE
 	cands   text;
 	r       crm.dedupe_rule;
 	q       text;
-	trgm    text;
-	company text;	-- the candidate's company name key
 BEGIN
 	-- the candidate as a row of its table would be, keys included
 	cands := CASE record_type
@@ -361,31 +370,79 @@ BEGIN
 		RETURN QUERY EXECUTE format('SELECT DISTINCT h.match_type, h.match_id, h.owner_id, %L::text, 1::real, %L::text FROM (%s) h',
 		                            r.name, 'same ' || array_to_string(r.fields, ' and '), q);
 	END LOOP;
-
-	company := crm.dedupe_key(CASE WHEN record_type = 'customer' AND c ->> 'kind' = 'individual' THEN 'name' ELSE 'company' END,
-	                          CASE record_type WHEN 'customer' THEN c ->> 'name' WHEN 'lead' THEN c ->> 'company' END);
-	IF company IS NOT NULL THEN
-		SELECT quote_ident(n.nspname) INTO trgm FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-		 WHERE e.extname = 'pg_trgm';
-		RETURN QUERY EXECUTE format(
-			'SELECT ''customer''::text, x.id, x.owner_id, NULL::text, %1$s.similarity(x.name_pinyin, $1), ''similar name''::text
-			   FROM crm.customer x WHERE x.name_pinyin OPERATOR(%1$s.%%) $1
-			  ORDER BY x.name_pinyin OPERATOR(%1$s.<->) $1 LIMIT 20', trgm)
-			USING crm.dedupe_key('pinyin', company);
-		-- a few Latin letters may be initials themselves: "hw" finds 华为技术 (hwjs)
-		RETURN QUERY EXECUTE
-			'SELECT ''customer''::text, x.id, x.owner_id, NULL::text, 0.5::real, ''same initials''::text
-			   FROM crm.customer x WHERE length($1) >= 2 AND x.name_initials LIKE $1 || ''%'' ORDER BY x.id DESC LIMIT 20'
-			USING CASE WHEN company ~ '^[a-z]{2,6}$' THEN company ELSE crm.dedupe_key('initials', company) END;
-	END IF;
 END
 $$;
 
+-- Customers the caller may see whose name is like a company's (or, for kind
+-- individual, a person's): pinyin trigrams (pg_trgm), then initials.  Runs as
+-- the caller, under row-level security: a fuzzy match is a hint for finding
+-- one's own records, never a way to learn about others' (only exact keys,
+-- crm.dedupe_candidates, answer "is this already someone's?").
+CREATE FUNCTION crm.similar_customers(name text, kind text DEFAULT 'company')
+	RETURNS TABLE (id bigint, label text, owner_id bigint, score real, reason text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	company  text := crm.dedupe_key(CASE kind WHEN 'individual' THEN 'name' ELSE 'company' END, similar_customers.name);
+	-- a few Latin letters may be initials themselves: "hw" finds 华为技术 (hwjs)
+	initials text := CASE WHEN company ~ '^[a-z]{2,6}$' THEN company ELSE crm.dedupe_key('initials', company) END;
+	trgm     text;
+BEGIN
+	IF company IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT n.nspname INTO trgm FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	 WHERE e.extname = 'pg_trgm';
+	RETURN QUERY EXECUTE format(
+		'SELECT x.id, x.name, x.owner_id, %1$I.similarity(x.name_pinyin, $1), ''similar name''::text
+		   FROM crm.customer x WHERE x.name_pinyin OPERATOR(%1$I.%%) $1
+		  ORDER BY x.name_pinyin OPERATOR(%1$I.<->) $1 LIMIT 20', trgm)
+		USING crm.dedupe_key('pinyin', company);
+	-- (planned for the value: the prefix search uses the index)
+	RETURN QUERY EXECUTE
+		'SELECT x.id, x.name, x.owner_id, 0.5::real, ''same initials''::text
+		   FROM crm.customer x WHERE length($1) >= 2 AND x.name_initials LIKE $1 || ''%'' ORDER BY x.id DESC LIMIT 20'
+		USING initials;
+END
+$$;
+COMMENT ON FUNCTION crm.similar_customers(text, text) IS
+	'Customers the caller may see with a name like this one (pinyin trigrams, then initials), best first';
+
+-- Every look-up by crm.find_duplicates: who, when, for which record type, with
+-- which fields of the candidate (not their values).  Written as crm's owner;
+-- super admins read it.
+CREATE TABLE crm.duplicate_lookup (
+	id           bigint GENERATED ALWAYS AS IDENTITY,
+	looked_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+	employee_id  bigint,
+	role_name    name NOT NULL,
+	record_type  text NOT NULL,
+	fields       text[] NOT NULL,
+	CONSTRAINT duplicate_lookup_pkey PRIMARY KEY (id)
+);
+CREATE INDEX duplicate_lookup_employee_idx ON crm.duplicate_lookup (employee_id, looked_at);
+
+COMMENT ON TABLE crm.duplicate_lookup IS 'Look-ups of crm.find_duplicates: who, when, the record type and the candidate''s fields (not their values); super admins read it';
+ALTER TABLE crm.duplicate_lookup ENABLE ROW LEVEL SECURITY;
+CREATE POLICY duplicate_lookup_super_admin ON crm.duplicate_lookup FOR SELECT TO crm_user
+	USING (crm.acting_is_super());
+GRANT SELECT ON crm.duplicate_lookup TO crm_user;
+
+-- (as crm's owner, from crm.find_duplicates)
+CREATE FUNCTION crm.log_duplicate_lookup(looked_for text, candidate jsonb, looked_up_by bigint, role name)
+	RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO crm.duplicate_lookup (employee_id, role_name, record_type, fields)
+	SELECT looked_up_by, role, left(looked_for, 40),
+	       ARRAY(SELECT left(e.f, 40) FROM jsonb_each_text(CASE WHEN jsonb_typeof(candidate) = 'object' THEN candidate ELSE '{}' END) e(f, v)
+	              WHERE e.v <> '' ORDER BY e.f);
+END;
+
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)
-	AS 'MODULE_PATHNAME', 'crm_find_duplicates' LANGUAGE C STABLE;
+	AS 'MODULE_PATHNAME', 'crm_find_duplicates' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS
-	'What a candidate lead, customer or contact would duplicate: exact matches by rule and similar names, best first; records the caller may not see show only whose they are';
+	'What a candidate lead, customer or contact would duplicate: exact matches by rule anywhere (a record the caller may not see shows only whose it is), similar names among what the caller sees; rate-limited and audited';
 
 -- Merging two customers (seed 002): what was merged, kept for the record.
 CREATE TABLE crm.customer_merge (

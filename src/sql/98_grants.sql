@@ -7,7 +7,8 @@
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA crm FROM PUBLIC;
 
 -- what the policies, column defaults, generated keys, CHECK constraints and views
--- call: PostgreSQL checks EXECUTE for the role whose statement evaluates them
+-- call, and crm's C functions as the caller: PostgreSQL checks EXECUTE for the
+-- role whose statement evaluates them
 GRANT EXECUTE ON FUNCTION
 	crm.current_employee_id(),
 	crm.restoring(),
@@ -39,7 +40,8 @@ GRANT EXECUTE ON FUNCTION
 	crm.mask_email(text),
 	crm.recycle_rule_employees(bigint[], bigint[], bigint[]),
 	crm.describe_recycle_rule(crm.recycle_rule),
-	crm.recycling_due(timestamptz)
+	crm.recycling_due(timestamptz),
+	crm.similar_customers(text, text)
 TO crm_user;
 
 -- what people call
