@@ -245,14 +245,24 @@ RESET ROLE;
 -- == Attack: row security turned off, so that crm's own code took the session
 -- for a restore and kept no history (claims and releases beyond their limits,
 -- transfers, handovers)
+INSERT INTO crm.pool (name, open_to_all) VALUES ('Sec 公海', true) RETURNING id AS sec_pool \gset
 SET ROLE sec_rep;
 SET row_security = off;
 SELECT crm.restoring();
-SELECT crm.release_customer(:path_customer, 'no_need');
+SELECT crm.release_customer(:path_customer, 'no_need', :sec_pool);
 RESET row_security;
 RESET ROLE;
 SELECT h.kind, f.name AS from_owner, t.name AS to_owner, h.reason
   FROM crm.customer_owner_change h JOIN crm.employee f ON f.id = h.from_owner JOIN crm.employee t ON t.id = h.to_owner
  WHERE h.customer_id = :path_customer;
+-- a possible duplicate flagged by a warn rule goes with either of its records
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action) VALUES ('sec phone', 'customer', '{phone}', 'warn');
+INSERT INTO crm.customer (name, uscc, phone, owner_id, created_by)
+SELECT '隐藏客户二', crm.uscc_with_check('91330100000170006'), '0571-88880000', id, id FROM crm.employee WHERE name = 'Sec Other';
+UPDATE crm.customer SET phone = '0571-88880000' WHERE name = '隐藏客户';
+SELECT count(*) AS flagged FROM crm.duplicate_set WHERE rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone');
+DELETE FROM crm.customer WHERE name = '隐藏客户二';                  -- the one it matched
+SELECT count(*) AS flagged FROM crm.duplicate_set WHERE rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone');
 DELETE FROM crm.customer WHERE name = '隐藏客户';
+DELETE FROM crm.dedupe_rule WHERE name = 'sec phone';
 DELETE FROM crm.customer WHERE name = '协作客户';

@@ -50,6 +50,8 @@ BEGIN
 	DELETE FROM crm.record_tag g WHERE g.record_type = TG_TABLE_NAME AND g.record_id = ANY (ids);
 	DELETE FROM crm.pin p WHERE p.record_type = TG_TABLE_NAME AND p.record_id = ANY (ids);
 	DELETE FROM crm.attachment a WHERE a.record_type = TG_TABLE_NAME AND a.record_id = ANY (ids);
+	DELETE FROM crm.duplicate_set d
+	 WHERE (d.record_type = TG_TABLE_NAME AND d.record_id = ANY (ids)) OR (d.match_type = TG_TABLE_NAME AND d.match_id = ANY (ids));
 	RETURN NULL;
 END
 $$;
