@@ -175,6 +175,14 @@ CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN
 CREATE TRIGGER inside AFTER UPDATE ON sec_import FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
 SELECT * FROM crm.import_customers('sec_import');
 DROP TRIGGER inside ON sec_import;
+CREATE FUNCTION pg_temp.yes(text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+ALTER TABLE sec_import ADD CONSTRAINT inside CHECK (pg_temp.yes(status));
+SELECT * FROM crm.import_customers('sec_import');
+ALTER TABLE sec_import DROP CONSTRAINT inside;
+CREATE TEMP TABLE sec_import_child () INHERITS (sec_import);
+SELECT * FROM crm.import_customers('sec_import');
+DROP TABLE sec_import_child;
+SELECT * FROM crm.import_customers(0);
 SELECT * FROM crm.import_customers('sec_import');
 SHOW crm.change_source;
 DROP TABLE sec_import;
@@ -228,6 +236,7 @@ CREATE FUNCTION public.array_agg(bigint) RETURNS bigint[] LANGUAGE sql AS :'both
 SET search_path = public, pg_catalog;
 SELECT crm.transfer('customer', ARRAY[:hidden_customer::bigint], (SELECT id FROM crm.employee WHERE db_role = 'sec_rep'), true, false);
 SELECT crm.merge_customers(:path_customer, :hidden_customer);
+SELECT * FROM crm.explain_access('customer', :hidden_customer);
 RESET search_path;
 DROP OPERATOR public.= (bigint, bigint);
 DROP FUNCTION public.int8eq_true(bigint, bigint), public.array_agg(bigint);
@@ -235,6 +244,14 @@ RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM sec_rep;
 SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id
  WHERE c.name IN ('隐藏客户', '路径客户') ORDER BY c.name;
+
+-- a claim of a customer outside every pool names it only to whom may see it
+-- (it printed the name of every customer by id)
+INSERT INTO crm.role_permission (role_id, action) SELECT id, 'pool.claim' FROM crm.role WHERE name = 'Sec sales';
+SET ROLE sec_rep;
+SELECT crm.claim_customer(:hidden_customer);
+SELECT crm.claim_customer(:path_customer);
+RESET ROLE;
 
 -- a read collaborator may not merge (and so delete) the customer he reads
 SET ROLE sec_rep;
@@ -265,4 +282,34 @@ DELETE FROM crm.customer WHERE name = '隐藏客户二';                  -- the
 SELECT count(*) AS flagged FROM crm.duplicate_set WHERE rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone');
 DELETE FROM crm.customer WHERE name = '隐藏客户';
 DELETE FROM crm.dedupe_rule WHERE name = 'sec phone';
+-- == Attack: a customer created locked, which recycling never takes (locking
+-- by UPDATE needed customer.lock, creating locked did not)
+SET ROLE sec_rep;
+INSERT INTO crm.customer (name, uscc, locked) VALUES ('锁定客户', crm.uscc_with_check('91330100000170007'), true);
+RESET ROLE;
+
+-- == Attack: a blocking rule's refusal as an oracle (ten thousand refused
+-- inserts found a masked pool mobile): each refusal counts as a look-up
+INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('sec name', 'customer', '{name}');
+SET crm.duplicate_lookups_per_minute = 3;
+SET ROLE sec_rep;
+DO $$
+DECLARE
+	outcome text;
+	outcomes text[] := '{}';
+BEGIN
+	FOR i IN 1 .. 4 LOOP
+		BEGIN
+			INSERT INTO crm.customer (name, uscc) VALUES ('协作客户', crm.uscc_with_check('9133010000017001' || i));
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS outcome = RETURNED_SQLSTATE;
+			outcomes := outcomes || outcome;
+		END;
+	END LOOP;
+	RAISE NOTICE 'refusals: %', outcomes;
+END
+$$;
+RESET ROLE;
+RESET crm.duplicate_lookups_per_minute;
+DELETE FROM crm.dedupe_rule WHERE name = 'sec name';
 DELETE FROM crm.customer WHERE name = '协作客户';

@@ -52,7 +52,7 @@ ALTER TABLE crm.dictionary_column DROP CONSTRAINT dictionary_column_kind_check,
 UPDATE crm.dictionary_column SET kind = repeat('k', 200) WHERE table_name = 'customer' AND column_name = 'source';
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'locked', 'industry');
 SET ROLE sl_rep;
-INSERT INTO crm.customer (name, uscc, locked) VALUES ('宁波目录贸易有限公司', crm.uscc_with_check('91330200026003000'), true);
+INSERT INTO crm.customer (name, uscc, locked) VALUES ('宁波目录贸易有限公司', crm.uscc_with_check('91330200026003000'), false);
 INSERT INTO crm.customer (name, uscc, source)
 VALUES ('宁波来源贸易有限公司', crm.uscc_with_check('91330200026004000'), 'website');
 ROLLBACK;

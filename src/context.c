@@ -17,41 +17,26 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/syscache.h"
 
 #include "crm.h"
-
-/*
- * crm.<function>(<argtype>) by the catalog, with no ACL check: the caller is
- * crm's own code.
- */
-static Oid
-crm_function_oid(const char *function, Oid argtype)
-{
-	Oid			nsp = get_namespace_oid("crm", false);
-	Oid			oid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(function),
-									  PointerGetDatum(buildoidvector(&argtype, 1)), ObjectIdGetDatum(nsp));
-
-	if (!OidIsValid(oid))
-		elog(ERROR, "crm: function crm.%s is missing", function);
-	return oid;
-}
 
 /* crm.<function>(arg) as the caller, with a superuser-only setting set meanwhile */
 static Datum
 call_with_setting(const char *function, Oid argtype, Datum arg, const char *setting, const char *value)
 {
-	int			level = NewGUCNestLevel();
+	Oid			oid = crm_function_oid(function, 1, &argtype);
+	int			level;
 	Datum		result;
 
+	if (!OidIsValid(oid))
+		elog(ERROR, "crm: function crm.%s is missing", function);
+	level = NewGUCNestLevel();
 	(void) set_config_option(setting, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	result = OidFunctionCall1(crm_function_oid(function, argtype), arg);
+	result = OidFunctionCall1(oid, arg);
 	AtEOXact_GUC(true, level);
 	return result;
 }

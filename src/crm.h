@@ -49,6 +49,7 @@ typedef struct CrmSwitch
 } CrmSwitch;
 
 extern Oid	crm_owner(void);
+extern Oid	crm_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern void crm_switch_to_owner(CrmSwitch *sw);
 extern void crm_switch_pin(CrmSwitch *sw);
 extern void crm_switch_back(CrmSwitch *sw);

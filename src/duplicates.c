@@ -172,6 +172,42 @@ take_lookup(int64 employee_id)
 				 errhint("Wait a little; look up what you are about to enter, not lists of guesses; a superuser may raise crm.duplicate_lookups_per_minute.")));
 }
 
+/* Whether an employee's look-ups are counted: everyone's outside crm_admin. */
+static bool
+lookups_counted(Oid role)
+{
+	Oid			admin = get_role_oid("crm_admin", true);
+
+	return !superuser_arg(role) && !(OidIsValid(admin) && has_privs_of_role(role, admin));
+}
+
+PG_FUNCTION_INFO_V1(crm_take_duplicate_lookup);
+
+/*
+ * crm.take_duplicate_lookup(): a blocking rule's refusal tells whose a key
+ * is, as a look-up does, so crm.dedupe_check (a definer) counts it against
+ * the limit of the employee it acts for.  Not audited: the refused statement
+ * rolls back.
+ */
+Datum
+crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int64		employee_id;
+	bool		acting;
+
+	if (!lookups_counted(GetOuterUserId()))
+		PG_RETURN_VOID();
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	acting = crm_current_employee(&employee_id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (acting)
+		take_lookup(employee_id);
+	PG_RETURN_VOID();
+}
+
 Datum
 crm_find_duplicates(PG_FUNCTION_ARGS)
 {
@@ -182,7 +218,6 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 	CrmSwitch	sw;
 	int64		employee_id = 0;
 	bool		acting = crm_current_employee(&employee_id);
-	Oid			admin = get_role_oid("crm_admin", true);
 	NameData	role;
 	bool		isnull;
 	int			ret;
@@ -206,7 +241,7 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				 errmsg("role \"%s\" may not look for duplicates", GetUserNameFromId(GetUserId(), false)),
 				 errdetail("The role maps to no active employee and carries no trusted claim."),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
-	if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+	if (lookups_counted(GetUserId()))
 		take_lookup(employee_id);
 
 	InitMaterializedSRF(fcinfo, 0);

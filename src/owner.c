@@ -20,14 +20,33 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "crm.h"
 
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * crm.<name>(<argtypes>) by catalog lookup, InvalidOid when there is none.
+ * Not LookupFuncName(): that checks USAGE on schema crm, which a role
+ * outside crm has not, and crm's own code needs no permission to find its
+ * functions.
+ */
+Oid
+crm_function_oid(const char *name, int nargs, const Oid *argtypes)
+{
+	Oid			nsp = get_namespace_oid("crm", true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
+						   PointerGetDatum(buildoidvector(argtypes, nargs)), ObjectIdGetDatum(nsp));
+}
 
 /* The owner of the crm tables: the role that created the extension. */
 Oid

@@ -1099,9 +1099,14 @@ crm_check_write(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
 		int64		owner = tuple_int8(row, td->tg_relation, "owner_id", &isnull);
+		int			locked = crm_trigger_column(td->tg_relation, "locked", BOOLOID);
 		TypeScope  *ts;
+		bool		lock_null;
 
 		require_permission(t, "create", "create", id);
+		/* a record created locked is never recycled: locking it needs the permission, as by UPDATE */
+		if (locked > 0 && DatumGetBool(heap_getattr(row, locked, desc, &lock_null)) && !lock_null)
+			require_permission(t, "lock", "lock", id);
 		ts = acting_type_scope(t);
 		if (!isnull && !owner_in_scope(ts, owner))
 			ereport(ERROR,
@@ -1174,6 +1179,7 @@ explain_row(ReturnSetInfo *rsinfo, const char *rule, bool grants, const char *de
 Datum
 crm_explain_access(PG_FUNCTION_ARGS)
 {
+	CrmSwitch	pin;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	int64		id = PG_GETARG_INT64(1);
@@ -1208,11 +1214,14 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(id);
 	/*
 	 * As the caller, under row-level security: of a record they may not see,
-	 * they learn no more than of one that does not exist.
+	 * they learn no more than of one that does not exist (and their own
+	 * operators take no part in the answer).
 	 */
+	crm_switch_pin(&pin);
 	if (SPI_execute_with_args(psprintf("SELECT FROM crm.%s WHERE id = $1", quote_identifier(type)),
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "crm: could not look up %s %lld", type, (long long) id);
+	crm_switch_back(&pin);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();

@@ -29,8 +29,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
@@ -38,7 +36,6 @@
 #include "optimizer/planner.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
 
 #include "crm.h"
 
@@ -54,34 +51,20 @@ typedef struct ScopePlanContext
 	Oid			team_relid;		/* set when a team test was dropped */
 } ScopePlanContext;
 
-/*
- * By catalog lookup, not LookupFuncName(): that checks USAGE on schema crm,
- * which would fail every query of a role that has none.
- */
-static Oid
-function_oid(Oid nsp, const char *name, int nargs, const Oid *argtypes)
-{
-	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
-						   PointerGetDatum(buildoidvector(argtypes, nargs)), ObjectIdGetDatum(nsp));
-}
-
 static bool
 lookup_scope_functions(void)
 {
 	Oid			owners_args[1] = {TEXTOID};
 	Oid			team_args[2] = {TEXTOID, BOOLOID};
-	Oid			nsp;
-
 	if (oids_generation == crm_org_generation)
 		return OidIsValid(scope_owners_oid);
 	oids_generation = crm_org_generation;
 	scope_owners_oid = team_records_oid = InvalidOid;
 	/* a schema named crm is not enough: the functions must be the extension's */
-	nsp = get_namespace_oid("crm", true);
-	if (!OidIsValid(nsp) || !OidIsValid(get_extension_oid("crm", true)))
+	if (!OidIsValid(get_extension_oid("crm", true)))
 		return false;
-	scope_owners_oid = function_oid(nsp, "scope_owners", 1, owners_args);
-	team_records_oid = function_oid(nsp, "team_records", 2, team_args);
+	scope_owners_oid = crm_function_oid("scope_owners", 1, owners_args);
+	team_records_oid = crm_function_oid("team_records", 2, team_args);
 	if (!OidIsValid(team_records_oid))
 		scope_owners_oid = InvalidOid;
 	return OidIsValid(scope_owners_oid);

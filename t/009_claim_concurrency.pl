@@ -52,7 +52,9 @@ is($node->safe_psql('postgres', q{
 	'rep 1:5,rep 2:5,rep 3:5,rep 4:5', 'every employee ends with exactly five');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM crm.customer_owner_change WHERE kind = 'claim'}), 20,
 	'twenty claims in the owner history');
-is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT sqlstate, ',') FROM refusals WHERE sqlstate NOT IN ('23514', '55000')}),
+# (taken first by a colleague outside one's scope, a customer is no longer named: 42501)
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT sqlstate, ',') FROM refusals
+	WHERE sqlstate NOT IN ('23514', '55000') AND NOT (sqlstate = '42501' AND message LIKE '% is not in a pool employee % may take from')}),
 	'', 'every refusal is the daily limit or a customer taken first');
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM refusals WHERE sqlstate = '23514'}), '>=', 200,
 	'and the limit refused the rest');

@@ -45,6 +45,7 @@ DECLARE
 	r           record;
 	id          bigint;
 	state       text;
+	refusal     text;
 	msg         text;
 	insert_customer constant text :=
 		'INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, level, owner_id)'
@@ -58,13 +59,33 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Ask an administrator to add "customer.import" to one of your roles (crm.role_permission).';
 	END IF;
-	-- the import's changes are logged as an import: no code of the caller's
-	-- may run inside it, which a trigger or rule on the staging table would
-	IF (SELECT k.relkind <> 'r' FROM pg_class k WHERE k.oid = staging)
-	   OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = staging)
-	   OR EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = staging) THEN
-		RAISE EXCEPTION 'staging table % must be a plain table without triggers or rules', staging
+	-- the import's changes are logged as an import: no code of the caller's may
+	-- run inside it, which anything on the staging table that runs when a row
+	-- is read or updated would (a trigger, rule, policy, child table, domain,
+	-- generated column, expression index or constraint of its own)
+	SELECT CASE
+	         WHEN k.oid IS NULL THEN 'does not exist'
+	         WHEN k.relkind <> 'r' OR k.relispartition THEN 'is not a plain table'
+	         WHEN EXISTS (SELECT FROM pg_inherits h WHERE k.oid IN (h.inhparent, h.inhrelid)) THEN 'has child or parent tables'
+	         WHEN k.relrowsecurity THEN 'has row-level security'
+	         WHEN EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = k.oid) THEN 'has triggers'
+	         WHEN EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = k.oid) THEN 'has rules'
+	         WHEN EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
+	                       WHERE a.attrelid = k.oid AND a.attnum > 0
+	                         AND (y.typnamespace <> 'pg_catalog'::regnamespace OR a.attgenerated <> ''))
+	              THEN 'has a column of a type outside pg_catalog, or a generated column'
+	         WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = k.oid AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))
+	              THEN 'has an index on an expression'
+	         WHEN EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = k.oid AND c.contype <> 'p'
+	                         AND pg_get_constraintdef(c.oid) NOT IN (SELECT pg_get_constraintdef(o.oid) FROM pg_constraint o
+	                                                                  WHERE o.conrelid = 'crm.customer_import'::regclass))
+	              THEN 'has a constraint crm.customer_import does not have'
+	       END INTO refusal
+	  FROM (SELECT staging) s LEFT JOIN pg_class k ON k.oid = s.staging;
+	IF refusal IS NOT NULL THEN
+		RAISE EXCEPTION 'staging table % %', staging, refusal
 			USING ERRCODE = 'wrong_object_type',
+			      DETAIL = 'The import runs no code of the caller''s: its changes are logged as an import.',
 			      HINT = 'CREATE TEMP TABLE staging (LIKE crm.customer_import INCLUDING ALL);';
 	END IF;
 

@@ -279,6 +279,8 @@ BEGIN
 		IF r.action = 'block' THEN
 			EXECUTE format('SELECT h.*, e.name AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
+				-- the refusal answers what a look-up would: it counts as one
+				PERFORM crm.take_duplicate_lookup();
 				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, hit.new_name,
 				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
 				                     WHEN hit.match_type = 'customer' THEN 'a customer owned by ' || coalesce(hit.owner, 'nobody')
@@ -437,6 +439,10 @@ BEGIN ATOMIC
 	       ARRAY(SELECT left(e.f, 40) FROM jsonb_each_text(CASE WHEN jsonb_typeof(candidate) = 'object' THEN candidate ELSE '{}' END) e(f, v)
 	              WHERE e.v <> '' ORDER BY e.f);
 END;
+
+-- (as crm's owner, from crm.dedupe_check: a blocking rule's refusal counts as a look-up)
+CREATE FUNCTION crm.take_duplicate_lookup() RETURNS void
+	AS 'MODULE_PATHNAME', 'crm_take_duplicate_lookup' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)

@@ -667,10 +667,12 @@ BEGIN
 	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR UPDATE;
 	SELECT * INTO pool FROM crm.pool p WHERE p.id = cust.owner_id;
 	SELECT m.is_admin INTO is_admin FROM crm.pool_membership m WHERE m.pool_id = pool.id AND m.employee_id = me.id;
-	IF cust.id IS NULL OR (pool.id IS NOT NULL AND is_admin IS NULL AND NOT any_pool) THEN
+	-- a customer outside every pool is named only to whom may see it anyway
+	IF cust.id IS NULL OR (pool.id IS NOT NULL AND is_admin IS NULL AND NOT any_pool)
+	   OR (pool.id IS NULL AND NOT cust.owner_id = ANY (crm.invoker_scope_owners('customer'))) THEN
 		RAISE EXCEPTION 'customer % is not in a pool employee % may take from', customer_id, me.id
 			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'Claim customers listed in crm.pool_customer.';
+			      HINT = 'Claim customers listed in crm.pool_customer; one listed a moment ago may have been claimed or assigned since.';
 	ELSIF pool.id IS NULL THEN
 		RAISE EXCEPTION 'customer % (%) is no longer in a public pool', cust.id, cust.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
