@@ -11,6 +11,9 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "utils/guc.h"
 
 #include "crm.h"
@@ -59,6 +62,30 @@ static const struct config_enum_entry change_sources[] = {
 };
 
 void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* crm's shared memory: the notification worker's latch, the duplicate look-up buckets */
+static void
+crm_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	crm_worker_shmem_request();
+	crm_duplicates_shmem_request();
+}
+
+static void
+crm_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	crm_worker_shmem_startup();
+	crm_duplicates_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
+}
 
 /* A claim name is a JSON key and part of a setting name: keep it plain. */
 static bool
@@ -145,6 +172,13 @@ _PG_init(void)
 	/* the worker's and the duplicate look-ups' settings, before the prefix is closed */
 	crm_worker_init();
 	crm_duplicates_init();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = crm_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = crm_shmem_startup;
+	}
 	MarkGUCPrefixReserved("crm");
 
 	crm_identity_init();

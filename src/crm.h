@@ -100,6 +100,8 @@ extern char *crm_im_escape(const char *value);
 
 /* worker.c */
 extern void crm_worker_init(void);
+extern void crm_worker_shmem_request(void);
+extern void crm_worker_shmem_startup(void);
 extern void crm_worker_wake_at_commit(void);
 extern bool crm_worker_stopping(void);
 extern void crm_worker_begin(const char *what);
@@ -128,6 +130,8 @@ extern void crm_notify_init(void);
 
 /* duplicates.c */
 extern void crm_duplicates_init(void);
+extern void crm_duplicates_shmem_request(void);
+extern void crm_duplicates_shmem_startup(void);
 
 /* normalize.c */
 extern char *crm_dedupe_key(const char *kind, const char *value);

@@ -66,32 +66,24 @@ typedef struct LookupBucket
 
 static HTAB *lookup_buckets = NULL;
 static LWLock *lookup_lock = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static void
-duplicates_shmem_request(void)
+/* crm.c's shared memory hooks: the buckets and their lock */
+void
+crm_duplicates_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(hash_estimate_size(LOOKUP_BUCKETS, sizeof(LookupBucket)));
 	RequestNamedLWLockTranche("crm duplicate look-ups", 1);
 }
 
-static void
-duplicates_shmem_startup(void)
+void
+crm_duplicates_shmem_startup(void)
 {
 	HASHCTL		info;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	info.keysize = sizeof(LookupKey);
 	info.entrysize = sizeof(LookupBucket);
 	lookup_buckets = ShmemInitHash("crm duplicate look-ups", LOOKUP_BUCKETS, LOOKUP_BUCKETS, &info,
 								   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	lookup_lock = &(GetNamedLWLockTranche("crm duplicate look-ups"))->lock;
-	LWLockRelease(AddinShmemInitLock);
 }
 
 void
@@ -102,12 +94,6 @@ crm_duplicates_init(void)
 							"Counted per employee across all their sessions; a superuser setting.",
 							&lookups_per_minute, 60, 1, 1000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = duplicates_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = duplicates_shmem_startup;
 }
 
 /* Take one look-up from the employee's bucket, or refuse with 54000. */

@@ -93,33 +93,26 @@ typedef struct WorkerShared
 } WorkerShared;
 
 static WorkerShared *shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_at_commit = false;
 
-static void
-worker_shmem_request(void)
+/* crm.c's shared memory hooks: the worker's latch */
+void
+crm_worker_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
 }
 
-static void
-worker_shmem_startup(void)
+void
+crm_worker_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	shared = ShmemInitStruct("crm notification worker", sizeof(WorkerShared), &found);
 	if (!found)
 	{
 		SpinLockInit(&shared->mutex);
 		shared->latch = NULL;
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 static void
@@ -1338,11 +1331,6 @@ crm_worker_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = worker_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = worker_shmem_startup;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
