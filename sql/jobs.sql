@@ -43,7 +43,17 @@ INSERT INTO crm.im_delivery (notification_id, channel_id, status, next_attempt_a
 	(2, 1, 'dead', now() - interval '40 days', NULL),
 	(3, 1, 'sent', now() - interval '2 days', now() - interval '2 days'),
 	(4, 1, 'pending', now() - interval '90 days', NULL);
+-- a duplicate key claimed by an ended transaction goes; one claimed by a
+-- running transaction stays (here: the housekeeping's own)
+DELETE FROM crm.dedupe_claim;
+INSERT INTO crm.dedupe_claim VALUES (42);
+BEGIN;
+INSERT INTO crm.dedupe_claim VALUES (43);
 SELECT crm.run_housekeeping() AS removed;
+SELECT key FROM crm.dedupe_claim;
+ROLLBACK;
+SELECT crm.run_housekeeping() AS removed;
+SELECT key FROM crm.dedupe_claim;
 SELECT job, processed, details FROM crm.job_run ORDER BY id;
 SELECT notification_id, status FROM crm.im_delivery ORDER BY notification_id;
 DELETE FROM crm.im_delivery;

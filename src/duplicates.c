@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/table.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -30,6 +31,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -361,4 +363,21 @@ crm_merge_customers(PG_FUNCTION_ARGS)
 	audit = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	PG_RETURN_INT64(audit);
+}
+
+PG_FUNCTION_INFO_V1(crm_xid_horizon);
+
+/*
+ * crm.xid_horizon(rel): the oldest transaction that some snapshot may still
+ * see as running, for rows of rel.  A duplicate key claimed by an older one
+ * is settled for every snapshot, so housekeeping may drop its claim.
+ */
+Datum
+crm_xid_horizon(PG_FUNCTION_ARGS)
+{
+	Relation	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+	TransactionId horizon = GetOldestNonRemovableTransactionId(rel);
+
+	table_close(rel, AccessShareLock);
+	PG_RETURN_TRANSACTIONID(horizon);
 }

@@ -173,6 +173,21 @@ BEGIN
 END
 $$;
 
+-- The keys blocking rules compare, claimed by the transactions that write
+-- them (crm.dedupe_check): a lock per key that takes no lock-table entry.
+-- A 64-bit hash of class and key; unlogged, as a claim outlives no crash.
+-- crm.run_housekeeping drops the claims every snapshot sees as settled.
+CREATE UNLOGGED TABLE crm.dedupe_claim (
+	key  bigint,
+	CONSTRAINT dedupe_claim_pkey PRIMARY KEY (key)
+);
+COMMENT ON TABLE crm.dedupe_claim IS 'Duplicate keys claimed by the transactions writing them (crm''s own; pruned by housekeeping)';
+
+CREATE FUNCTION crm.xid_horizon(rel regclass) RETURNS xid
+	AS 'MODULE_PATHNAME', 'crm_xid_horizon' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION crm.xid_horizon(regclass) IS
+	'The oldest transaction some snapshot may still see as running, for the rows of a table';
+
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
 -- The statement's rows are few against many records: probe the key indexes
@@ -189,12 +204,7 @@ DECLARE
 	hit     record;
 	q       text;
 	cands   text;
-	slots   integer[] := '{}';
-	slot    integer;
-	waited  boolean := false;
-	bulk    boolean;
 	found   boolean;
-	k       record;
 BEGIN
 	IF TG_RELID <> ALL ('{crm.contact,crm.customer,crm.lead}'::regclass[]) THEN RAISE 'crm.dedupe_check() runs only on crm.contact, crm.customer, crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
@@ -228,47 +238,33 @@ BEGIN
 			ELSE cands END;
 	END LOOP;
 
-	-- blocking is race-free: a transaction holds the keys it checks until it ends.
-	-- Keys share 64 hashed slots, so that a transaction holds at most 64 slot
-	-- locks (and one per class of key) however many rows it writes; a slot it
-	-- holds already costs nothing more.  A statement of up to 64 rows locks its
-	-- keys' classes shared and then their slots; a bigger one the classes of key
-	-- its blocking rules compare, exclusively.  Each statement locks in one
-	-- order (classes, then slots), so that statements do not deadlock.
-	EXECUTE format('SELECT count(*) > 64 FROM (%s) c', cands) INTO bulk;
-	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column,
-	                                  CASE WHEN bulk THEN format('SELECT NULL::text AS %I', f.key_column) ELSE rows[i] END), ' UNION ALL ')
+	-- blocking is race-free: the statement claims the keys its blocking rules
+	-- compare, a row per key in crm.dedupe_claim that its transaction holds
+	-- until it ends.  A writer of the same key waits, as on a unique index;
+	-- writers of other keys never do, and the lock table holds nothing however
+	-- many rows a transaction writes.  Keys go in order, so that statements do
+	-- not deadlock.  Under repeatable read a key claimed by a transaction the
+	-- snapshot cannot see raises serialization_failure.
+	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column, rows[i]), ' UNION ALL ')
 	  INTO q
 	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
 	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
 	 WHERE rules[i].action = 'block';
-	FOR k IN EXECUTE format(
-		'SELECT hashtext(''crm dedupe '' || class) AS lockid,
-		        array_agg(DISTINCT hashtext(class || '' '' || key) & 63) FILTER (WHERE key IS NOT NULL) AS slots
-		   FROM (%s) x GROUP BY class ORDER BY 1', coalesce(q, 'SELECT NULL::text AS class, NULL::text AS key WHERE false')) LOOP
-		IF bulk THEN
-			IF NOT pg_try_advisory_xact_lock(k.lockid, 0) THEN
-				waited := true;
-				PERFORM pg_advisory_xact_lock(k.lockid, 0);
-			END IF;
-		ELSIF k.slots IS NOT NULL THEN
-			IF NOT pg_try_advisory_xact_lock_shared(k.lockid, 0) THEN
-				waited := true;
-				PERFORM pg_advisory_xact_lock_shared(k.lockid, 0);
-			END IF;
-			slots := slots || k.slots;
+	IF q IS NOT NULL THEN
+		q := format('INSERT INTO crm.dedupe_claim (key)
+		             SELECT DISTINCT hashtextextended(x.class || '' '' || x.key, 0) FROM (%s) x WHERE x.key IS NOT NULL ORDER BY 1
+		             ON CONFLICT (key) DO UPDATE SET key = excluded.key', q);
+		IF current_setting('transaction_isolation') = 'read committed' THEN
+			EXECUTE q;
+		ELSE
+			BEGIN
+				EXECUTE q;
+			EXCEPTION WHEN serialization_failure THEN
+				RAISE EXCEPTION 'a concurrent transaction was writing the same duplicate keys'
+					USING ERRCODE = 'serialization_failure',
+					      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
+			END;
 		END IF;
-	END LOOP;
-	FOR slot IN SELECT DISTINCT s FROM unnest(slots) s ORDER BY 1 LOOP
-		IF NOT pg_try_advisory_xact_lock(hashtext('crm dedupe slots'), slot) THEN
-			waited := true;
-			PERFORM pg_advisory_xact_lock(hashtext('crm dedupe slots'), slot);
-		END IF;
-	END LOOP;
-	IF waited AND current_setting('transaction_isolation') <> 'read committed' THEN
-		RAISE EXCEPTION 'a concurrent transaction was writing the same duplicate keys'
-			USING ERRCODE = 'serialization_failure',
-			      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
 	END IF;
 
 	FOR i IN 1 .. cardinality(rules) LOOP

@@ -30,8 +30,9 @@ CREATE TABLE crm.job_run (
 CREATE INDEX job_run_job_idx ON crm.job_run (job, started_at DESC);
 COMMENT ON TABLE crm.job_run IS 'What each job run did: rows processed and why';
 
--- Housekeeping: prune old run logs (ours, and pg_cron's for our jobs) and the
--- IM deliveries that were settled long ago (the inbox itself is kept).
+-- Housekeeping: prune old run logs (ours, and pg_cron's for our jobs), the
+-- IM deliveries that were settled long ago (the inbox itself is kept) and the
+-- duplicate keys claimed by transactions every snapshot sees as ended.
 CREATE FUNCTION crm.run_housekeeping(keep interval DEFAULT '30 days') RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -39,12 +40,15 @@ DECLARE
 	own        integer;
 	cron_runs  integer := 0;
 	deliveries integer;
+	claims     integer;
 BEGIN
 	DELETE FROM crm.job_run WHERE started_at < started - keep;
 	GET DIAGNOSTICS own = ROW_COUNT;
 	DELETE FROM crm.im_delivery
 	 WHERE status IN ('sent', 'dead') AND coalesce(sent_at, next_attempt_at) < started - keep;
 	GET DIAGNOSTICS deliveries = ROW_COUNT;
+	DELETE FROM crm.dedupe_claim WHERE age(xmin) > age(crm.xid_horizon('crm.dedupe_claim'));
+	GET DIAGNOSTICS claims = ROW_COUNT;
 	IF to_regclass('cron.job_run_details') IS NOT NULL THEN
 		DELETE FROM cron.job_run_details d
 		 USING cron.job j
@@ -52,10 +56,10 @@ BEGIN
 		GET DIAGNOSTICS cron_runs = ROW_COUNT;
 	END IF;
 	INSERT INTO crm.job_run (job, started_at, processed, details)
-	VALUES ('crm-housekeeping', started, own + cron_runs + deliveries,
+	VALUES ('crm-housekeeping', started, own + cron_runs + deliveries + claims,
 	        jsonb_build_object('job_run_deleted', own, 'cron_run_details_deleted', cron_runs,
-	                           'im_deliveries_deleted', deliveries));
-	RETURN own + cron_runs + deliveries;
+	                           'im_deliveries_deleted', deliveries, 'dedupe_claims_deleted', claims));
+	RETURN own + cron_runs + deliveries + claims;
 END
 $$;
 
