@@ -195,6 +195,43 @@ SELECT rule, grants, detail FROM crm.explain_access('customer', (SELECT id FROM 
 SELECT rule, grants FROM crm.explain_access('contact', 1);
 SELECT rule, grants FROM crm.explain_access('vendor', 1);
 RESET ROLE;
+-- (a superuser is not limited by the policies, and is told so)
+SELECT rule, grants, replace(detail, current_user, '<superuser>') AS detail
+  FROM crm.explain_access('customer', (SELECT id FROM crm.customer WHERE name = 'C-Rep'));
+
+-- every line agrees with the policies: for each customer, the record line says whether
+-- the employee's SELECT sees it, the owner, scope and pool lines grant exactly when the
+-- owner is in crm.scope_owners(), the team line exactly when crm.team_records() holds it
+-- (the super admin's scope line said "self" and did not grant)
+CREATE FUNCTION pg_temp.explain_disagrees(who name, cid bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	owner bigint := (SELECT owner_id FROM crm.customer WHERE id = cid);
+	sees boolean;
+	by_scope boolean;
+	by_team boolean;
+	e record;
+BEGIN
+	EXECUTE format('SET LOCAL ROLE %I', who);
+	sees := EXISTS (SELECT FROM crm.customer WHERE id = cid);
+	by_scope := owner = ANY (crm.scope_owners('customer'));
+	by_team := cid = ANY (crm.team_records('customer', false));
+	SELECT bool_or(grants) FILTER (WHERE rule = 'record') AS record,
+	       coalesce(bool_or(grants) FILTER (WHERE rule IN ('owner', 'scope', 'pool_admin')), false) AS scope,
+	       coalesce(bool_or(grants) FILTER (WHERE rule = 'team'), false) AS team
+	  INTO e FROM crm.explain_access('customer', cid);
+	RESET ROLE;
+	IF e.record IS DISTINCT FROM sees OR (sees AND (e.scope <> by_scope OR e.team <> by_team)) THEN
+		RETURN format('customer %s: sees %s (scope %s, team %s), explain_access: record %s, scope %s, team %s',
+		              cid, sees, by_scope, by_team, e.record, e.scope, e.team);
+	END IF;
+	RETURN NULL;
+END $$;
+SELECT r.who, count(*) AS customers, count(*) FILTER (WHERE d IS NULL) AS agree, string_agg(d, '; ') AS disagreements
+  FROM unnest(ARRAY['acc_boss', 'acc_mgr', 'acc_sub', 'acc_south', 'acc_auditor', 'acc_norole']::name[]) WITH ORDINALITY r(who, n),
+       LATERAL (SELECT pg_temp.explain_disagrees(r.who, c.id) FROM crm.customer c) x(d)
+ GROUP BY r.who, r.n ORDER BY r.n;
+
 -- writing needs the action permission, and moving a record out of scope needs transfer
 SET ROLE acc_norole;
 INSERT INTO crm.customer (name, uscc) VALUES ('Norole new', crm.uscc_with_check('91330100MA2B00001'));
