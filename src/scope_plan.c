@@ -27,10 +27,11 @@
  * hashed evaluation cannot take): constants, or parameters whose value the
  * planner is given.  crm.scope_owners(x) of a column, or of a parameter of a
  * generic plan, is left to the executor.  Nor is anything hashed in a query
- * without a range table: PL/pgSQL runs such a query ("x = ANY (...)" in an
- * IF) as a simple expression whose executor state, hash tables included, it
- * keeps for the rest of the transaction, while the acting employee, the
- * organisation and the team entries may change; and it scans no rows.
+ * without a range table or sub-select: PL/pgSQL runs such a query ("x = ANY
+ * (...)" in an IF) as a simple expression whose executor state, hash tables
+ * included, it keeps for the rest of the transaction, while the acting
+ * employee, the organisation and the team entries may change; and it scans
+ * no rows.
  *
  * Neither depends on who is acting, so cached plans stay right for everyone.
  * A query that calls neither scope function is left alone, and finding the
@@ -60,7 +61,7 @@ static Oid	team_records_oid = InvalidOid;
 typedef struct ScopePlanContext
 {
 	ParamListInfo bound_params; /* the planner's parameter values, if any */
-	bool		hash;			/* the query has a range table */
+	bool		hash;			/* the query is no PL/pgSQL simple expression */
 	Oid			team_relid;		/* set when a team test was dropped */
 } ScopePlanContext;
 
@@ -184,7 +185,7 @@ scope_mutator(Node *node, ScopePlanContext *context)
 static PlannedStmt *
 crm_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
 {
-	ScopePlanContext context = {bound_params, parse->rtable != NIL, InvalidOid};
+	ScopePlanContext context = {bound_params, parse->rtable != NIL || parse->hasSubLinks, InvalidOid};
 	PlannedStmt *result;
 
 	/* row-level security has added the policies to the range table by now */
