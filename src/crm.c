@@ -50,6 +50,13 @@ static const struct config_enum_entry owner_changes[] = {
 	{NULL, 0, false}
 };
 
+/*
+ * A restore says so (docs/backup.md): crm's triggers then neither check the
+ * rows it loads against rows not restored yet, nor log or notify them again.
+ * Superuser-only, and it counts only in a superuser's session (crm_restoring()).
+ */
+bool		crm_restoring_setting = false;
+
 /* Where changes come from, for the operation log. */
 static int	crm_change_source = 0;
 static const struct config_enum_entry change_sources[] = {
@@ -168,6 +175,15 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("crm.restoring",
+							 "Whether this session restores a dump: crm's triggers neither check, log nor notify the rows it loads.",
+							 "Set by a restore, e.g. PGOPTIONS='-c crm.restoring=on' pg_restore ...; it counts only in a superuser's session.",
+							 &crm_restoring_setting,
+							 false,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, NULL);
 
 	/* the worker's and the duplicate look-ups' settings, before the prefix is closed */
 	crm_worker_init();

@@ -17,6 +17,7 @@
 /* GUCs (crm.c) */
 extern char *crm_database_name;
 extern char *crm_jwt_employee_claim;
+extern bool crm_restoring_setting;
 
 /* identity.c */
 extern uint64 crm_org_generation;

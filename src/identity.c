@@ -399,20 +399,32 @@ crm_staff_session(PG_FUNCTION_ARGS)
 }
 
 /*
- * Whether this session is restoring a dump: pg_dump's scripts turn
- * row_security off, and only a superuser can then read the crm tables.  A
- * restore loads rows, it does not make changes: they are not logged again,
- * and rows that need rows of tables restored later pass.
+ * Whether this session restores a dump, which it says with crm.restoring
+ * (docs/backup.md).  A restore loads rows, it does not make changes: they are
+ * not logged or notified again, and rows that need rows of tables restored
+ * later pass.  Only a superuser's session counts: the role outside every
+ * definer switch, not the current user, which inside crm's definer functions
+ * and owner switches is a superuser.
+ *
+ * pg_dump's scripts and pg_restore turn row_security off, which changes
+ * nothing else for a superuser: a superuser writing to crm with it off but
+ * without crm.restoring is a restore that forgot the switch, stopped before
+ * its rows are checked against missing ones, logged and notified again.
  */
 bool
 crm_restoring(void)
 {
-	/*
-	 * The role outside every definer switch, not the current user: inside
-	 * crm's definer functions and owner switches the current user is a
-	 * superuser, and row_security is anyone's to turn off.
-	 */
-	return !row_security && superuser_arg(GetOuterUserId());
+	if (!crm_restoring_setting && row_security)
+		return false;
+	if (!superuser_arg(GetOuterUserId()))
+		return false;
+	if (!crm_restoring_setting)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("row_security is off, as in a restore, but crm.restoring is not on"),
+				 errdetail("A restore must say so: crm would otherwise check the rows it loads against rows not restored yet, and log and notify each of them again."),
+				 errhint("Restore with PGOPTIONS='-c crm.restoring=on' (docs/backup.md); to write to crm as usual, SET row_security = on.")));
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(crm_restoring_sql);

@@ -46,6 +46,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -1171,10 +1172,13 @@ explain_row(ReturnSetInfo *rsinfo, const char *rule, bool grants, const char *de
  * crm.explain_access(record_type text, id bigint)
  *	 returns table (rule text, grants boolean, detail text)
  *
- * Why the acting employee can or cannot reach one record: identity, each role
- * scope (through the same code the policies use), ownership, team entries,
- * and the record type's action permissions.  Of a record the employee
- * cannot see, it says only that: not whether it exists, nor whose it is.
+ * Why the acting employee can or cannot reach one record, from the pieces
+ * crm.scope_owners() and crm.team_records() are made of, so that every line
+ * agrees with the policies: identity, ownership, each role's scope (a super
+ * admin's is all), public pools administered, team entries, and the record
+ * type's action permissions.  Of a record the employee cannot see, it says
+ * only that: not whether it exists, nor whose it is.  To a role the policies
+ * do not apply to (a superuser), it says so.
  */
 Datum
 crm_explain_access(PG_FUNCTION_ARGS)
@@ -1188,6 +1192,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
 	Datum		values[3];
 	bool		isnull;
+	Oid			relid;
 	int64		owner = 0;
 	int			owner_index = -1;
 	bool		any_scope = false;
@@ -1195,6 +1200,14 @@ crm_explain_access(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
+	relid = get_relname_relid(type, get_namespace_oid("crm", false));
+	if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+	{
+		explain_row(rsinfo, "row_security", true,
+					psprintf("role \"%s\" bypasses row-level security on crm.%s, so the policies do not limit it",
+							 GetUserNameFromId(GetUserId(), false), type));
+		PG_RETURN_NULL();
+	}
 	if (!load_acting())
 	{
 		explain_row(rsinfo, "identity", false,
@@ -1204,7 +1217,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	}
 	explain_row(rsinfo, "identity", true, psprintf("acting as employee %lld", (long long) acting.employee_id));
 
-	if (!OidIsValid(get_relname_relid(type, get_namespace_oid("crm", false))))
+	if (!OidIsValid(relid))
 	{
 		explain_row(rsinfo, "record", false, psprintf("crm has no %s records yet", type));
 		PG_RETURN_NULL();
@@ -1238,12 +1251,11 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	}
 	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
 
-	if (acting.is_super)
-		explain_row(rsinfo, "super_admin", true, "a super admin has scope all and every permission");
 	if (owner_index == acting.emp)
 		explain_row(rsinfo, "owner", true, psprintf("employee %lld owns %s %lld",
 													 (long long) owner, type, (long long) id));
 
+	/* as compute_type_scope(): a super admin's scope is all, whatever the roles set */
 	foreach(lc, org.emps[acting.emp].roles)
 	{
 		Role	   *role = &org.roles[lfirst_int(lc)];
@@ -1251,7 +1263,15 @@ crm_explain_access(PG_FUNCTION_ARGS)
 		bool	   *marked;
 		bool		grants;
 
-		if (rs->kind == SCOPE_NONE)
+		if (role->is_super)
+		{
+			explain_row(rsinfo, "scope", true,
+						psprintf("role \"%s\" makes the employee a super admin, with %s scope all and every permission",
+								 role->name, type));
+			any_scope = true;
+			continue;
+		}
+		if (rs->kind == SCOPE_NONE || acting.is_super)
 			continue;
 		any_scope = true;
 		marked = palloc0(sizeof(bool) * Max(org.nemps, 1));

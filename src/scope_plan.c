@@ -8,18 +8,30 @@
  * (crm.team_records(t, ...))".  Before planning, this hook
  *
  *	 - drops the team test while no team entry of the record type exists
- *	   anywhere: the policy is then one indexable condition, which allows
+ *	   anywhere: the array is then empty, "x op ANY" of it false and "x op
+ *	   ALL" true, so the policy is one indexable condition, which allows
  *	   index-only scans.  The plan depends on crm.team_member, so the first
  *	   team entry (crm.table_changed() invalidates that table) makes every
  *	   cached plan plan again;
  *
  *	 - hashes the membership tests.  PostgreSQL hashes "x = ANY (array)"
- *	   only for arrays that are constants at plan time, but the scope arrays
- *	   are the same for the whole of a statement (scope.c answers every call
- *	   of a statement from one cache), which is all the executor's hashed
- *	   evaluation needs: it builds its table from the first value and probes
- *	   it for every row.  A manager's policy otherwise compares each row it
- *	   filters with hundreds of owners in turn.
+ *	   only for arrays that are constants at plan time, but a scope array is
+ *	   the same for the whole of a statement when its arguments are (scope.c
+ *	   answers every call of a statement from one cache), which is all the
+ *	   executor's hashed evaluation needs: it builds its table from the first
+ *	   value and probes it for every row.  A manager's policy otherwise
+ *	   compares each row it filters with hundreds of owners in turn.
+ *
+ * Both apply only to calls whose arguments cannot change during the
+ * statement and are not null (a null argument makes the array null, which
+ * hashed evaluation cannot take): constants, or parameters whose value the
+ * planner is given.  crm.scope_owners(x) of a column, or of a parameter of a
+ * generic plan, is left to the executor.  Nor is anything hashed in a query
+ * without a range table or sub-select: PL/pgSQL runs such a query ("x = ANY
+ * (...)" in an IF) as a simple expression whose executor state, hash tables
+ * included, it keeps for the rest of the transaction, while the acting
+ * employee, the organisation and the team entries may change; and it scans
+ * no rows.
  *
  * Neither depends on who is acting, so cached plans stay right for everyone.
  * A query that calls neither scope function is left alone, and finding the
@@ -48,6 +60,8 @@ static Oid	team_records_oid = InvalidOid;
 
 typedef struct ScopePlanContext
 {
+	ParamListInfo bound_params; /* the planner's parameter values, if any */
+	bool		hash;			/* the query is no PL/pgSQL simple expression */
 	Oid			team_relid;		/* set when a team test was dropped */
 } ScopePlanContext;
 
@@ -84,6 +98,43 @@ calls_scope_functions(Node *node, void *context)
 	return expression_tree_walker(node, calls_scope_functions, context);
 }
 
+/*
+ * Is the argument fixed for the whole statement, and not null: a constant, or
+ * a parameter whose value the planner is given (a custom plan, which folds it
+ * into a constant)?  Not a column, nor a parameter of a generic plan, which
+ * may be null at run time.
+ */
+static bool
+fixed_argument(Node *arg, ParamListInfo bound_params)
+{
+	Param	   *param = (Param *) arg;
+	ParamExternData *prm;
+	ParamExternData prmdata;
+
+	if (IsA(arg, Const))
+		return !((Const *) arg)->constisnull;
+	if (!IsA(arg, Param) || param->paramkind != PARAM_EXTERN || bound_params == NULL ||
+		param->paramid <= 0 || param->paramid > bound_params->numParams)
+		return false;
+	/* as eval_const_expressions() reads it */
+	if (bound_params->paramFetch != NULL)
+		prm = bound_params->paramFetch(bound_params, param->paramid, true, &prmdata);
+	else
+		prm = &bound_params->params[param->paramid - 1];
+	return (prm->pflags & PARAM_FLAG_CONST) && !prm->isnull && prm->ptype == param->paramtype;
+}
+
+static bool
+fixed_arguments(FuncExpr *func, ParamListInfo bound_params)
+{
+	ListCell   *lc;
+
+	foreach(lc, func->args)
+		if (!fixed_argument(lfirst(lc), bound_params))
+			return false;
+	return true;
+}
+
 static Node *
 scope_mutator(Node *node, ScopePlanContext *context)
 {
@@ -92,31 +143,39 @@ scope_mutator(Node *node, ScopePlanContext *context)
 	if (IsA(node, ScalarArrayOpExpr))
 	{
 		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
+		Node	   *scalar = linitial(saop->args);
 		Node	   *array = lsecond(saop->args);
 		FuncExpr   *func = IsA(array, FuncExpr) ? (FuncExpr *) array : NULL;
 		Oid			lefthash;
 		Oid			righthash;
 
-		if (func && func->funcid == team_records_oid && IsA(linitial(func->args), Const))
+		if (func == NULL || (func->funcid != scope_owners_oid && func->funcid != team_records_oid) ||
+			!fixed_arguments(func, context->bound_params))
+			return expression_tree_mutator(node, scope_mutator, context);
+
+		/*
+		 * No team entry: the array is empty whatever its arguments (they are
+		 * not null), so the test is false for ANY and true for ALL, whatever
+		 * the operator and even for a null on the left.  Only a left side
+		 * that is evaluated for nothing but the test may go with it.
+		 */
+		if (func->funcid == team_records_oid && IsA(linitial(func->args), Const) &&
+			(IsA(scalar, Var) || IsA(scalar, Const) || IsA(scalar, Param)))
 		{
 			Const	   *type = linitial(func->args);
 			Oid			relid;
 
-			if (!type->constisnull &&
-				!crm_team_entries_exist(TextDatumGetCString(type->constvalue), &relid))
+			if (!crm_team_entries_exist(TextDatumGetCString(type->constvalue), &relid))
 			{
 				context->team_relid = relid;
-				return (Node *) makeBoolConst(false, false);
+				return (Node *) makeBoolConst(!saop->useOr, false);
 			}
 		}
-		if (func && (func->funcid == scope_owners_oid || func->funcid == team_records_oid) &&
-			saop->useOr && get_op_hash_functions(saop->opno, &lefthash, &righthash) &&
+		saop = (ScalarArrayOpExpr *) expression_tree_mutator(node, scope_mutator, context);
+		if (context->hash && saop->useOr && get_op_hash_functions(saop->opno, &lefthash, &righthash) &&
 			lefthash == righthash)
-		{
-			saop = (ScalarArrayOpExpr *) copyObject(saop);
 			saop->hashfuncid = lefthash;
-			return (Node *) saop;
-		}
+		return (Node *) saop;
 	}
 	if (IsA(node, Query))
 		return (Node *) query_tree_mutator((Query *) node, scope_mutator, context, 0);
@@ -126,7 +185,7 @@ scope_mutator(Node *node, ScopePlanContext *context)
 static PlannedStmt *
 crm_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
 {
-	ScopePlanContext context = {InvalidOid};
+	ScopePlanContext context = {bound_params, parse->rtable != NIL || parse->hasSubLinks, InvalidOid};
 	PlannedStmt *result;
 
 	/* row-level security has added the policies to the range table by now */

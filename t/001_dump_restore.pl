@@ -57,8 +57,20 @@ $node->safe_psql('crm_src', q{
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
 command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('crm_src'), '-f', $dump ], 'pg_dump succeeds');
-command_ok([ 'pg_restore', '--single-transaction', '-d', $node->connstr('crm_dst'), $dump ],
-	'pg_restore into a fresh database succeeds');
+
+# a restore that does not say so (crm.restoring) is refused, and leaves nothing behind
+$node->safe_psql('postgres', 'CREATE DATABASE crm_forgot');
+command_fails_like([ 'pg_restore', '--single-transaction', '-d', $node->connstr('crm_forgot'), $dump ],
+	qr/row_security is off, as in a restore, but crm\.restoring is not on.*HINT:  Restore with PGOPTIONS='-c crm\.restoring=on'/s,
+	'a restore without crm.restoring fails, naming the switch');
+is($node->safe_psql('crm_forgot', q{SELECT count(*) FROM pg_extension WHERE extname = 'crm'}), '0',
+	'and its transaction leaves no crm behind');
+
+{
+	local $ENV{PGOPTIONS} = '-c crm.restoring=on';
+	command_ok([ 'pg_restore', '--single-transaction', '-d', $node->connstr('crm_dst'), $dump ],
+		'pg_restore with crm.restoring into a fresh database succeeds');
+}
 
 my $rows = q{
 	SELECT (SELECT string_agg(format('%s:%s:%s:%s', id, name, parent_id, leader_id), ',' ORDER BY id) FROM crm.department)
@@ -118,7 +130,8 @@ my $sql = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.sql";
 command_ok([ 'pg_dump', '-d', $node->connstr('crm_src'), '-f', $sql ], 'plain pg_dump succeeds');
 $node->safe_psql('postgres', 'CREATE DATABASE crm_plain');
 command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
-	'-d', $node->connstr('crm_plain'), '-f', $sql ], 'psql --single-transaction restores the plain dump');
+	'-d', $node->connstr('crm_plain'), '-c', 'SET crm.restoring = on', '-f', $sql ],
+	'psql --single-transaction restores the plain dump, crm.restoring set first');
 is($node->safe_psql('crm_plain', $rows), $before, 'the plain restore has the same rows');
 
 $node->stop;

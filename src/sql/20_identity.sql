@@ -16,7 +16,7 @@ CREATE FUNCTION crm.restoring() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_restoring_sql'
 	LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION crm.restoring() IS
-	'Whether this session restores a dump: row security off, as a superuser (outside any definer function); restored rows are not logged or checked again';
+	'Whether this session restores a dump: crm.restoring on, in a superuser''s session (outside any definer function); restored rows are not checked, logged or notified again';
 
 CREATE FUNCTION crm.staff_session() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_staff_session'
