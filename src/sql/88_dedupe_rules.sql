@@ -204,6 +204,8 @@ DECLARE
 	rt      text := TG_TABLE_NAME;
 	r       crm.dedupe_rule;
 	rules   crm.dedupe_rule[];
+	checked crm.dedupe_rule[] := '{}';
+	changed text[];		-- an update's changed columns that rules compare
 	rows    text[];		-- per rule: the statement's rows as that rule compares them
 	hit     record;
 	q       text;
@@ -220,22 +222,33 @@ BEGIN
 	IF rules IS NULL THEN
 		RETURN NULL;
 	END IF;
+	-- an update: which of the columns rules compare it changed, in one pass
+	IF TG_OP = 'UPDATE' THEN
+		SELECT string_agg(format('bool_or(n.%1$I IS DISTINCT FROM o.%1$I) AS %1$I', a.attname), ', ') INTO q
+		  FROM pg_attribute a
+		 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+		   AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'));
+		EXECUTE format('SELECT array_agg(c.key) FROM (SELECT %s FROM new_rows n JOIN old_rows o ON o.id = n.id) x,
+		                jsonb_each_text(to_jsonb(x)) c WHERE c.value = ''true''', q) INTO changed;
+	END IF;
 	-- the rows each rule compares: all inserted ones, or those whose keys for
 	-- the rule an update changed (a customer's kind too; a contact's mobile
-	-- for its customer's rule, and its customer)
+	-- for its customer's rule, and its customer).  A rule none of whose keys
+	-- changed has nothing to check.
 	FOREACH r IN ARRAY rules LOOP
 		IF TG_OP = 'INSERT' THEN
 			cands := 'SELECT * FROM new_rows';
 		ELSE
-			SELECT string_agg(format('n.%1$I IS DISTINCT FROM o.%1$I', a.attname), ' OR ' ORDER BY a.attname) INTO q
-			  FROM pg_attribute a
-			 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
-			   AND (a.attname IN (SELECT f.key_column FROM crm.dedupe_field f
-			                       WHERE f.record_type = r.record_type AND f.field = ANY (r.fields))
-			        OR a.attname = CASE rt WHEN 'customer' THEN 'kind' WHEN 'contact' THEN 'customer_id' END
-			        OR r.record_type <> rt AND a.attname = 'mobile_key');
-			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s', coalesce(q, 'false'));
+			SELECT string_agg(format('n.%1$I IS DISTINCT FROM o.%1$I', c), ' OR ' ORDER BY c) INTO q
+			  FROM unnest(changed) c
+			 WHERE c IN (SELECT f.key_column FROM crm.dedupe_field f
+			              WHERE f.record_type = r.record_type AND f.field = ANY (r.fields))
+			    OR c = CASE rt WHEN 'customer' THEN 'kind' WHEN 'contact' THEN 'customer_id' END
+			    OR r.record_type <> rt AND c = 'mobile_key';
+			CONTINUE WHEN q IS NULL;
+			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s', q);
 		END IF;
+		checked := checked || r;
 		rows := rows || CASE
 			WHEN r.record_type <> rt THEN format(
 				'SELECT c.*, k.mobile_key AS contact_mobile_key FROM (%s) k JOIN crm.customer c ON c.id = k.customer_id', cands)
@@ -243,6 +256,7 @@ BEGIN
 				'SELECT n.*, k.mobile_key AS contact_mobile_key FROM (%s) n LEFT JOIN crm.contact k ON k.customer_id = n.id', cands)
 			ELSE cands END;
 	END LOOP;
+	rules := checked;
 
 	-- blocking is race-free: the statement claims the keys its blocking rules
 	-- compare, a row per key in crm.dedupe_claim that its transaction holds
