@@ -42,5 +42,40 @@ SELECT count(*) FROM crm.find_duplicates('customer', '{"name": "杭州华盛电�
 \timing on
 -- repeat 20
 SELECT count(*) FROM (SELECT id, similarity(name_pinyin, 'hangzhouhuashengdianzi') FROM crm.customer
- WHERE owner_id = ANY ((SELECT owners FROM bench_baseline.visible WHERE who = 'bench_sales'))
+ WHERE owner_id = ANY ((SELECT owners FROM bench_baseline.visible WHERE who = 'bench_sales')::bigint[])
    AND name_pinyin % 'hangzhouhuashengdianzi' ORDER BY 2 DESC LIMIT 20) s;
+
+-- crm dedupe_update
+-- the phones of 100,000 customers changed in one statement by a super admin under
+-- the rules of dedupe, against the same UPDATE of the plain table (the blocking
+-- rules compare names and credit codes, which do not change: only the phone rule runs)
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
+	('company name', 'customer', '{name}', 'block', '{customers, leads}'),
+	('credit code', 'customer', '{uscc}', 'block', '{customers}'),
+	('phone', 'customer', '{phone}', 'warn', '{customers}');
+SET ROLE bench_admin;
+\timing on
+UPDATE crm.customer SET phone = '0579-' || (10000000 + id) WHERE id <= 100000;
+
+-- baseline dedupe_update
+\timing on
+UPDATE bench_baseline.customer SET phone = '0579-' || (10000000 + id) WHERE id <= 100000;
+
+-- crm dedupe_many_rules
+-- 10,000 companies entered by a salesperson under 20 rules (names, phones, credit
+-- codes and both, blocking and warning, against customers, leads and the pools),
+-- against the same rows written into the plain table
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against)
+SELECT 'rule ' || i, 'customer', (ARRAY['{name}', '{phone}', '{uscc}', '{name,phone}'])[1 + i % 4]::text[],
+       (ARRAY['warn', 'block'])[1 + i % 2], (ARRAY['{customers}', '{customers,leads}', '{pool}'])[1 + i % 3]::text[]
+  FROM generate_series(1, 20) i;
+SET ROLE bench_sales;
+\timing on
+INSERT INTO crm.customer (name, uscc, phone, industry, source)
+SELECT name, uscc, phone, industry, source FROM bench_baseline.new_dedupe_company LIMIT 10000;
+
+-- baseline dedupe_many_rules
+SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
+\timing on
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
+SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_dedupe_company LIMIT 10000;

@@ -202,5 +202,16 @@ VALUES ('孙女士', '温州鞋业有限公司', crm.uscc_with_check('91330300MA
 SELECT crm.convert_lead(id) > 0 AS converted FROM crm.lead WHERE company = '温州鞋业有限公司';
 ROLLBACK;
 RESET client_min_messages;
+
+-- a rule checks only the keys an update changes: two companies that shared a
+-- name before the rule existed may still have their phones changed
+UPDATE crm.dedupe_rule SET enabled = false WHERE name = 'company name';
+INSERT INTO crm.customer (name, uscc, owner_id)
+VALUES ('温州鹿城鞋业', crm.uscc_with_check('91330300MA5F00159'), :li),
+       ('温州鹿城鞋业有限公司', crm.uscc_with_check('91330300MA5F00160'), :zhang);
+UPDATE crm.dedupe_rule SET enabled = true WHERE name = 'company name';
+UPDATE crm.customer SET phone = '0577-8800 1234' WHERE name = '温州鹿城鞋业';
+DELETE FROM crm.customer WHERE name LIKE '温州鹿城%';
+
 -- (the rules go, so that other test files insert freely)
 DELETE FROM crm.dedupe_rule;
