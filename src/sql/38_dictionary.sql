@@ -45,22 +45,32 @@ SELECT kind, code, label, n, true FROM (VALUES
 LATERAL unnest(codes::text[], labels::text[]) WITH ORDINALITY AS u(code, label, n);
 SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
 
--- A mapping names a text column of a crm table: crm.check_dictionary()
--- compares the column's values with codes as text.
+-- A mapping names a text column of a crm table whose writes
+-- crm.check_dictionary() checks (a trigger on the table): it compares the
+-- column's values with codes as text.  A mapping no trigger would enforce is
+-- refused rather than ignored.
 CREATE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	rel     regclass := to_regclass(format('crm.%I', table_name));
 	coltype regtype;
 BEGIN
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
-	 WHERE a.attrelid = to_regclass(format('crm.%I', table_name)) AND a.attname = column_name
-	   AND a.attnum > 0 AND NOT a.attisdropped;
+	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
 	IF coltype IS DISTINCT FROM 'text'::regtype THEN
-		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', table_name, column_name,
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', crm.clip(table_name), crm.clip(column_name),
 			CASE WHEN coltype IS NULL THEN 'which does not exist' ELSE format('a column of type %s', coltype) END
 			USING ERRCODE = CASE WHEN coltype IS NULL THEN 'undefined_column' ELSE 'datatype_mismatch' END,
 			      HINT = 'Map a dictionary onto a text column of a crm table; '
 			             'crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_trigger t
+	                WHERE t.tgrelid = rel AND t.tgfoid = 'crm.check_dictionary()'::regprocedure) THEN
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a table whose writes are not checked against dictionaries',
+			crm.clip(table_name), crm.clip(column_name)
+			USING ERRCODE = 'wrong_object_type',
+			      HINT = (SELECT 'Map a dictionary onto a text column of ' || string_agg(t.tgrelid::regclass::text, ', ' ORDER BY t.tgrelid::regclass::text)
+			                FROM pg_trigger t WHERE t.tgfoid = 'crm.check_dictionary()'::regprocedure) || '.';
 	END IF;
 	RETURN true;
 END

@@ -139,6 +139,8 @@ CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+CREATE TRIGGER contact_dictionary_check BEFORE INSERT OR UPDATE ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 
 -- A converted lead keeps its link to the customer and is read-only; the link
 -- alone may follow the customer into another (crm.merge_customers).
