@@ -360,7 +360,7 @@ BEGIN
 	UPDATE crm.employee SET superior_id = leaving.superior_id WHERE superior_id = leaving.id;
 	UPDATE crm.employee SET active = false WHERE id = leaving.id;
 	PERFORM crm.notify(ARRAY[successor.id], 'handover.received',
-	                   format('Handover from %s: %s %s now yours', leaving.name, moved,
+	                   format('Handover from %s: %s %s now yours', crm.clip(leaving.name), moved,
 		                          CASE WHEN moved = 1 THEN 'record is' ELSE 'records are' END), NULL, 'employee', leaving.id);
 	RETURN moved;
 END

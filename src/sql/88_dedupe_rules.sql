@@ -306,8 +306,8 @@ BEGIN
 					ON CONFLICT DO NOTHING
 					RETURNING record_id, match_type, match_id)
 				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
-				                   format(''Possible duplicate %%s: %%s'', $2, n.name),
-				                   format(''Rule "%%s" matches it with a %%s of %%s.'', $3, f.match_type, coalesce(o.name, ''nobody'')),
+				                   format(''Possible duplicate %%s: %%s'', $2, crm.clip(n.name)),
+				                   format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type, coalesce(crm.clip(o.name), ''nobody'')),
 				                   $2, f.record_id)
 				   FROM flagged f
 				   JOIN crm.%I n ON n.id = f.record_id

@@ -517,7 +517,7 @@ CREATE TRIGGER customer_clock_move AFTER UPDATE ON crm.customer
 
 CREATE FUNCTION crm.describe_recycle_rule(r crm.recycle_rule) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN format('%s: %s', r.name, CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
+RETURN format('%s: %s', crm.clip(r.name), CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
                                             ELSE format('%s days without signing', r.days) END);
 
 -- A rule edit recomputes, in one statement, the customers of every owner the
@@ -792,8 +792,8 @@ BEGIN
 	PERFORM crm.pool_move(ARRAY[(pick.cust).id], target.id, 'assign', NULL);
 	IF target.id <> me.id THEN
 		PERFORM crm.notify(ARRAY[target.id], 'pool.assigned',
-		                   format('%s assigned you customer %s from pool "%s"', me.name, (pick.cust).name, (pick.pool).name),
-		                   NULL, 'customer', (pick.cust).id);
+		                   format('Customer %s from pool "%s" was assigned to you', crm.clip((pick.cust).name), crm.clip((pick.pool).name)),
+		                   format('Assigned by %s.', crm.clip(me.name)), 'customer', (pick.cust).id);
 	END IF;
 END
 $$;
@@ -919,11 +919,11 @@ BEGIN
 
 	-- each former owner hears once, of all their customers this run moved
 	PERFORM crm.notify(ARRAY[h.from_owner], 'pool.recycled',
-	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', c.name, p.name)
+	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', crm.clip(c.name), crm.clip(p.name))
 	                        ELSE format('%s of your customers went back to a public pool', h.n) END,
 	                   h.reasons, 'customer', CASE WHEN h.n = 1 THEN h.first_id END)
 	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id, min(x.pool_id) AS pool_id,
-	               string_agg(DISTINCT x.reason, E'\n') AS reasons
+	               crm.notification_lines(array_agg(DISTINCT x.reason)) AS reasons
 	          FROM crm.customer_owner_change x
 	         WHERE x.id > last_change AND x.kind = 'recycle'
 	         GROUP BY x.from_owner) h
@@ -944,7 +944,7 @@ BEGIN
 		RETURNING due.*
 	), told AS (
 		SELECT crm.notify(ARRAY[m.owner_id], 'pool.recycle_soon',
-		                  CASE WHEN m.n = 1 THEN format('Customer %s goes back to a public pool in %s days', m.first_name,
+		                  CASE WHEN m.n = 1 THEN format('Customer %s goes back to a public pool in %s days', crm.clip(m.first_name),
 		                                                ceil(extract(epoch FROM m.first_at - now()) / 86400))
 		                       ELSE format('%s of your customers go back to a public pool soon', m.n) END,
 		                  m.lines, 'customer', CASE WHEN m.n = 1 THEN m.first_id END)
@@ -952,9 +952,9 @@ BEGIN
 		  FROM (SELECT marked.owner_id, count(*) AS n, min(marked.customer_id) AS first_id,
 		               (array_agg(c.name ORDER BY marked.customer_id))[1] AS first_name,
 		               (array_agg(marked.recycle_at ORDER BY marked.customer_id))[1] AS first_at,
-		               string_agg(format('%s: %s (%s)', c.name,
+		               crm.notification_lines(array_agg(format('%s: %s (%s)', crm.clip(c.name),
 		                                 to_char(marked.recycle_at AT TIME ZONE (SELECT s.timezone FROM crm.settings s), 'YYYY-MM-DD'),
-		                                 marked.reason), E'\n' ORDER BY marked.recycle_at) AS lines
+		                                 marked.reason) ORDER BY marked.recycle_at)) AS lines
 		          FROM marked JOIN crm.customer c ON c.id = marked.customer_id
 		         GROUP BY marked.owner_id) m
 	)
