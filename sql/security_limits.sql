@@ -159,3 +159,18 @@ VALUES (repeat('规', 200), 'no_follow_up', 50, ARRAY[:rep]::bigint[], 15, :pool
 SELECT crm.run_recycling() AS recycled;
 SELECT event, title, length(title) AS title_chars, length(body) AS body_chars, right(body, 40) AS body_ends
   FROM crm.notification WHERE recipient_id = :rep ORDER BY id;
+
+-- 7. Messages quote names clipped, however long the name
+SET ROLE sl_admin;
+SELECT crm.claim_customer(id) FROM crm.customer WHERE owner_id = :pool ORDER BY id LIMIT 1;
+RESET ROLE;
+-- (checks in triggers that run before the table's length checks too)
+INSERT INTO crm.recycle_rule (name, kind, days) VALUES (repeat('规', 1048576), 'no_follow_up', -3);
+INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES (repeat('规', 1048576), repeat('r', 1048576), '{x}');
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url, events)
+VALUES (repeat('群', 1048576), 'wecom', 'robot', 'https://example.invalid/robot', ARRAY[repeat('e', 1048576)]);
+UPDATE crm.customer SET locked = true WHERE name = repeat('客', 200);
+INSERT INTO crm.role_permission SELECT id, 'pool.release' FROM crm.role WHERE name = 'Sl rep';
+SET ROLE sl_rep;
+SELECT crm.release_customer(id, 'no_need', :pool) FROM crm.customer WHERE name = repeat('客', 200) ORDER BY id LIMIT 1;
+RESET ROLE;

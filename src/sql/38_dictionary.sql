@@ -125,19 +125,19 @@ BEGIN
 	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'INSERT' THEN
 		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
-			RAISE EXCEPTION 'customer status "%" would be the 11th', NEW.name
+			RAISE EXCEPTION 'customer status "%" would be the 11th', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
 				      DETAIL = 'A follow-up status list has at most 10 statuses.',
 				      HINT = 'Rename or delete a status instead.';
 		ELSIF NEW.is_initial OR NEW.is_final THEN
-			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', NEW.name
+			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
 				      HINT = 'Rename the existing initial or final status instead.';
 		END IF;
 	ELSIF TG_OP = 'UPDATE' THEN
 		IF NEW.is_initial <> OLD.is_initial OR NEW.is_final <> OLD.is_final
 		   OR (OLD.is_final AND NEW.name <> OLD.name) THEN
-			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, OLD.name,
+			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, crm.clip(OLD.name),
 				CASE WHEN OLD.is_final AND NEW.name <> OLD.name THEN 'its name: it is the final status'
 				     ELSE 'whether it is the initial or the final status' END
 				USING ERRCODE = 'check_violation',
@@ -145,11 +145,11 @@ BEGIN
 				      HINT = 'Rename or reorder the statuses between them.';
 		END IF;
 	ELSIF OLD.is_initial OR OLD.is_final THEN
-		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, OLD.name
+		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'restrict_violation',
 			      DETAIL = 'The initial and final statuses always exist.';
 	ELSIF EXISTS (SELECT FROM crm.customer WHERE status_id = OLD.id) THEN
-		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, OLD.name
+		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use SELECT crm.delete_customer_status(%s, <status its customers move to>).', OLD.id);
 	END IF;

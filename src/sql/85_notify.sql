@@ -158,7 +158,7 @@ BEGIN
 	SELECT string_agg(x, ', ') INTO unknown
 	  FROM unnest(NEW.events) x WHERE NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = x);
 	IF unknown IS NOT NULL THEN
-		RAISE EXCEPTION 'IM channel "%" names unknown events: %', NEW.name, unknown
+		RAISE EXCEPTION 'IM channel "%" names unknown events: %', crm.clip(NEW.name), crm.clip(unknown)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = 'The events are the rows of crm.notification_event; ''*'' is every event.';
 	END IF;
