@@ -9,7 +9,7 @@ INSERT INTO crm.employee (name, department_id, db_role)
 SELECT v, id, 'fld_' || lower(v) FROM crm.department, unnest(ARRAY['Admin', 'Rep']) v WHERE name = 'Fld Sales';
 INSERT INTO crm.role (name) VALUES ('Fld admin'), ('Fld sales');
 INSERT INTO crm.role_permission SELECT id, 'admin.fields' FROM crm.role WHERE name = 'Fld admin';
-INSERT INTO crm.role_permission SELECT id, a FROM crm.role, unnest(ARRAY['customer.create', 'customer.edit']) a WHERE name = 'Fld sales';
+INSERT INTO crm.role_permission SELECT id, a FROM crm.role, unnest(ARRAY['customer.create', 'customer.edit', 'contact.create', 'contact.edit']) a WHERE name = 'Fld sales';
 INSERT INTO crm.employee_role SELECT e.id, r.id FROM crm.employee e JOIN crm.role r
     ON (e.db_role, r.name) IN (('fld_admin', 'Fld admin'), ('fld_rep', 'Fld sales'));
 INSERT INTO crm.dictionary (kind, code, label) VALUES ('product_category', 'consulting', '咨询');
@@ -23,6 +23,7 @@ SELECT crm.add_field('customer', 'interests', 'multiple', dictionary => 'product
 SELECT crm.add_field('customer', 'main_product', 'single', dictionary => 'product_category');
 SELECT crm.add_field('contact', 'wechat_email', 'email');
 SELECT crm.add_field('contact', 'office_phone', 'phone');
+SELECT crm.add_field('contact', 'interest', 'single', dictionary => 'product_category');
 SELECT column_name, data_type FROM information_schema.columns
  WHERE table_schema = 'crm' AND table_name IN ('customer', 'contact')
    AND column_name IN (SELECT name FROM crm.added_field) ORDER BY table_name, column_name;
@@ -61,9 +62,26 @@ RETURNING employees, annual_revenue, founded_on, listed, interests, main_product
 UPDATE crm.customer SET interests = '{software,horoscope}' WHERE name = 'Fld customer';
 UPDATE crm.customer SET main_product = 'horoscope' WHERE name = 'Fld customer';
 UPDATE crm.customer SET annual_revenue = -1 WHERE name = 'Fld customer';
+-- contacts' dictionary columns too, custom or built in
+INSERT INTO crm.contact (customer_id, name, interest) SELECT id, '王经理', 'horoscope' FROM crm.customer WHERE name = 'Fld customer';
+INSERT INTO crm.contact (customer_id, name, interest) SELECT id, '王经理', 'consulting' FROM crm.customer WHERE name = 'Fld customer'
+RETURNING name, interest;
+UPDATE crm.contact SET interest = 'horoscope' WHERE name = '王经理';
 INSERT INTO crm.customer (name, uscc) VALUES ('No region', crm.uscc_with_check('91330100000095001'));
 -- and staff cannot add fields
 SELECT crm.add_field('customer', 'rep_notes', 'text');
+RESET ROLE;
+SET ROLE fld_admin;
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('contact', 'title', 'customer_level');
+RESET ROLE;
+SET ROLE fld_rep;
+UPDATE crm.contact SET title = '采购总监' WHERE name = '王经理';
+UPDATE crm.contact SET title = 'a' WHERE name = '王经理' RETURNING title;
+RESET ROLE;
+-- a dictionary maps only onto a table whose writes are checked
+SET ROLE fld_admin;
+DELETE FROM crm.dictionary_column WHERE table_name = 'contact' AND column_name = 'title';
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('tag', 'name', 'industry');
 RESET ROLE;
 
 -- dropping a field drops its column, its checks and its index

@@ -141,7 +141,7 @@ RESET ROLE;
 -- a transfer cannot put customers into a pool: a release says why
 SELECT crm.transfer('customer', ARRAY[id], :pool_w) FROM crm.customer WHERE name = 'Po pool 3';
 SELECT kind, count(*) FROM crm.customer_owner_change WHERE to_owner = :b GROUP BY kind ORDER BY kind;
-SELECT title, record_id IS NOT NULL AS links_customer FROM crm.notification WHERE recipient_id = :b AND event = 'pool.assigned';
+SELECT title, body, record_id IS NOT NULL AS links_customer FROM crm.notification WHERE recipient_id = :b AND event = 'pool.assigned';
 
 -- releasing twice within the period freezes claiming from that pool
 SET ROLE po_c;

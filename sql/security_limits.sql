@@ -116,3 +116,61 @@ UPDATE crm.customer SET sl_note = repeat('注', 2001) WHERE name LIKE '宁波字
 UPDATE crm.customer SET sl_note = repeat('注', 2000) WHERE name LIKE '宁波字典%';
 RESET ROLE;
 SELECT crm.drop_field('customer', 'sl_note');
+
+-- 6. Notifications: a title a phone shows and every IM platform takes uncut, a
+-- body most take whole; nobody fills the inbox and the IM queue with megabytes
+-- (only crm's own code calls crm.notify)
+SELECT id AS rep FROM crm.employee WHERE db_role = 'sl_rep' \gset
+SELECT crm.notify(ARRAY[:rep], 'transfer.received', repeat('题', 201), NULL);
+SELECT crm.notify(ARRAY[:rep], 'transfer.received', 'Sl title', repeat('文', 1048576));
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.notify(ARRAY[:rep], 'transfer.received', 'Sl title', repeat('文', 2001));
+-- the longest title and body make a message on every platform (the body cut
+-- with "…" where a platform takes less)
+SELECT p.platform, p.kind, crm.im_payload(p.platform, p.kind, 'u1', '1000002', repeat('𠀀', 200),
+                                          repeat('文', 2000), 'k') LIKE '%…%' AS body_cut
+  FROM (VALUES ('wecom', 'robot'), ('wecom', 'app'), ('feishu', 'robot'), ('feishu', 'app'),
+               ('dingtalk', 'robot'), ('dingtalk', 'app')) p(platform, kind);
+-- crm's own texts quote the longest legal names clipped, and list as many
+-- records as fit: no name blocks a duplicate check, an assignment, a handover
+-- or the recycling job
+UPDATE crm.employee SET name = repeat('管', 200) WHERE db_role = 'sl_admin';
+INSERT INTO crm.pool (name) VALUES (repeat('池', 200));
+SELECT id AS pool FROM crm.pool WHERE name = repeat('池', 200) \gset
+INSERT INTO crm.pool_member (pool_id, employee_id, is_admin) SELECT :pool, id, true FROM crm.employee WHERE db_role = 'sl_admin';
+INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against)
+VALUES (repeat('规', 200), 'customer', '{name}', 'warn', '{customers}');
+SET ROLE sl_rep;
+INSERT INTO crm.customer (name, uscc) VALUES (repeat('客', 200), crm.uscc_with_check('91330200026007000'));
+RESET ROLE;
+DELETE FROM crm.dedupe_rule;
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES (repeat('池', 196) || '有限公司', crm.uscc_with_check('91330200026008000'), :pool);
+SET ROLE sl_admin;
+SELECT crm.assign_customer(id, :rep) FROM crm.customer WHERE name = repeat('池', 196) || '有限公司';
+RESET ROLE;
+INSERT INTO crm.employee (name, department_id) SELECT repeat('离', 200), department_id FROM crm.employee WHERE id = :rep;
+SELECT crm.deactivate_employee(id, :rep) FROM crm.employee WHERE name = repeat('离', 200);
+INSERT INTO crm.customer (name, uscc, created_at, owner_id, created_by)
+SELECT repeat('旧', 190) || n || '有限公司', crm.uscc_with_check('9133020002610' || lpad(n::text, 4, '0')),
+       now() - CASE WHEN n = 1 THEN interval '60 days' ELSE interval '40 days' END, :rep, :rep
+  FROM generate_series(1, 300) n;
+INSERT INTO crm.recycle_rule (name, kind, days, employee_ids, remind_days_before, pool_id)
+VALUES (repeat('规', 200), 'no_follow_up', 50, ARRAY[:rep]::bigint[], 15, :pool);
+SELECT crm.run_recycling() AS recycled;
+SELECT event, title, length(title) AS title_chars, length(body) AS body_chars, right(body, 40) AS body_ends
+  FROM crm.notification WHERE recipient_id = :rep ORDER BY id;
+
+-- 7. Messages quote names clipped, however long the name
+SET ROLE sl_admin;
+SELECT crm.claim_customer(id) FROM crm.customer WHERE owner_id = :pool ORDER BY id LIMIT 1;
+RESET ROLE;
+-- (checks in triggers that run before the table's length checks too)
+INSERT INTO crm.recycle_rule (name, kind, days) VALUES (repeat('规', 1048576), 'no_follow_up', -3);
+INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES (repeat('规', 1048576), repeat('r', 1048576), '{x}');
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url, events)
+VALUES (repeat('群', 1048576), 'wecom', 'robot', 'https://example.invalid/robot', ARRAY[repeat('e', 1048576)]);
+UPDATE crm.customer SET locked = true WHERE name = repeat('客', 200);
+INSERT INTO crm.role_permission SELECT id, 'pool.release' FROM crm.role WHERE name = 'Sl rep';
+SET ROLE sl_rep;
+SELECT crm.release_customer(id, 'no_need', :pool) FROM crm.customer WHERE name = repeat('客', 200) ORDER BY id LIMIT 1;
+RESET ROLE;

@@ -855,7 +855,7 @@ fetch_tokens(List *channels, List *sends)
 			outcome = IM_RETRY; /* code 0 without a token, or a token error asking for a token */
 		ereport(LOG,
 				(errmsg("crm notification worker: channel \"%s\" got no access token: %s %s",
-						ch->name, code ? code : "", message ? message : "")));
+						crm_quote(ch->name, strlen(ch->name)), code ? code : "", message ? message : "")));
 		ch->token_error = psprintf("%s: %s", code ? code : "no token", message ? message : "");
 		drop_sends(ch, sends, outcome, now, code, psprintf("access token: %s", message ? message : ""));
 	}

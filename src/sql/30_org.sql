@@ -173,7 +173,7 @@ DECLARE
 BEGIN
 	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.refuse_org_delete() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'employee' THEN
-		RAISE EXCEPTION 'employee % (%) cannot be deleted', OLD.id, OLD.name
+		RAISE EXCEPTION 'employee % (%) cannot be deleted', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'restrict_violation',
 			      DETAIL = 'Employees are never deleted: their name stays on the history they wrote.',
 			      HINT = format('Use SELECT crm.deactivate_employee(%s, <successor id>) to hand their work over.', OLD.id);
@@ -181,7 +181,7 @@ BEGIN
 	SELECT count(*) INTO members FROM crm.employee WHERE department_id = OLD.id;
 	SELECT count(*) INTO children FROM crm.department WHERE parent_id = OLD.id;
 	IF members > 0 OR children > 0 THEN
-		RAISE EXCEPTION 'department % (%) still has % employees and % sub-departments', OLD.id, OLD.name, members, children
+		RAISE EXCEPTION 'department % (%) still has % employees and % sub-departments', OLD.id, crm.clip(OLD.name), members, children
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = 'Move its employees and sub-departments elsewhere first.';
 	END IF;

@@ -152,7 +152,7 @@ BEGIN
 	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.guard_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_TABLE_NAME = 'role' THEN
 		IF (TG_OP <> 'INSERT' AND OLD.is_super) OR (TG_OP <> 'DELETE' AND NEW.is_super) THEN
-			touched := format('super admin role "%s"', CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END);
+			touched := format('super admin role "%s"', crm.clip(CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END));
 		END IF;
 	ELSIF TG_TABLE_NAME = 'employee_role' THEN
 		IF EXISTS (SELECT FROM crm.role r WHERE r.is_super AND r.id IN (
@@ -163,7 +163,7 @@ BEGIN
 		END IF;
 	ELSIF TG_TABLE_NAME = 'employee' THEN
 		IF crm.is_super_admin(OLD.id) THEN
-			touched := format('super admin %s (%s)', OLD.id, OLD.name);
+			touched := format('super admin %s (%s)', OLD.id, crm.clip(OLD.name));
 		END IF;
 	END IF;
 	IF touched IS NOT NULL AND NOT current_setting('is_superuser')::boolean
@@ -332,10 +332,10 @@ BEGIN
 		RAISE EXCEPTION 'employee % does not exist', CASE WHEN leaving.id IS NULL THEN employee_id ELSE handover_to END
 			USING ERRCODE = 'no_data_found', HINT = 'Name employees by their crm.employee id.';
 	ELSIF NOT leaving.active THEN
-		RAISE EXCEPTION 'employee % (%) is already deactivated', leaving.id, leaving.name
+		RAISE EXCEPTION 'employee % (%) is already deactivated', leaving.id, crm.clip(leaving.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	ELSIF NOT successor.active OR successor.id = leaving.id THEN
-		RAISE EXCEPTION 'employee % (%) cannot take over from employee % (%)', successor.id, successor.name, leaving.id, leaving.name
+		RAISE EXCEPTION 'employee % (%) cannot take over from employee % (%)', successor.id, crm.clip(successor.name), leaving.id, crm.clip(leaving.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = CASE WHEN successor.id = leaving.id THEN 'An employee cannot hand over to themselves.'
 			                    ELSE 'The successor is deactivated.' END,
@@ -360,7 +360,7 @@ BEGIN
 	UPDATE crm.employee SET superior_id = leaving.superior_id WHERE superior_id = leaving.id;
 	UPDATE crm.employee SET active = false WHERE id = leaving.id;
 	PERFORM crm.notify(ARRAY[successor.id], 'handover.received',
-	                   format('Handover from %s: %s %s now yours', leaving.name, moved,
+	                   format('Handover from %s: %s %s now yours', crm.clip(leaving.name), moved,
 		                          CASE WHEN moved = 1 THEN 'record is' ELSE 'records are' END), NULL, 'employee', leaving.id);
 	RETURN moved;
 END

@@ -45,22 +45,32 @@ SELECT kind, code, label, n, true FROM (VALUES
 LATERAL unnest(codes::text[], labels::text[]) WITH ORDINALITY AS u(code, label, n);
 SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
 
--- A mapping names a text column of a crm table: crm.check_dictionary()
--- compares the column's values with codes as text.
+-- A mapping names a text column of a crm table whose writes
+-- crm.check_dictionary() checks (a trigger on the table): it compares the
+-- column's values with codes as text.  A mapping no trigger would enforce is
+-- refused rather than ignored.
 CREATE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	rel     regclass := to_regclass(format('crm.%I', table_name));
 	coltype regtype;
 BEGIN
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
-	 WHERE a.attrelid = to_regclass(format('crm.%I', table_name)) AND a.attname = column_name
-	   AND a.attnum > 0 AND NOT a.attisdropped;
+	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
 	IF coltype IS DISTINCT FROM 'text'::regtype THEN
-		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', table_name, column_name,
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', crm.clip(table_name), crm.clip(column_name),
 			CASE WHEN coltype IS NULL THEN 'which does not exist' ELSE format('a column of type %s', coltype) END
 			USING ERRCODE = CASE WHEN coltype IS NULL THEN 'undefined_column' ELSE 'datatype_mismatch' END,
 			      HINT = 'Map a dictionary onto a text column of a crm table; '
 			             'crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_trigger t
+	                WHERE t.tgrelid = rel AND t.tgfoid = 'crm.check_dictionary()'::regprocedure) THEN
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a table whose writes are not checked against dictionaries',
+			crm.clip(table_name), crm.clip(column_name)
+			USING ERRCODE = 'wrong_object_type',
+			      HINT = (SELECT 'Map a dictionary onto a text column of ' || string_agg(t.tgrelid::regclass::text, ', ' ORDER BY t.tgrelid::regclass::text)
+			                FROM pg_trigger t WHERE t.tgfoid = 'crm.check_dictionary()'::regprocedure) || '.';
 	END IF;
 	RETURN true;
 END
@@ -115,19 +125,19 @@ BEGIN
 	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'INSERT' THEN
 		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
-			RAISE EXCEPTION 'customer status "%" would be the 11th', NEW.name
+			RAISE EXCEPTION 'customer status "%" would be the 11th', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
 				      DETAIL = 'A follow-up status list has at most 10 statuses.',
 				      HINT = 'Rename or delete a status instead.';
 		ELSIF NEW.is_initial OR NEW.is_final THEN
-			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', NEW.name
+			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
 				      HINT = 'Rename the existing initial or final status instead.';
 		END IF;
 	ELSIF TG_OP = 'UPDATE' THEN
 		IF NEW.is_initial <> OLD.is_initial OR NEW.is_final <> OLD.is_final
 		   OR (OLD.is_final AND NEW.name <> OLD.name) THEN
-			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, OLD.name,
+			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, crm.clip(OLD.name),
 				CASE WHEN OLD.is_final AND NEW.name <> OLD.name THEN 'its name: it is the final status'
 				     ELSE 'whether it is the initial or the final status' END
 				USING ERRCODE = 'check_violation',
@@ -135,11 +145,11 @@ BEGIN
 				      HINT = 'Rename or reorder the statuses between them.';
 		END IF;
 	ELSIF OLD.is_initial OR OLD.is_final THEN
-		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, OLD.name
+		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'restrict_violation',
 			      DETAIL = 'The initial and final statuses always exist.';
 	ELSIF EXISTS (SELECT FROM crm.customer WHERE status_id = OLD.id) THEN
-		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, OLD.name
+		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use SELECT crm.delete_customer_status(%s, <status its customers move to>).', OLD.id);
 	END IF;

@@ -139,6 +139,8 @@ CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+CREATE TRIGGER contact_dictionary_check BEFORE INSERT OR UPDATE ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 
 -- A converted lead keeps its link to the customer and is read-only; the link
 -- alone may follow the customer into another (crm.merge_customers).
@@ -146,7 +148,7 @@ CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.refuse_converted_lead() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	RAISE EXCEPTION 'lead % (%) was converted into customer % and is read-only', OLD.id, OLD.name, OLD.customer_id
+	RAISE EXCEPTION 'lead % (%) was converted into customer % and is read-only', OLD.id, crm.clip(OLD.name), OLD.customer_id
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 		      HINT = format('Work on customer %s instead.', OLD.customer_id);
 END
@@ -181,7 +183,7 @@ BEGIN
 	IF new_status.position < old_status.position
 	   AND NOT (SELECT status_reversible FROM crm.settings) THEN
 		RAISE EXCEPTION 'customer % (%) cannot move back from status "%" to "%"',
-			NEW.id, NEW.name, old_status.name, new_status.name
+			NEW.id, crm.clip(NEW.name), crm.clip(old_status.name), crm.clip(new_status.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = 'Follow-up statuses only move forward.',
 			      HINT = 'An administrator can allow it: UPDATE crm.settings SET status_reversible = true.';
@@ -213,7 +215,7 @@ BEGIN
 	 WHERE c.id = target AND c.kind = 'individual'
 	   AND NOT EXISTS (SELECT FROM crm.contact k WHERE k.customer_id = c.id AND k.mobile IS NOT NULL);
 	IF FOUND THEN
-		RAISE EXCEPTION 'individual customer % (%) has no contact with a mobile number', target, customer
+		RAISE EXCEPTION 'individual customer % (%) has no contact with a mobile number', target, crm.clip(customer)
 			USING ERRCODE = 'check_violation',
 			      DETAIL = 'An individual customer is reached through a contact''s mobile number.',
 			      HINT = 'Insert a crm.contact row with a mobile number for this customer in the same transaction.';

@@ -47,7 +47,7 @@ BEGIN
 	 WHERE NOT s.is_final AND (c.owner_id = target.id OR c.id = ANY (ids));
 	IF incoming > 0 AND held + incoming > cap THEN
 		RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
-			target.id, target.name, held + incoming, cap
+			target.id, crm.clip(target.name), held + incoming, cap
 			USING ERRCODE = 'check_violation',
 			      DETAIL = format('They hold %s customers not yet signed; this brings %s more.', held, incoming),
 			      HINT = 'Hand over fewer, or raise crm.employee.holding_limit (or crm.settings.holding_limit); signed customers do not count.';
@@ -68,7 +68,7 @@ BEGIN
 	-- of them cannot both slip under the holding limit
 	SELECT * INTO target FROM crm.employee WHERE id = to_employee FOR UPDATE;
 	IF target.is_pool THEN
-		RAISE EXCEPTION 'employee % (%) is a public pool', target.id, target.name
+		RAISE EXCEPTION 'employee % (%) is a public pool', target.id, crm.clip(target.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Give customers up to a pool with crm.release_customer(id, reason, to_pool), which records why.';
 	END IF;

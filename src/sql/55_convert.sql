@@ -18,10 +18,10 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Convert a lead you own or manage.';
 	ELSIF l.status = 'converted' THEN
-		RAISE EXCEPTION 'lead % (%) was already converted into customer %', l.id, l.name, l.customer_id
+		RAISE EXCEPTION 'lead % (%) was already converted into customer %', l.id, crm.clip(l.name), l.customer_id
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	ELSIF l.status = 'invalid' THEN
-		RAISE EXCEPTION 'lead % (%) is marked invalid', l.id, l.name
+		RAISE EXCEPTION 'lead % (%) is marked invalid', l.id, crm.clip(l.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Set its status back to following first.';
 	ELSIF NOT crm.has_permission('lead.convert') AND NOT current_setting('is_superuser')::boolean THEN

@@ -37,19 +37,19 @@ BEGIN
 	-- the table's checks come after this trigger: say precisely what is wrong first
 	IF TG_OP = 'INSERT' THEN
 		IF f.record_type IS NULL OR f.record_type <> ALL (ARRAY['lead', 'customer', 'contact']) THEN
-			RAISE EXCEPTION 'custom fields cannot be added to % records', f.record_type
+			RAISE EXCEPTION 'custom fields cannot be added to % records', crm.clip(f.record_type)
 				USING ERRCODE = 'invalid_parameter_value', HINT = 'Add them to lead, customer or contact.';
 		ELSIF f.name IS NULL OR f.name !~ '^[a-z][a-z0-9_]{1,40}$' THEN
-			RAISE EXCEPTION 'custom field name "%" is not a plain lowercase name', f.name
+			RAISE EXCEPTION 'custom field name "%" is not a plain lowercase name', crm.clip(f.name)
 				USING ERRCODE = 'invalid_name',
 				      HINT = 'Use 2 to 41 lowercase letters, digits and underscores, starting with a letter.';
 		ELSIF f.type IS NULL OR f.type <> ALL (ARRAY['text', 'number', 'money', 'date', 'datetime', 'boolean',
 		                                            'single', 'multiple', 'phone', 'email']) THEN
-			RAISE EXCEPTION 'custom field type "%" does not exist', f.type
+			RAISE EXCEPTION 'custom field type "%" does not exist', crm.clip(f.type)
 				USING ERRCODE = 'invalid_parameter_value',
 				      HINT = 'Types: text, number, money, date, datetime, boolean, single, multiple, phone, email.';
 		ELSIF (f.type IN ('single', 'multiple')) <> (f.dictionary IS NOT NULL) THEN
-			RAISE EXCEPTION 'custom field "%" of type % %', f.name, f.type,
+			RAISE EXCEPTION 'custom field "%" of type % %', crm.clip(f.name), f.type,
 				CASE WHEN f.dictionary IS NULL THEN 'needs a dictionary' ELSE 'takes no dictionary' END
 				USING ERRCODE = 'invalid_parameter_value',
 				      HINT = 'Single and multiple choice fields take their options from a dictionary, e.g. dictionary => ''industry''.';
@@ -62,12 +62,12 @@ BEGIN
 	END IF;
 	IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = format('crm.%I', f.record_type)::regclass
 	                                        AND attname = f.name AND NOT attisdropped) THEN
-		RAISE EXCEPTION 'crm.% already has a column named "%"', f.record_type, f.name
+		RAISE EXCEPTION 'crm.% already has a column named "%"', f.record_type, crm.clip(f.name)
 			USING ERRCODE = 'duplicate_column',
 			      HINT = 'Choose another name for the custom field.';
 	END IF;
 	IF f.dictionary IS NOT NULL AND NOT EXISTS (SELECT FROM crm.dictionary WHERE kind = f.dictionary) AND NOT restoring THEN
-		RAISE EXCEPTION 'custom field "%" names dictionary "%", which has no codes', f.name, f.dictionary
+		RAISE EXCEPTION 'custom field "%" names dictionary "%", which has no codes', crm.clip(f.name), crm.clip(f.dictionary)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = 'SELECT DISTINCT kind FROM crm.dictionary lists the dictionaries.';
 	END IF;
@@ -102,7 +102,7 @@ BEGIN
 		BEGIN
 			EXECUTE format('ALTER TABLE crm.%I ALTER COLUMN %I SET NOT NULL', f.record_type, f.name);
 		EXCEPTION WHEN not_null_violation THEN
-			RAISE EXCEPTION 'required custom field "%" cannot be added to crm.%, which has rows', f.name, f.record_type
+			RAISE EXCEPTION 'required custom field "%" cannot be added to crm.%, which has rows', crm.clip(f.name), f.record_type
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 				      DETAIL = 'Existing rows would have no value for it.',
 				      HINT = 'Add it as not required, fill it in, then UPDATE crm.added_field SET required = true.';
@@ -124,7 +124,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_change() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF (NEW.record_type, NEW.name, NEW.type, NEW.dictionary) IS DISTINCT FROM (OLD.record_type, OLD.name, OLD.type, OLD.dictionary) THEN
-		RAISE EXCEPTION 'custom field "%" of crm.% cannot change its name, type or dictionary', OLD.name, OLD.record_type
+		RAISE EXCEPTION 'custom field "%" of crm.% cannot change its name, type or dictionary', crm.clip(OLD.name), OLD.record_type
 			USING ERRCODE = 'feature_not_supported',
 			      HINT = 'Add a new field and copy the values over, then drop this one.';
 	END IF;

@@ -70,10 +70,19 @@ CREATE TABLE crm.notification (
 	read_at       timestamptz,
 	im_pending    boolean NOT NULL DEFAULT false,
 	CONSTRAINT notification_pkey PRIMARY KEY (id),
-	CONSTRAINT notification_event_check CHECK (event <> '*')
+	CONSTRAINT notification_event_check CHECK (event <> '*'),
+	-- what a phone shows of a message, and what the IM platforms take: a
+	-- title is never cut (a DingTalk work notice repeats it within 2048 bytes,
+	-- which 200 characters of 4 bytes fit twice), a body whole by the Feishu
+	-- app and robot and the DingTalk robot (20 KB), and cut with "…" by WeCom
+	-- (4096 bytes) and the DingTalk work notice (src/im_payload.c)
+	CONSTRAINT notification_title_length CHECK (crm.check_length(title, 200, 'notification.title')),
+	CONSTRAINT notification_body_length CHECK (crm.check_length(body, 2000, 'notification.body'))
 );
 -- Only crm.notify() writes here; it takes recipients from crm.employee and
 -- checks the event once per call, where foreign keys would check every row.
+-- The texts crm builds quote names through crm.clip() and list items through
+-- crm.notification_lines(), so that they always fit.
 CREATE INDEX notification_inbox_idx ON crm.notification (recipient_id, created_at DESC) WHERE read_at IS NULL;
 CREATE INDEX notification_recipient_idx ON crm.notification (recipient_id, created_at DESC);
 -- what the worker has yet to turn into deliveries
@@ -149,7 +158,7 @@ BEGIN
 	SELECT string_agg(x, ', ') INTO unknown
 	  FROM unnest(NEW.events) x WHERE NOT EXISTS (SELECT FROM crm.notification_event e WHERE e.event = x);
 	IF unknown IS NOT NULL THEN
-		RAISE EXCEPTION 'IM channel "%" names unknown events: %', NEW.name, unknown
+		RAISE EXCEPTION 'IM channel "%" names unknown events: %', crm.clip(NEW.name), crm.clip(unknown)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = 'The events are the rows of crm.notification_event; ''*'' is every event.';
 	END IF;
@@ -272,6 +281,18 @@ CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
 -- may want it, and wakes the worker at commit.  The worker expands those rows
 -- into deliveries (crm.im_expand), so the business transaction writes one row
 -- per recipient.  In C (src/notify.c): it runs per transfer and per reminder.
+-- A body listing items, one a line: as many as fit notification.body (1960
+-- characters leave room for the last line), then how many more there are.
+CREATE FUNCTION crm.notification_lines(items text[]) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT nullif(concat_ws(E'\n', string_agg(l.item, E'\n' ORDER BY l.n) FILTER (WHERE l.upto <= 1960),
+                                CASE WHEN max(l.upto) > 1960
+                                     THEN format('… and %s more', count(*) FILTER (WHERE l.upto > 1960)) END), '')
+          FROM (SELECT u.item, u.n, sum(length(u.item) + 1) OVER (ORDER BY u.n) AS upto
+                  FROM unnest(items) WITH ORDINALITY u(item, n) WHERE u.item IS NOT NULL) l);
+COMMENT ON FUNCTION crm.notification_lines(text[]) IS
+	'The items, one a line, as many as a notification body holds, then "… and N more"';
+
 CREATE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
                            record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_notify' LANGUAGE C VOLATILE;

@@ -66,21 +66,21 @@ DECLARE
 BEGIN
 	IF TG_RELID <> 'crm.dedupe_rule'::regclass THEN RAISE 'crm.dedupe_rule_valid() runs only on crm.dedupe_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
-		RAISE EXCEPTION 'duplicate rule "%" names no fields', NEW.name
+		RAISE EXCEPTION 'duplicate rule "%" names no fields', crm.clip(NEW.name)
 			USING ERRCODE = 'check_violation',
 			      HINT = 'List the fields to compare, e.g. ''{name}'' or ''{name, phone}''.';
 	END IF;
 	SELECT string_agg(f, ', ') INTO unknown FROM unnest(NEW.fields) f
 	 WHERE NOT EXISTS (SELECT FROM crm.dedupe_field d WHERE d.record_type = NEW.record_type AND d.field = f);
 	IF unknown IS NOT NULL THEN
-		RAISE EXCEPTION 'duplicate rule "%" names unknown % fields: %', NEW.name, NEW.record_type, unknown
+		RAISE EXCEPTION 'duplicate rule "%" names unknown % fields: %', crm.clip(NEW.name), crm.clip(NEW.record_type), crm.clip(unknown)
 			USING ERRCODE = 'check_violation',
-			      HINT = format('A %s rule may name %s.', NEW.record_type,
+			      HINT = format('A %s rule may name %s.', crm.clip(NEW.record_type),
 			                    (SELECT string_agg(field, ', ' ORDER BY field) FROM crm.dedupe_field d
 			                      WHERE d.record_type = NEW.record_type));
 	END IF;
 	IF NEW.match = 'all' AND cardinality(ARRAY(SELECT DISTINCT unnest(NEW.fields))) < 2 THEN
-		RAISE EXCEPTION 'duplicate rule "%" matches all of one field', NEW.name
+		RAISE EXCEPTION 'duplicate rule "%" matches all of one field', crm.clip(NEW.name)
 			USING ERRCODE = 'check_violation',
 			      HINT = 'Use match ''any'' for one field, or name two or more.';
 	END IF;
@@ -293,18 +293,18 @@ BEGIN
 		CONTINUE WHEN q IS NULL;
 
 		IF r.action = 'block' THEN
-			EXECUTE format('SELECT h.*, e.name AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
+			EXECUTE format('SELECT h.*, crm.clip(e.name) AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
 				-- the refusal answers what a look-up would: it counts as one
 				PERFORM crm.take_duplicate_lookup();
-				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, hit.new_name,
+				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, crm.clip(hit.new_name),
 				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
 				                     WHEN hit.match_type = 'customer' THEN 'a customer owned by ' || coalesce(hit.owner, 'nobody')
 				                     WHEN hit.match_type = 'lead' THEN 'a lead of ' || coalesce(hit.owner, 'nobody')
 				                     ELSE 'a contact of a customer owned by ' || coalesce(hit.owner, 'nobody') END,
-				                r.name
+				                crm.clip(r.name)
 					USING ERRCODE = 'unique_violation',
-					      DETAIL = format('Rule "%s" compares %s with %s and blocks a match.', r.name,
+					      DETAIL = format('Rule "%s" compares %s with %s and blocks a match.', crm.clip(r.name),
 					                      array_to_string(r.fields, ', '), array_to_string(r.against, ', ')),
 					      HINT = CASE WHEN hit.is_pool THEN format('Claim it from pool "%s" (crm.pool_customer lists it to the pool''s members), or look with crm.find_duplicates.', hit.owner)
 					                  ELSE format('It is %s''s already: ask them to transfer it or add you to its team, or look with crm.find_duplicates.',
@@ -322,8 +322,8 @@ BEGIN
 					ON CONFLICT DO NOTHING
 					RETURNING record_id, match_type, match_id)
 				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
-				                   format(''Possible duplicate %%s: %%s'', $2, n.name),
-				                   format(''Rule "%%s" matches it with a %%s of %%s.'', $3, f.match_type, coalesce(o.name, ''nobody'')),
+				                   format(''Possible duplicate %%s: %%s'', $2, crm.clip(n.name)),
+				                   format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type, coalesce(crm.clip(o.name), ''nobody'')),
 				                   $2, f.record_id)
 				   FROM flagged f
 				   JOIN crm.%I n ON n.id = f.record_id

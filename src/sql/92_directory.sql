@@ -62,14 +62,14 @@ DECLARE
 	run     bigint;
 BEGIN
 	IF NOT crm.may_administer('admin.org') THEN
-		RAISE EXCEPTION 'permission denied to sync the % directory', platform
+		RAISE EXCEPTION 'permission denied to sync the % directory', crm.clip(platform)
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Directory sync changes the organisation: it needs the admin.org permission.';
 	END IF;
 	SELECT c.id INTO channel FROM crm.im_channel c
 	 WHERE c.platform = sync_directory.platform AND c.kind = 'app' AND c.enabled ORDER BY c.id LIMIT 1;
 	IF channel IS NULL THEN
-		RAISE EXCEPTION 'no enabled % app channel to read the directory with', coalesce(platform, 'NULL')
+		RAISE EXCEPTION 'no enabled % app channel to read the directory with', coalesce(crm.clip(platform), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'The platform is wecom, feishu or dingtalk; its app (a crm.im_channel row of kind app) needs the directory read permission.';
 	END IF;

@@ -97,7 +97,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.pool'::regclass THEN RAISE 'crm.pool_holder() runs only on crm.pool, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'DELETE' THEN
-		RAISE EXCEPTION 'pool % (%) cannot be deleted', OLD.id, OLD.name
+		RAISE EXCEPTION 'pool % (%) cannot be deleted', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'restrict_violation',
 			      DETAIL = 'A pool''s history names it, like an employee''s.',
 			      HINT = format('Deactivate it instead: UPDATE crm.pool SET active = false WHERE id = %s.', OLD.id);
@@ -106,17 +106,17 @@ BEGIN
 			INSERT INTO crm.employee (name, department_id, is_pool, in_statistics, active)
 			VALUES (NEW.name, NULL, true, false, NEW.active) RETURNING id INTO NEW.id;
 		ELSIF NOT EXISTS (SELECT FROM crm.employee WHERE id = NEW.id AND is_pool) THEN
-			RAISE EXCEPTION 'pool % (%) needs an employee row made for a pool', NEW.id, NEW.name
+			RAISE EXCEPTION 'pool % (%) needs an employee row made for a pool', NEW.id, crm.clip(NEW.name)
 				USING ERRCODE = 'foreign_key_violation',
 				      HINT = 'Leave crm.pool.id out: inserting a pool makes its row.';
 		END IF;
 		RETURN NEW;
 	END IF;
 	IF NEW.id <> OLD.id THEN
-		RAISE EXCEPTION 'pool % (%) cannot change its id', OLD.id, OLD.name USING ERRCODE = 'check_violation';
+		RAISE EXCEPTION 'pool % (%) cannot change its id', OLD.id, crm.clip(OLD.name) USING ERRCODE = 'check_violation';
 	END IF;
 	IF OLD.active AND NOT NEW.active AND EXISTS (SELECT FROM crm.customer WHERE owner_id = OLD.id) THEN
-		RAISE EXCEPTION 'pool % (%) still holds customers', OLD.id, OLD.name
+		RAISE EXCEPTION 'pool % (%) still holds customers', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Assign or move its customers to another pool first.';
 	END IF;
@@ -134,11 +134,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.guard_pool_row() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT OLD.is_pool THEN
-		RAISE EXCEPTION 'employee % (%) cannot become a pool''s row', OLD.id, OLD.name
+		RAISE EXCEPTION 'employee % (%) cannot become a pool''s row', OLD.id, crm.clip(OLD.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Insert a crm.pool row: it makes its own.';
 	END IF;
-	RAISE EXCEPTION 'employee % is the row of pool "%"', OLD.id, OLD.name
+	RAISE EXCEPTION 'employee % is the row of pool "%"', OLD.id, crm.clip(OLD.name)
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 		      HINT = format('Change the pool instead: UPDATE crm.pool SET ... WHERE id = %s.', OLD.id);
 END
@@ -285,34 +285,34 @@ DECLARE
 BEGIN
 	IF TG_RELID <> 'crm.recycle_rule'::regclass THEN RAISE 'crm.check_recycle_rule() runs only on crm.recycle_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NEW.days IS NOT NULL AND NEW.days <= 0 THEN
-		RAISE EXCEPTION 'recycling rule "%" needs a positive number of days, not %', NEW.name, NEW.days
+		RAISE EXCEPTION 'recycling rule "%" needs a positive number of days, not %', crm.clip(NEW.name), NEW.days
 			USING ERRCODE = 'check_violation', HINT = 'Give days > 0; disable the rule (enabled = false) to stop it.';
 	END IF;
 	IF NEW.remind_days_before < 0 OR NEW.remind_days_before >= NEW.days THEN
-		RAISE EXCEPTION 'recycling rule "%" reminds % days before a deadline of % days', NEW.name, NEW.remind_days_before, NEW.days
+		RAISE EXCEPTION 'recycling rule "%" reminds % days before a deadline of % days', crm.clip(NEW.name), NEW.remind_days_before, NEW.days
 			USING ERRCODE = 'check_violation', HINT = 'Give remind_days_before from 0 (no reminder) to days - 1.';
 	END IF;
 	bad := ARRAY(SELECT s FROM unnest(NEW.status_ids || NEW.exempt_status_ids) s
 	              WHERE NOT EXISTS (SELECT FROM crm.customer_status t WHERE t.id = s));
 	IF bad <> '{}' THEN
-		RAISE EXCEPTION 'recycling rule "%" names unknown customer statuses %', NEW.name, bad
+		RAISE EXCEPTION 'recycling rule "%" names unknown customer statuses %', crm.clip(NEW.name), crm.clip(bad::text)
 			USING ERRCODE = 'foreign_key_violation', HINT = 'Name statuses of crm.customer_status.';
 	END IF;
 	IF NEW.kind = 'no_deal' AND NEW.status_ids <> '{}' OR NEW.kind = 'no_follow_up' AND NEW.exempt_status_ids <> '{}' THEN
-		RAISE EXCEPTION 'recycling rule "%" of kind % cannot have %', NEW.name, NEW.kind,
+		RAISE EXCEPTION 'recycling rule "%" of kind % cannot have %', crm.clip(NEW.name), NEW.kind,
 			CASE NEW.kind WHEN 'no_deal' THEN 'status_ids' ELSE 'exempt_status_ids' END
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'no_follow_up rules watch status_ids; no_deal rules leave out time in exempt_status_ids.';
 	END IF;
 	bad := ARRAY(SELECT d FROM unnest(NEW.department_ids) d WHERE NOT EXISTS (SELECT FROM crm.department t WHERE t.id = d));
 	IF bad <> '{}' THEN
-		RAISE EXCEPTION 'recycling rule "%" names unknown departments %', NEW.name, bad
+		RAISE EXCEPTION 'recycling rule "%" names unknown departments %', crm.clip(NEW.name), crm.clip(bad::text)
 			USING ERRCODE = 'foreign_key_violation', HINT = 'Name departments of crm.department.';
 	END IF;
 	bad := ARRAY(SELECT e FROM unnest(NEW.employee_ids || NEW.exempt_employee_ids) e
 	              WHERE NOT EXISTS (SELECT FROM crm.employee t WHERE t.id = e AND NOT t.is_pool));
 	IF bad <> '{}' THEN
-		RAISE EXCEPTION 'recycling rule "%" names unknown employees %', NEW.name, bad
+		RAISE EXCEPTION 'recycling rule "%" names unknown employees %', crm.clip(NEW.name), crm.clip(bad::text)
 			USING ERRCODE = 'foreign_key_violation', HINT = 'Name employees of crm.employee.';
 	END IF;
 	RETURN NEW;
@@ -517,7 +517,7 @@ CREATE TRIGGER customer_clock_move AFTER UPDATE ON crm.customer
 
 CREATE FUNCTION crm.describe_recycle_rule(r crm.recycle_rule) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN format('%s: %s', r.name, CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
+RETURN format('%s: %s', crm.clip(r.name), CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
                                             ELSE format('%s days without signing', r.days) END);
 
 -- A rule edit recomputes, in one statement, the customers of every owner the
@@ -650,7 +650,7 @@ BEGIN
 			      HINT = 'Log in as an employee (crm.employee.db_role).';
 	END IF;
 	IF action IS NOT NULL AND NOT crm.invoker_has_permission(action) THEN
-		RAISE EXCEPTION 'employee % (%) may not % customers of a public pool', me.id, me.name, verb
+		RAISE EXCEPTION 'employee % (%) may not % customers of a public pool', me.id, crm.clip(me.name), verb
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = format('This needs the permission "%s".', action),
 			      HINT = format('Ask an administrator to add "%s" to one of your roles.', action);
@@ -674,13 +674,13 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Claim customers listed in crm.pool_customer; one listed a moment ago may have been claimed or assigned since.';
 	ELSIF pool.id IS NULL THEN
-		RAISE EXCEPTION 'customer % (%) is no longer in a public pool', cust.id, cust.name
+		RAISE EXCEPTION 'customer % (%) is no longer in a public pool', cust.id, crm.clip(cust.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = CASE WHEN cust.owner_id = me.id THEN 'It is already yours.'
 			                    ELSE 'Someone claimed it or was assigned it first.' END,
 			      HINT = 'Pick another customer from crm.pool_customer.';
 	ELSIF NOT pool.active THEN
-		RAISE EXCEPTION 'pool % (%) is inactive', pool.id, pool.name
+		RAISE EXCEPTION 'pool % (%) is inactive', pool.id, crm.clip(pool.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Ask an admin to reactivate it.';
 	END IF;
 END
@@ -714,12 +714,12 @@ BEGIN
 	cooldown := CASE last.kind WHEN 'release' THEN (pick.pool).release_cooldown_days
 	                           WHEN 'recycle' THEN (pick.pool).recycle_cooldown_days END;
 	IF last.changed_at + make_interval(days => cooldown) > now() THEN
-		RAISE EXCEPTION 'employee % (%) may not claim customer % (%) back before %', me.id, me.name,
-			(pick.cust).id, (pick.cust).name, crm.local_time(last.changed_at + make_interval(days => cooldown))
+		RAISE EXCEPTION 'employee % (%) may not claim customer % (%) back before %', me.id, crm.clip(me.name),
+			(pick.cust).id, crm.clip((pick.cust).name), crm.local_time(last.changed_at + make_interval(days => cooldown))
 			USING ERRCODE = 'check_violation',
 			      DETAIL = format('It was %s from them on %s; pool "%s" keeps it from its former owner for %s days.',
 			                      CASE last.kind WHEN 'release' THEN 'released' ELSE 'recycled' END,
-			                      crm.local_time(last.changed_at), (pick.pool).name, cooldown),
+			                      crm.local_time(last.changed_at), crm.clip((pick.pool).name), cooldown),
 			      HINT = 'A pool admin may still assign it; the cool-down stops only claims.';
 	END IF;
 
@@ -736,7 +736,7 @@ BEGIN
 		   AND w.n >= (pick.pool).freeze_after_releases
 		 ORDER BY r.changed_at DESC LIMIT 1;
 		IF frozen IS NOT NULL THEN
-			RAISE EXCEPTION 'employee % (%) may not claim from pool "%" until %', me.id, me.name, (pick.pool).name, crm.local_time(frozen)
+			RAISE EXCEPTION 'employee % (%) may not claim from pool "%" until %', me.id, crm.clip(me.name), crm.clip((pick.pool).name), crm.local_time(frozen)
 				USING ERRCODE = 'check_violation',
 				      DETAIL = format('They released %s customers to it within %s days; the limit is %s.',
 				                      releases, (pick.pool).freeze_period_days, (pick.pool).freeze_after_releases),
@@ -752,7 +752,7 @@ BEGIN
 		SELECT count(*) INTO claimed FROM crm.customer_owner_change h
 		 WHERE h.kind = 'claim' AND h.to_owner = me.id AND h.changed_at >= day_from;
 		IF claimed >= cap THEN
-			RAISE EXCEPTION 'employee % (%) has claimed % customers today, their daily limit of %', me.id, me.name, claimed, cap
+			RAISE EXCEPTION 'employee % (%) has claimed % customers today, their daily limit of %', me.id, crm.clip(me.name), claimed, cap
 				USING ERRCODE = 'check_violation',
 				      DETAIL = format('The count starts again at %s.', crm.local_time(day_from + interval '1 day')),
 				      HINT = 'Assigned, transferred and self-created customers do not count; raise crm.employee.daily_claim_limit or crm.settings.daily_claim_limit.';
@@ -783,7 +783,7 @@ BEGIN
 	END IF;
 	pick := crm.pool_customer_for_update(customer_id, me, may_assign);
 	IF NOT coalesce(pick.is_admin, false) AND NOT may_assign THEN
-		RAISE EXCEPTION 'employee % (%) may not assign customers of pool "%"', me.id, me.name, (pick.pool).name
+		RAISE EXCEPTION 'employee % (%) may not assign customers of pool "%"', me.id, crm.clip(me.name), crm.clip((pick.pool).name)
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = 'Assigning needs the pool''s admin (crm.pool_member.is_admin) or the permission "pool.assign".',
 			      HINT = 'Ask an administrator to make you an admin of the pool.';
@@ -792,8 +792,8 @@ BEGIN
 	PERFORM crm.pool_move(ARRAY[(pick.cust).id], target.id, 'assign', NULL);
 	IF target.id <> me.id THEN
 		PERFORM crm.notify(ARRAY[target.id], 'pool.assigned',
-		                   format('%s assigned you customer %s from pool "%s"', me.name, (pick.cust).name, (pick.pool).name),
-		                   NULL, 'customer', (pick.cust).id);
+		                   format('Customer %s from pool "%s" was assigned to you', crm.clip((pick.cust).name), crm.clip((pick.pool).name)),
+		                   format('Assigned by %s.', crm.clip(me.name)), 'customer', (pick.cust).id);
 	END IF;
 END
 $$;
@@ -812,7 +812,7 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.code = reason AND d.enabled) THEN
 		RAISE EXCEPTION 'release reason "%" is not in the dictionary pool_release_reason', crm.clip(reason)
 			USING ERRCODE = 'foreign_key_violation',
-			      HINT = (SELECT 'Give one of: ' || string_agg(format('%s (%s)', d.code, d.label), ', ' ORDER BY d.position)
+			      HINT = (SELECT 'Give one of: ' || string_agg(format('%s (%s)', d.code, crm.clip(d.label)), ', ' ORDER BY d.position)
 			                FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.enabled);
 	END IF;
 	SELECT * INTO pool FROM crm.pool p WHERE p.id = coalesce(to_pool, crm.default_pool()) AND p.active;
@@ -823,14 +823,14 @@ BEGIN
 	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR UPDATE;
 	-- the releaser must be able to edit it: the owner, or someone with it in scope
 	IF NOT FOUND OR NOT cust.owner_id = ANY (crm.invoker_scope_owners('customer')) THEN
-		RAISE EXCEPTION 'employee % (%) may not release customer %', me.id, me.name, customer_id
+		RAISE EXCEPTION 'employee % (%) may not release customer %', me.id, crm.clip(me.name), customer_id
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Release customers you own or manage.';
 	ELSIF EXISTS (SELECT FROM crm.pool p WHERE p.id = cust.owner_id) THEN
-		RAISE EXCEPTION 'customer % (%) is already in a pool', cust.id, cust.name
+		RAISE EXCEPTION 'customer % (%) is already in a pool', cust.id, crm.clip(cust.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	ELSIF cust.locked THEN
-		RAISE EXCEPTION 'customer % (%) is locked', cust.id, cust.name
+		RAISE EXCEPTION 'customer % (%) is locked', cust.id, crm.clip(cust.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = 'Locked customers stay with their owner.',
 			      HINT = 'Unlock it first (needs customer.lock).';
@@ -919,11 +919,11 @@ BEGIN
 
 	-- each former owner hears once, of all their customers this run moved
 	PERFORM crm.notify(ARRAY[h.from_owner], 'pool.recycled',
-	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', c.name, p.name)
+	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', crm.clip(c.name), crm.clip(p.name))
 	                        ELSE format('%s of your customers went back to a public pool', h.n) END,
 	                   h.reasons, 'customer', CASE WHEN h.n = 1 THEN h.first_id END)
 	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id, min(x.pool_id) AS pool_id,
-	               string_agg(DISTINCT x.reason, E'\n') AS reasons
+	               crm.notification_lines(array_agg(DISTINCT x.reason)) AS reasons
 	          FROM crm.customer_owner_change x
 	         WHERE x.id > last_change AND x.kind = 'recycle'
 	         GROUP BY x.from_owner) h
@@ -944,7 +944,7 @@ BEGIN
 		RETURNING due.*
 	), told AS (
 		SELECT crm.notify(ARRAY[m.owner_id], 'pool.recycle_soon',
-		                  CASE WHEN m.n = 1 THEN format('Customer %s goes back to a public pool in %s days', m.first_name,
+		                  CASE WHEN m.n = 1 THEN format('Customer %s goes back to a public pool in %s days', crm.clip(m.first_name),
 		                                                ceil(extract(epoch FROM m.first_at - now()) / 86400))
 		                       ELSE format('%s of your customers go back to a public pool soon', m.n) END,
 		                  m.lines, 'customer', CASE WHEN m.n = 1 THEN m.first_id END)
@@ -952,9 +952,9 @@ BEGIN
 		  FROM (SELECT marked.owner_id, count(*) AS n, min(marked.customer_id) AS first_id,
 		               (array_agg(c.name ORDER BY marked.customer_id))[1] AS first_name,
 		               (array_agg(marked.recycle_at ORDER BY marked.customer_id))[1] AS first_at,
-		               string_agg(format('%s: %s (%s)', c.name,
+		               crm.notification_lines(array_agg(format('%s: %s (%s)', crm.clip(c.name),
 		                                 to_char(marked.recycle_at AT TIME ZONE (SELECT s.timezone FROM crm.settings s), 'YYYY-MM-DD'),
-		                                 marked.reason), E'\n' ORDER BY marked.recycle_at) AS lines
+		                                 marked.reason) ORDER BY marked.recycle_at)) AS lines
 		          FROM marked JOIN crm.customer c ON c.id = marked.customer_id
 		         GROUP BY marked.owner_id) m
 	)
