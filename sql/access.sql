@@ -198,6 +198,16 @@ RESET ROLE;
 -- (a superuser is not limited by the policies, and is told so)
 SELECT rule, grants, replace(detail, current_user, '<superuser>') AS detail
   FROM crm.explain_access('customer', (SELECT id FROM crm.customer WHERE name = 'C-Rep'));
+-- a contact follows its customer: the manager reaches a contact of her
+-- report's customer, whoever the contact's owner column names
+INSERT INTO crm.contact (customer_id, name, owner_id)
+SELECT c.id, 'K-Sub', s.id FROM crm.customer c, crm.employee s WHERE c.name = 'C-Sub' AND s.db_role = 'acc_south';
+SET ROLE acc_mgr;
+SELECT rule, grants, regexp_replace(detail, '\d+', 'N', 'g') AS detail
+  FROM crm.explain_access('contact', (SELECT id FROM crm.contact WHERE name = 'K-Sub'))
+ WHERE rule <> 'permission';
+RESET ROLE;
+DELETE FROM crm.contact WHERE name = 'K-Sub';
 
 -- every line agrees with the policies: for each customer, the record line says whether
 -- the employee's SELECT sees it, the owner, scope and pool lines grant exactly when the

@@ -213,5 +213,16 @@ UPDATE crm.dedupe_rule SET enabled = true WHERE name = 'company name';
 UPDATE crm.customer SET phone = '0577-8800 1234' WHERE name = '温州鹿城鞋业';
 DELETE FROM crm.customer WHERE name LIKE '温州鹿城%';
 
+-- converted and invalid leads are history: they neither match nor are
+-- checked; one set back to following is checked again
+INSERT INTO crm.lead (name, company, mobile, owner_id, status) VALUES ('王先生', '宁波港务', '13905740001', :zhang, 'invalid');
+UPDATE crm.lead SET status = 'following' WHERE owner_id = :zhang AND status = 'invalid';
+DELETE FROM crm.lead WHERE owner_id = :zhang AND status = 'invalid';
+-- a lead and a customer that happen to have the same id are still compared
+INSERT INTO crm.customer (id, name, uscc, phone, owner_id) OVERRIDING SYSTEM VALUE
+VALUES (990001, '台州海运', crm.uscc_with_check('91331000MA5F00161'), '13905760003', :li);
+INSERT INTO crm.lead (id, name, mobile, owner_id) OVERRIDING SYSTEM VALUE VALUES (990001, '赵先生', '13905760003', :zhang);
+DELETE FROM crm.customer WHERE id = 990001;
+
 -- (the rules go, so that other test files insert freely)
 DELETE FROM crm.dedupe_rule;

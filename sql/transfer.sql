@@ -62,6 +62,8 @@ SELECT count(*) AS manager_sees_leads FROM crm.lead;
 -- records outside the caller's scope, or that do not exist, are refused alike
 SELECT crm.transfer('lead', ARRAY(SELECT id FROM crm.lead) || ARRAY[-1::bigint], :a);
 SELECT crm.transfer('lead', ARRAY[-1::bigint], :a);
+-- a long list is named by its first ids and counted
+SELECT crm.transfer('lead', ARRAY(SELECT -i FROM generate_series(1, 5000) i), :a);
 \echo :LAST_ERROR_SQLSTATE
 -- to nobody active
 SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = 'Tr customer 3'), -5);

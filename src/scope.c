@@ -1188,6 +1188,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	int64		id = PG_GETARG_INT64(1);
 	const char *type = record_types[t];
+	const char *asked = type;
 	static const char *const actions[] = {"create", "edit", "delete", "transfer", "export"};
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
 	Datum		values[3];
@@ -1242,6 +1243,23 @@ crm_explain_access(PG_FUNCTION_ARGS)
 													   (long long) acting.employee_id, type, (long long) id));
 		PG_RETURN_NULL();
 	}
+	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
+
+	/*
+	 * A contact's policies are its customer's: who sees or writes the customer
+	 * sees or writes its contacts, so the answer is the customer's.
+	 */
+	if (strcmp(type, "contact") == 0)
+	{
+		execute_as_owner("SELECT customer_id FROM crm.contact WHERE id = $1", 1, types, values);
+		id = spi_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		type = "customer";
+		t = record_type_index(cstring_to_text(type), false);
+		explain_row(rsinfo, "customer", true,
+					psprintf("contact %lld belongs to customer %lld, whose access it follows",
+							 (long long) DatumGetInt64(values[0]), (long long) id));
+		values[0] = Int64GetDatum(id);
+	}
 	execute_as_owner(psprintf("SELECT owner_id FROM crm.%s WHERE id = $1", quote_identifier(type)),
 					 1, types, values);
 	if (SPI_processed > 0)
@@ -1249,7 +1267,6 @@ crm_explain_access(PG_FUNCTION_ARGS)
 		owner = spi_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		owner_index = isnull ? -1 : id_lookup(org.emp_index, owner);
 	}
-	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
 
 	if (owner_index == acting.emp)
 		explain_row(rsinfo, "owner", true, psprintf("employee %lld owns %s %lld",
@@ -1312,7 +1329,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 
 	for (size_t i = 0; i < lengthof(actions); i++)
 	{
-		char	   *permission = psprintf("%s.%s", type, actions[i]);
+		char	   *permission = psprintf("%s.%s", asked, actions[i]);
 
 		explain_row(rsinfo, "permission", acting_has_permission(permission), permission);
 	}

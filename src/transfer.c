@@ -74,12 +74,17 @@ crm_transfer(PG_FUNCTION_ARGS)
 		 */
 		crm_switch_pin(&pin);
 		SPI_connect();
-		if (SPI_execute_with_args(psprintf("SELECT string_agg(i::text, ', ' ORDER BY i) FROM unnest($2) i"
+		/* the message names the first few ids: a list of thousands helps no one */
+		if (SPI_execute_with_args(psprintf("SELECT array_to_string((array_agg(i ORDER BY i))[1:5], ', ')"
+										   " || CASE WHEN count(*) > 5 THEN format(' and %%s more', count(*) - 5) ELSE '' END"
+										   " FROM unnest($2) i"
 										   " WHERE NOT EXISTS (SELECT FROM crm.%s r WHERE r.id = i"
 										   " AND r.owner_id = ANY (crm.scope_owners($1)))",
 										   quote_identifier(type)),
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "crm: transfer scope check failed");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("crm.transfer could not check the caller's scope")));
 		outside = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			ereport(ERROR,

@@ -53,6 +53,12 @@ $node->safe_psql('crm_src', q{
 	INSERT INTO crm.pool_member (pool_id, employee_id, is_admin) VALUES (3, 1, true);
 	INSERT INTO crm.recycle_rule (name, kind, days) VALUES ('Quiet month', 'no_follow_up', 30);
 	UPDATE crm.customer SET owner_id = 3 WHERE name = 'Suzhou Silk';
+	-- a blocking rule, and leads it no longer compares: a converted one whose
+	-- mobile is its contact's now, an invalid one with the same mobile
+	INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('Lead mobile', 'lead', '{mobile}', '{customers, leads, contacts}');
+	INSERT INTO crm.lead (name, company, uscc, mobile, owner_id) VALUES ('Zhao', 'Ningbo Port', crm.uscc_with_check('91330200MA2B00033'), '13900002222', 1);
+	SELECT crm.convert_lead(id) FROM crm.lead WHERE name = 'Zhao';
+	INSERT INTO crm.lead (name, mobile, owner_id, status) VALUES ('Zhao again', '13900002222', 1, 'invalid');
 });
 
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.dump";
@@ -100,21 +106,24 @@ my $rows = q{
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s', pool_id, employee_id, is_admin), ',') FROM crm.pool_member)
 	    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, rule_id), ',' ORDER BY customer_id) FROM crm.customer_recycling)
 	    || ' | ' || (SELECT string_agg(format('%s:%s:%s>%s', customer_id, kind, from_owner, to_owner), ',') FROM crm.customer_owner_change)
+	    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', name, status, mobile, customer_id), ',' ORDER BY id) FROM crm.lead)
 };
 my $before = $node->safe_psql('crm_src', $rows);
 my $after = $node->safe_psql('crm_dst', $rows);
 is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields, the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
 like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 8 \|/,
 	'the channel, the notification of the team entry, the preference and the eight shipped events, once each');
-like($after, qr/\| 3:公海:t \| 3:1:t \| 1:1,2:,3:1 \| 2:release:2>3$/,
+like($after, qr/\| 3:公海:t \| 3:1:t \| 1:1,2:,3:1,4:1 \| 2:release:2>3 \|/,
 	'the pool and its admin, the recycling clocks and the owner history, once each');
+like($after, qr/\| Zhao:converted:13900002222:4,Zhao again:invalid:13900002222:$/,
+	'leads a blocking rule no longer compares are restored as they were');
 like($after, qr/crm-housekeeping:45 2 \* \* \*:f,crm-recycling:\*\/5 \* \* \* \*:t,crm-report:0 8 \* \* 1:f/,
 	'the edited builtin job keeps its edit, once');
 
 is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
 	SELECT crm.current_employee_id() || ':' || string_agg(name, ',' ORDER BY name) FROM crm.customer;
-}), '1:Hangzhou Tea Co,Individual Li,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
+}), '1:Hangzhou Tea Co,Individual Li,Ningbo Port,Suzhou Silk', 'the restored database resolves the employee and applies the restored scope');
 
 is($node->safe_psql('crm_dst', q{
 	INSERT INTO crm.department (name) VALUES ('West sales') RETURNING id;
@@ -123,7 +132,7 @@ is($node->safe_psql('crm_dst', q{
 	SET ROLE tap_wang;
 	INSERT INTO crm.customer (name, uscc, region) VALUES ('Restored Ltd', crm.uscc_with_check('91330100MA2B00033'), 'west')
 	RETURNING id || ':' || owner_id;
-}), '4:1', 'new records after a restore get fresh ids and the acting owner');
+}), '5:1', 'new records after a restore get fresh ids and the acting owner');
 
 # a plain SQL dump restores in one transaction as well
 my $sql = "${PostgreSQL::Test::Utils::tmp_check}/crm_src.sql";

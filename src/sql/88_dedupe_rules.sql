@@ -163,13 +163,15 @@ BEGIN
 			SELECT format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
 			                 FROM (%s) n
 			                 CROSS JOIN LATERAL (SELECT x.id, x.owner_id FROM %s x
-			                                      WHERE %s AND %s AND x.id IS DISTINCT FROM n.id OFFSET 0) x
+			                                      WHERE %s AND %s %s OFFSET 0) x
 			                WHERE true %s',
 			              t.target_type, cands,
 			              CASE WHEN t.target_type = 'customer' AND 'contact_mobile' = ANY (r.fields)
 			                   THEN '(SELECT c.*, k.mobile_key AS contact_mobile_key FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id)'
 			                   ELSE format('crm.%I', t.target_type) END,
 			              c, t.condition,
+			              -- a row never matches itself; a lead may match the customer of the same id
+			              CASE WHEN t.target_type = r.record_type THEN 'AND x.id IS DISTINCT FROM n.id' END,
 			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
 			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
 			                   WHEN cardinality(t.joins) = cardinality(r.fields) THEN ARRAY[array_to_string(t.joins, ' AND ')]
@@ -213,6 +215,10 @@ DECLARE
 	found   boolean;
 BEGIN
 	IF TG_RELID <> ALL ('{crm.contact,crm.customer,crm.lead}'::regclass[]) THEN RAISE 'crm.dedupe_check() runs only on crm.contact, crm.customer, crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- a restore loads what was checked when it was written
+	IF crm.restoring() THEN
+		RETURN NULL;
+	END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
 	-- mobiles also runs when contacts are written.  A table without rules stops here.
 	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
@@ -227,26 +233,31 @@ BEGIN
 		SELECT string_agg(format('bool_or(n.%1$I IS DISTINCT FROM o.%1$I) AS %1$I', a.attname), ', ') INTO q
 		  FROM pg_attribute a
 		 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
-		   AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'));
+		   AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'), ('status'));
 		EXECUTE format('SELECT array_agg(c.key) FROM (SELECT %s FROM new_rows n JOIN old_rows o ON o.id = n.id) x,
 		                jsonb_each_text(to_jsonb(x)) c WHERE c.value = ''true''', q) INTO changed;
 	END IF;
 	-- the rows each rule compares: all inserted ones, or those whose keys for
 	-- the rule an update changed (a customer's kind too; a contact's mobile
-	-- for its customer's rule, and its customer).  A rule none of whose keys
-	-- changed has nothing to check.
+	-- for its customer's rule, and its customer; a lead's status, as one set
+	-- back from invalid is open again).  A rule none of whose keys changed has
+	-- nothing to check.  Only open leads are compared: converted and invalid
+	-- ones are history.
 	FOREACH r IN ARRAY rules LOOP
 		IF TG_OP = 'INSERT' THEN
-			cands := 'SELECT * FROM new_rows';
+			cands := 'SELECT * FROM new_rows n';
 		ELSE
 			SELECT string_agg(format('n.%1$I IS DISTINCT FROM o.%1$I', c), ' OR ' ORDER BY c) INTO q
 			  FROM unnest(changed) c
 			 WHERE c IN (SELECT f.key_column FROM crm.dedupe_field f
 			              WHERE f.record_type = r.record_type AND f.field = ANY (r.fields))
-			    OR c = CASE rt WHEN 'customer' THEN 'kind' WHEN 'contact' THEN 'customer_id' END
+			    OR c = CASE rt WHEN 'customer' THEN 'kind' WHEN 'contact' THEN 'customer_id' WHEN 'lead' THEN 'status' END
 			    OR r.record_type <> rt AND c = 'mobile_key';
 			CONTINUE WHEN q IS NULL;
-			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s', q);
+			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s)', q);
+		END IF;
+		IF rt = 'lead' THEN
+			cands := cands || CASE TG_OP WHEN 'INSERT' THEN ' WHERE' ELSE ' AND' END || ' n.status IN (''new'', ''following'')';
 		END IF;
 		checked := checked || r;
 		rows := rows || CASE
@@ -265,7 +276,12 @@ BEGIN
 	-- many rows a transaction writes.  Keys go in order, so that statements do
 	-- not deadlock.  Under repeatable read a key claimed by a transaction the
 	-- snapshot cannot see raises serialization_failure.
-	SELECT string_agg(DISTINCT format('SELECT %L AS class, c.%I AS key FROM (%s) c', f.class, f.key_column, rows[i]), ' UNION ALL ')
+	SELECT string_agg(DISTINCT format('SELECT %s AS class, c.%I AS key FROM (%s) c',
+	                                  -- an individual customer's name is a person's, as the rules compare it
+	                                  CASE WHEN f.class = 'company' AND rules[i].record_type = 'customer'
+	                                       THEN 'CASE c.kind WHEN ''individual'' THEN ''person'' ELSE ''company'' END'
+	                                       ELSE quote_literal(f.class) END,
+	                                  f.key_column, rows[i]), ' UNION ALL ')
 	  INTO q
 	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
 	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field

@@ -47,7 +47,11 @@ BEGIN
 	DELETE FROM crm.im_delivery
 	 WHERE status IN ('sent', 'dead') AND coalesce(sent_at, next_attempt_at) < started - keep;
 	GET DIAGNOSTICS deliveries = ROW_COUNT;
-	DELETE FROM crm.dedupe_claim WHERE age(xmin) > age(crm.xid_horizon('crm.dedupe_claim'));
+	-- a settled claim that a running transaction claims again is its now: skip it
+	DELETE FROM crm.dedupe_claim
+	 WHERE key IN (SELECT c.key FROM crm.dedupe_claim c
+	                WHERE age(c.xmin) > age(crm.xid_horizon('crm.dedupe_claim'))
+	                  FOR UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS claims = ROW_COUNT;
 	IF to_regclass('cron.job_run_details') IS NOT NULL THEN
 		DELETE FROM cron.job_run_details d
