@@ -31,6 +31,9 @@ INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('custo
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'locked', 'industry');
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'created_at', 'industry');
+-- (nor onto a key crm derives, which no one writes)
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'name_key', 'industry');
+\echo :LAST_ERROR_SQLSTATE
 UPDATE crm.dictionary_column SET column_name = 'owner_id' WHERE table_name = 'customer' AND column_name = 'level';
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'no_such_column', 'industry');
 \echo :LAST_ERROR_SQLSTATE

@@ -54,9 +54,15 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	rel     regclass := to_regclass(format('crm.%I', table_name));
 	coltype regtype;
+	derived boolean;
 BEGIN
-	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	SELECT a.atttypid, a.attgenerated <> '' INTO coltype, derived FROM pg_attribute a
 	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+	IF derived THEN
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a column crm derives', crm.clip(table_name), crm.clip(column_name)
+			USING ERRCODE = 'wrong_object_type',
+			      HINT = 'Map a dictionary onto a text column people write; crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
+	END IF;
 	IF coltype IS DISTINCT FROM 'text'::regtype THEN
 		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', crm.clip(table_name), crm.clip(column_name),
 			CASE WHEN coltype IS NULL THEN 'which does not exist' ELSE format('a column of type %s', coltype) END

@@ -154,7 +154,7 @@ BEGIN
 	 WHERE NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = check_codes.kind AND d.code = c AND d.enabled)
 	 LIMIT 1;
 	IF FOUND AND NOT crm.restoring() THEN
-		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), kind
+		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), crm.clip(kind)
 			USING ERRCODE = 'foreign_key_violation',
 			      HINT = format('Use codes from: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
 	END IF;
