@@ -3,7 +3,7 @@
 # The two commands a newcomer needs (both as root on Debian 12):
 #   make demo    install what is missing, build, start a demo cluster with a demo company
 #   make test    install what is missing, build, run regression + isolation + TAP tests
-# Also: make bench (SCALE=0.1 to shrink), make demo-stop, make deps.
+# Also: make bench (SCALE=0.1 to shrink, BENCH=name for one), make demo-stop, make deps.
 
 EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)

@@ -15,14 +15,35 @@
 # repetition sees the same data; only what follows its \timing on line is timed.
 # The sections alternate (crm, baseline, crm, ...), each measured $reps times, after
 # a VACUUM (of the rolled-back rows) and a CHECKPOINT so repetitions start alike.
+# BENCH=name runs one benchmark (or every benchmark of bench/name.sql).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 scale=${SCALE:-1}
 reps=3
+only=${BENCH:-}
 . "$top/test/cluster.sh"
 
 log() { echo "bench: $*" >&2; }
+
+# names FILE: the benchmarks of a file (one empty name when it holds a single one)
+names() {
+	awk '/^-- crm( [a-z0-9_]+)?$/ { print $3 }' "$1"
+}
+
+# wanted FILE: whether BENCH (if set) names FILE or one of its benchmarks
+wanted() {
+	[ -z "$only" ] || [ "$(basename "$1" .sql)" = "$only" ] || names "$1" | grep -qx "$only"
+}
+
+found=
+for f in "$top"/bench/*.sql; do
+	[ "$(basename "$f")" != generate.sql ] && wanted "$f" && found=1
+done
+if [ -n "$only" ] && [ "$only" != deliver ] && [ -z "$found" ]; then
+	echo "BENCH=$only names no benchmark: see the -- crm NAME lines of bench/*.sql and docs/testing.md" >&2
+	exit 2
+fi
 
 if ! [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v s="$scale" 'BEGIN { exit !(s <= 0) }'; then
 	echo "SCALE must be a positive number, not '$scale'" >&2
@@ -65,11 +86,6 @@ section() {
 		END { for (i = 0; i < (times ? times : 1); i++) printf "%s", body }' "$1"
 }
 
-# names FILE: the benchmarks of a file (one empty name when it holds a single one)
-names() {
-	awk '/^-- crm( [a-z0-9_]+)?$/ { print $3 }' "$1"
-}
-
 # measure FILE KIND NAME: seconds taken by the timed statements of one run of a section
 measure() {
 	cluster_psql -d crm_bench -c VACUUM -c CHECKPOINT
@@ -83,11 +99,13 @@ median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 for file in "$top"/bench/*.sql; do
 	file_name=$(basename "$file" .sql)
 	[ "$file_name" = generate ] && continue
+	wanted "$file" || continue
 	log "$file_name: setup"
 	section "$file" setup | cluster_psql -d crm_bench
 	for bench in $(names "$file" | sed 's/^$/-/'); do
 		[ "$bench" = - ] && bench=
 		name=${bench:-$file_name}
+		[ -z "$only" ] || [ "$only" = "$file_name" ] || [ "$only" = "$name" ] || continue
 		crm=() baseline=()
 		for ((i = 1; i <= reps; i++)); do
 			crm+=("$(measure "$file" crm "$bench")")
@@ -99,5 +117,7 @@ for file in "$top"/bench/*.sql; do
 	done
 done
 
-. "$top/bench/deliver.sh"
-deliver_bench
+if [ -z "$only" ] || [ "$only" = deliver ]; then
+	. "$top/bench/deliver.sh"
+	deliver_bench
+fi
