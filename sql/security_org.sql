@@ -100,4 +100,38 @@ SELECT count(*) AS covered FROM crm.recycle_rule_employees(ARRAY[900011]::bigint
 UPDATE crm.department SET parent_id = NULL WHERE id = 900011;
 UPDATE crm.department SET parent_id = 900000 WHERE id = 900011;
 UPDATE crm.employee SET superior_id = 900000 WHERE id = 900011;
+
+-- nobody stalls crm by hand: an employee may delete some rows of crm.employee,
+-- which PostgreSQL takes as leave to LOCK it in any mode, and crm refuses;
+-- a view over crm's tables is no way round it
+SET ROLE regress_org_viewer;
+LOCK TABLE crm.employee IN ACCESS EXCLUSIVE MODE;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMP VIEW staff_view AS SELECT * FROM crm.department;
+LOCK staff_view;
+\echo :LAST_ERROR_SQLSTATE
+-- nor locks the organisation's rows: FOR UPDATE and FOR SHARE take none
+SELECT count(*) AS locked FROM (SELECT id FROM crm.employee FOR UPDATE) x;
+SELECT count(*) AS locked FROM (SELECT id FROM crm.department FOR SHARE) x;
+-- nor holds the lock the tree checks take (it is a row of crm's own)
+SELECT count(*) FROM crm.org_tree_lock;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- an administrator who is not a super admin manages everyone's access but
+-- their own: HR (admin.org and admin.role) tries to widen their own
+INSERT INTO crm.role_permission VALUES (900000, 'admin.role');
+INSERT INTO crm.role (id, name) OVERRIDING SYSTEM VALUE VALUES (900009, 'Cyc all');
+INSERT INTO crm.role_scope VALUES (900009, 'customer', 'all', NULL);
+SET ROLE regress_org_hr;
+INSERT INTO crm.employee_role VALUES (900000, 900009);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.role_scope VALUES (900000, 'customer', 'all', NULL);
+UPDATE crm.employee SET department_id = 900011 WHERE id = 900000;
+UPDATE crm.employee SET superior_id = 900000 WHERE id = 900012;
+SELECT crm.deactivate_employee(900012, 900000);
+-- for others it is the job
+INSERT INTO crm.employee_role VALUES (900012, 900009);
+SELECT count(*) AS granted FROM crm.employee_role WHERE employee_id = 900012;
+RESET ROLE;
 ROLLBACK;

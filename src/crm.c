@@ -200,6 +200,7 @@ _PG_init(void)
 	crm_identity_init();
 	crm_scope_init();
 	crm_scope_plan_init();
+	crm_guard_init();
 	crm_dictionary_init();
 	crm_oplog_init();
 	crm_notify_init();

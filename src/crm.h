@@ -30,6 +30,7 @@ extern bool crm_is_pool(int64 employee_id);
 /* guard.c: the tables crm's C triggers run on */
 extern void crm_require_crm_table(FunctionCallInfo fcinfo, const char *function);
 extern int	crm_trigger_column(Relation rel, const char *column, Oid type);
+extern void crm_guard_init(void);
 
 /* scope.c */
 extern void crm_scope_init(void);

@@ -10,13 +10,28 @@
  * and each one still refuses any table outside schema crm, where only the
  * owner creates tables, and any column of a type it does not expect.
  *
+ * Also the locks crm's tables take.  Whoever may UPDATE or DELETE a table
+ * may LOCK it in any mode, and every employee may delete some rows of most
+ * crm tables: one open transaction holding ACCESS EXCLUSIVE on crm.employee
+ * would stall everyone's work.  crm takes the locks its rules need itself;
+ * LOCK on crm's tables (or on a view over them) is for superusers, the
+ * tables' owner and crm_admin.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/tupdesc.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "rewrite/rewriteHandler.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -62,4 +77,88 @@ crm_trigger_column(Relation rel, const char *column, Oid type)
 		return i + 1;
 	}
 	return 0;
+}
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/* Does a relation (or, for a view, a relation under it) belong to crm? */
+static bool
+locks_crm(Oid relid, Oid crm, int depth)
+{
+	Relation	view;
+	Query	   *query;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (get_rel_namespace(relid) == crm)
+		return true;
+	/* views over views: as deep as PostgreSQL's own LOCK goes, within reason */
+	if (get_rel_relkind(relid) != RELKIND_VIEW || depth > 64)
+		return false;
+	check_stack_depth();
+	view = table_open(relid, AccessShareLock);
+	query = get_view_query(view);
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION && locks_crm(rte->relid, crm, depth + 1))
+		{
+			found = true;
+			break;
+		}
+	}
+	table_close(view, AccessShareLock);
+	return found;
+}
+
+static void
+refuse_crm_locks(LockStmt *stmt)
+{
+	Oid			crm;
+	Oid			admin;
+	ListCell   *lc;
+
+	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
+	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
+		return;
+	crm = get_namespace_oid("crm", false);
+	admin = get_role_oid("crm_admin", true);
+	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
+		return;
+	foreach(lc, stmt->relations)
+	{
+		RangeVar   *rv = lfirst_node(RangeVar, lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (!OidIsValid(relid) || (get_rel_namespace(relid) == crm && pg_class_ownercheck(relid, GetUserId())))
+			continue;
+		if (locks_crm(relid, crm, 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",
+							GetUserNameFromId(GetUserId(), false), rv->relname),
+					 errdetail("A lock held on a crm table holds up every employee's work on it."),
+					 errhint("crm takes the locks its rules need; a superuser or a member of crm_admin may lock crm's tables.")));
+	}
+}
+
+static void
+crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params,
+					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, LockStmt))
+		refuse_crm_locks((LockStmt *) pstmt->utilityStmt);
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+crm_guard_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = crm_process_utility;
 }

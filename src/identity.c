@@ -3,13 +3,15 @@
  * identity.c
  *	  Who is acting: crm.current_employee_id() and its per-transaction cache.
  *
- * The acting employee is, in order:
- *	 1. the employee whose db_role is current_user (psql, BI tools, an app
- *		server that does SET ROLE);
- *	 2. if session_user is a member of crm_authenticator, the employee named
- *		by the JWT claim crm.jwt_employee_claim, read from request.jwt.claims
- *		(PostgREST) or jwt.claims.<claim> (PostGraphile);
- *	 3. nobody (NULL), which grants nothing.
+ * The acting employee is:
+ *	 - if session_user is a member of crm_authenticator, the employee named
+ *	   by the JWT claim crm.jwt_employee_claim, read from request.jwt.claims
+ *	   (PostgREST) or jwt.claims.<claim> (PostGraphile), and only that: the
+ *	   role an API server switches to is every request's, so an employee row
+ *	   whose db_role names it must not make every request that employee;
+ *	 - otherwise the employee whose db_role is current_user (psql, BI tools,
+ *	   an app server that does SET ROLE);
+ *	 - else nobody (NULL), which grants nothing.
  * Deactivated employees, and the rows through which public pools own their
  * customers (crm.employee.is_pool), resolve to nobody.
  *
@@ -253,7 +255,7 @@ claim_employee_id(const char *claims, bool is_json)
 }
 
 static bool
-resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_id)
+resolve_employee(Oid userid, bool trusts_claims, const char *claims, bool is_json, int64 *employee_id)
 {
 	NameData	rolename;
 	char	   *username = GetUserNameFromId(userid, true);
@@ -262,7 +264,7 @@ resolve_employee(Oid userid, const char *claims, bool is_json, int64 *employee_i
 
 	load_employee_catalog();
 
-	if (username != NULL)
+	if (!trusts_claims && username != NULL)
 	{
 		namestrcpy(&rolename, username);
 		if (lookup_employee(employee_catalog.role_index, employee_catalog.att_db_role,
@@ -329,7 +331,7 @@ crm_current_employee(int64 *employee_id)
 	if (identity_cache.claims)
 		pfree(identity_cache.claims);
 	identity_cache.claims = claims ? MemoryContextStrdup(TopMemoryContext, claims) : NULL;
-	identity_cache.found = resolve_employee(userid, claims, is_json, &identity_cache.employee_id);
+	identity_cache.found = resolve_employee(userid, trusts_claims, claims, is_json, &identity_cache.employee_id);
 	identity_cache.userid = userid;
 	identity_cache.session_userid = session_userid;
 	identity_cache.trusts_claims = trusts_claims;

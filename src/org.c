@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 
 #include "crm.h"
 
@@ -77,6 +78,21 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a super admin may deactivate super admin %lld", (long long) employee_id),
 				 errhint("Ask another super admin.")));
+
+	/* nor hands anyone's customers to themselves, unless a super admin or a DBA */
+	{
+		int64		me;
+		Oid			admin = get_role_oid("crm_admin", true);
+
+		if (crm_current_employee(&me) && me == PG_GETARG_INT64(1) && !superuser() && !crm_acting_is_super() &&
+			!(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("employee %lld may not hand employee %lld's records over to themselves",
+							(long long) me, (long long) employee_id),
+					 errdetail("An administrator who is not a super admin does not change their own access."),
+					 errhint("Name another employee as handover_to, or ask a super admin.")));
+	}
 
 	PG_RETURN_INT32(call_as_owner("admin.org", psprintf("deactivate employee %lld", (long long) employee_id),
 								  "SELECT crm.handover_employee($1, $2)", employee_id, PG_GETARG_INT64(1)));

@@ -83,8 +83,19 @@ CREATE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 -- parent it set (inserted or moved), the chain above each and the sub-tree below
 -- each.  Every walk stops at 100 levels, so no check runs long, even on a cycle
 -- that a trigger-less load left in the data (which then counts as too deep).
+-- Two transactions that each close half of a cycle take turns: each locks its
+-- tree's row here first.  A table of crm's own, which nobody else may read or
+-- lock (an advisory lock would not do: anyone may take one and hold it).
+CREATE TABLE crm.org_tree_lock (
+	tree  text,
+	CONSTRAINT org_tree_lock_pkey PRIMARY KEY (tree)
+);
+COMMENT ON TABLE crm.org_tree_lock IS 'A row per tree (department, employee) that a change of the tree locks while it is checked (crm''s own)';
+INSERT INTO crm.org_tree_lock VALUES ('department'), ('employee');
+
+-- (as its owner: to lock crm.org_tree_lock)
 CREATE FUNCTION crm.check_org_tree() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	max_levels CONSTANT integer := 100;
 	is_dept    boolean := TG_TABLE_NAME = 'department';
@@ -105,7 +116,7 @@ BEGIN
 	END IF;
 	-- two transactions that each close half of a cycle: the second waits here
 	-- for the first, and its walk (a new snapshot, at read committed) sees it
-	PERFORM pg_advisory_xact_lock(TG_RELID::integer, 0);
+	PERFORM FROM crm.org_tree_lock WHERE tree = TG_TABLE_NAME FOR UPDATE;
 	EXECUTE format($q$
 		WITH RECURSIVE placed AS (%3$s
 		), up AS (

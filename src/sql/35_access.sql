@@ -219,6 +219,59 @@ CREATE TRIGGER employee_role_keep_super AFTER UPDATE OR DELETE ON crm.employee_r
 CREATE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
 	FOR EACH ROW WHEN (OLD.active AND NOT NEW.active) EXECUTE FUNCTION crm.keep_a_super_admin();
 
+-- An administrator who is not a super admin manages everyone's access but
+-- their own: not their own roles, nor the scopes and permissions of a role they
+-- hold, nor their own place in the organisation (department, superior, login,
+-- active), nor who reports to them.  Otherwise admin.org or admin.role would
+-- be every scope there is.  Super admins, crm_admin and superusers may.
+CREATE FUNCTION crm.guard_own_access() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me   bigint;
+	what text;
+BEGIN
+	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role_scope,crm.role_permission}'::regclass[]) THEN RAISE 'crm.guard_own_access() runs only on crm.employee, crm.employee_role, crm.role_scope, crm.role_permission, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	me := crm.current_employee_id();
+	IF me IS NULL OR pg_has_role('crm_admin', 'USAGE') OR crm.acting_is_super() THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	IF TG_TABLE_NAME = 'employee' THEN
+		IF TG_OP = 'UPDATE' AND OLD.id = me
+		   AND (NEW.department_id, NEW.superior_id, NEW.db_role, NEW.active)
+		       IS DISTINCT FROM (OLD.department_id, OLD.superior_id, OLD.db_role, OLD.active) THEN
+			what := 'their own department, superior, login or active flag';
+		ELSIF NEW.superior_id = me AND (TG_OP = 'INSERT' OR OLD.superior_id IS DISTINCT FROM me) THEN
+			what := format('who reports to them (%s)', crm.clip(NEW.name));
+		END IF;
+	ELSIF TG_TABLE_NAME = 'employee_role' THEN
+		IF me IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.employee_id END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.employee_id END) THEN
+			what := 'their own roles';
+		END IF;
+	ELSIF EXISTS (SELECT FROM crm.employee_role er
+	               WHERE er.employee_id = me
+	                 AND er.role_id IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.role_id END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.role_id END)) THEN
+		what := format('the %s of role "%s", which they hold',
+		               CASE TG_TABLE_NAME WHEN 'role_scope' THEN 'scopes' ELSE 'permissions' END,
+		               (SELECT crm.clip(r.name) FROM crm.role r WHERE r.id = CASE WHEN TG_OP = 'DELETE' THEN OLD.role_id ELSE NEW.role_id END));
+	END IF;
+	IF what IS NOT NULL THEN
+		RAISE EXCEPTION 'employee "%" may not change %', (SELECT crm.clip(e.name) FROM crm.employee e WHERE e.id = me), what
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'An administrator who is not a super admin does not change their own access.',
+			      HINT = 'Ask a super admin (or another administrator) to make this change.';
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER employee_guard_own BEFORE INSERT OR UPDATE ON crm.employee
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+CREATE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+CREATE TRIGGER role_scope_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_scope
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+CREATE TRIGGER role_permission_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_permission
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+
 -- Every organisation and access table: readable by staff, written by whoever
 -- crm.require_admin() lets through, and each change invalidates the cached
 -- identities and scopes of every session (ENABLE ALWAYS, so that logical

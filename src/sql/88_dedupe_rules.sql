@@ -196,6 +196,14 @@ CREATE FUNCTION crm.xid_horizon(rel regclass) RETURNS xid
 COMMENT ON FUNCTION crm.xid_horizon(regclass) IS
 	'The oldest transaction some snapshot may still see as running, for the rows of a table';
 
+-- The test that an update changed what a duplicate check compares: a
+-- column, or (from_pool) the customer left a public pool for an owner.
+CREATE FUNCTION crm.dedupe_changed(col text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN col = 'from_pool'
+            THEN '(o.owner_id IN (SELECT p.id FROM crm.pool p) AND NOT n.owner_id IN (SELECT p.id FROM crm.pool p))'
+            ELSE format('n.%1$I IS DISTINCT FROM o.%1$I', col) END;
+
 -- The statement's rows that match an enabled rule's targets: one query per
 -- rule and target, all keys of the statement at once.
 -- (Without JIT: a statement's estimates can reach its threshold, and
@@ -209,6 +217,7 @@ DECLARE
 	checked crm.dedupe_rule[] := '{}';
 	changed text[];		-- an update's changed columns that rules compare
 	rows    text[];		-- per rule: the statement's rows as that rule compares them
+	targets text[];		-- the keys this table's rows are compared by, as blocking rules find them
 	hit     record;
 	q       text;
 	cands   text;
@@ -220,20 +229,32 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
-	-- mobiles also runs when contacts are written.  A table without rules stops here.
+	-- mobiles also runs when contacts are written
 	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
 	  FROM crm.dedupe_rule d
 	 WHERE d.enabled AND (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
 	                                            AND 'contact_mobile' = ANY (d.fields)));
-	IF rules IS NULL THEN
+	-- and the keys by which blocking rules find this table's rows, each as a
+	-- query over rows (%s) that keeps the rows the rule's target counts
+	SELECT array_agg(DISTINCT format('SELECT %L AS class, x.%I AS key FROM (%%s) x WHERE %s', g.class, g.key_column, g.condition))
+	  INTO targets
+	  FROM crm.dedupe_rule d
+	  JOIN crm.dedupe_field f ON f.record_type = d.record_type AND f.field = ANY (d.fields)
+	  JOIN crm.dedupe_targets() g ON g.target = ANY (d.against) AND g.record_type = rt AND g.key_column <> 'contact_mobile_key'
+	   AND g.class = CASE WHEN f.class = 'company' AND d.customer_kind = 'individual' THEN 'person' ELSE f.class END
+	 WHERE d.enabled AND d.action = 'block';
+	-- a table no rule concerns stops here
+	IF rules IS NULL AND targets IS NULL THEN
 		RETURN NULL;
 	END IF;
-	-- an update: which of the columns rules compare it changed, in one pass
+	-- an update: which of the columns rules compare it changed, in one pass;
+	-- a customer claimed from a pool counts as changed (it joins the owned ones)
 	IF TG_OP = 'UPDATE' THEN
-		SELECT string_agg(format('bool_or(n.%1$I IS DISTINCT FROM o.%1$I) AS %1$I', a.attname), ', ') INTO q
-		  FROM pg_attribute a
-		 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
-		   AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'), ('status'));
+		SELECT string_agg(format('bool_or(%s) AS %I', crm.dedupe_changed(a.attname), a.attname), ', ') INTO q
+		  FROM (SELECT a.attname::text FROM pg_attribute a
+		         WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+		           AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'), ('status'))
+		        UNION ALL SELECT 'from_pool' WHERE rt = 'customer') a;
 		EXECUTE format('SELECT array_agg(c.key) FROM (SELECT %s FROM new_rows n JOIN old_rows o ON o.id = n.id) x,
 		                jsonb_each_text(to_jsonb(x)) c WHERE c.value = ''true''', q) INTO changed;
 	END IF;
@@ -243,15 +264,16 @@ BEGIN
 	-- back from invalid is open again).  A rule none of whose keys changed has
 	-- nothing to check.  Only open leads are compared: converted and invalid
 	-- ones are history.
-	FOREACH r IN ARRAY rules LOOP
+	FOREACH r IN ARRAY coalesce(rules, '{}') LOOP
 		IF TG_OP = 'INSERT' THEN
 			cands := 'SELECT * FROM new_rows n';
 		ELSE
-			SELECT string_agg(format('n.%1$I IS DISTINCT FROM o.%1$I', c), ' OR ' ORDER BY c) INTO q
+			SELECT string_agg(crm.dedupe_changed(c), ' OR ' ORDER BY c) INTO q
 			  FROM unnest(changed) c
 			 WHERE c IN (SELECT f.key_column FROM crm.dedupe_field f
 			              WHERE f.record_type = r.record_type AND f.field = ANY (r.fields))
 			    OR c = CASE rt WHEN 'customer' THEN 'kind' WHEN 'contact' THEN 'customer_id' WHEN 'lead' THEN 'status' END
+			    OR c = 'from_pool'
 			    OR r.record_type <> rt AND c = 'mobile_key';
 			CONTINUE WHEN q IS NULL;
 			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s)', q);
@@ -268,24 +290,28 @@ BEGIN
 			ELSE cands END;
 	END LOOP;
 	rules := checked;
+	-- an update's rows whose keys (or what makes them count) changed
+	cands := CASE WHEN TG_OP = 'INSERT' THEN 'SELECT * FROM new_rows'
+	              WHEN changed IS NOT NULL THEN format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s',
+	                                                   (SELECT string_agg(crm.dedupe_changed(c), ' OR ') FROM unnest(changed) c)) END;
 
 	-- blocking is race-free: the statement claims the keys its blocking rules
-	-- compare, a row per key in crm.dedupe_claim that its transaction holds
-	-- until it ends.  A writer of the same key waits, as on a unique index;
+	-- compare, and the keys by which blocking rules find its rows, a row per
+	-- key in crm.dedupe_claim that its transaction holds until it ends.  A writer of the same key waits, as on a unique index;
 	-- writers of other keys never do, and the lock table holds nothing however
 	-- many rows a transaction writes.  Keys go in order, so that statements do
 	-- not deadlock.  Under repeatable read a key claimed by a transaction the
 	-- snapshot cannot see raises serialization_failure.
-	SELECT string_agg(DISTINCT format('SELECT %s AS class, c.%I AS key FROM (%s) c',
-	                                  -- an individual customer's name is a person's, as the rules compare it
-	                                  CASE WHEN f.class = 'company' AND rules[i].record_type = 'customer'
-	                                       THEN 'CASE c.kind WHEN ''individual'' THEN ''person'' ELSE ''company'' END'
-	                                       ELSE quote_literal(f.class) END,
-	                                  f.key_column, rows[i]), ' UNION ALL ')
-	  INTO q
-	  FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
-	  JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
-	 WHERE rules[i].action = 'block';
+	SELECT string_agg(DISTINCT k, ' UNION ALL ') INTO q
+	  FROM (SELECT format('SELECT %L AS class, c.%I AS key FROM (%s) c',
+	                      -- as the rule compares it: an individual customer's name is a person's
+	                      CASE WHEN f.class = 'company' AND rules[i].customer_kind = 'individual' THEN 'person' ELSE f.class END,
+	                      f.key_column, rows[i])
+	          FROM generate_subscripts(rules, 1) i CROSS JOIN LATERAL unnest(rules[i].fields) rf(field)
+	          JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
+	         WHERE rules[i].action = 'block'
+	        UNION ALL
+	        SELECT format(t, cands) FROM unnest(targets) t WHERE cands IS NOT NULL) c(k);
 	IF q IS NOT NULL THEN
 		q := format('INSERT INTO crm.dedupe_claim (key)
 		             SELECT DISTINCT hashtextextended(x.class || '' '' || x.key, 0) FROM (%s) x WHERE x.key IS NOT NULL ORDER BY 1
@@ -303,7 +329,7 @@ BEGIN
 		END IF;
 	END IF;
 
-	FOR i IN 1 .. cardinality(rules) LOOP
+	FOR i IN 1 .. coalesce(cardinality(rules), 0) LOOP
 		r := rules[i];
 		q := crm.dedupe_rule_query(r, rows[i]);
 		CONTINUE WHEN q IS NULL;

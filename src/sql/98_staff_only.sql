@@ -21,3 +21,24 @@ BEGIN
 	END LOOP;
 END
 $staff$;
+
+-- Configuration is changed by its administrators only (a statement trigger,
+-- crm.require_admin, refuses anyone else), and only they lock its rows: a
+-- SELECT ... FOR UPDATE or FOR SHARE, which fires no trigger, passes the UPDATE
+-- policies, so without this one any employee could hold the organisation's
+-- rows and stall every write that checks them.
+DO $admin$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN
+		SELECT g.tgrelid::regclass AS rel, pg_catalog.split_part(pg_catalog.encode(g.tgargs, 'escape'), '\000', 1) AS action
+		  FROM pg_catalog.pg_trigger g
+		 WHERE g.tgfoid OPERATOR(pg_catalog.=) 'crm.require_admin()'::regprocedure
+		 ORDER BY g.tgrelid
+	LOOP
+		EXECUTE format('CREATE POLICY admin_only_updates ON %s AS RESTRICTIVE FOR UPDATE TO crm_user USING (crm.may_administer(%L))',
+		               t.rel, t.action);
+	END LOOP;
+END
+$admin$;
