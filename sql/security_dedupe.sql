@@ -122,7 +122,8 @@ SELECT count(*) FROM generate_series(4, 9999) g,
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 RESET crm.duplicate_lookups_per_minute;
--- every look-up is audited: who, when, the record type and the fields, not their values
+-- every look-up is audited, one rolled back and a blocking rule's refusal too: who,
+-- when, the record type and the fields, not their values
 SET ROLE sd_wang;
 SELECT count(*) AS wang_reads_audit FROM crm.duplicate_lookup;
 DELETE FROM crm.duplicate_lookup;
@@ -130,6 +131,16 @@ DELETE FROM crm.duplicate_lookup;
 INSERT INTO crm.duplicate_lookup (employee_id, role_name, record_type, fields) VALUES (1, 'x', 'customer', '{}');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- the audit writer writes in its own transactions: wait for the 14 look-ups and
+-- refusals above (the 4 rolled back and the 2 refused inserts among them)
+DO $$
+BEGIN
+	WHILE (SELECT count(*) FROM crm.duplicate_lookup l JOIN crm.employee e ON e.id = l.employee_id WHERE e.name LIKE 'Sd %') < 14
+	      AND clock_timestamp() < now() + interval '60 seconds' LOOP
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END
+$$;
 SET ROLE sd_boss;
 SELECT e.name, l.role_name, l.record_type, l.fields, count(*), bool_and(l.looked_at <= clock_timestamp()) AS timed
   FROM crm.duplicate_lookup l JOIN crm.employee e ON e.id = l.employee_id

@@ -73,7 +73,7 @@ void		_PG_init(void);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* crm's shared memory: the notification worker's latch, the duplicate look-up buckets */
+/* crm's shared memory: the notification worker's latch, the duplicate look-up buckets and audit queue */
 static void
 crm_shmem_request(void)
 {
@@ -81,6 +81,7 @@ crm_shmem_request(void)
 		prev_shmem_request_hook();
 	crm_worker_shmem_request();
 	crm_duplicates_shmem_request();
+	crm_lookup_audit_shmem_request();
 }
 
 static void
@@ -91,6 +92,7 @@ crm_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	crm_worker_shmem_startup();
 	crm_duplicates_shmem_startup();
+	crm_lookup_audit_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -135,6 +135,12 @@ extern void crm_duplicates_init(void);
 extern void crm_duplicates_shmem_request(void);
 extern void crm_duplicates_shmem_startup(void);
 
+/* lookup_audit.c */
+extern void crm_lookup_audit_shmem_request(void);
+extern void crm_lookup_audit_shmem_startup(void);
+extern void crm_audit_lookup(bool acting, int64 employee_id, Oid role, const char *record_type,
+							 const char **fields, int nfields);
+
 /* normalize.c */
 extern char *crm_dedupe_key(const char *kind, const char *value);
 

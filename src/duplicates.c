@@ -12,8 +12,9 @@
  * (crm.similar_customers) are searched as the caller, among what they see.
  *
  * Since an exact answer about invisible records is an oracle (a masked pool
- * phone can be enumerated), look-ups are audited (crm.duplicate_lookup) and,
- * for everyone outside crm_admin, limited per employee and minute
+ * phone can be enumerated), look-ups are audited (crm.duplicate_lookup, by
+ * lookup_audit.c, whatever becomes of the caller's transaction) and, for
+ * everyone outside crm_admin, limited per employee and minute
  * (crm.duplicate_lookups_per_minute, a superuser setting) with a token bucket
  * in shared memory: it holds across sessions and a rollback does not refund it.
  *
@@ -38,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "crm.h"
@@ -172,41 +174,79 @@ lookups_counted(Oid role)
 PG_FUNCTION_INFO_V1(crm_take_duplicate_lookup);
 
 /*
- * crm.take_duplicate_lookup(): a blocking rule's refusal tells whose a key
- * is, as a look-up does, so crm.dedupe_check (a definer) counts it against
- * the limit of the employee it acts for.  Not audited: the refused statement
- * rolls back.
+ * crm.take_duplicate_lookup(record_type, fields): a blocking rule's refusal
+ * tells whose a key is, as a look-up does, so crm.dedupe_check (a definer)
+ * counts it against the limit of the employee it acts for and audits it.
  */
 Datum
 crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 {
 	Oid			save_userid;
 	int			save_sec;
-	int64		employee_id;
+	int64		employee_id = 0;
 	bool		acting;
+	Datum	   *names = NULL;
+	bool	   *nulls;
+	int			n = 0;
+	const char **fields;
+	int			nfields = 0;
 
-	if (!lookups_counted(GetOuterUserId()))
-		PG_RETURN_VOID();
+	if (PG_ARGISNULL(0))
+		elog(ERROR, "crm.take_duplicate_lookup needs a record type");
+	if (!PG_ARGISNULL(1))
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &n);
+	fields = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			fields[nfields++] = TextDatumGetCString(names[i]);
+
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
 	acting = crm_current_employee(&employee_id);
 	SetUserIdAndSecContext(save_userid, save_sec);
-	if (acting)
+	if (acting && lookups_counted(GetOuterUserId()))
 		take_lookup(employee_id);
+	crm_audit_lookup(acting, employee_id, GetOuterUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 	PG_RETURN_VOID();
+}
+
+/* The names of a candidate's fields that hold something: what is audited, never the values. */
+static int
+candidate_fields(Jsonb *candidate, const char ***fields)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	char	   *key = NULL;
+	int			n = 0;
+
+	*fields = NULL;
+	if (candidate == NULL || !JB_ROOT_IS_OBJECT(candidate))
+		return 0;
+	*fields = palloc(sizeof(char *) * Max(JB_ROOT_COUNT(candidate), 1));
+	it = JsonbIteratorInit(&candidate->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (r == WJB_VALUE && v.type != jbvNull && !(v.type == jbvString && v.val.string.len == 0))
+			(*fields)[n++] = key;
+	}
+	return n;
 }
 
 Datum
 crm_find_duplicates(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[4] = {TEXTOID, JSONBOID, INT8OID, NAMEOID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[3] = {TEXTOID, JSONBOID, JSONBOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	CrmSwitch	sw;
 	int64		employee_id = 0;
 	bool		acting = crm_current_employee(&employee_id);
-	NameData	role;
+	const char **fields;
+	int			nfields;
 	bool		isnull;
 	int			ret;
 
@@ -231,22 +271,18 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
 	if (lookups_counted(GetUserId()))
 		take_lookup(employee_id);
+	nfields = candidate_fields(PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &fields);
+	crm_audit_lookup(acting, employee_id, GetUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	args[2] = Int64GetDatum(employee_id);
-	nulls[2] = acting ? ' ' : 'n';
-	namestrcpy(&role, GetUserNameFromId(GetUserId(), false));
-	args[3] = NameGetDatum(&role);
 
 	SPI_connect();
 	crm_switch_to_owner(&sw);
-	ret = SPI_execute_with_args(
-		"SELECT crm.log_duplicate_lookup($1, $2, $3, $4),"
-		"       (SELECT pg_catalog.jsonb_agg(c) FROM crm.dedupe_candidates($1, $2) c)",
-		4, types, args, nulls, false, 0);
+	ret = SPI_execute_with_args("SELECT pg_catalog.jsonb_agg(c) FROM crm.dedupe_candidates($1, $2) c",
+								2, types, args, nulls, false, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "crm: could not search for duplicates");
@@ -256,9 +292,8 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 	 * and name, and which records the similar names come from; the caller's
 	 * operators and functions do not.
 	 */
-	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	nulls[2] = isnull ? 'n' : ' ';
-	types[2] = JSONBOID;
 	crm_switch_pin(&sw);
 	ret = SPI_execute_with_args(
 		"SELECT h.match_type, CASE WHEN v.visible THEN h.match_id END, v.label,"

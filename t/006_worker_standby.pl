@@ -60,6 +60,12 @@ $primary->wait_for_catchup($standby);
 ok(sent($standby, 'from the primary'), 'the standby sees it sent');
 is(received('from the primary'), 1, 'and the group got it once, not once per server');
 
+# a standby cannot write the audit of a duplicate look-up, so it refuses the look-up
+my ($ret, $out, $err) = $standby->psql('postgres', q{\set VERBOSITY verbose
+SELECT * FROM crm.find_duplicates('customer', '{"phone": "13912341017"}');});
+like($err, qr/ERROR:  25006: duplicates cannot be looked up on a standby.*HINT:  Look up duplicates on the primary/s,
+	'a look-up on the standby is refused');
+
 # the primary goes away; the standby is promoted and its worker takes over
 $primary->stop;
 $standby->promote;
@@ -67,6 +73,9 @@ ok($standby->poll_query_until('postgres', "SELECT coalesce(query, '') NOT LIKE '
 	WHERE backend_type = 'crm notification worker'"), 'after promotion the worker stops waiting');
 notify($standby, 'after promotion');
 ok(sent($standby, 'after promotion'), 'and sends');
+$standby->safe_psql('postgres', q{SELECT * FROM crm.find_duplicates('customer', '{"phone": "13912341017"}')});
+ok($standby->poll_query_until('postgres', q{SELECT count(*) = 1 FROM crm.duplicate_lookup}),
+	'and audits the look-ups made on it');
 
 # a crash of the worker alone: the postmaster resets the cluster and starts it again
 my $pid = $standby->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'crm notification worker'");

@@ -322,6 +322,9 @@ BEGIN
 			BEGIN
 				EXECUTE q;
 			EXCEPTION WHEN serialization_failure THEN
+				-- which tells that one of the keys is being written: a look-up
+				PERFORM crm.take_duplicate_lookup(rt, ARRAY(SELECT DISTINCT f FROM unnest(rules) b, unnest(b.fields) f
+				                                            WHERE b.action = 'block' ORDER BY f));
 				RAISE EXCEPTION 'a concurrent transaction was writing the same duplicate keys'
 					USING ERRCODE = 'serialization_failure',
 					      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
@@ -338,7 +341,7 @@ BEGIN
 			EXECUTE format('SELECT h.*, crm.clip(e.name) AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
 				-- the refusal answers what a look-up would: it counts as one
-				PERFORM crm.take_duplicate_lookup();
+				PERFORM crm.take_duplicate_lookup(r.record_type, r.fields);
 				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, crm.clip(hit.new_name),
 				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
 				                     WHEN hit.match_type = 'customer' THEN 'a customer owned by ' || coalesce(hit.owner, 'nobody')
@@ -467,9 +470,10 @@ $$;
 COMMENT ON FUNCTION crm.similar_customers(text, text) IS
 	'Customers the caller may see with a name like this one (pinyin trigrams, then initials), best first';
 
--- Every look-up by crm.find_duplicates: who, when, for which record type, with
--- which fields of the candidate (not their values).  Written as crm's owner;
--- super admins read it.
+-- Every look-up by crm.find_duplicates and every refusal by a blocking rule:
+-- who, when, for which record type, with which fields (not their values).
+-- Written by the audit writer (lookup_audit.c) in its own transactions, so a
+-- look-up rolled back is audited too; super admins read it.
 CREATE TABLE crm.duplicate_lookup (
 	id           bigint GENERATED ALWAYS AS IDENTITY,
 	looked_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -487,19 +491,9 @@ CREATE POLICY duplicate_lookup_super_admin ON crm.duplicate_lookup FOR SELECT TO
 	USING (crm.acting_is_super());
 GRANT SELECT ON crm.duplicate_lookup TO crm_user;
 
--- (as crm's owner, from crm.find_duplicates)
-CREATE FUNCTION crm.log_duplicate_lookup(looked_for text, candidate jsonb, looked_up_by bigint, role name)
-	RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-	INSERT INTO crm.duplicate_lookup (employee_id, role_name, record_type, fields)
-	SELECT looked_up_by, role, left(looked_for, 40),
-	       ARRAY(SELECT left(e.f, 40) FROM jsonb_each_text(CASE WHEN jsonb_typeof(candidate) = 'object' THEN candidate ELSE '{}' END) e(f, v)
-	              WHERE e.v <> '' ORDER BY e.f);
-END;
-
--- (as crm's owner, from crm.dedupe_check: a blocking rule's refusal counts as a look-up)
-CREATE FUNCTION crm.take_duplicate_lookup() RETURNS void
+-- (as crm's owner, from crm.dedupe_check: a blocking rule's refusal is counted
+-- and audited as a look-up of the rule's record type and fields)
+CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[]) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_take_duplicate_lookup' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
