@@ -69,6 +69,7 @@ CREATE TABLE crm.pool_member (
 	CONSTRAINT pool_member_key UNIQUE NULLS NOT DISTINCT (pool_id, employee_id, department_id)
 );
 CREATE INDEX pool_member_employee_idx ON crm.pool_member (employee_id);
+CREATE INDEX pool_member_department_idx ON crm.pool_member (department_id);
 COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin: who assigns its customers and sees them unmasked';
 
 -- Everyone's pools, computed from crm.pool and crm.pool_member.
@@ -272,6 +273,7 @@ CREATE TABLE crm.recycle_rule (
 	CONSTRAINT recycle_rule_days_check CHECK (days > 0),
 	CONSTRAINT recycle_rule_remind_check CHECK (remind_days_before >= 0 AND remind_days_before < days)
 );
+CREATE INDEX recycle_rule_pool_idx ON crm.recycle_rule (pool_id);
 COMMENT ON TABLE crm.recycle_rule IS 'When customers go back to a pool: no_follow_up (N days without a follow-up while in status_ids) or no_deal (N days owned without signing, not counting exempt statuses)';
 COMMENT ON COLUMN crm.recycle_rule.pool_id IS 'Where the rule sends customers; NULL: the default pool';
 COMMENT ON COLUMN crm.recycle_rule.department_ids IS 'Owners the rule applies to, by department (with sub-departments) or employee_ids; both empty: everyone';
