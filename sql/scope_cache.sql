@@ -12,6 +12,15 @@ SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.db_role = 'sc_mgr' AND
 INSERT INTO crm.customer (name, owner_id, uscc)
 SELECT 'Sc customer of ' || name, id, crm.uscc_with_check('91330100MA2C' || lpad(id::text, 5, '0'))
   FROM crm.employee WHERE name LIKE 'Sc %';
+-- customers of someone outside the manager's scope, three shared with the manager
+INSERT INTO crm.department (name) VALUES ('Sc West');
+INSERT INTO crm.employee (name, department_id) SELECT 'Sc Other', id FROM crm.department WHERE name = 'Sc West';
+INSERT INTO crm.customer (name, owner_id, uscc)
+SELECT 'Shared ' || i, e.id, crm.uscc_with_check('91330100MA2G' || lpad(i::text, 5, '0'))
+  FROM crm.employee e, generate_series(1, 30) i WHERE e.name = 'Sc Other';
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+SELECT 'customer', c.id, e.id, 'read' FROM crm.customer c, crm.employee e
+ WHERE c.name IN ('Shared 1', 'Shared 2', 'Shared 3') AND e.db_role = 'sc_mgr';
 -- moves the rep between the two departments, as an administrator would
 CREATE SCHEMA sc;
 CREATE FUNCTION sc.move_rep(dept text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -59,4 +68,17 @@ SELECT sc.both(crm.scope_owners('customer'), sc.move_rep('Sc South'), crm.scope_
 COMMIT;
 SELECT sc.sees();
 RESET ROLE;
-DELETE FROM crm.customer WHERE name LIKE 'Sc %';
+
+-- after an organisation change, the manager's team entries are read once for a
+-- statement (and its plan), not once for each of the 30 rows its policies look at
+BEGIN;
+SELECT sc.move_rep('Sc East');
+SET ROLE sc_mgr;
+SELECT string_agg(name, ', ' ORDER BY name) AS shared_with_manager FROM crm.customer WHERE name LIKE 'Shared %';
+RESET ROLE;
+SELECT seq_scan + coalesce(idx_scan, 0) < 10 AS team_entries_read_once FROM pg_stat_xact_user_tables
+ WHERE relid = 'crm.team_member'::regclass;
+COMMIT;
+DELETE FROM crm.team_member WHERE record_type = 'customer'
+   AND record_id IN (SELECT id FROM crm.customer WHERE name LIKE 'Shared %');
+DELETE FROM crm.customer WHERE name LIKE 'Sc %' OR name LIKE 'Shared %';

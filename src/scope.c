@@ -930,7 +930,8 @@ load_team_cache(void)
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *type = SPI_getvalue(row, desc, 1);
-		Datum		expiry = SPI_getbinval(row, desc, 4, &isnull);
+		bool		no_expiry;
+		Datum		expiry = SPI_getbinval(row, desc, 4, &no_expiry);
 		MemoryContext old;
 		int			t;
 
@@ -945,7 +946,7 @@ load_team_cache(void)
 		array_serial += 2;
 		team_cache.types[t].loaded = true;
 		MemoryContextSwitchTo(old);
-		if (!isnull && DatumGetTimestampTz(expiry) < team_cache.valid_until)
+		if (!no_expiry && DatumGetTimestampTz(expiry) < team_cache.valid_until)
 			team_cache.valid_until = DatumGetTimestampTz(expiry);
 	}
 	cache_query_end();
