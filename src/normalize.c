@@ -15,6 +15,10 @@
  *	           letters and digits kept (华为 → huawei), and the initials of
  *	           each syllable or word (hw).
  *
+ *	  The keys are only as stable as ICU: its normalisation and transliteration
+ *	  data change between versions, so crm records the version the stored keys
+ *	  were built with (crm.key_build, crm.key_check()).
+ *
  *	  A key that comes out empty is NULL: names made only of spaces or
  *	  punctuation never match each other.  So is the key of a value longer
  *	  than KEY_MAX_BYTES: no keyed column may hold one (docs/records.md),
@@ -29,6 +33,7 @@
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 #include <unicode/utrans.h>
+#include <unicode/uversion.h>
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -39,6 +44,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_dedupe_key_sql);
+PG_FUNCTION_INFO_V1(crm_icu_version_sql);
 
 /* longer than a keyed column's value may be: 254 characters of up to 4 bytes */
 #define KEY_MAX_BYTES 1024
@@ -369,4 +375,16 @@ crm_dedupe_key_sql(PG_FUNCTION_ARGS)
 	if (key == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(key));
+}
+
+/* crm.icu_version(): the version of the ICU library this server computes keys with */
+Datum
+crm_icu_version_sql(PG_FUNCTION_ARGS)
+{
+	UVersionInfo version;
+	char		text[U_MAX_VERSION_STRING_LENGTH];
+
+	u_getVersion(version);
+	u_versionToString(version, text);
+	PG_RETURN_TEXT_P(cstring_to_text(text));
 }

@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -149,6 +150,7 @@ typedef struct TypeScope
 	int			nowners;
 	int64	   *owners;			/* sorted */
 	Datum		owners_array;	/* the same, as bigint[] */
+	uint64		serial;			/* of owners_array, see caller_array() */
 } TypeScope;
 
 typedef struct TeamRecords
@@ -156,6 +158,7 @@ typedef struct TeamRecords
 	bool		loaded;
 	Datum		read;			/* bigint[] of records shared with the employee */
 	Datum		edit;			/* the subset shared for editing */
+	uint64		serial;			/* of read; edit's is serial + 1 */
 } TeamRecords;
 
 typedef struct ActingScope
@@ -173,9 +176,9 @@ typedef struct ActingScope
 
 /*
  * The acting employee's team entries, kept across transactions until any
- * session changes crm.team_member or the next entry expires.  A reload never
- * frees arrays a running statement may hold: replaced contexts are retired
- * and deleted at the start of the next transaction.
+ * session changes crm.team_member or the organisation, or the next entry
+ * expires.  A reload reuses the cache's memory: callers only ever hold copies
+ * (caller_array()).
  */
 typedef struct TeamCache
 {
@@ -195,8 +198,9 @@ static Oid	team_relid = InvalidOid;
 static uint64 team_relid_org_generation = 0;
 static uint64 team_generation = 1;
 static TeamCache team_cache;
-static List *retired_team_cxts = NIL;
-static LocalTransactionId retired_lxid = InvalidLocalTransactionId;
+
+/* numbers the arrays the caches build, so that a caller's copy knows its source */
+static uint64 array_serial = 0;
 
 static void
 team_relcache_callback(Datum arg, Oid relid)
@@ -205,7 +209,7 @@ team_relcache_callback(Datum arg, Oid relid)
 		team_generation++;
 }
 
-/* Allocations for the acting scope live until the end of the transaction. */
+/* Allocations for the acting scope, reset when it is computed again. */
 static MemoryContext acting_cxt = NULL;
 
 void
@@ -213,6 +217,8 @@ crm_scope_init(void)
 {
 	acting_cxt = AllocSetContextCreate(TopMemoryContext, "crm acting scope",
 									   ALLOCSET_SMALL_SIZES);
+	team_cache.cxt = AllocSetContextCreate(TopMemoryContext, "crm team entries",
+										   ALLOCSET_SMALL_SIZES);
 	CacheRegisterRelcacheCallback(team_relcache_callback, (Datum) 0);
 }
 
@@ -269,6 +275,25 @@ spi_int8(HeapTuple tuple, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
+/*
+ * The caches are stamped with the generation read before they are built and
+ * may outlive the transaction, so they read under a snapshot taken then, not
+ * the asking statement's: that may be older than a change already announced.
+ */
+static void
+cache_query_begin(void)
+{
+	SPI_connect();
+	PushActiveSnapshot(GetLatestSnapshot());
+}
+
+static void
+cache_query_end(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();				/* back to the caller's memory context */
+}
+
 /* Run one organisation query; what the caller builds from it lives in org.cxt. */
 static void
 org_query(const char *sql)
@@ -297,7 +322,7 @@ load_org(void)
 	org.generation = 0;
 
 	crm_switch_to_owner(&sw);
-	SPI_connect();
+	cache_query_begin();
 
 	/* departments */
 	org_query("SELECT id, parent_id FROM crm.department");
@@ -451,7 +476,7 @@ load_org(void)
 		if (e >= 0 && pool >= 0)
 			org.emps[e].admin_pools = lappend_int(org.emps[e].admin_pools, pool);
 	}
-	SPI_finish();				/* back to the caller's memory context */
+	cache_query_end();
 	crm_switch_back(&sw);
 	org.generation = generation;
 }
@@ -604,6 +629,7 @@ compute_type_scope(int t)
 		elems[i] = Int64GetDatum(ts->owners[i]);
 	ts->owners_array = PointerGetDatum(construct_array(elems, ts->nowners, INT8OID, 8,
 													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ts->serial = ++array_serial;
 	ts->computed = true;
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -626,8 +652,8 @@ load_acting(void)
 		acting.employee_id == employee_id)
 		return true;
 
-	if (acting.lxid != MyProc->lxid)
-		MemoryContextReset(acting_cxt);
+	/* callers hold copies only (caller_array()) */
+	MemoryContextReset(acting_cxt);
 	acting.valid = false;
 	load_org();
 
@@ -736,6 +762,44 @@ describe_scope(int e, int t)
 }
 
 /*
+ * The policies call the scope functions for every row they filter, and a
+ * statement may still hold an answer when the caches are built again (a
+ * function it calls may change the organisation).  So each call site keeps
+ * its own copy of the array, made once per array built, in the call site's
+ * memory; the caches are then free to reuse theirs.
+ */
+typedef struct CallerArray
+{
+	uint64		serial;			/* 0 while no copy is held */
+	Datum		copy;
+} CallerArray;
+
+static Datum
+caller_array(FunctionCallInfo fcinfo, Datum array, uint64 serial)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	CallerArray *held;
+
+	if (flinfo == NULL)
+		return datumCopy(array, false, -1);
+	held = flinfo->fn_extra;
+	if (held == NULL)
+		held = flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(CallerArray));
+	if (held->serial != serial)
+	{
+		MemoryContext old = MemoryContextSwitchTo(flinfo->fn_mcxt);
+
+		/* the call site's previous answer is used up before it asks again */
+		if (held->serial != 0)
+			pfree(DatumGetPointer(held->copy));
+		held->copy = datumCopy(array, false, -1);
+		held->serial = serial;
+		MemoryContextSwitchTo(old);
+	}
+	return held->copy;
+}
+
+/*
  * crm.scope_owners(record_type text) returns bigint[]
  *
  * The owners whose records of this type the acting employee sees, sorted:
@@ -748,7 +812,7 @@ crm_scope_owners(PG_FUNCTION_ARGS)
 
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	PG_RETURN_DATUM(ts->owners_array);
+	PG_RETURN_DATUM(caller_array(fcinfo, ts->owners_array, ts->serial));
 }
 
 /* Whether an employee row is a public pool's (src/sql/94_pool.sql). */
@@ -791,7 +855,7 @@ crm_invoker_scope_owners(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	PG_RETURN_DATUM(ts->owners_array);
+	PG_RETURN_DATUM(caller_array(fcinfo, ts->owners_array, ts->serial));
 }
 
 /*
@@ -842,33 +906,17 @@ load_team_cache(void)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(acting.employee_id)};
-	MemoryContext cxt;
+	MemoryContext cxt = team_cache.cxt;
 	bool		isnull;
 
-	/* contexts replaced in an earlier transaction are no longer referenced */
-	if (retired_lxid != MyProc->lxid)
-	{
-		while (retired_team_cxts != NIL)
-		{
-			MemoryContextDelete(linitial(retired_team_cxts));
-			retired_team_cxts = list_delete_first(retired_team_cxts);
-		}
-	}
-	if (team_cache.cxt != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		retired_team_cxts = lappend(retired_team_cxts, team_cache.cxt);
-		MemoryContextSwitchTo(old);
-		retired_lxid = MyProc->lxid;
-	}
-	cxt = AllocSetContextCreate(TopMemoryContext, "crm team entries", ALLOCSET_SMALL_SIZES);
+	/* callers hold copies only (caller_array()) */
+	MemoryContextReset(cxt);
 	memset(&team_cache, 0, sizeof(team_cache));
 	team_cache.cxt = cxt;
 	team_cache.generation = team_generation;
 	team_cache.employee_id = acting.employee_id;
 
-	SPI_connect();
+	cache_query_begin();
 	execute_as_owner("SELECT record_type, array_agg(record_id),"
 					 "       coalesce(array_agg(record_id) FILTER (WHERE access = 'edit'), '{}'),"
 					 "       min(expires_at) FILTER (WHERE expires_at > now())"
@@ -882,7 +930,8 @@ load_team_cache(void)
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *type = SPI_getvalue(row, desc, 1);
-		Datum		expiry = SPI_getbinval(row, desc, 4, &isnull);
+		bool		no_expiry;
+		Datum		expiry = SPI_getbinval(row, desc, 4, &no_expiry);
 		MemoryContext old;
 		int			t;
 
@@ -893,12 +942,14 @@ load_team_cache(void)
 		old = MemoryContextSwitchTo(cxt);
 		team_cache.types[t].read = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
 		team_cache.types[t].edit = datumCopy(SPI_getbinval(row, desc, 3, &isnull), false, -1);
+		team_cache.types[t].serial = array_serial + 1;
+		array_serial += 2;
 		team_cache.types[t].loaded = true;
 		MemoryContextSwitchTo(old);
-		if (!isnull && DatumGetTimestampTz(expiry) < team_cache.valid_until)
+		if (!no_expiry && DatumGetTimestampTz(expiry) < team_cache.valid_until)
 			team_cache.valid_until = DatumGetTimestampTz(expiry);
 	}
-	SPI_finish();
+	cache_query_end();
 	team_cache.valid = true;
 }
 
@@ -926,7 +977,8 @@ crm_team_records(PG_FUNCTION_ARGS)
 	tr = &team_cache.types[t];
 	if (!tr->loaded)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	PG_RETURN_DATUM(for_edit ? tr->edit : tr->read);
+	PG_RETURN_DATUM(for_edit ? caller_array(fcinfo, tr->edit, tr->serial + 1)
+					: caller_array(fcinfo, tr->read, tr->serial));
 }
 
 /*

@@ -72,6 +72,7 @@ ALTER TABLE crm.department
 CREATE INDEX employee_department_idx ON crm.employee (department_id);
 CREATE INDEX employee_superior_idx ON crm.employee (superior_id);
 CREATE INDEX department_parent_idx ON crm.department (parent_id);
+CREATE INDEX department_leader_idx ON crm.department (leader_id);
 
 CREATE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();

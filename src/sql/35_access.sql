@@ -48,6 +48,7 @@ CREATE TABLE crm.role_permission (
 	CONSTRAINT role_permission_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE,
 	CONSTRAINT role_permission_action_fkey FOREIGN KEY (action) REFERENCES crm.permission (action)
 );
+CREATE INDEX role_permission_action_idx ON crm.role_permission (action);
 
 CREATE TABLE crm.role_scope (
 	role_id      bigint NOT NULL,
@@ -90,6 +91,7 @@ CREATE TABLE crm.team_member (
 	CONSTRAINT team_member_access_check CHECK (access IN ('read', 'edit'))
 );
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
+CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
 -- Scope helpers for the policies (see src/scope.c).  STABLE: the planner may

@@ -70,6 +70,8 @@ COMMENT ON COLUMN crm.customer.status_id IS 'Follow-up status (crm.customer_stat
 COMMENT ON COLUMN crm.customer.locked IS 'Locked customers are never recycled to a pool';
 
 ALTER TABLE crm.lead ADD CONSTRAINT lead_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id);
+-- deleting or merging a customer looks up the leads converted into it
+CREATE INDEX lead_customer_idx ON crm.lead (customer_id);
 
 -- Contacts (联系人): many per customer; visible with their customer.
 CREATE TABLE crm.contact (

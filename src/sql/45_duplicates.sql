@@ -34,6 +34,84 @@ CREATE INDEX contact_mobile_key_idx ON crm.contact (mobile_key);
 CREATE INDEX contact_email_key_idx ON crm.contact (email_key);
 COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedupe_key(''company'' or ''name'', name)';
 
+-- The keys (and the pinyin below) are computed by ICU, whose data changes
+-- between versions: after an upgrade, new rows could get keys the old rows,
+-- stored and indexed, do not share, and duplicate checks would miss.  crm
+-- records the version the stored keys were built with: the row is written here
+-- (a restore computes every key anew, with this server's ICU, so the row is not
+-- dumped) and by crm.rebuild_keys(); pg_upgrade carries it over with the keys.
+CREATE FUNCTION crm.icu_version() RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_icu_version_sql' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.icu_version() IS 'The ICU version this server computes duplicate keys with';
+CREATE TABLE crm.key_build (
+	only_row     boolean NOT NULL DEFAULT true,
+	icu_version  text NOT NULL,
+	built_at     timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT key_build_pkey PRIMARY KEY (only_row),
+	CONSTRAINT key_build_only_row CHECK (only_row)
+);
+COMMENT ON TABLE crm.key_build IS 'The ICU version the stored duplicate keys were computed with (crm.key_check(), crm.rebuild_keys())';
+INSERT INTO crm.key_build (icu_version) VALUES (crm.icu_version());
+
+-- Whether the stored keys were built with the ICU this server runs; a WARNING
+-- that says what to do when not (the housekeeping job checks every night).
+CREATE FUNCTION crm.key_check() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	built text;
+BEGIN
+	SELECT k.icu_version INTO built FROM crm.key_build k;
+	IF built IS DISTINCT FROM crm.icu_version() THEN
+		RAISE WARNING 'duplicate keys were built with ICU %, not with the ICU this server runs', coalesce(crm.clip(built), 'of unknown version')
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = format('This server runs ICU %s: new names, phones and e-mails may get keys the stored ones do not share, so duplicate checks can miss.', crm.icu_version()),
+			      HINT = 'As a superuser, run SELECT crm.rebuild_keys(); (docs/backup.md).';
+		RETURN false;
+	END IF;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION crm.key_check() IS 'Whether the stored duplicate keys were built with the running ICU; warns when not';
+
+-- Compute every stored key again with the running ICU, rewriting only the rows
+-- whose keys change, without firing crm's triggers (nothing a user sees changes
+-- but the keys), rebuild the indexes of the keyed tables and record the version.
+CREATE FUNCTION crm.rebuild_keys() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
+DECLARE
+	t      record;
+	n      bigint;
+	total  bigint := 0;
+BEGIN
+	FOR t IN
+		SELECT c.oid::regclass AS rel,
+		       -- the columns the keys are computed from, set to themselves
+		       (SELECT string_agg(DISTINCT format('%I = %I', b.attname, b.attname), ', ')
+		          FROM pg_attrdef g
+		          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = g.oid
+		                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+		          JOIN pg_attribute b ON b.attrelid = c.oid AND b.attnum = d.refobjsubid AND b.attgenerated = ''
+		         WHERE g.adrelid = c.oid) AS sources,
+		       string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) AS keys,
+		       string_agg(pg_get_expr(e.adbin, e.adrelid), ', ' ORDER BY a.attnum) AS computed
+		  FROM pg_class c
+		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attgenerated = 's' AND NOT a.attisdropped
+		  JOIN pg_attrdef e ON e.adrelid = c.oid AND e.adnum = a.attnum
+		 WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
+		 GROUP BY c.oid
+		 ORDER BY c.oid
+	LOOP
+		EXECUTE format('UPDATE %s SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s)', t.rel, t.sources, t.keys, t.computed);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+		EXECUTE format('REINDEX TABLE %s', t.rel);
+	END LOOP;
+	UPDATE crm.key_build SET icu_version = crm.icu_version(), built_at = now();
+	RETURN total;
+END
+$$;
+COMMENT ON FUNCTION crm.rebuild_keys() IS 'After an ICU upgrade: compute the stored duplicate keys again, reindex, record the version (superuser or DBA)';
+
 -- For the fuzzy search of crm.find_duplicates: a customer's name key in
 -- pinyin (trigram-indexed: "hua wei" and 华为 meet as huawei) and its initials.
 ALTER TABLE crm.customer

@@ -107,6 +107,7 @@ CREATE TABLE crm.notification_preference (
 	CONSTRAINT notification_preference_delivery_check CHECK (delivery IN ('inapp', 'app', 'none')),
 	CONSTRAINT notification_preference_event_fkey FOREIGN KEY (event) REFERENCES crm.notification_event (event)
 );
+CREATE INDEX notification_preference_event_idx ON crm.notification_preference (event);
 ALTER TABLE crm.notification_preference ENABLE ROW LEVEL SECURITY;
 CREATE POLICY notification_preference_own ON crm.notification_preference TO crm_user
 	USING (employee_id = (SELECT crm.current_employee_id()))

@@ -32,7 +32,8 @@ COMMENT ON TABLE crm.job_run IS 'What each job run did: rows processed and why';
 
 -- Housekeeping: prune old run logs (ours, and pg_cron's for our jobs), the
 -- IM deliveries that were settled long ago (the inbox itself is kept) and the
--- duplicate keys claimed by transactions every snapshot sees as ended.
+-- duplicate keys claimed by transactions every snapshot sees as ended; warn
+-- when the stored duplicate keys were built with another ICU (crm.key_check()).
 CREATE FUNCTION crm.run_housekeeping(keep interval DEFAULT '30 days') RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -42,6 +43,7 @@ DECLARE
 	deliveries integer;
 	claims     integer;
 BEGIN
+	PERFORM crm.key_check();
 	DELETE FROM crm.job_run WHERE started_at < started - keep;
 	GET DIAGNOSTICS own = ROW_COUNT;
 	DELETE FROM crm.im_delivery

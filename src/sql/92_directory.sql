@@ -118,9 +118,14 @@ BEGIN
 		RAISE EXCEPTION 'directory sync % does not exist', sync_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
+	-- a department or user listed twice counts once, as first listed: twice-listed
+	-- departments would double the rows of the tree at every level below them
 	CREATE TEMP TABLE dir_dept ON COMMIT DROP AS
 	WITH RECURSIVE listed AS (
-		SELECT * FROM jsonb_to_recordset(doc -> 'departments') AS x(id text, name text, parent text, leader text)
+		SELECT DISTINCT ON (x.id) x.id, x.name, x.parent, x.leader
+		  FROM ROWS FROM (jsonb_to_recordset(doc -> 'departments') AS (id text, name text, parent text, leader text))
+		       WITH ORDINALITY AS x(id, name, parent, leader, n)
+		 ORDER BY x.id, x.n
 	), tree AS (
 		SELECT l.*, 0 AS depth FROM listed l WHERE l.parent IS NULL OR l.parent NOT IN (SELECT id FROM listed)
 		UNION ALL
@@ -128,10 +133,13 @@ BEGIN
 	)
 	SELECT t.*, NULL::bigint AS crm_id FROM tree t;
 	CREATE TEMP TABLE dir_user ON COMMIT DROP AS
-	SELECT x.id, x.name, CASE WHEN crm.mobile_valid(m.bare) THEN m.bare END AS mobile,
+	SELECT DISTINCT ON (x.id) x.id, x.name, CASE WHEN crm.mobile_valid(m.bare) THEN m.bare END AS mobile,
 	       x.departments, x.superior, coalesce(x.active, true) AS active, NULL::bigint AS crm_id
-	  FROM jsonb_to_recordset(doc -> 'users') AS x(id text, name text, mobile text, departments text[], superior text, active boolean),
-	       LATERAL (SELECT regexp_replace(x.mobile, '^\+86', '') AS bare) m;
+	  FROM ROWS FROM (jsonb_to_recordset(doc -> 'users')
+	                  AS (id text, name text, mobile text, departments text[], superior text, active boolean))
+	       WITH ORDINALITY AS x(id, name, mobile, departments, superior, active, n),
+	       LATERAL (SELECT regexp_replace(x.mobile, '^\+86', '') AS bare) m
+	 ORDER BY x.id, x.n;
 
 	-- departments, parents first
 	LOOP

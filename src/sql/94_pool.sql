@@ -69,6 +69,7 @@ CREATE TABLE crm.pool_member (
 	CONSTRAINT pool_member_key UNIQUE NULLS NOT DISTINCT (pool_id, employee_id, department_id)
 );
 CREATE INDEX pool_member_employee_idx ON crm.pool_member (employee_id);
+CREATE INDEX pool_member_department_idx ON crm.pool_member (department_id);
 COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin: who assigns its customers and sees them unmasked';
 
 -- Everyone's pools, computed from crm.pool and crm.pool_member.
@@ -272,6 +273,7 @@ CREATE TABLE crm.recycle_rule (
 	CONSTRAINT recycle_rule_days_check CHECK (days > 0),
 	CONSTRAINT recycle_rule_remind_check CHECK (remind_days_before >= 0 AND remind_days_before < days)
 );
+CREATE INDEX recycle_rule_pool_idx ON crm.recycle_rule (pool_id);
 COMMENT ON TABLE crm.recycle_rule IS 'When customers go back to a pool: no_follow_up (N days without a follow-up while in status_ids) or no_deal (N days owned without signing, not counting exempt statuses)';
 COMMENT ON COLUMN crm.recycle_rule.pool_id IS 'Where the rule sends customers; NULL: the default pool';
 COMMENT ON COLUMN crm.recycle_rule.department_ids IS 'Owners the rule applies to, by department (with sub-departments) or employee_ids; both empty: everyone';
@@ -554,28 +556,42 @@ CREATE TRIGGER recycle_rule_deleted AFTER DELETE ON crm.recycle_rule
 	REFERENCING OLD TABLE AS old_rules FOR EACH STATEMENT EXECUTE FUNCTION crm.recycle_rule_changed();
 
 -- Rules name departments: an employee who moves, or a department that moves,
--- may fall under other rules.
+-- may fall under other rules.  Once per statement, however many rows it
+-- moves: the employees who moved, or those in the moved departments' trees
+-- (no one else's chain of departments changed).
 CREATE FUNCTION crm.org_moved_recycling() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	owners bigint[];
 BEGIN
 	IF TG_RELID <> ALL ('{crm.department,crm.employee}'::regclass[]) THEN RAISE 'crm.org_moved_recycling() runs only on crm.department, crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF NOT crm.restoring()
-	   AND EXISTS (SELECT FROM crm.recycle_rule WHERE enabled AND department_ids <> '{}') THEN
-		IF TG_TABLE_NAME = 'employee' THEN
-			PERFORM crm.recompute_recycling(NULL, ARRAY[NEW.id]);
-		ELSE
-			PERFORM crm.recompute_recycling(NULL, ARRAY(SELECT id FROM crm.employee WHERE NOT is_pool));
-		END IF;
+	IF crm.restoring() OR NOT EXISTS (SELECT FROM crm.recycle_rule WHERE enabled AND department_ids <> '{}') THEN
+		RETURN NULL;
+	END IF;
+	IF TG_TABLE_NAME = 'employee' THEN
+		owners := ARRAY(SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+		                 WHERE n.department_id IS DISTINCT FROM o.department_id);
+	ELSE
+		owners := ARRAY(WITH RECURSIVE tree AS (
+		                	SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+		                	 WHERE n.parent_id IS DISTINCT FROM o.parent_id
+		                	UNION
+		                	SELECT d.id FROM tree t JOIN crm.department d ON d.parent_id = t.id
+		                )
+		                SELECT e.id FROM crm.employee e WHERE NOT e.is_pool AND e.department_id IN (SELECT id FROM tree));
+	END IF;
+	IF owners <> '{}' THEN
+		PERFORM crm.recompute_recycling(NULL, owners);
 	END IF;
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER employee_moved_recycling AFTER UPDATE OF department_id ON crm.employee
-	FOR EACH ROW WHEN (OLD.department_id IS DISTINCT FROM NEW.department_id)
-	EXECUTE FUNCTION crm.org_moved_recycling();
-CREATE TRIGGER department_moved_recycling AFTER UPDATE OF parent_id ON crm.department
-	FOR EACH ROW WHEN (OLD.parent_id IS DISTINCT FROM NEW.parent_id)
-	EXECUTE FUNCTION crm.org_moved_recycling();
+CREATE TRIGGER employee_moved_recycling AFTER UPDATE ON crm.employee
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_moved_recycling();
+CREATE TRIGGER department_moved_recycling AFTER UPDATE ON crm.department
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_moved_recycling();
 
 -- Members browse a pool here: phone numbers and e-mail addresses are masked
 -- (unless the pool says not to, or the member is its admin) until claimed.
