@@ -104,6 +104,9 @@ CREATE TABLE crm.duplicate_set (
 	CONSTRAINT duplicate_set_pair_key UNIQUE (rule_id, record_type, record_id, match_type, match_id),
 	CONSTRAINT duplicate_set_rule_fkey FOREIGN KEY (rule_id) REFERENCES crm.dedupe_rule (id) ON DELETE CASCADE
 );
+-- a pair goes with either of its records (src/sql/96_record_links.sql)
+CREATE INDEX duplicate_set_record_idx ON crm.duplicate_set (record_type, record_id);
+CREATE INDEX duplicate_set_match_idx ON crm.duplicate_set (match_type, match_id);
 COMMENT ON TABLE crm.duplicate_set IS 'Possible duplicates flagged by warn rules: a record, the one it matches, and the rule';
 ALTER TABLE crm.duplicate_set ENABLE ROW LEVEL SECURITY;
 CREATE POLICY duplicate_set_visible ON crm.duplicate_set FOR SELECT TO crm_user
