@@ -85,6 +85,8 @@ CREATE TABLE crm.notification (
 -- crm.notification_lines(), so that they always fit.
 CREATE INDEX notification_inbox_idx ON crm.notification (recipient_id, created_at DESC) WHERE read_at IS NULL;
 CREATE INDEX notification_recipient_idx ON crm.notification (recipient_id, created_at DESC);
+-- a deleted record's notifications lose their link (src/sql/96_record_links.sql)
+CREATE INDEX notification_record_idx ON crm.notification (record_type, record_id);
 -- what the worker has yet to turn into deliveries
 CREATE INDEX notification_im_pending_idx ON crm.notification (id) WHERE im_pending;
 COMMENT ON TABLE crm.notification IS 'The in-app inbox: one row per recipient and event; read_at marks it read';

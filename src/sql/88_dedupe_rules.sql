@@ -104,7 +104,7 @@ CREATE TABLE crm.duplicate_set (
 	CONSTRAINT duplicate_set_pair_key UNIQUE (rule_id, record_type, record_id, match_type, match_id),
 	CONSTRAINT duplicate_set_rule_fkey FOREIGN KEY (rule_id) REFERENCES crm.dedupe_rule (id) ON DELETE CASCADE
 );
--- a merge and a deletion find the sets that name the record, or name it as the match
+-- a pair goes with either of its records (src/sql/96_record_links.sql)
 CREATE INDEX duplicate_set_record_idx ON crm.duplicate_set (record_type, record_id);
 CREATE INDEX duplicate_set_match_idx ON crm.duplicate_set (match_type, match_id);
 COMMENT ON TABLE crm.duplicate_set IS 'Possible duplicates flagged by warn rules: a record, the one it matches, and the rule';
@@ -524,8 +524,8 @@ GRANT SELECT ON crm.customer_merge TO crm_user;
 
 -- The merge itself, as crm's owner (crm.merge_customers checks the caller
 -- first): every reference to the merged customer moves to the kept one, found
--- from the catalog so that tables added later (opportunities, contracts) move
--- too; rows that would collide with the kept customer's (a team place, a tag,
+-- from the catalog (foreign keys, crm.record_links()) so that tables added
+-- later (opportunities, contracts) move too; rows that would collide with the kept customer's (a team place, a tag,
 -- a pin it already has) go; empty fields of the kept customer are filled.
 CREATE FUNCTION crm.merge_customers_apply(keep_id bigint, merge_id bigint, merged_by bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -551,32 +551,27 @@ BEGIN
 		GET DIAGNOSTICS n = ROW_COUNT;
 		moved := moved || jsonb_build_object(t.tbl::text, n);
 	END LOOP;
-	-- rows naming a customer by record_type and record_id (the operation log keeps its history)
-	FOR t IN SELECT c.oid::regclass AS tbl,
+	-- rows naming a customer by a (type, id) pair (crm.record_links(); the
+	-- operation log keeps its history); a customer is no duplicate of itself
+	FOR t IN SELECT k.link_table AS tbl, k.type_column AS tcol, k.id_column AS icol,
 	                (SELECT array_agg(a.attname ORDER BY a.attname)
-	                   FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
-	                  WHERE i.indrelid = c.oid AND i.indisunique
-	                    AND a.attname NOT IN ('record_type', 'record_id')
-	                    AND EXISTS (SELECT FROM pg_attribute r WHERE r.attrelid = c.oid AND r.attname = 'record_id'
+	                   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+	                  WHERE i.indrelid = k.link_table AND i.indisunique
+	                    AND a.attname NOT IN (k.type_column, k.id_column)
+	                    AND EXISTS (SELECT FROM pg_attribute r WHERE r.attrelid = k.link_table AND r.attname = k.id_column
 	                                AND r.attnum = ANY (i.indkey))) AS others
-	           FROM pg_class c
-	          WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r' AND c.relname <> 'oplog'
-	            AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'record_type')
-	            AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'record_id')
-	          ORDER BY 1 LOOP
+	           FROM crm.record_links() k WHERE k.on_delete <> 'keep' ORDER BY 1, 2 LOOP
 		IF t.others IS NOT NULL THEN
-			EXECUTE format('DELETE FROM %s m WHERE m.record_type = ''customer'' AND m.record_id = $2
-			                  AND EXISTS (SELECT FROM %s k WHERE k.record_type = ''customer'' AND k.record_id = $1 AND %s)',
-			               t.tbl, t.tbl, (SELECT string_agg(format('k.%1$I = m.%1$I', o), ' AND ') FROM unnest(t.others) o))
+			EXECUTE format('DELETE FROM %1$s m WHERE m.%2$I = ''customer'' AND m.%3$I = $2
+			                  AND EXISTS (SELECT FROM %1$s k WHERE k.%2$I = ''customer'' AND k.%3$I = $1 AND %4$s)',
+			               t.tbl, t.tcol, t.icol, (SELECT string_agg(format('k.%1$I = m.%1$I', o), ' AND ') FROM unnest(t.others) o))
 				USING keep_id, merge_id;
 		END IF;
-		EXECUTE format('UPDATE %s SET record_id = $1 WHERE record_type = ''customer'' AND record_id = $2', t.tbl)
+		EXECUTE format('UPDATE %s SET %I = $1 WHERE %I = ''customer'' AND %I = $2', t.tbl, t.icol, t.tcol, t.icol)
 			USING keep_id, merge_id;
 		GET DIAGNOSTICS n = ROW_COUNT;
-		moved := moved || jsonb_build_object(t.tbl::text, n);
+		moved := moved || jsonb_build_object(t.tbl::text, coalesce((moved ->> t.tbl::text)::bigint, 0) + n);
 	END LOOP;
-	-- flagged pairs name the merged customer as the match too; a customer is no duplicate of itself
-	UPDATE crm.duplicate_set SET match_id = keep_id WHERE match_type = 'customer' AND match_id = merge_id;
 	DELETE FROM crm.duplicate_set WHERE record_type = 'customer' AND match_type = 'customer' AND record_id = match_id;
 
 	UPDATE crm.customer k
