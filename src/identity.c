@@ -341,6 +341,32 @@ crm_current_employee(int64 *employee_id)
 }
 
 /*
+ * The employee a change is made by, for the operation log: the acting
+ * employee, or, while crm's own code runs as the owner of the crm tables (a
+ * transfer, a handover, a pool claim), the employee it runs for, whose role
+ * is the one outside every security-restricted switch.  The owner's own
+ * session acts for nobody.
+ */
+bool
+crm_change_actor(int64 *employee_id)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		found;
+
+	if (crm_current_employee(employee_id))
+		return true;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (GetOuterUserId() == save_userid || save_userid != crm_owner())
+		return false;
+	/* an error's abort restores the user, as for crm_run_as_owner() */
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	found = crm_current_employee(employee_id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return found;
+}
+
+/*
  * crm.current_employee_id() returns bigint
  */
 Datum
