@@ -61,8 +61,7 @@ typedef struct OplogNotes
 {
 	Oid			relid;
 	SubTransactionId subxact;
-	MemoryContext cxt;			/* holds the notes; dropped with them */
-	Size		bytes;			/* what the notes take, against crm.oplog_work_mem */
+	MemoryContext cxt;			/* holds the notes, counted against crm.oplog_work_mem */
 	int			count;
 	int			size;
 	int64	   *ids;
