@@ -76,6 +76,19 @@ INSERT INTO crm.contact (customer_id, name, mobile, email)
 SELECT id, 'Ms Po', '13800017001', 'ms.po@example.com' FROM crm.customer WHERE name = 'Po Tea Co';
 SELECT id AS tea FROM crm.customer WHERE name = 'Po Tea Co' \gset
 INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', :tea, 'No budget this year');
+RESET ROLE;
+-- a DBA's own trigger on contacts sees them move with their customer; it runs
+-- as the writer (crm's owner, under crm's search_path), so it names its table in full
+CREATE TABLE public.po_contact_moves (contact_id bigint, from_owner bigint, to_owner bigint);
+CREATE FUNCTION public.po_contact_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.po_contact_moves VALUES (NEW.id, OLD.owner_id, NEW.owner_id);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER po_contact_moved AFTER UPDATE OF owner_id ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION public.po_contact_moved();
+SET ROLE po_a;
 SELECT crm.release_customer(:tea, 'bored');
 SELECT crm.release_customer(:tea, 'no_need');
 SELECT count(*) AS a_still_sees FROM crm.customer WHERE id = :tea;
@@ -84,6 +97,7 @@ RESET ROLE;
 SELECT kind, from_owner = :a AS from_a, to_owner = :pool_a AS to_pool, reason, changed_by = :a AS by_a
   FROM crm.customer_owner_change WHERE customer_id = :tea;
 SELECT owner_id = :pool_a AS contact_in_pool FROM crm.contact WHERE customer_id = :tea;
+SELECT m.from_owner = :a AS from_a, m.to_owner = :pool_a AS to_pool FROM public.po_contact_moves m;
 
 -- members browse the pool with phones masked; the pool's admin sees the rows themselves
 SET ROLE po_b;
@@ -116,6 +130,13 @@ SELECT kind, to_owner = :b AS to_b, pool_id = :pool_a AS from_pool FROM crm.cust
 -- the moves are in the timeline from the owner history, not twice from the operation log
 SELECT kind, detail, summary FROM crm.timeline WHERE record_type = 'customer' AND record_id = :tea AND kind <> 'insert' ORDER BY at;
 SELECT count(*) AS logged_moves FROM crm.oplog WHERE record_id = :tea AND changes ? 'owner_id';
+-- nor are their contacts' moves, which the DBA's trigger saw
+SELECT m.from_owner = :pool_a AS from_pool, m.to_owner = :b AS to_b,
+       (SELECT count(*) FROM crm.oplog o WHERE o.record_type = 'contact' AND o.record_id = m.contact_id AND o.action = 'update') AS logged
+  FROM public.po_contact_moves m ORDER BY m.from_owner = :pool_a;
+DROP TRIGGER po_contact_moved ON crm.contact;
+DROP FUNCTION public.po_contact_moved();
+DROP TABLE public.po_contact_moves;
 
 -- the daily limit counts only claims; the holding limit counts unsigned customers
 UPDATE crm.settings SET daily_claim_limit = 2;

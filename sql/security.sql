@@ -166,6 +166,7 @@ SET ROLE sec_rep;
 SET crm.converting_lead = '5';                   -- switched off lead matching in blocking rules
 SET crm.change_source = 'job';                   -- labelled a person's edits as a job's
 SELECT set_config('crm.change_source', 'import', true);
+SET crm.oplog_work_mem = '64GB';                 -- held a huge statement's log notes in memory
 SELECT crm.convert_lead_apply(1);                -- the work behind crm.convert_lead, without it
 RESET ROLE;
 

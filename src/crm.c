@@ -178,6 +178,17 @@ _PG_init(void)
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("crm.oplog_work_mem",
+							"Memory a subtransaction's pending operation-log notes of one table may take before they are written out.",
+							"A statement that changes more rows writes their log entries as it goes, not all at its end.",
+							&crm_oplog_work_mem,
+							8192,
+							64,
+							MAX_KILOBYTES,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("crm.restoring",
 							 "Whether this session restores a dump: crm's triggers neither check, log nor notify the rows it loads.",
 							 "Set by a restore, e.g. PGOPTIONS='-c crm.restoring=on' pg_restore ...; it counts only in a superuser's session.",

@@ -23,6 +23,7 @@ extern bool crm_restoring_setting;
 extern uint64 crm_org_generation;
 extern void crm_identity_init(void);
 extern bool crm_current_employee(int64 *employee_id);
+extern bool crm_change_actor(int64 *employee_id);
 extern Oid	crm_employee_relid(void);
 extern bool crm_restoring(void);
 extern bool crm_is_pool(int64 employee_id);
@@ -58,6 +59,7 @@ extern void crm_switch_back(CrmSwitch *sw);
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
 /* oplog.c */
+extern int	crm_oplog_work_mem;
 extern void crm_oplog_init(void);
 
 /* dictionary.c */

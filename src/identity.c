@@ -343,6 +343,44 @@ crm_current_employee(int64 *employee_id)
 }
 
 /*
+ * The employee of the role outside every security-restricted switch (the
+ * login role, or the role SET ROLE chose), where crm_current_employee()
+ * inside a definer function or an owner switch sees the owner, who is nobody.
+ */
+static bool
+outer_employee(int64 *employee_id)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		found;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	/* an error's abort restores the user, as for crm_run_as_owner() */
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	found = crm_current_employee(employee_id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return found;
+}
+
+/*
+ * The employee a change is made by, for the operation log: the acting
+ * employee, or, while crm's own code runs as the owner of the crm tables (a
+ * transfer, a handover, a pool claim), the employee it runs for.  The
+ * owner's own session acts for nobody.
+ */
+bool
+crm_change_actor(int64 *employee_id)
+{
+	Oid			userid = GetUserId();
+
+	if (crm_current_employee(employee_id))
+		return true;
+	if (userid != crm_owner() || GetOuterUserId() == userid)
+		return false;
+	return outer_employee(employee_id);
+}
+
+/*
  * crm.current_employee_id() returns bigint
  */
 Datum
@@ -366,17 +404,9 @@ crm_current_employee_id(PG_FUNCTION_ARGS)
 Datum
 crm_invoking_employee_id(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
 	int64		id;
-	bool		found;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	/* an error's abort restores the user, as for crm_run_as_owner() */
-	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
-	found = crm_current_employee(&id);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	if (!found)
+	if (!outer_employee(&id))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
 }

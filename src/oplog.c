@@ -14,8 +14,15 @@
  *					 rows noted into crm.oplog with one INSERT, and the
  *					 records it inserted as one row.
  * So a statement that changes 100,000 rows costs 100,000 small notes in
- * memory and one set-based insert, not 100,000 inserts.  Notes live in
- * transaction memory and are dropped if the transaction aborts.
+ * memory and one set-based insert, not 100,000 inserts.  Notes belong to the
+ * subtransaction whose rows made them: they are dropped when it aborts (a
+ * savepoint rolled back, an exception block that caught an error) and pass
+ * to its parent when it commits.  Past crm.oplog_work_mem, a table's notes
+ * are written out before the statement ends, into the same subtransaction.
+ *
+ * The employee logged is the one acting, or, for the changes crm's own
+ * functions make as the owner of the crm tables (a transfer, a handover, a
+ * pool claim), the employee who called them; a job's changes have none.
  *
  * Values are logged as their text output, so that every type logs alike.
  *
@@ -44,10 +51,17 @@
 PG_FUNCTION_INFO_V1(crm_log_row);
 PG_FUNCTION_INFO_V1(crm_log_flush);
 
-/* What the rows of one statement on one table noted. */
+/*
+ * What rows of one table noted within one subtransaction.  A subtransaction
+ * that aborts takes its notes with it (its rows are gone), one that commits
+ * hands them to its parent; a statement trigger writes those of its own
+ * subtransaction, so that what it writes rolls back with it.
+ */
 typedef struct OplogNotes
 {
 	Oid			relid;
+	SubTransactionId subxact;
+	MemoryContext cxt;			/* holds the notes, counted against crm.oplog_work_mem */
 	int			count;
 	int			size;
 	int64	   *ids;
@@ -55,27 +69,42 @@ typedef struct OplogNotes
 	char	  **changes;		/* JSON text, or NULL */
 } OplogNotes;
 
-static MemoryContext notes_cxt = NULL;
+/* in TopTransactionContext, and so are the notes: an abort drops them all */
 static List *notes = NIL;
+
+/* crm.oplog_work_mem, in kB: past it, a subtransaction's notes of a table are written out */
+int			crm_oplog_work_mem = 8192;
 
 static void
 oplog_xact_callback(XactEvent event, void *arg)
 {
-	/* the context is a child of TopTransactionContext: it goes with it */
-	notes_cxt = NULL;
-	notes = NIL;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		notes = NIL;
 }
 
-/* A failed statement's rows were rolled back: so are its notes. */
 static void
 oplog_subxact_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *arg)
 {
 	ListCell   *lc;
 
-	if (event != SUBXACT_EVENT_ABORT_SUB)
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
 	foreach(lc, notes)
-		((OplogNotes *) lfirst(lc))->count = 0;
+	{
+		OplogNotes *n = lfirst(lc);
+
+		if (n->subxact != sub)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			n->subxact = parent;
+		else
+		{
+			MemoryContextDelete(n->cxt);
+			pfree(n);
+			notes = foreach_delete_current(notes, lc);
+		}
+	}
 }
 
 void
@@ -85,9 +114,11 @@ crm_oplog_init(void)
 	RegisterSubXactCallback(oplog_subxact_callback, NULL);
 }
 
+/* The notes of a table in the current subtransaction, made if need be. */
 static OplogNotes *
 notes_for(Oid relid)
 {
+	SubTransactionId subxact = GetCurrentSubTransactionId();
 	ListCell   *lc;
 	OplogNotes *n;
 	MemoryContext old;
@@ -95,18 +126,20 @@ notes_for(Oid relid)
 	foreach(lc, notes)
 	{
 		n = lfirst(lc);
-		if (n->relid == relid)
+		if (n->relid == relid && n->subxact == subxact)
 			return n;
 	}
-	if (notes_cxt == NULL)
-		notes_cxt = AllocSetContextCreate(TopTransactionContext, "crm oplog notes", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(notes_cxt);
+	old = MemoryContextSwitchTo(TopTransactionContext);
 	n = palloc0(sizeof(OplogNotes));
 	n->relid = relid;
+	n->subxact = subxact;
+	n->cxt = AllocSetContextCreate(TopTransactionContext, "crm oplog notes", ALLOCSET_DEFAULT_SIZES);
 	notes = lappend(notes, n);
 	MemoryContextSwitchTo(old);
 	return n;
 }
+
+static void write_notes(Relation rel, List *sets);
 
 /* "name": "value" (or null) into a JSON object under construction */
 static void
@@ -269,7 +302,7 @@ crm_log_row(PG_FUNCTION_ARGS)
 	}
 
 	n = notes_for(RelationGetRelid(rel));
-	old = MemoryContextSwitchTo(notes_cxt);
+	old = MemoryContextSwitchTo(n->cxt);
 	if (n->count == n->size)
 	{
 		n->size = Max(64, n->size * 2);
@@ -282,18 +315,30 @@ crm_log_row(PG_FUNCTION_ARGS)
 	n->changes[n->count] = changes ? pstrdup(changes) : NULL;
 	n->count++;
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * A statement that changes millions of rows writes its notes as it goes,
+	 * in the current subtransaction, so that they still roll back with it.
+	 */
+	if (MemoryContextMemAllocated(n->cxt, false) > (Size) crm_oplog_work_mem * 1024)
+	{
+		write_notes(td->tg_relation, list_make1(n));
+		MemoryContextReset(n->cxt);
+		n->count = n->size = 0;
+		n->ids = NULL;
+		n->actions = NULL;
+		n->changes = NULL;
+	}
 	return PointerGetDatum(NULL);
 }
 
-/* the change's origin: crm.change_source if set, else a person or the system */
+/* the change's origin as crm.change_source says it, or "" */
 static const char *
-change_source(bool employee_acting)
+change_source(void)
 {
 	const char *source = GetConfigOption("crm.change_source", true, false);
 
-	if (source != NULL && source[0] != '\0')
-		return source;
-	return employee_acting ? "person" : "system";
+	return source ? source : "";
 }
 
 static int
@@ -329,19 +374,17 @@ id_ranges(int64 *ids, int count)
 }
 
 /*
- * crm.log_flush(): AFTER INSERT OR UPDATE OR DELETE statement trigger.
+ * Write the notes of a table into crm.oplog, as its owner.
  *
- * Updates and deletes get a row each (their changes differ); the records a
- * statement inserted get one row together, their ids as a multirange in
- * record_ids (record_id is the first): a bulk insert logs in one row, not
- * thousands.
+ * Updates and deletes get a row each (their changes differ); the records
+ * inserted get one row together, their ids as a multirange in record_ids
+ * (record_id is the first): a bulk insert logs in one row, not thousands.
  */
-Datum
-crm_log_flush(PG_FUNCTION_ARGS)
+static void
+write_notes(Relation rel, List *sets)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	OplogNotes *n;
-	int			count;
+	ListCell   *lc;
+	int			count = 0;
 	int			nchanged = 0;
 	int			ninserted = 0;
 	int64	   *inserted;
@@ -356,42 +399,46 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	char		nulls[7] = "      ";
 	int64		employee_id;
 	bool		acting;
+	const char *source;
 	CrmSwitch	sw;
 
-	require_trigger(fcinfo, false, "crm.log_flush()");
-	if (notes == NIL)
-		return PointerGetDatum(NULL);
-	n = notes_for(RelationGetRelid(td->tg_relation));
-	count = n->count;
+	foreach(lc, sets)
+		count += ((OplogNotes *) lfirst(lc))->count;
 	if (count == 0)
-		return PointerGetDatum(NULL);
-
+		return;
 	inserted = palloc(sizeof(int64) * count);
 	ids = palloc(sizeof(Datum) * count);
 	actions = palloc(sizeof(Datum) * count);
 	changes = palloc(sizeof(Datum) * count);
 	change_nulls = palloc(sizeof(bool) * count);
-	for (int i = 0; i < count; i++)
+	foreach(lc, sets)
 	{
-		if (strcmp(n->actions[i], "insert") == 0)
-		{
-			inserted[ninserted++] = n->ids[i];
-			continue;
-		}
-		ids[nchanged] = Int64GetDatum(n->ids[i]);
-		actions[nchanged] = CStringGetTextDatum(n->actions[i]);
-		change_nulls[nchanged] = (n->changes[i] == NULL);
-		changes[nchanged] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
-		nchanged++;
-	}
-	/* the statement's notes are taken: start afresh for the next one */
-	n->count = 0;
+		OplogNotes *n = lfirst(lc);
 
-	acting = crm_current_employee(&employee_id);
-	values[0] = CStringGetTextDatum(RelationGetRelationName(td->tg_relation));
-	values[3] = Int64GetDatum(employee_id);
+		for (int i = 0; i < n->count; i++)
+		{
+			if (strcmp(n->actions[i], "insert") == 0)
+			{
+				inserted[ninserted++] = n->ids[i];
+				continue;
+			}
+			ids[nchanged] = Int64GetDatum(n->ids[i]);
+			actions[nchanged] = CStringGetTextDatum(n->actions[i]);
+			change_nulls[nchanged] = (n->changes[i] == NULL);
+			changes[nchanged] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
+			nchanged++;
+		}
+	}
+
+	/* a job acts for nobody; crm's own functions act for their caller */
+	source = change_source();
+	acting = strcmp(source, "job") != 0 && crm_change_actor(&employee_id);
+	if (source[0] == '\0')
+		source = acting ? "person" : "system";
+	values[0] = CStringGetTextDatum(RelationGetRelationName(rel));
+	values[3] = Int64GetDatum(acting ? employee_id : 0);
 	nulls[3] = acting ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(change_source(acting));
+	values[4] = CStringGetTextDatum(source);
 
 	/* the log is written by its owner: nobody else may write it */
 	crm_switch_to_owner(&sw);
@@ -423,5 +470,42 @@ crm_log_flush(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	crm_switch_back(&sw);
+}
+
+/*
+ * crm.log_flush(): AFTER INSERT OR UPDATE OR DELETE statement trigger:
+ * writes what the table's rows noted in this subtransaction (the statement's,
+ * and those of subtransactions it ran that committed).
+ */
+Datum
+crm_log_flush(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			relid;
+	SubTransactionId subxact = GetCurrentSubTransactionId();
+	List	   *sets = NIL;
+	ListCell   *lc;
+
+	require_trigger(fcinfo, false, "crm.log_flush()");
+	relid = RelationGetRelid(td->tg_relation);
+	foreach(lc, notes)
+	{
+		OplogNotes *n = lfirst(lc);
+
+		if (n->relid == relid && n->subxact == subxact)
+			sets = lappend(sets, n);
+	}
+	if (sets == NIL)
+		return PointerGetDatum(NULL);
+	write_notes(td->tg_relation, sets);
+	/* the notes are taken: start afresh for the next statement */
+	foreach(lc, sets)
+	{
+		OplogNotes *n = lfirst(lc);
+
+		notes = list_delete_ptr(notes, n);
+		MemoryContextDelete(n->cxt);
+		pfree(n);
+	}
 	return PointerGetDatum(NULL);
 }

@@ -439,7 +439,6 @@ DECLARE
 	restatus   bigint[];	-- status changed, owner kept; with old_status
 	old_status bigint[];
 	actor      bigint;
-	replication_role text;
 BEGIN
 	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_move() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF crm.restoring() THEN
@@ -470,17 +469,14 @@ BEGIN
 		  LEFT JOIN (SELECT r.id, crm.describe_recycle_rule(r) AS reason FROM crm.recycle_rule r) r ON r.id = k.rule_id
 		 CROSS JOIN LATERAL (SELECT coalesce(labelled, CASE WHEN m.from_owner = ANY (pools) THEN 'assign'
 		                                                 WHEN m.to_owner = ANY (pools) THEN 'release' ELSE 'transfer' END) AS kind) x;
-		-- into or out of a pool, contacts go with their customer (the owner is
-		-- all that changes: their own triggers, which stamp, check, look for
-		-- duplicates and log, have nothing to do), and a pool customer is
-		-- nobody's to share
-		replication_role := current_setting('session_replication_role');
-		PERFORM set_config('session_replication_role', 'replica', true);
+		-- into or out of a pool, contacts go with their customer, and a pool
+		-- customer is nobody's to share.  Every trigger on contacts sees the
+		-- move: crm's own stamp it and leave it out of the operation log
+		-- (the owner history has it), a DBA's run as usual.
 		UPDATE crm.contact k SET owner_id = m.to_owner
 		  FROM unnest(moved, from_owner, to_owner) AS m(id, from_owner, to_owner)
 		 WHERE k.customer_id = m.id AND k.owner_id <> m.to_owner
 		   AND (m.to_owner = ANY (pools) OR m.from_owner = ANY (pools));
-		PERFORM set_config('session_replication_role', replication_role, true);
 		IF EXISTS (SELECT FROM crm.team_member WHERE record_type = 'customer') THEN
 			DELETE FROM crm.team_member t USING unnest(moved, to_owner) AS m(id, to_owner)
 			 WHERE t.record_type = 'customer' AND t.record_id = m.id AND m.to_owner = ANY (pools);
