@@ -107,6 +107,7 @@ extern void crm_worker_wake_at_commit(void);
 extern bool crm_worker_stopping(void);
 extern void crm_worker_begin(const char *what);
 extern void crm_worker_end(void);
+extern bool crm_worker_subxact(void (*fn) (void *), void *arg, ErrorData **error);
 extern char *crm_worker_app_token(int64 channel_id, const char *platform, const char *app_id,
 								  const char *app_secret, const char *api_base, int rate,
 								  bool renew, char **error);

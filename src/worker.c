@@ -45,6 +45,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -77,6 +78,9 @@ static int	im_max_attempts = 8;
 /* tokens are renewed this long before they expire */
 #define TOKEN_MARGIN (60 * USECS_PER_SEC)
 #define MAX_BACKOFF (3600 * INT64CONST(1000))
+/* after a failed round the worker waits 1 s, then twice as long each time, at most a minute */
+#define ERROR_BACKOFF_MIN 1000
+#define ERROR_BACKOFF_MAX (60 * 1000)
 
 int
 crm_im_request_timeout(void)
@@ -212,6 +216,12 @@ typedef struct RecipientState
 } RecipientState;
 
 static HTAB *recipient_states = NULL;
+/*
+ * Deliveries sent whose outcome could not be recorded: this process never
+ * claims them again, so that a row that cannot be updated is not sent in
+ * every round.
+ */
+static HTAB *unrecorded = NULL;
 static uint64 current_round = 0;
 static ResourceOwner worker_owner = NULL;
 static MemoryContext round_cxt = NULL;	/* what a round allocates between transactions */
@@ -329,13 +339,101 @@ typedef struct Send
 	bool		refresh;		/* its token was rejected: renew and resend */
 } Send;
 
-/* polled while requests run: a dead postmaster ends us at once, as WaitLatch would */
+/* what the round is busy with, named in the context of an error */
+static Channel *busy_channel = NULL;
+static Delivery *busy_delivery = NULL;
+
+static void
+round_context(void *arg)
+{
+	if (busy_channel && busy_delivery)
+		errcontext("IM delivery %lld on channel \"%s\"", (long long) busy_delivery->id,
+				   crm_quote(busy_channel->name, strlen(busy_channel->name)));
+	else if (busy_channel)
+		errcontext("IM channel \"%s\"", crm_quote(busy_channel->name, strlen(busy_channel->name)));
+}
+
+static void
+busy_with(Channel *ch, Delivery *d)
+{
+	busy_channel = ch;
+	busy_delivery = d;
+}
+
+/*
+ * Polled while requests run: a dead postmaster ends us at once, as WaitLatch
+ * would; SIGTERM stops the requests, and the round records what was answered
+ * before the worker exits.
+ */
 bool
 crm_worker_stopping(void)
 {
 	if (!PostmasterIsAlive())
 		proc_exit(1);
-	return ShutdownRequestPending;
+	return ProcDiePending;
+}
+
+/*
+ * Run fn(arg) outside any transaction, where a failure holds no locks or
+ * buffers; false with the error, in the caller's memory context, if it
+ * failed.
+ */
+static bool
+attempt(void (*fn) (void *), void *arg, ErrorData **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		/* an error clears the holdoff of interrupts: the round's must stay */
+		InterruptHoldoffCount = holdoff;
+		MemoryContextSwitchTo(cxt);
+		*error = CopyErrorData();
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Run fn(arg) in a subtransaction of the worker's transaction; false with the
+ * error, in the caller's memory context, if it failed and was rolled back.
+ */
+bool
+crm_worker_subxact(void (*fn) (void *), void *arg, ErrorData **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	uint32		holdoff = InterruptHoldoffCount;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff;
+		MemoryContextSwitchTo(cxt);
+		*error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
 }
 
 static char *
@@ -384,20 +482,39 @@ typedef enum Claimed
 	PAUSED						/* crm.settings.im_paused */
 } Claimed;
 
-/* Read the channels and their due deliveries. */
+/* the deliveries this process leaves alone, as an int8[] */
+static Datum
+unrecorded_ids(void)
+{
+	HASH_SEQ_STATUS seq;
+	int64	   *id;
+	Datum	   *ids = palloc(sizeof(Datum) * (hash_get_num_entries(unrecorded) + 1));
+	int			n = 0;
+
+	hash_seq_init(&seq, unrecorded);
+	while ((id = hash_seq_search(&seq)) != NULL)
+		ids[n++] = Int64GetDatum(*id);
+	return PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Read the channels and their due deliveries.  Each statement reads with a
+ * snapshot of its own, so that the due deliveries include those the
+ * expansion just wrote.
+ */
 static Claimed
-claim(MemoryContext cxt, List **channels, bool *more)
+claim(MemoryContext cxt, List **channels, int *expanded, int *claimed)
 {
 	int			ret;
 	uint64		n;
 	MemoryContext old;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1];
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2];
 	bool		isnull;
 
 	if (!OidIsValid(get_extension_oid("crm", true)))
 		return NOT_INSTALLED;
-	ret = SPI_execute("SELECT im_paused FROM crm.settings", true, 0);
+	ret = SPI_execute("SELECT im_paused FROM crm.settings", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.settings: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0 &&
@@ -408,11 +525,11 @@ claim(MemoryContext cxt, List **channels, bool *more)
 	ret = SPI_execute_with_args("SELECT crm.im_expand($1)", 1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not expand pending notifications: %s", SPI_result_code_string(ret));
-	*more = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= EXPAND_BATCH;
+	*expanded = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	ret = SPI_execute("SELECT id, name, platform, kind, webhook_url, secret, app_id, app_secret, agent_id, "
 					  "       api_base, rate_per_minute "
-					  "  FROM crm.im_channel WHERE enabled ORDER BY id", true, 0);
+					  "  FROM crm.im_channel WHERE enabled ORDER BY id", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read IM channels: %s", SPI_result_code_string(ret));
 	n = SPI_processed;
@@ -440,6 +557,7 @@ claim(MemoryContext cxt, List **channels, bool *more)
 
 	/* each channel's oldest due deliveries, so that no channel starves another */
 	args[0] = Int32GetDatum(im_batch_size);
+	args[1] = unrecorded_ids();
 	ret = SPI_execute_with_args(
 		"SELECT d.id, d.channel_id, d.attempts, d.idempotency_key, n.id IS NULL, n.title, "
 		"       coalesce(n.body, ''), e.name, "
@@ -448,16 +566,17 @@ claim(MemoryContext cxt, List **channels, bool *more)
 		"  FROM crm.im_channel c "
 		" CROSS JOIN LATERAL (SELECT * FROM crm.im_delivery d "
 		"                      WHERE d.channel_id = c.id AND d.status IN ('pending', 'failed') "
-		"                        AND d.next_attempt_at <= now() "
+		"                        AND d.next_attempt_at <= now() AND d.id <> ALL ($2) "
 		"                      ORDER BY d.next_attempt_at, d.id LIMIT $1) d "
 		"  LEFT JOIN crm.notification n ON n.id = d.notification_id "
 		"  LEFT JOIN crm.employee e ON e.id = n.recipient_id "
 		" WHERE c.enabled "
 		" ORDER BY d.channel_id, d.next_attempt_at, d.id",
-		1, argtypes, args, NULL, true, 0);
+		2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read due IM deliveries: %s", SPI_result_code_string(ret));
 	n = SPI_processed;
+	*claimed = (int) n;
 	old = MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -523,7 +642,7 @@ load_history(void)
 {
 	int			ret = SPI_execute("SELECT channel_id, sent_at FROM crm.im_delivery "
 								  " WHERE status = 'sent' AND sent_in = id "
-								  "   AND sent_at > now() - interval '61 seconds' ORDER BY sent_at", true, 0);
+								  "   AND sent_at > now() - interval '61 seconds' ORDER BY sent_at", false, 0);
 
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read recent IM deliveries: %s", SPI_result_code_string(ret));
@@ -542,30 +661,35 @@ load_history(void)
 	}
 }
 
+typedef struct PayloadArgs
+{
+	Channel    *ch;
+	Delivery   *d;
+	const char *title;
+	const char *body;
+	const char *key;
+	char	   *payload;
+} PayloadArgs;
+
+static void
+payload_of(void *arg)
+{
+	PayloadArgs *a = arg;
+
+	a->payload = crm_im_payload(a->ch->platform, a->ch->kind, is_robot(a->ch) ? NULL : a->d->im_id,
+								a->ch->agent_id, a->title, a->body, a->key);
+}
+
 /* The payload for one message, or NULL with the delivery dead when it cannot be built. */
 static char *
 build_payload(Channel *ch, Delivery *d, const char *title, const char *body, const char *key)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	char	   *payload = NULL;
+	PayloadArgs a = {ch, d, title, body, key, NULL};
+	ErrorData  *e;
 
-	PG_TRY();
-	{
-		payload = crm_im_payload(ch->platform, ch->kind, is_robot(ch) ? NULL : d->im_id,
-								 ch->agent_id, title, body, key);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		/* a pure computation failed: no locks or buffers to release */
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
+	if (!attempt(payload_of, &a, &e))
 		settle(d, D_DEAD, GetCurrentTimestamp(), "payload", e->message);
-	}
-	PG_END_TRY();
-	return payload;
+	return a.payload;
 }
 
 static Send *
@@ -725,6 +849,7 @@ plan(Channel *ch, TimestampTz now, TimestampTz *wake)
 
 		if (i >= room)
 			break;
+		busy_with(ch, d);
 		if (!is_robot(ch) && !recipient_room(ch, d, now, wake))
 			continue;
 		/* a person with many messages this round gets them as one */
@@ -931,6 +1056,49 @@ prepare(Send *s)
 						  ch->api_base, crm_im_escape(ch->st->token));
 }
 
+typedef struct Answer
+{
+	Send	   *s;
+	ImRequest  *r;
+	TimestampTz end;
+} Answer;
+
+/* Settle a send's items by the platform's answer; a rejected token sets refresh instead. */
+static void
+settle_answer(void *arg)
+{
+	Answer	   *a = arg;
+	Send	   *s = a->s;
+	ChannelState *st = s->ch->st;
+	ImOutcome	outcome;
+	char	   *code;
+	char	   *message;
+	int			wait;
+	ListCell   *ic;
+
+	outcome = crm_im_classify(s->ch->platform, a->r, &code, &message, &wait);
+	if (outcome == IM_REFRESH && !s->ch->refreshed)
+	{
+		s->refresh = true;
+		return;
+	}
+	if (wait > 0)
+		st->blocked_until = a->end + wait * USECS_PER_SEC;
+	foreach(ic, s->items)
+	{
+		Delivery   *d = lfirst(ic);
+
+		if (outcome == IM_SENT)
+		{
+			settle(d, D_SENT, a->end, NULL, NULL);
+			d->sent_in = ((Delivery *) linitial(s->items))->id;
+		}
+		else
+			fail(d, outcome == IM_REFRESH ? IM_RETRY : outcome, a->end,
+				 wait > 0 ? st->blocked_until : 0, code, message);
+	}
+}
+
 /* Send them all at once and settle their items; those whose token was rejected get refresh set. */
 static void
 perform(List *sends)
@@ -964,46 +1132,35 @@ perform(List *sends)
 	{
 		Send	   *s = lfirst(lc);
 		ChannelState *st = s->ch->st;
-		ImRequest  *r;
-		ImOutcome	outcome;
-		char	   *code;
-		char	   *message;
-		int			wait;
+		Answer		a;
+		ErrorData  *e;
 		ListCell   *ic;
 
 		if (s->items == NIL)
 			continue;
-		r = &reqs[n++];
+		a.s = s;
+		a.r = &reqs[n++];
+		a.end = end;
 		s->refresh = false;
 		/* answered or not, the platform may have counted it */
 		window_add(&st->minute, end);
 		window_add(&st->second, end);
 		if (!is_robot(s->ch))
 			window_add(&recipient_state(s->ch, ((Delivery *) linitial(s->items))->im_id)->window, end);
-		if (!r->done)
+		if (!a.r->done)
 			continue;			/* shutting down: sent again, same key, after the restart */
-		outcome = crm_im_classify(s->ch->platform, r, &code, &message, &wait);
-		if (outcome == IM_REFRESH && !s->ch->refreshed)
-		{
-			s->refresh = true;
+		busy_with(s->ch, linitial(s->items));
+		if (attempt(settle_answer, &a, &e))
 			continue;
-		}
-		if (wait > 0)
-			st->blocked_until = end + wait * USECS_PER_SEC;
+		/* an answer crm failed to read is tried again later, as a garbled one is */
+		ereport(WARNING,
+				(errmsg("crm notification worker could not read the answer to IM delivery %lld on channel \"%s\": %s",
+						(long long) ((Delivery *) linitial(s->items))->id,
+						crm_quote(s->ch->name, strlen(s->ch->name)), e->message)));
 		foreach(ic, s->items)
-		{
-			Delivery   *d = lfirst(ic);
-
-			if (outcome == IM_SENT)
-			{
-				settle(d, D_SENT, end, NULL, NULL);
-				d->sent_in = ((Delivery *) linitial(s->items))->id;
-			}
-			else
-				fail(d, outcome == IM_REFRESH ? IM_RETRY : outcome, end,
-					 wait > 0 ? st->blocked_until : 0, code, message);
-		}
+			fail(lfirst(ic), IM_RETRY, end, 0, "crm", e->message);
 	}
+	busy_with(NULL, NULL);
 }
 
 /* Renew the tokens the platforms rejected, once per channel, and resend. */
@@ -1033,80 +1190,48 @@ refresh_and_resend(List *sends)
 	perform(again);
 }
 
-/* one transaction: every settled delivery's new state */
+static const char *const state_names[] = {NULL, "sent", "failed", "dead", NULL};
+
+/* one UPDATE: the new state of the deliveries (a List of Delivery *) */
 static void
-record(List *channels)
+record_rows(void *arg)
 {
-	int			n = 0;
+	List	   *ds = arg;
+	int			n = list_length(ds);
 	int			i = 0;
 	ListCell   *lc;
-	Datum	   *ids,
-			   *states,
-			   *counted,
-			   *ats,
-			   *sent_in,
-			   *codes,
-			   *errors;
-	bool	   *state_nulls,
-			   *sent_nulls,
-			   *code_nulls,
-			   *error_nulls;
+	Datum	   *ids = palloc(sizeof(Datum) * n),
+			   *states = palloc(sizeof(Datum) * n),
+			   *counted = palloc(sizeof(Datum) * n),
+			   *ats = palloc(sizeof(Datum) * n),
+			   *sent_in = palloc(sizeof(Datum) * n),
+			   *codes = palloc(sizeof(Datum) * n),
+			   *errors = palloc(sizeof(Datum) * n);
+	bool	   *state_nulls = palloc0(sizeof(bool) * n),
+			   *sent_nulls = palloc0(sizeof(bool) * n),
+			   *code_nulls = palloc0(sizeof(bool) * n),
+			   *error_nulls = palloc0(sizeof(bool) * n);
 	Oid			types[7] = {INT8ARRAYOID, TEXTARRAYOID, BOOLARRAYOID, TIMESTAMPTZARRAYOID,
 	INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		args[7];
 	int			ret;
 
-	foreach(lc, channels)
+	foreach(lc, ds)
 	{
-		ListCell   *dc;
+		Delivery   *d = lfirst(lc);
 
-		foreach(dc, ((Channel *) lfirst(lc))->due)
-			n += ((Delivery *) lfirst(dc))->state != D_UNTOUCHED;
-	}
-	if (n == 0)
-		return;
-	/*
-	 * This commit need not wait for the disk: a crash can lose only the
-	 * record of sends, which are then sent again with the same keys.  (The
-	 * claim's commit must: the keys it wrote go out before the record.)
-	 */
-	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-	ids = palloc(sizeof(Datum) * n);
-	states = palloc(sizeof(Datum) * n);
-	counted = palloc(sizeof(Datum) * n);
-	ats = palloc(sizeof(Datum) * n);
-	sent_in = palloc(sizeof(Datum) * n);
-	codes = palloc(sizeof(Datum) * n);
-	errors = palloc(sizeof(Datum) * n);
-	state_nulls = palloc0(sizeof(bool) * n);
-	sent_nulls = palloc0(sizeof(bool) * n);
-	code_nulls = palloc0(sizeof(bool) * n);
-	error_nulls = palloc0(sizeof(bool) * n);
-	foreach(lc, channels)
-	{
-		ListCell   *dc;
-
-		foreach(dc, ((Channel *) lfirst(lc))->due)
-		{
-			Delivery   *d = lfirst(dc);
-			static const char *const names[] = {NULL, "sent", "failed", "dead", NULL};
-
-			if (d->state == D_UNTOUCHED)
-				continue;
-			ids[i] = Int64GetDatum(d->id);
-			state_nulls[i] = names[d->state] == NULL;
-			states[i] = state_nulls[i] ? (Datum) 0 : CStringGetTextDatum(names[d->state]);
-			counted[i] = BoolGetDatum(d->state != D_DEFER);
-			ats[i] = TimestampTzGetDatum(d->at);
-			sent_nulls[i] = d->state != D_SENT;
-			sent_in[i] = Int64GetDatum(d->sent_in);
-			code_nulls[i] = d->code == NULL;
-			codes[i] = d->code ? CStringGetTextDatum(d->code) : (Datum) 0;
-			error_nulls[i] = d->error == NULL;
-			errors[i] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
-			i++;
-		}
+		ids[i] = Int64GetDatum(d->id);
+		state_nulls[i] = state_names[d->state] == NULL;
+		states[i] = state_nulls[i] ? (Datum) 0 : CStringGetTextDatum(state_names[d->state]);
+		counted[i] = BoolGetDatum(d->state != D_DEFER);
+		ats[i] = TimestampTzGetDatum(d->at);
+		sent_nulls[i] = d->state != D_SENT;
+		sent_in[i] = Int64GetDatum(d->sent_in);
+		code_nulls[i] = d->code == NULL;
+		codes[i] = d->code ? CStringGetTextDatum(d->code) : (Datum) 0;
+		error_nulls[i] = d->error == NULL;
+		errors[i] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
+		i++;
 	}
 	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = PointerGetDatum(construct_md_array(states, state_nulls, 1, &n, &(int){1}, TEXTOID, -1, false, TYPALIGN_INT));
@@ -1132,6 +1257,56 @@ record(List *channels)
 		elog(ERROR, "could not record IM deliveries: %s", SPI_result_code_string(ret));
 }
 
+/*
+ * One transaction: every settled delivery's new state; returns how many.  A
+ * row that cannot be written (a trigger or a value someone planted) spoils
+ * only itself: the others are then written one by one, and the worker
+ * leaves it alone until it restarts.
+ */
+static int
+record(List *channels)
+{
+	List	   *ds = NIL;
+	ListCell   *lc;
+	ErrorData  *e;
+
+	foreach(lc, channels)
+	{
+		ListCell   *dc;
+
+		foreach(dc, ((Channel *) lfirst(lc))->due)
+			if (((Delivery *) lfirst(dc))->state != D_UNTOUCHED)
+				ds = lappend(ds, lfirst(dc));
+	}
+	if (ds == NIL)
+		return 0;
+	/*
+	 * This commit need not wait for the disk: a crash can lose only the
+	 * record of sends, which are then sent again with the same keys.  (The
+	 * claim's commit must: the keys it wrote go out before the record.)
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	if (crm_worker_subxact(record_rows, ds, &e))
+		return list_length(ds);
+	foreach(lc, ds)
+	{
+		Delivery   *d = lfirst(lc);
+
+		if (crm_worker_subxact(record_rows, list_make1(d), &e))
+			continue;
+		(void) hash_search(unrecorded, &d->id, HASH_ENTER, NULL);
+		ereport(WARNING,
+				(errcode(e->sqlerrcode),
+				 errmsg("crm notification worker could not record the outcome of IM delivery %lld: %s",
+						(long long) d->id, e->message),
+				 errdetail("Its outcome was %s; it is not sent again until the worker restarts.",
+						   state_names[d->state] ? state_names[d->state] : "deferred"),
+				 errhint("Find what refuses the update of that row of crm.im_delivery.")));
+	}
+	return list_length(ds);
+}
+
 /* milliseconds until the earliest delivery not yet due falls due; -1 if none */
 static long
 next_due(void)
@@ -1142,7 +1317,7 @@ next_due(void)
 								  "  FROM crm.im_channel c, LATERAL (SELECT min(next_attempt_at) AS m "
 								  "         FROM crm.im_delivery d WHERE d.channel_id = c.id "
 								  "          AND d.status IN ('pending', 'failed')) d "
-								  " WHERE c.enabled", true, 1);
+								  " WHERE c.enabled", false, 1);
 
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the next due IM delivery: %s", SPI_result_code_string(ret));
@@ -1173,6 +1348,9 @@ crm_worker_end(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* the channels of a round whose outcomes are not recorded yet */
+static List *unrecorded_round = NIL;
+
 /* One round; returns how long to sleep, in ms (0: go on at once). */
 static long
 round_trip(MemoryContext cxt)
@@ -1182,16 +1360,19 @@ round_trip(MemoryContext cxt)
 	List	   *sends = NIL;
 	List	   *need_token = NIL;
 	ListCell   *lc;
-	bool		more = false;
+	int			expanded = 0;
+	int			claimed_count = 0;
+	int			recorded;
 	Claimed		claimed;
 	TimestampTz now;
 	TimestampTz wake = 0;
 	long		sleep_ms = im_poll_interval;
 	long		due;
+	uint32		holdoff = InterruptHoldoffCount;
 
 	current_round++;
 	crm_worker_begin("claiming due IM deliveries");
-	claimed = claim(cxt, &channels, &more);
+	claimed = claim(cxt, &channels, &expanded, &claimed_count);
 	if (claimed == CLAIMED)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -1213,33 +1394,140 @@ round_trip(MemoryContext cxt)
 		return im_poll_interval;
 	}
 
+	/*
+	 * From the first request until the outcomes are committed, SIGTERM only
+	 * stops the requests: what was answered is recorded before the worker
+	 * exits, and not sent again after its restart.
+	 */
+	HOLD_INTERRUPTS();			/* an error clears it: see recover_from_error */
+	unrecorded_round = channels;
 	now = GetCurrentTimestamp();
 	foreach(lc, channels)
 	{
 		Channel    *ch = lfirst(lc);
-		List	   *planned = plan(ch, now, &wake);
+		List	   *planned;
 
+		busy_with(ch, NULL);
+		planned = plan(ch, now, &wake);
 		if (planned != NIL && !is_robot(ch) &&
 			(ch->st->token == NULL || ch->st->token_expires - TOKEN_MARGIN <= now))
 			need_token = lappend(need_token, ch);
 		sends = list_concat(sends, planned);
 	}
+	busy_with(NULL, NULL);
 	fetch_tokens(need_token, sends);
 	perform(sends);
 	refresh_and_resend(sends);
 
 	crm_worker_begin("recording IM deliveries");
-	record(channels);
+	recorded = record(channels);
 	due = next_due();
 	crm_worker_end();
+	unrecorded_round = NIL;
+	InterruptHoldoffCount = holdoff;
+	elog(DEBUG1, "crm notification worker round " UINT64_FORMAT ": %d notifications expanded, %d deliveries claimed, %d recorded",
+		 current_round, expanded, claimed_count, recorded);
 
 	if (crm_directory_round())
-		more = true;
+		return 0;
 	if (due >= 0)
 		sleep_ms = Min(sleep_ms, due);
 	if (wake > 0)
 		sleep_ms = Min(sleep_ms, Max((wake - GetCurrentTimestamp()) / 1000, 1));
-	return more ? 0 : sleep_ms;
+	return expanded >= EXPAND_BATCH ? 0 : sleep_ms;
+}
+
+/*
+ * After a failed round: the outcomes of what it sent are recorded if they
+ * can be; if not, those deliveries are left alone until the worker restarts
+ * rather than sent again in every round.
+ */
+static void
+record_failed_round(void)
+{
+	List	   *channels = unrecorded_round;
+	ListCell   *lc;
+	uint32		holdoff = InterruptHoldoffCount;
+
+	unrecorded_round = NIL;
+	if (channels == NIL)
+		return;
+	PG_TRY();
+	{
+		crm_worker_begin("recording IM deliveries");
+		(void) record(channels);
+		crm_worker_end();
+	}
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff;
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		foreach(lc, channels)
+		{
+			ListCell   *dc;
+
+			foreach(dc, ((Channel *) lfirst(lc))->due)
+			{
+				Delivery   *d = lfirst(dc);
+
+				if (d->state != D_UNTOUCHED)
+					(void) hash_search(unrecorded, &d->id, HASH_ENTER, NULL);
+			}
+		}
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A failed round: reported with what it was busy with, its transaction rolled
+ * back, what it sent recorded.  The windows and tokens kept across rounds
+ * stay as they were.
+ */
+static void
+recover_from_error(MemoryContext cxt)
+{
+	/* no SIGTERM until the outcomes of what was sent are recorded */
+	HOLD_INTERRUPTS();
+	MemoryContextSwitchTo(cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	busy_with(NULL, NULL);
+	CurrentResourceOwner = worker_owner;
+	MemoryContextSwitchTo(cxt);
+	record_failed_round();
+	CurrentResourceOwner = worker_owner;
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	RESUME_INTERRUPTS();
+}
+
+/* Wait until ms have passed; a wake-up at commit ends the wait unless it is a back-off. */
+static void
+wait_for(long ms, bool backoff)
+{
+	TimestampTz until = GetCurrentTimestamp() + ms * 1000;
+
+	for (;;)
+	{
+		long		left = (until - GetCurrentTimestamp()) / 1000;
+		int			rc;
+
+		if (left <= 0)
+			break;
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if ((rc & WL_LATCH_SET) && !backoff)
+			break;
+	}
 }
 
 void
@@ -1247,8 +1535,11 @@ crm_worker_main(Datum arg)
 {
 	MemoryContext cxt;
 	HASHCTL		ctl;
+	ErrorContextCallback context;
+	volatile long backoff = 0;
 
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	/* SIGTERM as PostgreSQL's own workers take it: the next CHECK_FOR_INTERRUPTS exits */
+	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crm_database_name, NULL, 0);
@@ -1264,6 +1555,9 @@ crm_worker_main(Datum arg)
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(ChannelState);
 	channel_states = hash_create("crm IM channel states", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(int64);
+	unrecorded = hash_create("crm IM deliveries not recorded", 16, &ctl, HASH_ELEM | HASH_BLOBS);
 	ctl.keysize = RECIPIENT_KEY;
 	ctl.entrysize = sizeof(RecipientState);
 	recipient_states = hash_create("crm IM recipient states", 256, &ctl, HASH_ELEM | HASH_STRINGS);
@@ -1272,10 +1566,17 @@ crm_worker_main(Datum arg)
 	worker_owner = ResourceOwnerCreate(NULL, "crm notification worker");
 	ereport(LOG, (errmsg("crm notification worker started in database \"%s\"", crm_database_name)));
 
-	while (!ShutdownRequestPending)
-	{
-		long		sleep_ms;
+	/* an error names the delivery or channel the round was busy with */
+	context.callback = round_context;
+	context.arg = NULL;
+	context.previous = NULL;
+	error_context_stack = &context;
 
+	for (;;)
+	{
+		volatile long sleep_ms = im_poll_interval;
+
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1285,22 +1586,31 @@ crm_worker_main(Datum arg)
 		{
 			/* a standby sends nothing: its primary's worker does */
 			pgstat_report_activity(STATE_IDLE, "standby: waiting for promotion");
-			sleep_ms = im_poll_interval;
 		}
 		else
 		{
-			sleep_ms = round_trip(cxt);
+			/*
+			 * A round that fails (a row it cannot read or write, an answer it
+			 * cannot parse, memory) is logged and retried after a pause that
+			 * grows while it keeps failing; the worker itself goes on, so
+			 * nothing it claimed is sent again by a restart.
+			 */
+			PG_TRY();
+			{
+				sleep_ms = round_trip(cxt);
+				backoff = 0;
+			}
+			PG_CATCH();
+			{
+				recover_from_error(cxt);
+				backoff = backoff == 0 ? ERROR_BACKOFF_MIN : Min(backoff * 2, ERROR_BACKOFF_MAX);
+				sleep_ms = backoff;
+			}
+			PG_END_TRY();
 			MemoryContextReset(cxt);
 		}
-		if (sleep_ms > 0 && !ShutdownRequestPending)
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		wait_for(sleep_ms, backoff > 0);
 	}
-	ereport(LOG, (errmsg("crm notification worker shutting down")));
-	/* 1, not 0: the postmaster restarts it unless the server is stopping */
-	proc_exit(1);
 }
 
 void

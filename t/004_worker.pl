@@ -207,6 +207,7 @@ ok($node->poll_query_until('postgres',
 	'the worker reports its writes to the statistics system');
 
 $node->stop;
-like(slurp_file($node->logfile), qr/crm notification worker shutting down/, 'SIGTERM: the worker says goodbye');
+like(slurp_file($node->logfile), qr/FATAL:  terminating background worker "crm notification worker" due to administrator command/,
+	'SIGTERM ends the worker as it ends PostgreSQL\'s own');
 $fake->stop;
 done_testing();

@@ -89,6 +89,38 @@ is(sql(q{SELECT d.status || ' ' || d.attempts || ' ' || (d.next_attempt_at > now
            JOIN crm.notification n ON n.id = d.notification_id WHERE n.title = 'while blocked' AND c.name = 'dingtalk'}),
 	'pending 0 true', 'a new message to the blocked robot waits for the block to end without an attempt');
 
+# A round that fails is caught, logged with the delivery it concerns, and the worker goes on:
+# a delivery whose outcome cannot be recorded (a superuser planted attempts at the integer's
+# limit) neither ends the worker nor repeats the messages sent beside it.
+sub worker_pid { sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'crm notification worker'") }
+only('wecom');
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM crm.im_delivery WHERE status IN ('pending', 'failed') AND next_attempt_at < now() + interval '1 minute' AND channel_id = (SELECT id FROM crm.im_channel WHERE name = 'wecom')");
+$fake->get('/_fake/received?drain=1');
+my $pid = worker_pid();
+ok($pid, 'the worker runs');
+my $log_at = -s $node->logfile;
+sql(q{
+BEGIN;
+SELECT crm.notify(ARRAY(SELECT id FROM crm.employee), 'transfer.received', 'planted', NULL);
+UPDATE crm.notification SET im_pending = false WHERE title = 'planted';
+INSERT INTO crm.im_delivery (notification_id, channel_id, attempts)
+SELECT n.id, c.id, 2147483647 FROM crm.notification n, crm.im_channel c WHERE n.title = 'planted' AND c.name = 'wecom';
+SELECT crm.notify(ARRAY(SELECT id FROM crm.employee), 'transfer.received', 'beside it', NULL);
+COMMIT;
+});
+my $planted = sql(q{SELECT d.id FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id WHERE n.title = 'planted'});
+is(outcome('beside it', "d.status = 'sent'"), 'wecom sent 1 ', 'the message sent beside the bad row is recorded');
+notify('after it');
+is(outcome('after it', "d.status = 'sent'"), 'wecom sent 1 ', 'and the worker goes on with the next one');
+my %count;
+$count{$_}++ for map { /(planted|beside it|after it)/ ? $1 : () } map { $_->{body} } @{ $fake->get('/_fake/received')->{list} };
+is(join(', ', map { "$_ $count{$_}" } sort keys %count), 'after it 1, beside it 1, planted 1',
+	'each message reached the group once: nothing claimed was sent again');
+is(worker_pid(), $pid, 'by the same worker process');
+my $log = substr(slurp_file($node->logfile), $log_at);
+like($log, qr/could not record the outcome of IM delivery $planted\b/, 'the log names the delivery that could not be recorded');
+unlike($log, qr/terminated|exited with exit code|crm notification worker started/, 'and shows no worker exit or restart');
+
 $node->stop;
 $fake->stop;
 done_testing();
