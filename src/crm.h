@@ -98,6 +98,9 @@ extern bool crm_im_token_parse(const char *platform, const char *answer, char **
 extern char *crm_im_feishu_token_body(const char *app_id, const char *app_secret);
 extern char *crm_im_feishu_signed(const char *payload, int64 ts, const char *sign);
 extern char *crm_im_escape(const char *value);
+/* a platform's words as crm keeps them (last_error, directory_sync.error) */
+#define IM_TEXT_BYTES 300
+extern char *crm_im_text(const char *s, int max_bytes);
 
 /* worker.c */
 extern void crm_worker_init(void);
@@ -126,6 +129,7 @@ extern void crm_im_dir_root(ImDirectory *d, const char *id);
 extern bool crm_im_dir_users(ImDirectory *d, const char *answer, const char *dept, char **next);
 extern List *crm_im_dir_department_ids(ImDirectory *d);
 extern char *crm_im_dir_json(ImDirectory *d, int *departments, int *users);
+extern char *crm_im_dingtalk_body(const char *dept, const char *cursor, int size);
 
 /* notify.c */
 extern void crm_notify_init(void);

@@ -6,7 +6,9 @@
  *	  platform's app channel (tokens from worker.c, pages parsed in
  *	  im_directory.c), then applied by crm.directory_apply in one
  *	  transaction.  A run that fails records the platform's or crm's error
- *	  and changes nothing.
+ *	  and changes nothing.  A run is bounded: at most MAX_REQUESTS requests,
+ *	  and DingTalk's walk down the tree visits each department once, so that
+ *	  a platform that keeps answering "more" cannot hold the worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,9 +19,10 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "crm.h"
 
@@ -28,6 +31,8 @@
 #define DINGTALK_PAGE 100
 /* attempts per request when the platform is busy or rate-limits us */
 #define ATTEMPTS 3
+/* requests per run: a directory of 10,000 departments needs some 20,000 */
+#define MAX_REQUESTS 50000
 
 typedef struct Run
 {
@@ -70,6 +75,11 @@ fetch(Run *run, const char *path, const char *body)
 			run->error = psprintf("no access token: %s", run->error ? run->error : "");
 			return NULL;
 		}
+		if (run->requests >= MAX_REQUESTS)
+		{
+			run->error = psprintf("stopped after %d requests, the most a run makes", run->requests);
+			return NULL;
+		}
 		if (strcmp(run->platform, "feishu") == 0)
 		{
 			r.url = psprintf("%s%s", run->api_base, path);
@@ -98,7 +108,9 @@ fetch(Run *run, const char *path, const char *body)
 		}
 		if (outcome == IM_RETRY && attempt < ATTEMPTS && !crm_worker_stopping())
 		{
-			pg_usleep(Min(Max(wait, attempt), 10) * 1000000L);
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(Max(wait, attempt), 10) * 1000L, PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
 		run->error = psprintf("%s %s: %s", path, code ? code : "", message ? message : "");
@@ -127,9 +139,13 @@ read_users(Run *run, ImDirectory *dir, const char *dept)
 										 "&page_size=" FEISHU_PAGE "%s%s", esc(dept),
 										 next ? "&page_token=" : "", next ? esc(next) : ""), NULL);
 		else
-			answer = fetch(run, "/topapi/v2/user/list",
-						   psprintf("{\"dept_id\":%s,\"cursor\":%s,\"size\":%d}", dept, next ? next : "0",
-									DINGTALK_PAGE));
+		{
+			char	   *body = crm_im_dingtalk_body(dept, next, DINGTALK_PAGE);
+
+			if (body == NULL)
+				return true;	/* DingTalk department ids and cursors are numbers */
+			answer = fetch(run, "/topapi/v2/user/list", body);
+		}
 		if (answer == NULL)
 			return false;
 		if (!crm_im_dir_users(dir, answer, dept, &next))
@@ -172,18 +188,26 @@ read_directory(Run *run, ImDirectory *dir)
 	}
 	else
 	{
-		/* one level per call: walk down the tree (3.5) */
+		/* one level per call: walk down the tree (3.5), each department once */
 		List	   *queue = list_make1("1");
+		HASHCTL		ctl = {.keysize = NAMEDATALEN, .entrysize = NAMEDATALEN, .hcxt = CurrentMemoryContext};
+		HTAB	   *visited = hash_create("crm DingTalk departments visited", 256, &ctl,
+										  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 		crm_im_dir_root(dir, "1");
 		while (queue != NIL)
 		{
 			char	   *dept = linitial(queue);
+			char	   *body = strlen(dept) < NAMEDATALEN ? crm_im_dingtalk_body(dept, NULL, 0) : NULL;
+			bool		seen;
 
 			queue = list_delete_first(queue);
-			if (strspn(dept, "0123456789") != strlen(dept))
+			if (body == NULL)
 				continue;		/* DingTalk department ids are numbers */
-			answer = fetch(run, "/topapi/v2/department/listsub", psprintf("{\"dept_id\":%s}", dept));
+			(void) hash_search(visited, dept, HASH_ENTER, &seen);
+			if (seen)
+				continue;		/* a department listed under two parents, or its own descendant */
+			answer = fetch(run, "/topapi/v2/department/listsub", body);
 			if (answer == NULL || !crm_im_dir_departments(dir, answer, &next, &listed))
 				return false;
 			queue = list_concat(queue, listed);
@@ -195,39 +219,35 @@ read_directory(Run *run, ImDirectory *dir)
 	return true;
 }
 
+typedef struct Applied
+{
+	int64		id;
+	const char *doc;
+} Applied;
+
+static void
+apply_document(void *arg)
+{
+	Applied    *a = arg;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2] = {Int64GetDatum(a->id), CStringGetTextDatum(a->doc)};
+
+	if (SPI_execute_with_args("SELECT crm.directory_apply($1, $2::jsonb)", 2, types, args, NULL, false, 0)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not apply the directory");
+}
+
 /* Apply what was read; false with run->error if crm refused it. */
 static bool
 apply(Run *run, const char *doc)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		args[2] = {Int64GetDatum(run->id), CStringGetTextDatum(doc)};
-	bool		ok = true;
+	Applied		a = {run->id, doc};
+	ErrorData  *e;
 
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args("SELECT crm.directory_apply($1, $2::jsonb)", 2, types, args, NULL, false, 0)
-			!= SPI_OK_SELECT)
-			elog(ERROR, "could not apply the directory");
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		run->error = e->hint ? psprintf("%s (%s)", e->message, e->hint) : e->message;
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	if (crm_worker_subxact(apply_document, &a, &e))
+		return true;
+	run->error = e->hint ? psprintf("%s (%s)", e->message, e->hint) : e->message;
+	return false;
 }
 
 /* Run the oldest queued directory sync, if any; true if one ran. */
@@ -236,8 +256,8 @@ crm_directory_round(void)
 {
 	Run			run = {0};
 	ImDirectory *dir;
-	bool		ok;
-	char	   *doc = NULL;
+	volatile bool ok = false;
+	char	   *volatile doc = NULL;
 	int			departments = 0;
 	int			users = 0;
 	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
@@ -279,11 +299,26 @@ crm_directory_round(void)
 
 	pgstat_report_activity(STATE_RUNNING, psprintf("reading the %s directory", run.platform));
 	dir = crm_im_dir_create(run.platform);
-	run.token = crm_worker_app_token(run.channel_id, run.platform, run.app_id, run.app_secret,
-									 run.api_base, run.rate, false, &run.error);
-	ok = read_directory(&run, dir);
-	if (ok)
-		doc = crm_im_dir_json(dir, &departments, &users);
+	/* a page crm fails to read fails the run, which records why */
+	PG_TRY();
+	{
+		run.token = crm_worker_app_token(run.channel_id, run.platform, run.app_id, run.app_secret,
+										 run.api_base, run.rate, false, &run.error);
+		ok = read_directory(&run, dir);
+		if (ok)
+			doc = crm_im_dir_json(dir, &departments, &users);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		run.error = e->message;
+		ok = false;
+	}
+	PG_END_TRY();
 	crm_im_dir_free(dir);
 
 	crm_worker_begin("applying a directory sync");
