@@ -1154,7 +1154,8 @@ perform(List *sends)
 			continue;
 		/* an answer crm failed to read is tried again later, as a garbled one is */
 		ereport(WARNING,
-				(errmsg("crm notification worker could not read the answer to IM delivery %lld on channel \"%s\": %s",
+				(errcode(e->sqlerrcode),
+				 errmsg("crm notification worker could not read the answer to IM delivery %lld on channel \"%s\": %s",
 						(long long) ((Delivery *) linitial(s->items))->id,
 						crm_quote(s->ch->name, strlen(s->ch->name)), e->message)));
 		foreach(ic, s->items)
