@@ -107,18 +107,6 @@ extern void crm_worker_init(void);
 extern void crm_worker_shmem_request(void);
 extern void crm_worker_shmem_startup(void);
 extern void crm_worker_wake_at_commit(void);
-extern bool crm_worker_stopping(void);
-extern void crm_worker_begin(const char *what);
-extern void crm_worker_end(void);
-extern bool crm_worker_subxact(void (*fn) (void *), void *arg, ErrorData **error);
-extern char *crm_worker_app_token(int64 channel_id, const char *platform, const char *app_id,
-								  const char *app_secret, const char *api_base, int rate,
-								  bool renew, char **error);
-extern int	crm_im_request_timeout(void);
-
-/* directory.c: directory sync, run by the worker */
-extern bool crm_directory_round(void);
-extern void crm_directory_recover(void);
 
 /* im_directory.c: directory pages read with jansson */
 typedef struct ImDirectory ImDirectory;

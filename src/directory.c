@@ -3,7 +3,7 @@
  * directory.c
  *	  Directory sync, run by the notification worker: a queued
  *	  crm.directory_sync row is read from its platform page by page with the
- *	  platform's app channel (tokens from worker.c, pages parsed in
+ *	  platform's app channel (tokens from im_token.c, pages parsed in
  *	  im_directory.c), then applied by crm.directory_apply in one
  *	  transaction.  A run that fails records the platform's or crm's error
  *	  and changes nothing.  A run is bounded: at most MAX_REQUESTS requests,
@@ -27,7 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "crm.h"
+#include "worker.h"
 
 /* Feishu pages hold at most 50 (2.5), DingTalk's user pages 100 (3.5) */
 #define FEISHU_PAGE "50"
@@ -51,12 +51,8 @@ typedef struct Run
 {
 	int64		id;
 	char	   *platform;
-	int64		channel_id;
-	char	   *app_id;
-	char	   *app_secret;
-	char	   *api_base;
-	int			rate;
-	char	   *token;			/* for this round's requests */
+	ImApp		app;			/* its app channel */
+	const char *token;			/* for this round's requests */
 	bool		renewed;		/* the token was renewed once already */
 	int			requests;
 	char	   *error;			/* why the run failed */
@@ -71,8 +67,8 @@ typedef struct Run
 static Run *run = NULL;
 
 /* A run that was running when the worker stopped starts over. */
-void
-crm_directory_recover(void)
+static void
+recover(void)
 {
 	if (SPI_execute("UPDATE crm.directory_sync SET status = 'queued', started_at = NULL WHERE status = 'running'",
 					false, 0) != SPI_OK_UPDATE)
@@ -103,14 +99,14 @@ fetch(Run *run, const char *path, const char *body)
 		}
 		if (strcmp(run->platform, "feishu") == 0)
 		{
-			r.url = psprintf("%s%s", run->api_base, path);
+			r.url = psprintf("%s%s", run->app.api_base, path);
 			r.bearer = run->token;
 		}
 		else
-			r.url = psprintf("%s%s%caccess_token=%s", run->api_base, path, strchr(path, '?') ? '&' : '?',
+			r.url = psprintf("%s%s%caccess_token=%s", run->app.api_base, path, strchr(path, '?') ? '&' : '?',
 							 crm_im_escape(run->token));
 		r.body = body;
-		crm_im_perform(&r, 1, crm_im_request_timeout(), crm_worker_stopping);
+		crm_im_perform(&r, 1, crm_im_request_timeout, crm_worker_stopping);
 		run->requests++;
 		if (!r.done)
 		{
@@ -123,8 +119,7 @@ fetch(Run *run, const char *path, const char *body)
 		if (outcome == IM_REFRESH && !run->renewed)
 		{
 			run->renewed = true;
-			run->token = crm_worker_app_token(run->channel_id, run->platform, run->app_id, run->app_secret,
-											  run->api_base, run->rate, true, &run->error);
+			run->token = crm_im_app_token(&run->app, true, crm_im_request_timeout, &run->error);
 			continue;
 		}
 		if (outcome == IM_RETRY && attempt < ATTEMPTS && !crm_worker_stopping())
@@ -286,12 +281,19 @@ apply(Run *run, const char *doc)
 static bool
 start(void)
 {
+	static bool recovered = false;
+
 	crm_worker_begin("looking for a queued directory sync");
+	if (!recovered)
+	{
+		recover();
+		recovered = true;
+	}
 	if (SPI_execute("UPDATE crm.directory_sync s SET status = 'running', started_at = now() "
 					"  FROM crm.im_channel c "
 					" WHERE s.id = (SELECT id FROM crm.directory_sync WHERE status = 'queued' ORDER BY id LIMIT 1) "
 					"   AND c.id = s.channel_id "
-					"RETURNING s.id, s.platform, c.id, c.app_id, c.app_secret, c.api_base, c.rate_per_minute",
+					"RETURNING s.id, s.platform, c.id, c.app_id, c.app_secret, c.api_base, c.name",
 					false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not start a directory sync");
 	if (SPI_processed > 0)
@@ -305,11 +307,12 @@ start(void)
 		r->cxt = cxt;
 		r->id = pg_strtoint64(SPI_getvalue(t, d, 1));
 		r->platform = SPI_getvalue(t, d, 2);
-		r->channel_id = pg_strtoint64(SPI_getvalue(t, d, 3));
-		r->app_id = SPI_getvalue(t, d, 4);
-		r->app_secret = SPI_getvalue(t, d, 5);
-		r->api_base = SPI_getvalue(t, d, 6);
-		r->rate = pg_strtoint32(SPI_getvalue(t, d, 7));
+		r->app.channel_id = pg_strtoint64(SPI_getvalue(t, d, 3));
+		r->app.app_id = SPI_getvalue(t, d, 4);
+		r->app.app_secret = SPI_getvalue(t, d, 5);
+		r->app.api_base = SPI_getvalue(t, d, 6);
+		r->app.name = SPI_getvalue(t, d, 7);
+		r->app.platform = r->platform;
 		r->dir = crm_im_dir_create(r->platform);
 		/* the company itself, which child listings do not name */
 		if (strcmp(r->platform, "feishu") == 0)
@@ -414,8 +417,7 @@ crm_directory_round(void)
 	{
 		do
 		{
-			run->token = crm_worker_app_token(run->channel_id, run->platform, run->app_id, run->app_secret,
-											  run->api_base, run->rate, false, &run->error);
+			run->token = crm_im_app_token(&run->app, false, crm_im_request_timeout, &run->error);
 			result = step(run);
 		} while (result == STEP_MORE && GetCurrentTimestamp() < until && !crm_worker_stopping());
 	}

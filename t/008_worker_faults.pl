@@ -155,6 +155,9 @@ sql('CREATE DATABASE restored');
 my $errors = q{SELECT string_agg(last_error, ' | ' ORDER BY id) FROM crm.im_delivery WHERE last_error IS NOT NULL};
 is($node->safe_psql('restored', $errors), sql($errors), 'with every platform\'s words as they were');
 
+my @starts = slurp_file($node->logfile) =~ /crm notification worker started/g;
+is(scalar(@starts), 1, 'through every fault of this file (garbled, slow, unreachable, refused, blocked, a planted row, bodies that are not UTF-8) the worker never restarted');
+
 $node->stop;
 $fake->stop;
 done_testing();
