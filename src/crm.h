@@ -101,23 +101,15 @@ extern bool crm_im_token_parse(const char *platform, const char *answer, char **
 extern char *crm_im_feishu_token_body(const char *app_id, const char *app_secret);
 extern char *crm_im_feishu_signed(const char *payload, int64 ts, const char *sign);
 extern char *crm_im_escape(const char *value);
+/* a platform's words as crm keeps them (last_error, directory_sync.error) */
+#define IM_TEXT_BYTES 300
+extern char *crm_im_text(const char *s, int max_bytes);
 
 /* worker.c */
 extern void crm_worker_init(void);
 extern void crm_worker_shmem_request(void);
 extern void crm_worker_shmem_startup(void);
 extern void crm_worker_wake_at_commit(void);
-extern bool crm_worker_stopping(void);
-extern void crm_worker_begin(const char *what);
-extern void crm_worker_end(void);
-extern char *crm_worker_app_token(int64 channel_id, const char *platform, const char *app_id,
-								  const char *app_secret, const char *api_base, int rate,
-								  bool renew, char **error);
-extern int	crm_im_request_timeout(void);
-
-/* directory.c: directory sync, run by the worker */
-extern bool crm_directory_round(void);
-extern void crm_directory_recover(void);
 
 /* im_directory.c: directory pages read with jansson */
 typedef struct ImDirectory ImDirectory;
@@ -128,6 +120,7 @@ extern void crm_im_dir_root(ImDirectory *d, const char *id);
 extern bool crm_im_dir_users(ImDirectory *d, const char *answer, const char *dept, char **next);
 extern List *crm_im_dir_department_ids(ImDirectory *d);
 extern char *crm_im_dir_json(ImDirectory *d, int *departments, int *users);
+extern char *crm_im_dingtalk_body(const char *dept, const char *cursor, int size);
 
 /* notify.c */
 extern void crm_notify_init(void);

@@ -27,6 +27,7 @@ struct ImDirectory
 	char		platform[16];
 	json_t	   *departments;	/* id -> department */
 	json_t	   *users;			/* id -> user */
+	json_t	   *page;			/* the answer being read: released here if reading it fails */
 };
 
 ImDirectory *
@@ -48,6 +49,7 @@ crm_im_dir_free(ImDirectory *d)
 {
 	json_decref(d->departments);
 	json_decref(d->users);
+	json_decref(d->page);
 	pfree(d);
 }
 
@@ -132,6 +134,13 @@ add_user(ImDirectory *d, json_t *user)
 	json_decref(user);
 }
 
+static void
+release_page(ImDirectory *d)
+{
+	json_decref(d->page);
+	d->page = NULL;
+}
+
 static json_t *
 parse(const char *answer)
 {
@@ -171,7 +180,7 @@ page_items(ImDirectory *d, const char *answer, const char *wecom_key, const char
 	json_t	   *items;
 
 	*next = NULL;
-	*root = parse(answer);
+	*root = d->page = parse(answer);
 	if (*root == NULL)
 		return NULL;
 	if (strcmp(d->platform, "wecom") == 0)
@@ -191,7 +200,7 @@ page_items(ImDirectory *d, const char *answer, const char *wecom_key, const char
 		items = json_object_get(*root, dingtalk_key);
 	if (!json_is_array(items))
 	{
-		json_decref(*root);
+		release_page(d);
 		return NULL;
 	}
 	return items;
@@ -245,7 +254,7 @@ crm_im_dir_departments(ImDirectory *d, const char *answer, char **next, List **l
 			*listed = lappend(*listed, pstrdup(json_string_value(id)));
 		json_decref(id);
 	}
-	json_decref(root);
+	release_page(d);
 	return true;
 }
 
@@ -328,7 +337,7 @@ crm_im_dir_users(ImDirectory *d, const char *answer, const char *dept, char **ne
 			continue;			/* a row without the fields we need */
 		add_user(d, user);
 	}
-	json_decref(root);
+	release_page(d);
 	return true;
 }
 
@@ -363,6 +372,46 @@ crm_im_dir_json(ImDirectory *d, int *departments, int *users)
 	*users = (int) json_object_size(d->users);
 	s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
+	if (s == NULL)
+		elog(ERROR, "out of memory");
+	result = pstrdup(s);
+	free(s);
+	return result;
+}
+
+/* a DingTalk id (department, cursor) as a JSON integer; false if it is not one */
+static bool
+dingtalk_id(const char *text, json_int_t *id)
+{
+	char	   *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return false;
+	errno = 0;
+	*id = strtoll(text, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/*
+ * A DingTalk directory request body: {"dept_id"} for a listsub,
+ * {"dept_id", "cursor", "size"} for a user page when size > 0 (3.5).  NULL
+ * when the department or cursor the platform gave is not a number.
+ */
+char *
+crm_im_dingtalk_body(const char *dept, const char *cursor, int size)
+{
+	json_int_t	dept_id;
+	json_int_t	cursor_id = 0;
+	json_t	   *o;
+	char	   *s;
+	char	   *result;
+
+	if (!dingtalk_id(dept, &dept_id) || (cursor && !dingtalk_id(cursor, &cursor_id)))
+		return NULL;
+	o = size > 0 ? json_pack("{s:I, s:I, s:i}", "dept_id", dept_id, "cursor", cursor_id, "size", size)
+		: json_pack("{s:I}", "dept_id", dept_id);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
 	if (s == NULL)
 		elog(ERROR, "out of memory");
 	result = pstrdup(s);

@@ -19,6 +19,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "storage/ipc.h"
+
 #include "crm.h"
 
 /* answers larger than this are cut (and then fail to parse): 16 MB */
@@ -26,7 +30,10 @@
 
 static CURLM *multi = NULL;
 
-typedef struct Transfer
+typedef struct Transfer Transfer;
+static void run_transfers(Transfer *ts, ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void));
+
+struct Transfer
 {
 	ImRequest  *req;
 	CURL	   *easy;
@@ -34,7 +41,7 @@ typedef struct Transfer
 	char	   *answer;			/* malloc'd */
 	size_t		len;
 	char		error[CURL_ERROR_SIZE];
-} Transfer;
+};
 
 static size_t
 collect(char *data, size_t size, size_t nmemb, void *arg)
@@ -68,25 +75,61 @@ header_line(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* the connections kept open close with the process */
+static void
+close_connections(int code, Datum arg)
+{
+	if (multi)
+		curl_multi_cleanup(multi);
+	multi = NULL;
+	curl_global_cleanup();
+}
+
 /*
  * Run every request concurrently; returns when all have finished or stop()
  * says so.  Unfinished requests keep done = false: the caller treats them as
- * never sent.
+ * never sent.  An error on the way releases every handle it made.
  */
 void
 crm_im_perform(ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void))
 {
 	Transfer   *ts = palloc0(sizeof(Transfer) * n);
-	int			running = 0;
 
 	if (multi == NULL)
 	{
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL)
 			elog(ERROR, "could not initialise libcurl");
+		on_proc_exit(close_connections, 0);
 		/* a robot or app host is one platform: be a polite client */
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
 		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L);
 	}
+
+	PG_TRY();
+	{
+		run_transfers(ts, reqs, n, timeout_ms, stop);
+	}
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+		{
+			if (ts[i].easy)
+			{
+				curl_multi_remove_handle(multi, ts[i].easy);
+				curl_easy_cleanup(ts[i].easy);
+			}
+			curl_slist_free_all(ts[i].headers);
+			free(ts[i].answer);
+		}
+	}
+	PG_END_TRY();
+	pfree(ts);
+}
+
+static void
+run_transfers(Transfer *ts, ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void))
+{
+	int			running = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -156,15 +199,6 @@ crm_im_perform(ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void))
 		if (running > 0 && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
 			break;
 	} while (running > 0 && !stop());
-
-	for (int i = 0; i < n; i++)
-	{
-		curl_multi_remove_handle(multi, ts[i].easy);
-		curl_easy_cleanup(ts[i].easy);
-		curl_slist_free_all(ts[i].headers);
-		free(ts[i].answer);
-	}
-	pfree(ts);
 }
 
 /* value for a URL's query string */
@@ -190,20 +224,51 @@ in(long code, const long *codes, int n)
 	return false;
 }
 
-static char *
-cut(const char *s)
+/*
+ * Text from outside crm (a platform's words, a proxy's page, libcurl's
+ * message) as crm stores and logs it: at most max_bytes, cut on a character
+ * boundary, bytes that are not UTF-8 each replaced by U+FFFD, so that a
+ * dump of crm.im_delivery restores.  In a database whose encoding is neither
+ * UTF8 nor SQL_ASCII, characters beyond ASCII become "?".
+ */
+char *
+crm_im_text(const char *s, int max_bytes)
 {
-	return pnstrdup(s, Min(strlen(s), 300));
+	const unsigned char *p = (const unsigned char *) s;
+	int			encoding = GetDatabaseEncoding();
+	bool		ascii = encoding != PG_UTF8 && encoding != PG_SQL_ASCII;
+	StringInfoData out;
+
+	initStringInfo(&out);
+	while (*p)
+	{
+		int			len = pg_utf_mblen(p);
+		const char *c = (const char *) p;
+		int			clen = len;
+
+		if (strnlen(c, len) < (size_t) len || !pg_utf8_islegal(p, len))
+		{
+			c = "\xEF\xBF\xBD";
+			clen = 3;
+			len = 1;
+		}
+		if (ascii && clen > 1)
+		{
+			c = "?";
+			clen = 1;
+		}
+		if (out.len + clen > max_bytes)
+			break;
+		appendBinaryStringInfo(&out, c, clen);
+		p += len;
+	}
+	return out.data;
 }
 
-/*
- * What a finished request's answer means, per docs/im-apis.md 5.7.  code is
- * the platform's ("93000", DingTalk "88/40014", "http 502", "transport"),
- * NULL when sent; message its words.  wait_seconds > 0 when the platform
- * says how long the channel must rest.
- */
-ImOutcome
-crm_im_classify(const char *platform, const ImRequest *r, char **code, char **message, int *wait_seconds)
+/* what the answer, parsed into root (NULL if it is not JSON), means */
+static ImOutcome
+classify_answer(const char *platform, const ImRequest *r, json_t *root, char **code, char **message,
+				int *wait_seconds)
 {
 	static const long wecom_refresh[] = {40014, 42001};
 	static const long wecom_retry[] = {-1, 45009, 45033, 6000};
@@ -212,23 +277,11 @@ crm_im_classify(const char *platform, const ImRequest *r, char **code, char **me
 	static const long dingtalk_refresh[] = {40014, 42001};
 	static const long dingtalk_retry[] = {-1, 90001, 90002, 90003, 90005, 90006};
 	static const long dingtalk_rate[] = {410100, 130101, 660026};
-	json_error_t jerr;
-	json_t	   *root;
 	json_t	   *c;
 	long		value;
 	const char *words;
 	ImOutcome	outcome;
 
-	*code = NULL;
-	*message = NULL;
-	*wait_seconds = 0;
-	if (r->transport_error)
-	{
-		*code = pstrdup("transport");
-		*message = cut(r->transport_error);
-		return IM_RETRY;
-	}
-	root = json_loads(r->answer, 0, &jerr);
 	c = NULL;
 	if (json_is_object(root))
 		c = json_object_get(root, strcmp(platform, "feishu") == 0 ? "code" : "errcode");
@@ -236,18 +289,16 @@ crm_im_classify(const char *platform, const ImRequest *r, char **code, char **me
 	{
 		/* no platform answer: a proxy's page, a cut body, an IP ban (3.6) */
 		*code = psprintf("http %ld", r->http_status);
-		*message = cut(r->answer);
-		json_decref(root);
+		*message = crm_im_text(r->answer, IM_TEXT_BYTES);
 		if (r->http_status >= 500 || r->http_status == 429 || (r->http_status >= 200 && r->http_status < 300))
 			return IM_RETRY;	/* a 2xx with a broken body may have been delivered: the retry carries the same key */
 		return IM_PERMANENT;
 	}
 	value = (long) json_integer_value(c);
 	words = json_string_value(json_object_get(root, strcmp(platform, "feishu") == 0 ? "msg" : "errmsg"));
-	*message = cut(words ? words : "");
+	*message = crm_im_text(words ? words : "", IM_TEXT_BYTES);
 	if (value == 0 && r->http_status >= 200 && r->http_status < 300)
 	{
-		json_decref(root);
 		*message = NULL;
 		return IM_SENT;
 	}
@@ -285,7 +336,40 @@ crm_im_classify(const char *platform, const ImRequest *r, char **code, char **me
 	/* whatever the code, a server error is the server's */
 	if (outcome == IM_PERMANENT && r->http_status >= 500)
 		outcome = IM_RETRY;
-	json_decref(root);
+	return outcome;
+}
+
+/*
+ * What a finished request's answer means, per docs/im-apis.md 5.7.  code is
+ * the platform's ("93000", DingTalk "88/40014", "http 502", "transport"),
+ * NULL when sent; message its words.  wait_seconds > 0 when the platform
+ * says how long the channel must rest.
+ */
+ImOutcome
+crm_im_classify(const char *platform, const ImRequest *r, char **code, char **message, int *wait_seconds)
+{
+	json_t	   *root;
+	volatile ImOutcome outcome = IM_RETRY;
+
+	*code = NULL;
+	*message = NULL;
+	*wait_seconds = 0;
+	if (r->transport_error)
+	{
+		*code = pstrdup("transport");
+		*message = crm_im_text(r->transport_error, IM_TEXT_BYTES);
+		return IM_RETRY;
+	}
+	root = json_loads(r->answer, 0, NULL);
+	PG_TRY();
+	{
+		outcome = classify_answer(platform, r, root, code, message, wait_seconds);
+	}
+	PG_FINALLY();
+	{
+		json_decref(root);
+	}
+	PG_END_TRY();
 	return outcome;
 }
 
@@ -299,12 +383,19 @@ crm_im_token_parse(const char *platform, const char *answer, char **token, int *
 	json_t	   *ttl = json_object_get(root, feishu ? "expire" : "expires_in");
 	bool		ok = t != NULL && t[0] != '\0' && json_is_integer(ttl) && json_integer_value(ttl) > 0;
 
-	if (ok)
+	PG_TRY();
 	{
-		*token = pstrdup(t);
-		*expires_in = (int) Min(json_integer_value(ttl), 7 * 24 * 3600);
+		if (ok)
+		{
+			*token = pstrdup(t);
+			*expires_in = (int) Min(json_integer_value(ttl), 7 * 24 * 3600);
+		}
 	}
-	json_decref(root);
+	PG_FINALLY();
+	{
+		json_decref(root);
+	}
+	PG_END_TRY();
 	return ok;
 }
 
@@ -328,12 +419,13 @@ crm_im_feishu_token_body(const char *app_id, const char *app_secret)
 char *
 crm_im_feishu_signed(const char *payload, int64 ts, const char *sign)
 {
+	char	   *seconds = psprintf(INT64_FORMAT, ts);	/* before o exists: an error here leaks nothing */
 	json_t	   *o = json_loads(payload, 0, NULL);
 	char	   *s = NULL;
 	char	   *result;
 
 	if (json_is_object(o) &&
-		json_object_set_new(o, "timestamp", json_string(psprintf(INT64_FORMAT, ts))) == 0 &&
+		json_object_set_new(o, "timestamp", json_string(seconds)) == 0 &&
 		json_object_set_new(o, "sign", json_string(sign)) == 0)
 		s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);

@@ -51,7 +51,7 @@ sub settled
 	$node->poll_query_until('postgres', qq{
 		SELECT count(*) > 0 AND bool_and(d.status IN ('sent', 'dead'))
 		  FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
-		 WHERE n.title LIKE '$title'}) or diag "deliveries of '$title' did not settle";
+		 WHERE n.title LIKE '$title'}) or die "deliveries of '$title' did not settle";
 }
 sub deliveries
 {
@@ -77,6 +77,23 @@ is(join(', ', sort keys %got),
 like($got{'wecom wc-bot'}{body}, qr/王芳 · 客户已转给你.*杭州茶叶有限公司/, 'a robot names the recipient, the title and the body');
 like($got{'feishu ou_wangfang'}{body}, qr/"uuid":"[0-9a-f-]{36}"/, 'a Feishu app message carries the delivery\'s uuid');
 like($got{'dingtalk dt-bot'}{body}, qr/"msgUuid":"[0-9a-f-]{36}"/, 'a DingTalk robot message carries msgUuid');
+
+# -- a notification costs one round: the round that expands it into deliveries claims them
+# (each of the worker's statements sees what the ones before it wrote), sends and records them
+only('wecom robot');
+sql(q{ALTER SYSTEM SET log_min_messages = 'debug1'});
+sql('SELECT pg_reload_conf()');
+my $offset = -s $node->logfile;
+$node->wait_for_log(qr/crm notification worker round \d+: 0 notifications expanded/, $offset);
+$offset = -s $node->logfile;
+notify('one round', 'x');
+settled('one round');
+$node->wait_for_log(qr/crm notification worker round \d+: 1 notifications expanded/, $offset);
+my ($round) = slurp_file($node->logfile, $offset) =~ /crm notification worker round \d+: (1 notifications expanded.*)/;
+is($round, '1 notifications expanded, 1 deliveries claimed, 1 recorded', 'one round expands, sends and records a notification');
+sql(q{ALTER SYSTEM RESET log_min_messages});
+sql('SELECT pg_reload_conf()');
+received();
 
 # -- a rolled-back transaction never delivers
 only('wecom robot');
@@ -109,7 +126,7 @@ settled('system busy');
 is(deliveries('system busy'), 'wecom robot dead 4 -1', 'WeCom -1 (busy) is retried until crm.im_max_attempts, then dead');
 
 is(sql(q{SELECT format('%s sent, %s dead, last %s', sent, dead, last_code) FROM crm.im_channel_status WHERE name = 'wecom robot'}),
-	'3 sent, 2 dead, last -1', 'crm.im_channel_status sums up the channel: three sent, two dead, the last with WeCom -1');
+	'4 sent, 2 dead, last -1', 'crm.im_channel_status sums up the channel: four sent, two dead, the last with WeCom -1');
 
 # -- an expired token costs one refresh, however many messages it rejects
 only('wecom app');
@@ -181,9 +198,12 @@ sql(q{INSERT INTO crm.employee (name, department_id, feishu_open_id)
        WHERE name = '王芳'});
 sql(q{SELECT crm.notify(ARRAY[e.id], 'transfer.received', 'crash ' || g, NULL)
         FROM generate_series(1, 10) g JOIN crm.employee e ON e.name = 'colleague ' || g});
-$node->poll_query_until('postgres',
-	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'crm notification worker' AND query LIKE 'sending%'")
-  or diag 'the worker never started sending';
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'crm notification worker' AND query LIKE 'sending%'"),
+	'the worker is sending the batch');
+is(sql(q{SELECT count(*) FILTER (WHERE d.status = 'pending' AND d.attempts = 0) || ' of ' || count(*)
+           FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id WHERE n.title LIKE 'crash %'}),
+	'10 of 10', 'all ten claimed and none recorded when the postmaster is killed (each answer takes 3 s)');
 my $keys = sql(q{SELECT string_agg(d.idempotency_key::text, ',' ORDER BY d.idempotency_key)
                    FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id WHERE n.title LIKE 'crash %'});
 my $postmaster = $node->{_pid};
@@ -207,6 +227,7 @@ ok($node->poll_query_until('postgres',
 	'the worker reports its writes to the statistics system');
 
 $node->stop;
-like(slurp_file($node->logfile), qr/crm notification worker shutting down/, 'SIGTERM: the worker says goodbye');
+like(slurp_file($node->logfile), qr/FATAL:  terminating background worker "crm notification worker" due to administrator command/,
+	'SIGTERM ends the worker as it ends PostgreSQL\'s own');
 $fake->stop;
 done_testing();

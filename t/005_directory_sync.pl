@@ -127,6 +127,28 @@ like(sync('feishu'), qr/^failed: .*http 500/, 'a platform that keeps failing fai
 is(sql('SELECT count(*) FROM crm.employee WHERE active'), 4, 'and nothing changed');
 $fake->post('/_fake/reset', {});
 
+# -- a slow directory does not hold up notifications: the worker reads it a slice at a time,
+# between its deliveries
+$fake->post('/_fake/config', { wecom => { 'wc-bot' => {} } });
+sql("INSERT INTO crm.im_channel (name, platform, kind, webhook_url, api_base, events)
+     VALUES ('ops robot', 'wecom', 'robot', '$base/cgi-bin/webhook/send?key=wc-bot', '$base', '{*}')");
+$fake->post('/_fake/fault', { platform => 'dingtalk', delay_ms => 1000, count => 12 });
+my $slow = sql("SELECT crm.sync_directory('dingtalk')");
+$node->poll_query_until('postgres', "SELECT status = 'running' FROM crm.directory_sync WHERE id = $slow")
+  or die 'the slow sync never started';
+sql(q{SELECT crm.notify(ARRAY[min(id)], 'transfer.received', 'during the sync', NULL) FROM crm.employee});
+$node->poll_query_until('postgres', "SELECT status IN ('done', 'failed') FROM crm.directory_sync WHERE id = $slow")
+  or die 'the slow sync never ended';
+$node->poll_query_until('postgres', q{SELECT d.status = 'sent' FROM crm.im_delivery d JOIN crm.im_channel c ON c.id = d.channel_id
+                                        JOIN crm.notification n ON n.id = d.notification_id
+                                       WHERE c.name = 'ops robot' AND n.title = 'during the sync'})
+  or die 'the robot message was never sent';
+is(sql(qq{SELECT s.status || ' ' || (d.sent_at < s.finished_at) FROM crm.directory_sync s, crm.im_delivery d
+            JOIN crm.im_channel c ON c.id = d.channel_id WHERE s.id = $slow AND c.name = 'ops robot'}),
+	'done true', 'a message queued while a slow directory sync runs is sent before the sync ends');
+sql("DELETE FROM crm.im_channel WHERE name = 'ops robot'");
+$fake->post('/_fake/reset', {});
+
 # -- on demand only with admin.org; the job queues every platform that has an app
 sql(q{CREATE ROLE clerk LOGIN IN ROLE crm_user;
       INSERT INTO crm.employee (name, department_id, db_role) SELECT 'Clerk', min(id), 'clerk' FROM crm.department});

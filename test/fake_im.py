@@ -22,7 +22,8 @@ Control endpoints (JSON):
   POST /_fake/clock    {"offset_seconds": N, "frozen": B}: the fake's now is real time + N (absolute,
                        not cumulative); frozen, it stays at that instant until the next clock call,
                        so that rate windows in tests do not depend on how fast the machine is
-  POST /_fake/fault    {"platform", "http_status", "errcode", "delay_ms", "malformed", "count"}
+  POST /_fake/fault    {"platform", "http_status", "errcode", "delay_ms", "malformed", "body_hex", "count"}
+                       (body_hex: answer exactly these bytes, e.g. invalid UTF-8 or a proxy's page)
   GET  /_fake/received [?drain=1]: accepted messages, oldest first
   POST /_fake/invalidate_tokens {"platform"}: revoke its tokens now, as platforms may
   GET  /_fake/stats    {"token_requests": {platform: N}, "tokens_issued": {platform: N}}
@@ -936,8 +937,11 @@ class Handler(BaseHTTPRequestHandler):
             fault = STATE.take_fault(platform)
         if fault and fault.get("delay_ms"):
             time.sleep(fault["delay_ms"] / 1000)  # outside the lock: other calls go on
-        if fault and (fault.get("malformed") or fault.get("http_status") or fault.get("errcode") is not None):
+        if fault and (fault.get("malformed") or fault.get("http_status") or fault.get("errcode") is not None
+                      or fault.get("body_hex") is not None):
             status = fault.get("http_status") or 200
+            if fault.get("body_hex") is not None:
+                return self.reply(status, None, raw=bytes.fromhex(fault["body_hex"]))
             if fault.get("malformed"):
                 return self.reply(status, None, raw=b'{"errcode":0,"errm')
             if fault.get("errcode") is None:
