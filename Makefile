@@ -24,8 +24,9 @@ ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.co
 TAP_TESTS      = 1
 
 # -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures
-# whose arguments we often do not need.
-PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter
+# whose arguments we often do not need.  -Wformat-nonliteral: every message is a literal
+# format (PGXS adds -Wformat-security), so no name a user wrote can become one.
+PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat-nonliteral
 EXTRA_CLEAN = $(DATA_built) tmp_regress tmp_isolation output_iso
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config

@@ -79,7 +79,9 @@ crm_transfer(PG_FUNCTION_ARGS)
 										   " AND r.owner_id = ANY (crm.scope_owners($1)))",
 										   quote_identifier(type)),
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "crm: transfer scope check failed");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm: transfer scope check failed")));
 		outside = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			ereport(ERROR,
