@@ -3,7 +3,8 @@
 # The two commands a newcomer needs (both as root on Debian 12):
 #   make demo    install what is missing, build, start a demo cluster with a demo company
 #   make test    install what is missing, build, run regression + isolation + TAP tests
-# Also: make bench (SCALE=0.1 to shrink), make demo-stop, make deps.
+# Also: make bench (SCALE=0.1 to shrink), make demo-stop, make deps, make check-asan
+# (regression, isolation and IM TAP tests against crm built with AddressSanitizer and UBSan).
 
 EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
@@ -43,7 +44,7 @@ all install installcheck:
 	@exit 1
 endif
 
-.PHONY: deps test demo demo-stop bench
+.PHONY: deps test demo demo-stop bench check-asan
 
 deps:
 	test/deps.sh
@@ -62,3 +63,11 @@ demo-stop:
 bench: deps
 	$(MAKE) install
 	bench/run.sh
+
+# Installs an instrumented crm, runs the suites, and always reinstalls the plain build:
+# an instrumented crm.so cannot load into a server that was not started with ASan.
+SANITIZE_COPT = -fsanitize=address,undefined -fno-omit-frame-pointer
+check-asan: deps
+	$(MAKE) clean
+	$(MAKE) install COPT='$(SANITIZE_COPT)'
+	test/sanitize.sh; status=$$?; $(MAKE) clean; $(MAKE) install && exit $$status
