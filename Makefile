@@ -3,7 +3,8 @@
 # The two commands a newcomer needs (both as root on Debian 12):
 #   make demo    install what is missing, build, start a demo cluster with a demo company
 #   make test    install what is missing, build, run regression + isolation + TAP tests
-# Also: make bench (SCALE=0.1 to shrink, BENCH=name for one), make demo-stop, make deps.
+# Also: make bench (SCALE=0.1 to shrink, BENCH=name for one), make demo-stop, make deps, make check-asan
+# (regression, isolation and IM TAP tests against crm built with AddressSanitizer and UBSan).
 
 EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
@@ -24,8 +25,9 @@ ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.co
 TAP_TESTS      = 1
 
 # -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures
-# whose arguments we often do not need.
-PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter
+# whose arguments we often do not need.  -Wformat-nonliteral: every message is a literal
+# format (PGXS adds -Wformat-security), so no name a user wrote can become one.
+PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat-nonliteral
 EXTRA_CLEAN = $(DATA_built) tmp_regress tmp_isolation output_iso
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
@@ -42,7 +44,7 @@ all install installcheck:
 	@exit 1
 endif
 
-.PHONY: deps test demo demo-stop bench
+.PHONY: deps test demo demo-stop bench check-asan
 
 deps:
 	test/deps.sh
@@ -61,3 +63,11 @@ demo-stop:
 bench: deps
 	$(MAKE) install
 	bench/run.sh
+
+# Installs an instrumented crm, runs the suites, and always reinstalls the plain build:
+# an instrumented crm.so cannot load into a server that was not started with ASan.
+SANITIZE_COPT = -fsanitize=address,undefined -fno-omit-frame-pointer
+check-asan: deps
+	$(MAKE) clean
+	$(MAKE) install COPT='$(SANITIZE_COPT)'
+	test/sanitize.sh; status=$$?; $(MAKE) clean; $(MAKE) install && exit $$status

@@ -1,5 +1,5 @@
 -- IM message bodies: crm.im_payload() for every platform and kind, truncation to the
--- platforms' byte limits (docs/im-apis.md), and its errors.  Creates no rows, so no
+-- platforms' byte limits (docs/im-platforms.md), and its errors.  Creates no rows, so no
 -- sequences need setting.
 -- the six shapes, for a short Chinese message
 SELECT crm.im_payload('wecom', 'robot', NULL, NULL, '新线索', '客户张三来电咨询报价', NULL);

@@ -33,7 +33,10 @@ call_with_setting(const char *function, Oid argtype, Datum arg, const char *sett
 	Datum		result;
 
 	if (!OidIsValid(oid))
-		elog(ERROR, "crm: function crm.%s is missing", function);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function crm.%s is missing", function),
+				 errhint("crm's install script defines it: the extension was altered by hand.")));
 	level = NewGUCNestLevel();
 	(void) set_config_option(setting, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	result = OidFunctionCall1(oid, arg);

@@ -211,7 +211,9 @@ claim(MemoryContext cxt, List **channels, int *expanded, int *claimed)
 		return NOT_INSTALLED;
 	ret = SPI_execute("SELECT im_paused FROM crm.settings", false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read crm.settings: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read crm.settings: %s", SPI_result_code_string(ret))));
 	if (SPI_processed > 0 &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull)
 		return PAUSED;
@@ -219,14 +221,18 @@ claim(MemoryContext cxt, List **channels, int *expanded, int *claimed)
 	args[0] = Int32GetDatum(EXPAND_BATCH);
 	ret = SPI_execute_with_args("SELECT crm.im_expand($1)", 1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not expand pending notifications: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not expand pending notifications: %s", SPI_result_code_string(ret))));
 	*expanded = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	ret = SPI_execute("SELECT id, name, platform, kind, webhook_url, secret, app_id, app_secret, agent_id, "
 					  "       api_base, rate_per_minute "
 					  "  FROM crm.im_channel WHERE enabled ORDER BY id", false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read IM channels: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read IM channels: %s", SPI_result_code_string(ret))));
 	n = SPI_processed;
 	old = MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < n; i++)
@@ -269,7 +275,9 @@ claim(MemoryContext cxt, List **channels, int *expanded, int *claimed)
 		" ORDER BY d.channel_id, d.next_attempt_at, d.id",
 		2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read due IM deliveries: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read due IM deliveries: %s", SPI_result_code_string(ret))));
 	n = SPI_processed;
 	*claimed = (int) n;
 	old = MemoryContextSwitchTo(cxt);
@@ -814,7 +822,9 @@ record_rows(void *arg)
 		" WHERE d.id = r.id",
 		7, types, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not record IM deliveries: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not record IM deliveries: %s", SPI_result_code_string(ret))));
 }
 
 /*
@@ -880,7 +890,9 @@ next_due(void)
 								  " WHERE c.enabled", false, 1);
 
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the next due IM delivery: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read the next due IM delivery: %s", SPI_result_code_string(ret))));
 	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? -1 : (long) Max(DatumGetInt64(v), 0);
 }

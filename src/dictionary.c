@@ -135,7 +135,9 @@ load_dictionary(void)
 	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (SPI_execute("SELECT kind, code, enabled FROM crm.dictionary", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm: dictionary query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: dictionary query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -151,7 +153,9 @@ load_dictionary(void)
 		entry->enabled = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
 	}
 	if (SPI_execute("SELECT table_name, column_name, kind FROM crm.dictionary_column", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm: dictionary column query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: dictionary column query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -176,7 +180,9 @@ load_dictionary(void)
 		MemoryContextSwitchTo(old);
 	}
 	if (SPI_execute("SELECT id, is_initial FROM crm.customer_status", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm: customer status query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: customer status query failed")));
 	nstatuses = SPI_processed;
 	statuses = MemoryContextAlloc(dict_cxt, sizeof(int64) * Max(nstatuses, 1));
 	initial_status = 0;

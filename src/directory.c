@@ -72,7 +72,9 @@ recover(void)
 {
 	if (SPI_execute("UPDATE crm.directory_sync SET status = 'queued', started_at = NULL WHERE status = 'running'",
 					false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not requeue directory syncs");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not requeue directory syncs")));
 }
 
 /* The answer to one request on the run's token (GET without a body), or NULL with run->error. */
@@ -261,7 +263,9 @@ apply_document(void *arg)
 
 	if (SPI_execute_with_args("SELECT crm.directory_apply($1, $2::jsonb)", 2, types, args, NULL, false, 0)
 		!= SPI_OK_SELECT)
-		elog(ERROR, "could not apply the directory");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not apply the directory")));
 }
 
 /* Apply what was read; false with run->error if crm refused it. */
@@ -295,7 +299,9 @@ start(void)
 					"   AND c.id = s.channel_id "
 					"RETURNING s.id, s.platform, c.id, c.app_id, c.app_secret, c.api_base, c.name",
 					false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not start a directory sync");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not start a directory sync")));
 	if (SPI_processed > 0)
 	{
 		HeapTuple	t = SPI_tuptable->vals[0];
@@ -362,7 +368,9 @@ record_run(Run *r, bool ok)
 	if (SPI_execute_with_args("UPDATE crm.directory_sync SET status = $2, requests = $3, error = $4, "
 							  "       finished_at = coalesce(finished_at, clock_timestamp()) WHERE id = $1",
 							  4, types, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a directory sync");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not record a directory sync")));
 	crm_worker_end();
 	ereport(LOG,
 			(errmsg("crm notification worker: %s directory sync %lld %s after %d requests%s%s",

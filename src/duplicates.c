@@ -192,7 +192,9 @@ crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 	int			nfields = 0;
 
 	if (PG_ARGISNULL(0))
-		elog(ERROR, "crm.take_duplicate_lookup needs a record type");
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.take_duplicate_lookup needs a record type")));
 	if (!PG_ARGISNULL(1))
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &n);
 	fields = palloc(sizeof(char *) * Max(n, 1));
@@ -285,7 +287,9 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 								2, types, args, nulls, false, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "crm: could not search for duplicates");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not search for duplicates")));
 
 	/*
 	 * As the caller: row-level security decides which matches show their id
@@ -314,7 +318,9 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 		3, types, args, nulls, true, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "crm: could not show duplicates");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not show duplicates")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Datum		values[7];
@@ -379,7 +385,9 @@ crm_merge_customers(PG_FUNCTION_ARGS)
 								2, types, args, NULL, true, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "crm: could not look up the customers to merge");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not look up the customers to merge")));
 	for (int i = 0; i < 2 && !superuser(); i++)
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull)))
 			ereport(ERROR,
@@ -394,7 +402,9 @@ crm_merge_customers(PG_FUNCTION_ARGS)
 	ret = SPI_execute_with_args("SELECT crm.merge_customers_apply($1, $2, $3)", 3, types, args, nulls, false, 0);
 	crm_switch_back(&sw);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "crm: could not merge customers");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not merge customers")));
 	audit = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	PG_RETURN_INT64(audit);

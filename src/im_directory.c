@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * im_directory.c
- *	  Reading WeCom, Feishu and DingTalk directory pages (docs/im-apis.md 1.4,
+ *	  Reading WeCom, Feishu and DingTalk directory pages (docs/im-platforms.md 1.4,
  *	  2.5, 3.5) into one document for crm.directory_apply:
  *	    {"departments": [{"id", "name", "parent", "leader"}],
  *	     "users": [{"id", "name", "mobile", "departments", "superior", "active"}]}
@@ -40,7 +40,9 @@ crm_im_dir_create(const char *platform)
 	d->departments = json_pack("{}");
 	d->users = json_pack("{}");
 	if (d->departments == NULL || d->users == NULL)
-		elog(ERROR, "out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	return d;
 }
 
@@ -373,7 +375,9 @@ crm_im_dir_json(ImDirectory *d, int *departments, int *users)
 	s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (s == NULL)
-		elog(ERROR, "out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	result = pstrdup(s);
 	free(s);
 	return result;
@@ -413,7 +417,9 @@ crm_im_dingtalk_body(const char *dept, const char *cursor, int size)
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
-		elog(ERROR, "out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	result = pstrdup(s);
 	free(s);
 	return result;

@@ -2,7 +2,7 @@
  *
  * im_payload.c
  *	  The JSON bodies the notification worker sends to WeCom, Feishu and
- *	  DingTalk robots and apps (shapes and limits: docs/im-apis.md).
+ *	  DingTalk robots and apps (shapes and limits: docs/im-platforms.md).
  *
  * This file must not include utils/builtins.h: its json_object() would
  * collide with jansson's.  The SQL wrapper lives in im_payload_sql.c.
@@ -251,15 +251,12 @@ fit_body(const Shape *s, const Message *m, const char *body, bool *title_too_lon
 	return best;
 }
 
-/* msg has one %s, for value (quoted clipped) */
-static pg_attribute_noreturn() void
-bad_parameter(const char *msg, const char *value, const char *hint)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg(msg, crm_quote(value, strlen(value))),
-			 errhint("%s", hint)));
-}
+/* msg is a literal with one %s, for value (quoted clipped); hint a literal */
+#define bad_parameter(msg, value, hint) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
+			 errmsg(msg, crm_quote((value), strlen(value))), \
+			 errhint(hint)))
 
 /*
  * The JSON body (compact, UTF-8) for one message; palloc'd.  recipient and

@@ -4,7 +4,7 @@
  *	  HTTP for the notification worker: requests run concurrently on one
  *	  libcurl multi handle (whose connection cache keeps connections to each
  *	  host open between batches), answers parsed and classified with jansson
- *	  (codes: docs/im-apis.md 5.7).
+ *	  (codes: docs/im-platforms.md 5.7).
  *
  * This file must not include utils/builtins.h: its json_object() would
  * collide with jansson's.
@@ -98,7 +98,9 @@ crm_im_perform(ImRequest *reqs, int n, long timeout_ms, bool (*stop) (void))
 	if (multi == NULL)
 	{
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL)
-			elog(ERROR, "could not initialise libcurl");
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not initialise libcurl")));
 		on_proc_exit(close_connections, 0);
 		/* a robot or app host is one platform: be a polite client */
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
@@ -143,7 +145,9 @@ run_transfers(Transfer *ts, ImRequest *reqs, int n, long timeout_ms, bool (*stop
 		r->transport_error = NULL;
 		r->reset_seconds = 0;
 		if (e == NULL)
-			elog(ERROR, "could not create a libcurl handle");
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl handle")));
 		t->req = r;
 		t->easy = e;
 		curl_easy_setopt(e, CURLOPT_URL, r->url);
@@ -209,7 +213,9 @@ crm_im_escape(const char *value)
 	char	   *result;
 
 	if (e == NULL)
-		elog(ERROR, "out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	result = pstrdup(e);
 	curl_free(e);
 	return result;
@@ -340,7 +346,7 @@ classify_answer(const char *platform, const ImRequest *r, json_t *root, char **c
 }
 
 /*
- * What a finished request's answer means, per docs/im-apis.md 5.7.  code is
+ * What a finished request's answer means, per docs/im-platforms.md 5.7.  code is
  * the platform's ("93000", DingTalk "88/40014", "http 502", "transport"),
  * NULL when sent; message its words.  wait_seconds > 0 when the platform
  * says how long the channel must rest.
@@ -409,7 +415,9 @@ crm_im_feishu_token_body(const char *app_id, const char *app_secret)
 
 	json_decref(o);
 	if (s == NULL)
-		elog(ERROR, "out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	result = pstrdup(s);
 	free(s);
 	return result;
@@ -430,7 +438,9 @@ crm_im_feishu_signed(const char *payload, int64 ts, const char *sign)
 		s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (s == NULL)
-		elog(ERROR, "could not sign a Feishu robot message");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not sign a Feishu robot message")));
 	result = pstrdup(s);
 	free(s);
 	return result;

@@ -5,7 +5,7 @@
  *	  signed: the key in the webhook URL is the only credential).
  *
  * Both are Base64(HMAC-SHA256) over a timestamp and the robot's secret, but
- * with key and message swapped (docs/im-apis.md, section 4):
+ * with key and message swapped (docs/im-platforms.md, section 4):
  *	 Feishu:	key = ts "\n" secret, message empty, ts in seconds
  *	 DingTalk:	key = secret, message = ts "\n" secret, ts in milliseconds,
  *				percent-encoded for the query string
@@ -62,7 +62,10 @@ crm_im_robot_sign(const char *platform, const char *secret, int64 ts)
 		const char *reason = pg_hmac_error(ctx);
 
 		pg_hmac_free(ctx);
-		ereport(ERROR, (errmsg("could not compute HMAC-SHA256: %s", reason)));
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not compute HMAC-SHA256: %s", reason),
+				 errhint("The server's cryptographic library refused HMAC-SHA256, as a FIPS policy may.")));
 	}
 	pg_hmac_free(ctx);
 
@@ -70,7 +73,9 @@ crm_im_robot_sign(const char *platform, const char *secret, int64 ts)
 	b64 = palloc(b64len + 1);
 	b64len = pg_b64_encode((const char *) digest, sizeof(digest), b64, b64len);
 	if (b64len < 0)
-		elog(ERROR, "could not encode the signature");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not encode the signature")));
 	b64[b64len] = '\0';
 	if (!dingtalk)
 		return b64;

@@ -4,7 +4,7 @@
  *	  App access tokens of the IM platforms, for the notification worker's
  *	  app messages and for directory sync: fetched concurrently, kept per
  *	  channel until shortly before they expire, dropped when the channel's
- *	  credentials change (docs/im-apis.md 1.6, 2.3, 3.4).
+ *	  credentials change (docs/im-platforms.md 1.6, 2.3, 3.4).
  *
  *-------------------------------------------------------------------------
  */

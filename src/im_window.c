@@ -143,7 +143,9 @@ crm_windows_load_history(void)
 								  "   AND sent_at > now() - interval '61 seconds' ORDER BY sent_at", false, 0);
 
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read recent IM deliveries: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read recent IM deliveries: %s", SPI_result_code_string(ret))));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -330,7 +330,9 @@ write_entries(AuditEntry *batch, uint64 *positions)
 									   " VALUES ($1, $2, $3, $4, $5)", 5, types);
 
 		if (plan == NULL)
-			elog(ERROR, "crm audit writer: could not prepare the audit insert");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm audit writer: could not prepare the audit insert")));
 		for (int i = 0; i < n; i++)
 		{
 			AuditEntry *e = &batch[i];
@@ -350,7 +352,9 @@ write_entries(AuditEntry *batch, uint64 *positions)
 			args[3] = CStringGetTextDatum(e->record_type);
 			args[4] = PointerGetDatum(construct_array(names, e->nfields, TEXTOID, -1, false, TYPALIGN_INT));
 			if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "crm audit writer: could not write the audit of a look-up");
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg_internal("crm audit writer: could not write the audit of a look-up")));
 		}
 	}
 	SPI_finish();

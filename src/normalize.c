@@ -2,7 +2,8 @@
  *
  * normalize.c
  *	  Duplicate keys: the forms of names, phones and e-mails under which two
- *	  spellings of the same customer compare equal (issue 5).
+ *	  spellings of the same customer compare equal, so that duplicate rules
+ *	  catch them.
  *
  *	  fold     Unicode NFKC with case folding (ICU's NFKC_Casefold: full-width
  *	           to half-width, ligatures and compatibility forms, case), then

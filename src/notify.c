@@ -106,7 +106,9 @@ prepare(const char *sql, Oid *types)
 	SPIPlanPtr	plan = SPI_prepare(sql, 7, types);
 
 	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "crm: could not prepare the inbox insert: %s", SPI_result_code_string(SPI_result));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not prepare the inbox insert: %s", SPI_result_code_string(SPI_result))));
 	return plan;
 }
 
@@ -158,7 +160,9 @@ load(void)
 
 	if (query("SELECT id, active AND NOT is_pool, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
 					"  FROM crm.employee") != SPI_OK_SELECT)
-		elog(ERROR, "crm: employee query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: employee query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -170,7 +174,9 @@ load(void)
 		r->choices = NIL;
 	}
 	if (query("SELECT employee_id, event, delivery FROM crm.notification_preference") != SPI_OK_SELECT)
-		elog(ERROR, "crm: notification preference query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: notification preference query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -184,7 +190,9 @@ load(void)
 			r->choices = lappend(r->choices, c);
 	}
 	if (query("SELECT event, rule FROM crm.notification_rule") != SPI_OK_SELECT)
-		elog(ERROR, "crm: notification rule query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: notification rule query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Rule	   *r = palloc(sizeof(Rule));
@@ -194,14 +202,18 @@ load(void)
 		rules = lappend(rules, r);
 	}
 	if (query("SELECT event FROM crm.notification_event WHERE event <> '*'") != SPI_OK_SELECT)
-		elog(ERROR, "crm: notification event query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: notification event query failed")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 		events = lappend(events, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	if (query("SELECT coalesce(bool_or(kind = 'app'), false), "
 					"       array_to_string(array(SELECT DISTINCT unnest(events) FROM crm.im_channel "
 					"                              WHERE enabled AND kind = 'robot'), E'\\n') "
 					"  FROM crm.im_channel WHERE enabled") != SPI_OK_SELECT)
-		elog(ERROR, "crm: IM channel query failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: IM channel query failed")));
 	{
 		bool		isnull;
 		char	   *list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -276,7 +288,9 @@ rule_recipients(const char *event, text *record_type, Datum record_id)
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT crm.record_recipients($1, $2, $3)", 3, types, args, NULL, true, 1)
 		!= SPI_OK_SELECT)
-		elog(ERROR, "crm: could not resolve the recipients of %s", event);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not resolve the recipients of %s", event)));
 	result = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	crm_switch_back(&sw);
@@ -400,7 +414,9 @@ crm_notify(PG_FUNCTION_ARGS)
 	SPI_connect();
 	ret = SPI_execute_plan(kept == 1 ? insert_one_plan : insert_plan, args, argnulls, false, 0);
 	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "crm: could not write notifications: %s", SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not write notifications: %s", SPI_result_code_string(ret))));
 	SPI_finish();
 	crm_switch_back(&sw);
 	if (pending_any)

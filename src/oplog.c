@@ -276,7 +276,9 @@ crm_log_row(PG_FUNCTION_ARGS)
 	row = td->tg_trigtuple;
 	id_column = crm_trigger_column(rel, "id", INT8OID);
 	if (id_column == 0)
-		elog(ERROR, "crm.log_row(): table \"%s\" has no id", RelationGetRelationName(rel));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm.log_row(): table \"%s\" has no id", RelationGetRelationName(rel))));
 	id = heap_getattr(row, id_column, desc, &isnull);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -452,7 +454,9 @@ write_notes(Relation rel, List *sets)
 		if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, record_ids)"
 								  " VALUES ($1, lower($3::int8multirange), 'insert', $4, $5, $3::int8multirange)",
 								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "crm: writing the operation log failed");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm: writing the operation log failed")));
 	}
 	if (nchanged > 0)
 	{
@@ -466,7 +470,9 @@ write_notes(Relation rel, List *sets)
 								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
 								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",
 								  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "crm: writing the operation log failed");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm: writing the operation log failed")));
 	}
 	SPI_finish();
 	crm_switch_back(&sw);

@@ -69,7 +69,9 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 	crm_switch_to_owner(&sw);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT crm.is_super_admin($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm: super admin check failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: super admin check failed")));
 	is_super = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	crm_switch_back(&sw);

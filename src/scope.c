@@ -299,7 +299,9 @@ static void
 org_query(const char *sql)
 {
 	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm: organisation query failed: %s", sql);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: organisation query failed: %s", sql)));
 	/* SPI returns in its own procedure context */
 	MemoryContextSwitchTo(org.cxt);
 }
@@ -885,7 +887,9 @@ execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
 
 	crm_switch_to_owner(&sw);
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm: query failed: %s", sql);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: query failed: %s", sql)));
 	crm_switch_back(&sw);
 }
 
@@ -1286,7 +1290,9 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	crm_switch_pin(&pin);
 	if (SPI_execute_with_args(psprintf("SELECT FROM crm.%s WHERE id = $1", quote_identifier(type)),
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm: could not look up %s %lld", type, (long long) id);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not look up %s %lld", type, (long long) id)));
 	crm_switch_back(&pin);
 	if (SPI_processed == 0)
 	{

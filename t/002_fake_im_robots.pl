@@ -1,5 +1,5 @@
 # The fake IM server (test/fake_im.py) checks group-robot messages as strictly as
-# WeCom, Feishu and DingTalk do (docs/im-apis.md): crm's signatures pass, the
+# WeCom, Feishu and DingTalk do (docs/im-platforms.md): crm's signatures pass, the
 # classic signing mistakes, stale timestamps, unknown bots and bursts fail with
 # the platforms' codes, and only accepted messages are recorded.
 use strict;

@@ -1,5 +1,5 @@
 # The fake IM server (test/fake_im.py) issues and checks app tokens, app messages and
-# directories as WeCom, Feishu and DingTalk do (docs/im-apis.md sections 1-3 and 5):
+# directories as WeCom, Feishu and DingTalk do (docs/im-platforms.md sections 1-3 and 5):
 # token lifetimes and revocation on the fake clock, token placement, body checks,
 # per-member message limits and directory paging.  No PostgreSQL node is needed.
 use strict;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fake WeCom / Feishu / DingTalk group robots, app tokens, app messages and directories.
 
-Speaks the paths, signatures, limits and error shapes of docs/im-apis.md (sections 1 to 5)
+Speaks the paths, signatures, limits and error shapes of docs/im-platforms.md (sections 1 to 5)
 so crm's tests can be strict without internet access.  Listens on 127.0.0.1
 only.  Usage: python3 test/fake_im.py --port N [--config FILE.json]; prints "ready <port>".
 
@@ -46,13 +46,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PLATFORMS = ("wecom", "feishu", "dingtalk")
 FEISHU_MAX_BODY = 20 * 1024  # "request body <= 20 KB" (2.2)
 DINGTALK_MAX_BODY = 20000  # "message too long, exceed 20000 bytes" (3.2)
-TOKEN_LIFETIME = 7200  # all three platforms (1.6, 2.3, 3.4)
+TOKEN_LIFETIME = 7200  # all three platforms (1.5, 2.3, 3.4)
 FEISHU_RENEW_BELOW = 1800  # Feishu issues a second token when less than 30 min remain (2.3)
 NO_DIRECTORY = {"departments": [], "users": [], "page_size": None}
 
 
 class Reject(Exception):
-    """A platform error answer; robots answer errors with HTTP 200 (see the top of im-apis.md)."""
+    """A platform error answer; robots answer errors with HTTP 200 (see the top of docs/im-platforms.md)."""
 
     def __init__(self, body, status=200, headers=None):
         super().__init__(body)
@@ -133,7 +133,7 @@ def wecom_error(code, msg):
 
 
 def feishu_error(code, msg, status=200):
-    # bots answer 200; open APIs (token, im/v1, contact/v3) answer 4xx (see the top of im-apis.md)
+    # bots answer 200; open APIs (token, im/v1, contact/v3) answer 4xx (see the top of docs/im-platforms.md)
     return Reject({"code": code, "msg": msg, "data": {}}, status)
 
 
@@ -217,7 +217,7 @@ def feishu(state, token, query, raw):
     """2.2: optional signature in the body, keywords, 100/min and 5/s."""
     robot = state.robots["feishu"].get(token)
     if robot is None:
-        # not in im-apis.md; 19001 is what real servers answer for an unknown hook token (?)
+        # not in docs/im-platforms.md; 19001 is what real servers answer for an unknown hook token (?)
         raise feishu_error(19001, "param invalid: incoming webhook access token invalid")
     if len(raw) > FEISHU_MAX_BODY:
         raise feishu_error(9499, "Bad Request")
@@ -303,7 +303,7 @@ def dingtalk(state, token, query, raw):
     return msgtype, {"errcode": 0, "errmsg": "ok"}
 
 
-# ---- app tokens (1.6, 2.3, 3.4, 5.2) ----
+# ---- app tokens (1.5, 2.3, 3.4, 5.2) ----
 
 def issue_token(state, platform, app, prefix):
     """The app's live token, or a new one: WeCom and DingTalk reuse and extend it, Feishu
@@ -341,7 +341,7 @@ def wecom_gettoken(state, req):
 def feishu_gettoken(state, req):
     body = parse_json(req.raw) or {}
     app = state.apps["feishu"].get(body.get("app_id"))
-    # the HTTP status of these two answers is not in im-apis.md; 400 as for other open-API errors (?)
+    # the HTTP status of these two answers is not in docs/im-platforms.md; 400 as for other open-API errors (?)
     if app is None:
         raise feishu_error(10003, "invalid param", 400)  # 10003 for an unknown app_id (?)
     if body.get("app_secret") != app.get("secret"):
@@ -426,7 +426,7 @@ def wecom_message(state, req):
     if not is_int(body.get("agentid")):
         raise wecom_error(40058, "agentid Invalid input invalid Request Parameter")  # code (?)
     if body["agentid"] != state.apps["wecom"][corpid].get("agentid"):
-        raise wecom_error(40056, "invalid agentid")  # not in im-apis.md (?)
+        raise wecom_error(40056, "invalid agentid")  # not in docs/im-platforms.md (?)
     if not all(isinstance(body.get(k, ""), str) for k in ("touser", "toparty", "totag")):
         raise wecom_error(40058, "touser Invalid input invalid Request Parameter")
     if not any(body.get(k) for k in ("touser", "toparty", "totag")):
@@ -634,7 +634,7 @@ def wecom_dept_arg(state, req, name):
     raw = req.arg(name)
     dept = department(state, raw or root_id(state))
     if dept is None:
-        raise wecom_error(60003, "department not found")  # WeCom's code is not in im-apis.md (?)
+        raise wecom_error(60003, "department not found")  # WeCom's code is not in docs/im-platforms.md (?)
     return dept
 
 

@@ -151,7 +151,7 @@ CREATE TABLE crm.im_channel (
 );
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
 COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';
--- the platforms' hosts and limits unless a row says otherwise (im-apis.md)
+-- the platforms' hosts and limits unless a row says otherwise (docs/im-platforms.md)
 CREATE FUNCTION crm.im_channel_defaults() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -1,4 +1,4 @@
--- Duplicate checks (issue 5), part two: rules as rows, checked on every
+-- Duplicate checks, part two: rules as rows, checked on every
 -- insert and update of leads, customers and contacts, after the statement,
 -- with the keys of src/sql/45_duplicates.sql.
 
