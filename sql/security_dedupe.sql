@@ -121,6 +121,24 @@ SELECT count(*) FROM generate_series(4, 9999) g,
 	crm.find_duplicates('customer', jsonb_build_object('phone', '139' || lpad(g::text, 4, '0') || '1017'));
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- nor do guesses in one statement under a blocking rule: each row compared is
+-- a look-up, so twenty guessed mobiles (one of them the pool's) are twenty, past
+-- the limit, and the refusal names no row; past the limit a statement fails
+-- whether it matches or not, so failing tells nothing
+INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('sd pool phone', 'customer', '{phone}', '{pool}');
+CREATE ROLE sd_guess LOGIN IN ROLE crm_user;
+INSERT INTO crm.employee (name, department_id, db_role) SELECT 'Sd 猜', id, 'sd_guess' FROM crm.department WHERE name = 'Sd Sales';
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.db_role = 'sd_guess' AND r.name = 'Sd rep';
+SET ROLE sd_guess;
+INSERT INTO crm.customer (name, uscc, phone)
+SELECT 'guess ' || g, crm.uscc_with_check('91330100MA2C' || lpad(g::text, 5, '0')), '139' || lpad(g::text, 4, '0') || '1017'
+  FROM generate_series(1230, 1249) g;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('a miss', crm.uscc_with_check('91330100MA2C99999'), '13900000000');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DELETE FROM crm.dedupe_rule WHERE name = 'sd pool phone';
 RESET crm.duplicate_lookups_per_minute;
 -- every look-up is audited, one rolled back and a blocking rule's refusal too: who,
 -- when, the record type and the fields, not their values

@@ -34,6 +34,9 @@ INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('custo
 -- (nor onto a key crm derives, which no one writes)
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'name_key', 'industry');
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'name', 'industry');
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('lead', 'status', 'industry');
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'kind', 'industry');
 UPDATE crm.dictionary_column SET column_name = 'owner_id' WHERE table_name = 'customer' AND column_name = 'level';
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'no_such_column', 'industry');
 \echo :LAST_ERROR_SQLSTATE

@@ -129,6 +129,7 @@ INSERT INTO crm.employee_role VALUES (900000, 900009);
 INSERT INTO crm.role_scope VALUES (900000, 'customer', 'all', NULL);
 UPDATE crm.employee SET department_id = 900011 WHERE id = 900000;
 UPDATE crm.employee SET superior_id = 900000 WHERE id = 900012;
+-- (900012 is in no scope of HR's)
 SELECT crm.deactivate_employee(900012, 900000);
 -- for others it is the job
 INSERT INTO crm.employee_role VALUES (900012, 900009);

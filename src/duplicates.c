@@ -100,9 +100,13 @@ crm_duplicates_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
-/* Take one look-up from the employee's bucket, or refuse with 54000. */
+/*
+ * Take n look-ups from the employee's bucket, or refuse with 54000 (and empty
+ * it: a statement that asked more than is left learns nothing more this
+ * minute).  n = 0 only checks that the bucket is not empty.
+ */
 static void
-take_lookup(int64 employee_id)
+take_lookup(int64 employee_id, int n)
 {
 	LookupKey	key;
 	LookupBucket *b;
@@ -141,9 +145,8 @@ take_lookup(int64 employee_id)
 		else
 			b->tokens = Min(limit, b->tokens + (double) (now - b->at) / USECS_PER_SEC * limit / 60.0);
 		b->at = now;
-		allowed = b->tokens >= 1.0;
-		if (allowed)
-			b->tokens -= 1.0;
+		allowed = b->tokens >= Max(n, 1);
+		b->tokens = allowed ? b->tokens - n : 0;
 	}
 	LWLockRelease(lookup_lock);
 
@@ -174,9 +177,12 @@ lookups_counted(Oid role)
 PG_FUNCTION_INFO_V1(crm_take_duplicate_lookup);
 
 /*
- * crm.take_duplicate_lookup(record_type, fields): a blocking rule's refusal
- * tells whose a key is, as a look-up does, so crm.dedupe_check (a definer)
- * counts it against the limit of the employee it acts for and audits it.
+ * crm.take_duplicate_lookup(record_type, fields, lookups): a blocking rule's
+ * refusal tells whose a key is, as a look-up does, so crm.dedupe_check (a
+ * definer) counts it against the limit of the employee it acts for, as many
+ * look-ups as the statement had rows (each was a guess), and audits it.
+ * lookups = 0: only refuse an employee who has none left, so that past the
+ * limit a statement under blocking rules fails whether or not it matches.
  */
 Datum
 crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
@@ -190,6 +196,7 @@ crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 	int			n = 0;
 	const char **fields;
 	int			nfields = 0;
+	int			lookups = PG_ARGISNULL(2) ? 1 : Max(PG_GETARG_INT32(2), 0);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -207,8 +214,9 @@ crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 	acting = crm_current_employee(&employee_id);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (acting && lookups_counted(GetOuterUserId()))
-		take_lookup(employee_id);
-	crm_audit_lookup(acting, employee_id, GetOuterUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
+		take_lookup(employee_id, lookups);
+	if (lookups > 0)
+		crm_audit_lookup(acting, employee_id, GetOuterUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 	PG_RETURN_VOID();
 }
 
@@ -272,7 +280,7 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				 errdetail("The role maps to no active employee and carries no trusted claim."),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
 	if (lookups_counted(GetUserId()))
-		take_lookup(employee_id);
+		take_lookup(employee_id, 1);
 	nfields = candidate_fields(PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &fields);
 	crm_audit_lookup(acting, employee_id, GetUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 

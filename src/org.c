@@ -81,19 +81,36 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 				 errmsg("only a super admin may deactivate super admin %lld", (long long) employee_id),
 				 errhint("Ask another super admin.")));
 
-	/* nor hands anyone's customers to themselves, unless a super admin or a DBA */
+	/*
+	 * nor takes over the records of someone outside their own scope (a
+	 * manager may take a leaving report's), unless a super admin or a DBA:
+	 * an administrator does not widen their own access
+	 */
 	{
 		int64		me;
 		Oid			admin = get_role_oid("crm_admin", true);
 
-		if (crm_current_employee(&me) && me == PG_GETARG_INT64(1) && !superuser() && !crm_acting_is_super() &&
-			!(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("employee %lld may not hand employee %lld's records over to themselves",
-							(long long) me, (long long) employee_id),
-					 errdetail("An administrator who is not a super admin does not change their own access."),
-					 errhint("Name another employee as handover_to, or ask a super admin.")));
+		if (crm_current_employee(&me) && me == PG_GETARG_INT64(1) && crm_may_administer("admin.org") &&
+			!superuser() && !crm_acting_is_super() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		{
+			bool		in_scope;
+
+			SPI_connect();
+			if (SPI_execute_with_args("SELECT $1 = ANY (crm.scope_owners('customer')) AND $1 = ANY (crm.scope_owners('lead'))",
+									  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg_internal("crm: handover scope check failed")));
+			in_scope = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			SPI_finish();
+			if (!in_scope)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("employee %lld may not take over the records of employee %lld, who is outside their scope",
+								(long long) me, (long long) employee_id),
+						 errdetail("An administrator who is not a super admin does not widen their own access."),
+						 errhint("Name another employee as handover_to, or ask a super admin.")));
+		}
 	}
 
 	PG_RETURN_INT32(call_as_owner("admin.org", psprintf("deactivate employee %lld", (long long) employee_id),

@@ -58,8 +58,20 @@ DECLARE
 BEGIN
 	SELECT a.atttypid, a.attgenerated <> '' INTO coltype, derived FROM pg_attribute a
 	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+	-- nor onto one crm reads: a name or number keys are made of, or one whose
+	-- values a check limits to crm's own (a lead's status, a customer's kind)
+	derived := derived OR EXISTS (
+		SELECT FROM pg_depend d
+		  JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+		  JOIN pg_attribute g ON g.attrelid = ad.adrelid AND g.attnum = ad.adnum AND g.attgenerated <> ''
+		  JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
+		 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid = a.attnum)
+	  OR EXISTS (
+		SELECT FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
+		 WHERE c.conrelid = rel AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
+		   AND pg_get_constraintdef(c.oid) LIKE '%= ANY (ARRAY[%');
 	IF derived THEN
-		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a column crm derives', crm.clip(table_name), crm.clip(column_name)
+		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a column crm derives or reads', crm.clip(table_name), crm.clip(column_name)
 			USING ERRCODE = 'wrong_object_type',
 			      HINT = 'Map a dictionary onto a text column people write; crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
 	END IF;

@@ -6,10 +6,10 @@ CREATE FUNCTION crm.require_permission(action text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF NOT crm.has_permission(action) AND NOT current_setting('is_superuser')::boolean THEN
-		RAISE EXCEPTION 'employee % lacks the permission "%"', coalesce(crm.current_employee_id()::text, 'nobody'), action
+		RAISE EXCEPTION 'employee % lacks the permission "%"', coalesce(crm.current_employee_id()::text, 'nobody'), crm.clip(action)
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = 'None of the employee''s roles grants it.',
-			      HINT = format('Ask an administrator to add "%s" to one of your roles (crm.role_permission).', action);
+			      HINT = format('Ask an administrator to add "%s" to one of your roles (crm.role_permission).', crm.clip(action));
 	END IF;
 	RETURN true;
 END

@@ -109,8 +109,9 @@ CREATE INDEX duplicate_set_record_idx ON crm.duplicate_set (record_type, record_
 CREATE INDEX duplicate_set_match_idx ON crm.duplicate_set (match_type, match_id);
 COMMENT ON TABLE crm.duplicate_set IS 'Possible duplicates flagged by warn rules: a record, the one it matches, and the rule';
 ALTER TABLE crm.duplicate_set ENABLE ROW LEVEL SECURITY;
+-- both records: the pair must tell no one of a record they may not see
 CREATE POLICY duplicate_set_visible ON crm.duplicate_set FOR SELECT TO crm_user
-	USING (crm.record_visible(record_type, record_id));
+	USING (crm.record_visible(record_type, record_id) AND crm.record_visible(match_type, match_id));
 GRANT SELECT ON crm.duplicate_set TO crm_user;
 
 INSERT INTO crm.notification_event (event, description) VALUES
@@ -225,6 +226,7 @@ DECLARE
 	q       text;
 	cands   text;
 	found   boolean;
+	n       integer;
 BEGIN
 	IF TG_RELID <> ALL ('{crm.contact,crm.customer,crm.lead}'::regclass[]) THEN RAISE 'crm.dedupe_check() runs only on crm.contact, crm.customer, crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- a restore loads what was checked when it was written
@@ -316,6 +318,11 @@ BEGIN
 	        UNION ALL
 	        SELECT format(t, cands) FROM unnest(targets) t WHERE cands IS NOT NULL) c(k);
 	IF q IS NOT NULL THEN
+		-- past the look-up limit a statement under blocking rules fails
+		-- whether it matches or not: otherwise failing would tell it matched
+		IF EXISTS (SELECT FROM unnest(rules) b WHERE b.action = 'block') THEN
+			PERFORM crm.take_duplicate_lookup(rt, NULL, 0);
+		END IF;
 		q := format('INSERT INTO crm.dedupe_claim (key)
 		             SELECT DISTINCT hashtextextended(x.class || '' '' || x.key, 0) FROM (%s) x WHERE x.key IS NOT NULL ORDER BY 1
 		             ON CONFLICT (key) DO UPDATE SET key = excluded.key', q);
@@ -343,8 +350,11 @@ BEGIN
 		IF r.action = 'block' THEN
 			EXECUTE format('SELECT h.*, crm.clip(e.name) AS owner, e.is_pool FROM (%s) h LEFT JOIN crm.employee e ON e.id = h.owner_id ORDER BY h.new_id, h.match_type, h.match_id LIMIT 1', q) INTO hit;
 			IF hit.new_id IS NOT NULL THEN
-				-- the refusal answers what a look-up would: it counts as one
-				PERFORM crm.take_duplicate_lookup(r.record_type, r.fields);
+				-- the refusal answers what a look-up would for each row the
+				-- statement compared (10,000 guessed mobiles in one INSERT are
+				-- 10,000 look-ups), and names the row: count them all first
+				EXECUTE format('SELECT count(*) FROM (%s) c', rows[i]) INTO n;
+				PERFORM crm.take_duplicate_lookup(r.record_type, r.fields, n);
 				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, crm.clip(hit.new_name),
 				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
 				                     WHEN hit.match_type = 'customer' THEN 'a customer owned by ' || coalesce(hit.owner, 'nobody')
@@ -368,17 +378,26 @@ BEGIN
 					INSERT INTO crm.duplicate_set (rule_id, record_type, record_id, match_type, match_id)
 					SELECT $1, $2, h.new_id, h.match_type, h.match_id FROM h
 					ON CONFLICT DO NOTHING
-					RETURNING record_id, match_type, match_id)
-				 SELECT crm.notify(ARRAY[x.owner_id, s.superior_id], ''duplicate.found'',
-				                   format(''Possible duplicate %%s: %%s'', $2, crm.clip(n.name)),
-				                   format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type, coalesce(crm.clip(o.name), ''nobody'')),
-				                   $2, f.record_id)
-				   FROM flagged f
-				   JOIN crm.%I n ON n.id = f.record_id
-				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
-				   LEFT JOIN crm.employee o ON o.id = x.owner_id
-				   LEFT JOIN crm.employee s ON s.id = n.owner_id',
-				q, r.record_type) INTO hit USING r.id, r.record_type, r.name;
+					RETURNING record_id, match_type, match_id),
+				 told AS (
+					SELECT t.recipient, f.record_id, crm.clip(n.name) AS name,
+					       format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type, coalesce(crm.clip(o.name), ''nobody'')) AS why
+					  FROM flagged f
+					  JOIN crm.%I n ON n.id = f.record_id
+					  JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
+					  LEFT JOIN crm.employee o ON o.id = x.owner_id
+					  LEFT JOIN crm.employee s ON s.id = n.owner_id
+					 CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient))
+				 -- one notification per person and statement, however many rows it flagged
+				 SELECT count(*) FROM (
+					SELECT crm.notify(ARRAY[t.recipient], ''duplicate.found'',
+					                  CASE WHEN count(*) = 1 THEN format(''Possible duplicate %%s: %%s'', $2, min(t.name))
+					                       ELSE format(''%%s possible duplicates among new %%s records'', count(*), $2) END,
+					                  CASE WHEN count(*) = 1 THEN min(t.why)
+					                       ELSE crm.notification_lines(array_agg(t.name || '': '' || t.why ORDER BY t.record_id)) END,
+					                  CASE WHEN count(*) = 1 THEN $2 END, CASE WHEN count(*) = 1 THEN min(t.record_id) END)
+					  FROM told t GROUP BY t.recipient) z',
+				q, r.record_type) INTO n USING r.id, r.record_type, r.name;
 		END IF;
 	END LOOP;
 	RETURN NULL;
@@ -495,8 +514,9 @@ CREATE POLICY duplicate_lookup_super_admin ON crm.duplicate_lookup FOR SELECT TO
 GRANT SELECT ON crm.duplicate_lookup TO crm_user;
 
 -- (as crm's owner, from crm.dedupe_check: a blocking rule's refusal is counted
--- and audited as a look-up of the rule's record type and fields)
-CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[]) RETURNS void
+-- and audited as a look-up of the rule's record type and fields, one per row
+-- the statement compared)
+CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[], lookups integer DEFAULT 1) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_take_duplicate_lookup' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
@@ -574,14 +594,16 @@ BEGIN
 	END LOOP;
 	DELETE FROM crm.duplicate_set WHERE record_type = 'customer' AND match_type = 'customer' AND record_id = match_id;
 
+	INSERT INTO crm.customer_merge (keep_id, merged_id, merged_row, moved, merged_by)
+	VALUES (keep_id, merge_id, to_jsonb(m), moved, merged_by) RETURNING id INTO audit;
+	-- gone before the kept one takes its phone or credit code, which would
+	-- otherwise duplicate it under a blocking rule
+	DELETE FROM crm.customer WHERE id = merge_id;
 	UPDATE crm.customer k
 	   SET phone = coalesce(k.phone, m.phone), industry = coalesce(k.industry, m.industry),
 	       source = coalesce(k.source, m.source), level = coalesce(k.level, m.level),
 	       uscc = coalesce(k.uscc, m.uscc), locked = k.locked OR m.locked
 	 WHERE k.id = keep_id;
-	INSERT INTO crm.customer_merge (keep_id, merged_id, merged_row, moved, merged_by)
-	VALUES (keep_id, merge_id, to_jsonb(m), moved, merged_by) RETURNING id INTO audit;
-	DELETE FROM crm.customer WHERE id = merge_id;
 	RETURN audit;
 END
 $$;
