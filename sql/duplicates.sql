@@ -163,6 +163,17 @@ SELECT (SELECT count(*) FROM crm.customer WHERE id = :merge) AS merged_left,
          WHERE t.record_type = 'customer' AND t.record_id = :keep) AS team,
        (SELECT industry FROM crm.customer WHERE id = :keep) AS industry_filled;
 SELECT merged_row ->> 'name' AS merged, moved, merged_by = :li AS by_li FROM crm.customer_merge;
+-- the kept customer takes the merged one's phone even under a blocking phone
+-- rule: the merged one is gone first, so the kept one duplicates nobody
+UPDATE crm.dedupe_rule SET action = 'block' WHERE name = 'phone';
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('杭州合并甲', crm.uscc_with_check('91330100MA5F00171'), :li) RETURNING id AS keep2 \gset
+INSERT INTO crm.customer (name, uscc, phone, owner_id)
+VALUES ('杭州合并乙', crm.uscc_with_check('91330100MA5F00172'), '0571-8800 1717', :li) RETURNING id AS merge2 \gset
+SET ROLE dd_li;
+SELECT crm.merge_customers(:keep2, :merge2) > 0 AS merged;
+RESET ROLE;
+SELECT name, phone FROM crm.customer WHERE id IN (:keep2, :merge2);
+UPDATE crm.dedupe_rule SET action = 'warn' WHERE name = 'phone';
 
 -- an individual customer is the same person by name together with a contact's mobile (seed 001),
 -- checked when the contact is written
