@@ -180,3 +180,7 @@ INSERT INTO crm.role_permission SELECT id, 'pool.release' FROM crm.role WHERE na
 SET ROLE sl_rep;
 SELECT crm.release_customer(id, 'no_need', :pool) FROM crm.customer WHERE name = repeat('客', 200) ORDER BY id LIMIT 1;
 RESET ROLE;
+-- a pool's name and a role's action are refused by their own names, before any
+-- other row or index takes them
+INSERT INTO crm.pool (name) VALUES (repeat('池', 201));
+INSERT INTO crm.role_permission (role_id, action) SELECT min(id), repeat('a', 100000) FROM crm.role;

@@ -46,7 +46,8 @@ CREATE TABLE crm.role_permission (
 	action   text NOT NULL,
 	CONSTRAINT role_permission_pkey PRIMARY KEY (role_id, action),
 	CONSTRAINT role_permission_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE,
-	CONSTRAINT role_permission_action_fkey FOREIGN KEY (action) REFERENCES crm.permission (action)
+	CONSTRAINT role_permission_action_fkey FOREIGN KEY (action) REFERENCES crm.permission (action),
+	CONSTRAINT role_permission_action_check CHECK (crm.check_length(action, 100, 'role_permission.action'))
 );
 CREATE INDEX role_permission_action_idx ON crm.role_permission (action);
 

@@ -102,7 +102,10 @@ BEGIN
 			USING ERRCODE = 'restrict_violation',
 			      DETAIL = 'A pool''s history names it, like an employee''s.',
 			      HINT = format('Deactivate it instead: UPDATE crm.pool SET active = false WHERE id = %s.', OLD.id);
-	ELSIF TG_OP = 'INSERT' THEN
+	END IF;
+	-- before the pool's employee row takes the name, so that the error names the pool's column
+	PERFORM crm.check_length(NEW.name, 200, 'pool.name');
+	IF TG_OP = 'INSERT' THEN
 		IF NEW.id IS NULL THEN
 			INSERT INTO crm.employee (name, department_id, is_pool, in_statistics, active)
 			VALUES (NEW.name, NULL, true, false, NEW.active) RETURNING id INTO NEW.id;
