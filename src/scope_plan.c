@@ -31,7 +31,11 @@
  * (...)" in an IF) as a simple expression whose executor state, hash tables
  * included, it keeps for the rest of the transaction, while the acting
  * employee, the organisation and the team entries may change; and it scans
- * no rows.
+ * no rows.  And a test is hashed only where it decides whether a row is
+ * kept (a WHERE or JOIN condition, a policy, a WITH CHECK, through AND
+ * and OR): there null and false are alike, while over an empty array the
+ * hashed test answers null for a null on the left where PostgreSQL answers
+ * false, which "IS FALSE" or NOT would tell apart.
  *
  * Neither depends on who is acting, so cached plans stay right for everyone.
  * A query that calls neither scope function is left alone, and finding the
@@ -63,6 +67,8 @@ typedef struct ScopePlanContext
 	ParamListInfo bound_params; /* the planner's parameter values, if any */
 	bool		hash;			/* the query is no PL/pgSQL simple expression */
 	Oid			team_relid;		/* set when a team test was dropped */
+	bool		in_qual;		/* the node decides whether a row is kept */
+	List	   *qual_lists;		/* the security quals of the query at hand */
 } ScopePlanContext;
 
 static bool
@@ -135,11 +141,96 @@ fixed_arguments(FuncExpr *func, ParamListInfo bound_params)
 	return true;
 }
 
+static Node *scope_mutator(Node *node, ScopePlanContext *context);
+
+/* The node's parts mutated, as conditions that keep or drop rows (in_qual) or not. */
+static Node *
+mutate_children(Node *node, ScopePlanContext *context, bool in_qual)
+{
+	bool		saved = context->in_qual;
+	Node	   *result;
+
+	context->in_qual = in_qual;
+	result = expression_tree_mutator(node, scope_mutator, context);
+	context->in_qual = saved;
+	return result;
+}
+
+/* One node mutated as a condition (in_qual) or not. */
+static Node *
+mutate_as(Node *node, ScopePlanContext *context, bool in_qual)
+{
+	bool		saved = context->in_qual;
+	Node	   *result;
+
+	context->in_qual = in_qual;
+	result = scope_mutator(node, context);
+	context->in_qual = saved;
+	return result;
+}
+
+/* A query's parts mutated, its policies (security quals) as conditions. */
+static Query *
+mutate_query(Query *query, ScopePlanContext *context, int flags)
+{
+	List	   *saved_lists = context->qual_lists;
+	bool		saved = context->in_qual;
+	ListCell   *lc;
+	Query	   *result;
+
+	context->qual_lists = NIL;
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->securityQuals != NIL)
+			context->qual_lists = lappend(context->qual_lists, rte->securityQuals);
+	}
+	context->in_qual = false;
+	result = query_tree_mutator(query, scope_mutator, context, flags);
+	context->qual_lists = saved_lists;
+	context->in_qual = saved;
+	return result;
+}
+
 static Node *
 scope_mutator(Node *node, ScopePlanContext *context)
 {
 	if (node == NULL)
 		return NULL;
+	/* where a value only keeps or drops rows: policies, WHERE, JOIN ON, WITH CHECK */
+	if (IsA(node, List) && list_member_ptr(context->qual_lists, node))
+		return mutate_children(node, context, true);
+	if (IsA(node, FromExpr))
+	{
+		FromExpr   *from = (FromExpr *) node;
+
+		return (Node *) makeFromExpr((List *) mutate_as((Node *) from->fromlist, context, false),
+									 mutate_as(from->quals, context, true));
+	}
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *join = makeNode(JoinExpr);
+
+		memcpy(join, node, sizeof(JoinExpr));
+
+		join->larg = mutate_as(join->larg, context, false);
+		join->rarg = mutate_as(join->rarg, context, false);
+		join->quals = mutate_as(join->quals, context, true);
+		return (Node *) join;
+	}
+	if (IsA(node, WithCheckOption))
+	{
+		WithCheckOption *wco = makeNode(WithCheckOption);
+
+		memcpy(wco, node, sizeof(WithCheckOption));
+
+		wco->qual = mutate_as(wco->qual, context, true);
+		return (Node *) wco;
+	}
+	/* AND and OR keep a condition a condition (implicit ANDs, lists, too); NOT does not */
+	if ((IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop != NOT_EXPR) || IsA(node, List))
+		return mutate_children(node, context, context->in_qual);
 	if (IsA(node, ScalarArrayOpExpr))
 	{
 		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
@@ -171,27 +262,27 @@ scope_mutator(Node *node, ScopePlanContext *context)
 				return (Node *) makeBoolConst(!saop->useOr, false);
 			}
 		}
-		saop = (ScalarArrayOpExpr *) expression_tree_mutator(node, scope_mutator, context);
-		if (context->hash && saop->useOr && get_op_hash_functions(saop->opno, &lefthash, &righthash) &&
-			lefthash == righthash)
+		saop = (ScalarArrayOpExpr *) mutate_children(node, context, false);
+		if (context->hash && context->in_qual && saop->useOr &&
+			get_op_hash_functions(saop->opno, &lefthash, &righthash) && lefthash == righthash)
 			saop->hashfuncid = lefthash;
 		return (Node *) saop;
 	}
 	if (IsA(node, Query))
-		return (Node *) query_tree_mutator((Query *) node, scope_mutator, context, 0);
-	return expression_tree_mutator(node, scope_mutator, context);
+		return (Node *) mutate_query((Query *) node, context, 0);
+	return mutate_children(node, context, false);
 }
 
 static PlannedStmt *
 crm_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
 {
-	ScopePlanContext context = {bound_params, parse->rtable != NIL || parse->hasSubLinks, InvalidOid};
+	ScopePlanContext context = {bound_params, parse->rtable != NIL || parse->hasSubLinks, InvalidOid, false, NIL};
 	PlannedStmt *result;
 
 	/* row-level security has added the policies to the range table by now */
 	if (lookup_scope_functions() &&
 		query_tree_walker(parse, calls_scope_functions, NULL, 0))
-		parse = query_tree_mutator(parse, scope_mutator, &context, QTW_DONT_COPY_QUERY);
+		parse = mutate_query(parse, &context, QTW_DONT_COPY_QUERY);
 	if (prev_planner_hook)
 		result = prev_planner_hook(parse, query_string, cursor_options, bound_params);
 	else
