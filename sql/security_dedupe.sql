@@ -61,6 +61,25 @@ SELECT r.name AS rule, c.name AS flagged FROM crm.duplicate_set s JOIN crm.dedup
   JOIN crm.customer c ON c.id = s.record_id WHERE c.name = '宁波海运有限公司' ORDER BY r.id;
 SELECT e.name, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋' ORDER BY n.id;
+-- nor is she told once a statement: while a notice of a possible duplicate
+-- from the last day is unread, more pairs only join crm.duplicate_set; once
+-- she has read it she is told again
+SET ROLE sd_wang;
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波一号船务', crm.uscc_with_check('91330200MA5F01911'), '0574 8888 1901');
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波二号船务', crm.uscc_with_check('91330200MA5F01912'), '0574 8888 1901');
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波三号船务', crm.uscc_with_check('91330200MA5F01913'), '0574 8888 1901');
+RESET ROLE;
+SELECT count(DISTINCT s.record_id) AS flagged FROM crm.duplicate_set s JOIN crm.customer c ON c.id = s.record_id WHERE c.name LIKE '宁波_号船务';
+SELECT count(*) AS notices FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+ WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋';
+SET ROLE sd_liu;
+SELECT bool_and(crm.mark_read(id)) AS read FROM crm.notification WHERE event = 'duplicate.found';
+RESET ROLE;
+SET ROLE sd_wang;
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波四号船务', crm.uscc_with_check('91330200MA5F01914'), '0574 8888 1901');
+RESET ROLE;
+SELECT n.title FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+ WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋' ORDER BY n.id;
 
 -- the other names crm keeps and reads back: a pool, a customer status, a custom
 -- field's label, a dictionary label, an IM channel, a recycling rule
@@ -138,6 +157,34 @@ SELECT 'guess ' || g, crm.uscc_with_check('91330100MA2C' || lpad(g::text, 5, '0'
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('a miss', crm.uscc_with_check('91330100MA2C99999'), '13900000000');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- nor do guesses that succeed and are not written: a statement under a
+-- blocking rule tells by succeeding that none of its rows matched, so the rows
+-- of one rolled back (or to a savepoint) are look-ups too; rows written are
+-- not, and an import of more rows than the limit is no guessing
+CREATE ROLE sd_probe LOGIN IN ROLE crm_user;
+INSERT INTO crm.employee (name, department_id, db_role) SELECT 'Sd 探', id, 'sd_probe' FROM crm.department WHERE name = 'Sd Sales';
+INSERT INTO crm.employee_role (employee_id, role_id)
+SELECT e.id, r.id FROM crm.employee e, crm.role r WHERE e.db_role = 'sd_probe' AND r.name = 'Sd rep';
+SET ROLE sd_probe;
+INSERT INTO crm.customer (name, uscc, phone)
+SELECT 'probe kept ' || g, crm.uscc_with_check('91330100MA3C' || lpad(g::text, 5, '0')), '139' || lpad(g::text, 4, '0') || '2017'
+  FROM generate_series(1, 8) g;
+BEGIN;
+INSERT INTO crm.customer (name, uscc, phone)
+SELECT 'probe ' || g, crm.uscc_with_check('91330100MA3D' || lpad(g::text, 5, '0')), '139' || lpad(g::text, 4, '0') || '3017'
+  FROM generate_series(1, 3) g;
+ROLLBACK;
+BEGIN;
+SAVEPOINT guess;
+INSERT INTO crm.customer (name, uscc, phone)
+SELECT 'probe ' || g, crm.uscc_with_check('91330100MA3D' || lpad(g::text, 5, '0')), '139' || lpad(g::text, 4, '0') || '3017'
+  FROM generate_series(4, 6) g;
+ROLLBACK TO SAVEPOINT guess;
+COMMIT;
+INSERT INTO crm.customer (name, uscc, phone) VALUES ('probe 7', crm.uscc_with_check('91330100MA3D00007'), '13900073017');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS kept FROM crm.customer WHERE name LIKE 'probe %';
 DELETE FROM crm.dedupe_rule WHERE name = 'sd pool phone';
 RESET crm.duplicate_lookups_per_minute;
 -- every look-up is audited, one rolled back and a blocking rule's refusal too: who,

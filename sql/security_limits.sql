@@ -37,6 +37,9 @@ INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('custo
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'name', 'industry');
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('lead', 'status', 'industry');
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'kind', 'industry');
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'uscc', 'industry');
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('lead', 'uscc', 'industry');
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('contact', 'mobile', 'industry');
 UPDATE crm.dictionary_column SET column_name = 'owner_id' WHERE table_name = 'customer' AND column_name = 'level';
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('customer', 'no_such_column', 'industry');
 \echo :LAST_ERROR_SQLSTATE

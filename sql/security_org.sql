@@ -110,6 +110,25 @@ LOCK TABLE crm.employee IN ACCESS EXCLUSIVE MODE;
 CREATE TEMP VIEW staff_view AS SELECT * FROM crm.department;
 LOCK staff_view;
 \echo :LAST_ERROR_SQLSTATE
+-- nor one that reads them in a sub-select, a CTE or a sublink
+CREATE TEMP VIEW staff_sub AS SELECT * FROM (SELECT id FROM crm.department) d;
+LOCK staff_sub;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMP VIEW staff_cte AS WITH e AS (SELECT id FROM crm.employee) SELECT * FROM e;
+LOCK staff_cte;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMP VIEW staff_exists AS SELECT 1 AS one WHERE EXISTS (SELECT FROM crm.employee);
+LOCK staff_exists;
+\echo :LAST_ERROR_SQLSTATE
+-- a view that reads no crm table locks as PostgreSQL says, at once (each view
+-- names itself as OLD and NEW, and views over views meet again)
+CREATE TEMP VIEW plain_view AS SELECT 1 AS one;
+CREATE TEMP VIEW plain_twice AS SELECT a.one FROM plain_view a, plain_view b, plain_view c;
+CREATE TEMP VIEW plain_more AS SELECT a.one FROM plain_twice a, plain_twice b, plain_twice c;
+LOCK plain_view, plain_more;
+SELECT count(*) AS views_locked FROM pg_locks
+ WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND pid = pg_backend_pid()
+   AND relation IN ('plain_view'::regclass, 'plain_twice'::regclass, 'plain_more'::regclass);
 -- nor locks the organisation's rows: FOR UPDATE and FOR SHARE take none
 SELECT count(*) AS locked FROM (SELECT id FROM crm.employee FOR UPDATE) x;
 SELECT count(*) AS locked FROM (SELECT id FROM crm.department FOR SHARE) x;
@@ -131,8 +150,54 @@ UPDATE crm.employee SET department_id = 900011 WHERE id = 900000;
 UPDATE crm.employee SET superior_id = 900000 WHERE id = 900012;
 -- (900012 is in no scope of HR's)
 SELECT crm.deactivate_employee(900012, 900000);
+-- nor brings anyone within their reach: under someone below them, into a
+-- department under theirs, a department under theirs, or themselves into a pool
+RESET ROLE;
+INSERT INTO crm.role_permission VALUES (900000, 'admin.rules');
+INSERT INTO crm.department (id, name) OVERRIDING SYSTEM VALUE VALUES (900020, 'Cyc Outside');
+INSERT INTO crm.employee (id, name, department_id) OVERRIDING SYSTEM VALUE VALUES (900021, 'Outsider Lu', 900020);
+SET ROLE regress_org_hr;
+UPDATE crm.employee SET superior_id = 900012 WHERE id = 900021;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.employee SET department_id = 900001 WHERE id = 900021;
+UPDATE crm.department SET parent_id = 900003 WHERE id = 900020;
+INSERT INTO crm.pool_member (pool_id, employee_id, is_admin) VALUES (:loop_pool, 900000, true);
+INSERT INTO crm.pool_member (pool_id, department_id, is_admin) VALUES (:loop_pool, 900000, true);
+-- within their reach, out of it, and others' pools are the job
+UPDATE crm.employee SET department_id = 900003 WHERE id = 900002;
+UPDATE crm.employee SET department_id = 900020, superior_id = NULL WHERE id = 900003;
+UPDATE crm.pool_member SET is_admin = true WHERE pool_id = :loop_pool AND department_id = 900011;
+INSERT INTO crm.pool_member (pool_id, employee_id) VALUES (:loop_pool, 900021);
+SELECT e.name, d.name AS department, s.name AS superior FROM crm.employee e JOIN crm.department d ON d.id = e.department_id
+  LEFT JOIN crm.employee s ON s.id = e.superior_id WHERE e.id IN (900002, 900003, 900021) ORDER BY e.id;
 -- for others it is the job
 INSERT INTO crm.employee_role VALUES (900012, 900009);
 SELECT count(*) AS granted FROM crm.employee_role WHERE employee_id = 900012;
+-- nor makes a group role somebody's login: every member of crm_user could
+-- SET ROLE crm_user and act as that employee
+UPDATE crm.employee SET db_role = 'crm_user' WHERE id = 900012;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.employee SET db_role = 'crm_admin' WHERE id = 900012;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- a login role that gains a member after it was mapped acts as nobody, for
+-- the member and for itself, until the membership goes
+CREATE ROLE regress_org_shared LOGIN IN ROLE crm_user;
+UPDATE crm.employee SET db_role = 'regress_org_shared' WHERE id = 900012;
+SET ROLE regress_org_shared;
+SELECT crm.current_employee_id() AS acting;
+RESET ROLE;
+GRANT regress_org_shared TO regress_org_viewer;
+SET ROLE regress_org_viewer;
+SET ROLE regress_org_shared;
+SELECT crm.current_employee_id() AS acting;
+RESET ROLE;
+UPDATE crm.employee SET db_role = NULL WHERE id = 900012;
+UPDATE crm.employee SET db_role = 'regress_org_shared' WHERE id = 900012;
+\echo :LAST_ERROR_SQLSTATE
+REVOKE regress_org_shared FROM regress_org_viewer;
+UPDATE crm.employee SET db_role = 'regress_org_shared' WHERE id = 900012;
+SET ROLE regress_org_shared;
+SELECT crm.current_employee_id() AS acting;
 RESET ROLE;
 ROLLBACK;

@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -68,6 +69,10 @@ typedef struct LookupBucket
 	TimestampTz at;
 } LookupBucket;
 
+static void pending_xact_callback(XactEvent event, void *arg);
+static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
 static HTAB *lookup_buckets = NULL;
 static LWLock *lookup_lock = NULL;
 /* crm.c's shared memory hooks: the buckets and their lock */
@@ -93,6 +98,8 @@ crm_duplicates_shmem_startup(void)
 void
 crm_duplicates_init(void)
 {
+	RegisterXactCallback(pending_xact_callback, NULL);
+	RegisterSubXactCallback(pending_subxact_callback, NULL);
 	DefineCustomIntVariable("crm.duplicate_lookups_per_minute",
 							"Look-ups of crm.find_duplicates an employee outside crm_admin may make per minute.",
 							"Counted per employee across all their sessions; a superuser setting.",
@@ -101,12 +108,15 @@ crm_duplicates_init(void)
 }
 
 /*
- * Take n look-ups from the employee's bucket, or refuse with 54000 (and empty
- * it: a statement that asked more than is left learns nothing more this
- * minute).  n = 0 only checks that the bucket is not empty.
+ * Take n look-ups from the employee's bucket.  When fewer are left, refuse
+ * with 54000 and take them all the same: a statement under blocking rules is
+ * refused only when it matched, so the refusal too answered each of its rows.
+ * The bucket then owes what it lacked, and refills before it serves again.
+ * n = 0 only checks that one is left.  refuse = false takes them without
+ * refusing: a (sub)transaction's abort, which may not fail.
  */
 static void
-take_lookup(int64 employee_id, int n)
+take_lookup(int64 employee_id, int64 n, bool refuse)
 {
 	LookupKey	key;
 	LookupBucket *b;
@@ -116,10 +126,14 @@ take_lookup(int64 employee_id, int n)
 	bool		allowed = false;
 
 	if (lookup_buckets == NULL)
+	{
+		if (!refuse)
+			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("crm.find_duplicates cannot count look-ups: crm is not in shared_preload_libraries"),
 				 errhint("Add crm to shared_preload_libraries and restart the server.")));
+	}
 	memset(&key, 0, sizeof(key));	/* the padding is hashed too */
 	key.dbid = MyDatabaseId;
 	key.employee_id = employee_id;
@@ -134,7 +148,7 @@ take_lookup(int64 employee_id, int n)
 
 		hash_seq_init(&seq, lookup_buckets);
 		while ((old = hash_seq_search(&seq)) != NULL)
-			if (now - old->at >= 60 * USECS_PER_SEC)
+			if (old->tokens + (double) (now - old->at) / USECS_PER_SEC * limit / 60.0 >= limit)
 				hash_search(lookup_buckets, &old->key, HASH_REMOVE, NULL);
 		b = hash_search(lookup_buckets, &key, HASH_ENTER_NULL, &found);
 	}
@@ -146,10 +160,12 @@ take_lookup(int64 employee_id, int n)
 			b->tokens = Min(limit, b->tokens + (double) (now - b->at) / USECS_PER_SEC * limit / 60.0);
 		b->at = now;
 		allowed = b->tokens >= Max(n, 1);
-		b->tokens = allowed ? b->tokens - n : 0;
+		b->tokens -= n;
 	}
 	LWLockRelease(lookup_lock);
 
+	if (!refuse)
+		return;
 	if (b == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -165,6 +181,70 @@ take_lookup(int64 employee_id, int n)
 				 errhint("Wait a little; look up what you are about to enter, not lists of guesses; a superuser may raise crm.duplicate_lookups_per_minute.")));
 }
 
+/*
+ * The rows a statement under blocking rules compared, each a guess at whose a
+ * key is: the statement tells whether any matched by succeeding.  Rows that
+ * are written stay, in the operation log and in somebody's list; rows that are
+ * not are charged as look-ups when their (sub)transaction aborts.
+ */
+typedef struct PendingLookups
+{
+	SubTransactionId subid;
+	int64		employee_id;
+	int64		lookups;
+} PendingLookups;
+
+static PendingLookups *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	if (npending == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			for (int i = 0; i < npending; i++)
+				take_lookup(pending[i].employee_id, pending[i].lookups, false);
+			npending = 0;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			npending = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			kept = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (int i = 0; i < npending; i++)
+	{
+		if (pending[i].subid == mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+			{
+				take_lookup(pending[i].employee_id, pending[i].lookups, false);
+				continue;
+			}
+			pending[i].subid = parentSubid;
+		}
+		pending[kept++] = pending[i];
+	}
+	npending = kept;
+}
+
 /* Whether an employee's look-ups are counted: everyone's outside crm_admin. */
 static bool
 lookups_counted(Oid role)
@@ -174,21 +254,63 @@ lookups_counted(Oid role)
 	return !superuser_arg(role) && !(OidIsValid(admin) && has_privs_of_role(role, admin));
 }
 
+/* The employee a definer's caller acts as, and whether their look-ups count. */
+static bool
+outer_employee_counted(int64 *employee_id, bool *acting)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	*acting = crm_current_employee(employee_id);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return *acting && lookups_counted(GetOuterUserId());
+}
+
+PG_FUNCTION_INFO_V1(crm_pend_duplicate_lookups);
+
+/*
+ * crm.pend_duplicate_lookups(lookups): crm.dedupe_check (a definer) is about
+ * to compare this many rows under blocking rules, for the employee it acts
+ * for.  One with no look-ups left is refused whether the rows match or not;
+ * otherwise they are charged unless the statement's (sub)transaction commits.
+ */
+Datum
+crm_pend_duplicate_lookups(PG_FUNCTION_ARGS)
+{
+	int64		employee_id = 0;
+	bool		acting;
+	int64		lookups = PG_ARGISNULL(0) ? 0 : Max(PG_GETARG_INT64(0), 0);
+
+	if (!outer_employee_counted(&employee_id, &acting) || lookups == 0)
+		PG_RETURN_VOID();
+	take_lookup(employee_id, 0, true);
+	if (npending == maxpending)
+	{
+		maxpending = Max(16, maxpending * 2);
+		pending = pending == NULL ? MemoryContextAlloc(TopMemoryContext, maxpending * sizeof(PendingLookups))
+			: repalloc(pending, maxpending * sizeof(PendingLookups));
+	}
+	pending[npending].subid = GetCurrentSubTransactionId();
+	pending[npending].employee_id = employee_id;
+	pending[npending].lookups = lookups;
+	npending++;
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(crm_take_duplicate_lookup);
 
 /*
  * crm.take_duplicate_lookup(record_type, fields, lookups): a blocking rule's
  * refusal tells whose a key is, as a look-up does, so crm.dedupe_check (a
  * definer) counts it against the limit of the employee it acts for, as many
- * look-ups as the statement had rows (each was a guess), and audits it.
- * lookups = 0: only refuse an employee who has none left, so that past the
- * limit a statement under blocking rules fails whether or not it matches.
+ * look-ups as the statement had rows (each was a guess), and audits it.  The
+ * rows it pended are charged now, not again when the refusal aborts.
  */
 Datum
 crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
 	int64		employee_id = 0;
 	bool		acting;
 	Datum	   *names = NULL;
@@ -196,7 +318,7 @@ crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 	int			n = 0;
 	const char **fields;
 	int			nfields = 0;
-	int			lookups = PG_ARGISNULL(2) ? 1 : Max(PG_GETARG_INT32(2), 0);
+	int64		lookups = PG_ARGISNULL(2) ? 1 : Max(PG_GETARG_INT64(2), 1);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -209,14 +331,13 @@ crm_take_duplicate_lookup(PG_FUNCTION_ARGS)
 		if (!nulls[i])
 			fields[nfields++] = TextDatumGetCString(names[i]);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
-	acting = crm_current_employee(&employee_id);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	if (acting && lookups_counted(GetOuterUserId()))
-		take_lookup(employee_id, lookups);
-	if (lookups > 0)
-		crm_audit_lookup(acting, employee_id, GetOuterUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
+	if (outer_employee_counted(&employee_id, &acting))
+	{
+		if (npending > 0 && pending[npending - 1].subid == GetCurrentSubTransactionId())
+			npending--;
+		take_lookup(employee_id, lookups, true);
+	}
+	crm_audit_lookup(acting, employee_id, GetOuterUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 	PG_RETURN_VOID();
 }
 
@@ -280,7 +401,7 @@ crm_find_duplicates(PG_FUNCTION_ARGS)
 				 errdetail("The role maps to no active employee and carries no trusted claim."),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
 	if (lookups_counted(GetUserId()))
-		take_lookup(employee_id, 1);
+		take_lookup(employee_id, 1, true);
 	nfields = candidate_fields(PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &fields);
 	crm_audit_lookup(acting, employee_id, GetUserId(), text_to_cstring(PG_GETARG_TEXT_PP(0)), fields, nfields);
 

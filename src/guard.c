@@ -81,48 +81,74 @@ crm_trigger_column(Relation rel, const char *column, Oid type)
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
-/* Does a relation (or, for a view, a relation under it) belong to crm? */
+/*
+ * Walks a view's query, its sub-selects, CTEs and sublinks included, for a
+ * crm table, as PostgreSQL's LOCK walks it to lock what the view reads.  Each
+ * view is read once: a view's rules name the view itself (OLD and NEW), and
+ * views over views may meet again.
+ */
+typedef struct LocksCrmContext
+{
+	Oid			crm;
+	List	   *seen;			/* views already walked */
+} LocksCrmContext;
+
+static bool locks_crm_walker(Node *node, LocksCrmContext *context);
+
+/* Does a relation (or, for a view, a relation it reads) belong to crm? */
 static bool
-locks_crm(Oid relid, Oid crm, int depth)
+locks_crm(Oid relid, LocksCrmContext *context)
 {
 	Relation	view;
-	Query	   *query;
-	ListCell   *lc;
-	bool		found = false;
+	bool		found;
 
-	if (get_rel_namespace(relid) == crm)
+	if (get_rel_namespace(relid) == context->crm)
 		return true;
-	/* views over views: as deep as PostgreSQL's own LOCK goes, within reason */
-	if (get_rel_relkind(relid) != RELKIND_VIEW || depth > 64)
+	if (get_rel_relkind(relid) != RELKIND_VIEW || list_member_oid(context->seen, relid))
 		return false;
+	context->seen = lappend_oid(context->seen, relid);
+	CHECK_FOR_INTERRUPTS();
 	check_stack_depth();
 	view = table_open(relid, AccessShareLock);
-	query = get_view_query(view);
-	foreach(lc, query->rtable)
-	{
-		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-
-		if (rte->rtekind == RTE_RELATION && locks_crm(rte->relid, crm, depth + 1))
-		{
-			found = true;
-			break;
-		}
-	}
+	found = locks_crm_walker((Node *) get_view_query(view), context);
 	table_close(view, AccessShareLock);
 	return found;
+}
+
+static bool
+locks_crm_walker(Node *node, LocksCrmContext *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *query = (Query *) node;
+		ListCell   *lc;
+
+		foreach(lc, query->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind == RTE_RELATION && locks_crm(rte->relid, context))
+				return true;
+		}
+		/* sub-selects in FROM, CTEs and sublinks */
+		return query_tree_walker(query, locks_crm_walker, (void *) context, 0);
+	}
+	return expression_tree_walker(node, locks_crm_walker, (void *) context);
 }
 
 static void
 refuse_crm_locks(LockStmt *stmt)
 {
-	Oid			crm;
+	LocksCrmContext context;
 	Oid			admin;
 	ListCell   *lc;
 
 	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
 	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
 		return;
-	crm = get_namespace_oid("crm", false);
+	context.crm = get_namespace_oid("crm", false);
 	admin = get_role_oid("crm_admin", true);
 	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
 		return;
@@ -131,9 +157,10 @@ refuse_crm_locks(LockStmt *stmt)
 		RangeVar   *rv = lfirst_node(RangeVar, lc);
 		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
-		if (!OidIsValid(relid) || (get_rel_namespace(relid) == crm && pg_class_ownercheck(relid, GetUserId())))
+		if (!OidIsValid(relid) || (get_rel_namespace(relid) == context.crm && pg_class_ownercheck(relid, GetUserId())))
 			continue;
-		if (locks_crm(relid, crm, 0))
+		context.seen = NIL;
+		if (locks_crm(relid, &context))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",

@@ -40,6 +40,7 @@
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -254,6 +255,17 @@ claim_employee_id(const char *claims, bool is_json)
 	return pg_strtoint64(text);
 }
 
+/* Is any role a member of this one? */
+static bool
+role_has_members(Oid roleid)
+{
+	CatCList   *members = SearchSysCacheList1(AUTHMEMROLEMEM, ObjectIdGetDatum(roleid));
+	bool		found = members->n_members > 0;
+
+	ReleaseSysCacheList(members);
+	return found;
+}
+
 static bool
 resolve_employee(Oid userid, bool trusts_claims, const char *claims, bool is_json, int64 *employee_id)
 {
@@ -271,7 +283,8 @@ resolve_employee(Oid userid, bool trusts_claims, const char *claims, bool is_jso
 							F_NAMEEQ, NameGetDatum(&rolename), &id, &may_act))
 		{
 			*employee_id = id;
-			return may_act;
+			/* its members could SET ROLE to it and act as the employee */
+			return may_act && !role_has_members(userid);
 		}
 	}
 

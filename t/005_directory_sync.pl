@@ -53,7 +53,7 @@ sub sync
 	my ($platform) = @_;
 	my $id = sql("SELECT crm.sync_directory('$platform')");
 	$node->poll_query_until('postgres', "SELECT status IN ('done', 'failed') FROM crm.directory_sync WHERE id = $id")
-	  or diag "sync $id did not finish";
+	  or die "sync $id did not finish";
 	return sql("SELECT format('%s: %s departments, %s employees, %s created, %s updated, %s deactivated%s', status,
 	                          departments, employees, created, updated, deactivated, ' ' || error)
 	              FROM crm.directory_sync WHERE id = $id");
@@ -73,8 +73,8 @@ my $departments = q{SELECT string_agg(d.name || coalesce(' < ' || p.name, ''), '
                       FROM crm.department d LEFT JOIN crm.department p ON p.id = d.parent_id};
 
 # -- WeCom: the whole tree in one call, every member in another
-sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base)
-     VALUES ('wecom app', 'wecom', 'app', 'ww-corp', 'wc-secret', '1000002', '$base')");
+sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base, reads_directory)
+     VALUES ('wecom app', 'wecom', 'app', 'ww-corp', 'wc-secret', '1000002', '$base', true)");
 is(sync('wecom'), 'done: 4 departments, 6 employees, 8 created, 8 updated, 0 deactivated', 'wecom: the run summary');
 is(sql($departments), '总公司, 华东销售部 < 总公司, 华北销售部 < 总公司, 杭州组 < 华东销售部',
 	'the tree, the company adopted and renamed rather than duplicated');
@@ -88,8 +88,8 @@ is(org('wecom_userid'), join("\n",
 is(sql(q{SELECT count(*) FROM crm.employee WHERE mobile = '13800000002'}), 1, 'nobody duplicated');
 
 # -- Feishu: pages of 2, departments by open id, users per department
-sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, api_base)
-     VALUES ('feishu app', 'feishu', 'app', 'cli_app', 'fs-secret', '$base')");
+sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, api_base, reads_directory)
+     VALUES ('feishu app', 'feishu', 'app', 'cli_app', 'fs-secret', '$base', true)");
 like(sync('feishu'), qr/^done: 4 departments, 6 employees, 0 created, \d+ updated, 0 deactivated$/,
 	'feishu: the same organisation, matched by name and mobile: nothing created');
 is(org('feishu_open_id'), join("\n",
@@ -104,8 +104,8 @@ is(sql(q{SELECT string_agg(coalesce(feishu_department_id, '-'), ',' ORDER BY id)
 cmp_ok(sql(q{SELECT requests FROM crm.directory_sync WHERE platform = 'feishu'}), '>', 6, 'read page by page');
 
 # -- DingTalk: one level per call, cursors for users, leaders from the users' rows
-sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base)
-     VALUES ('dingtalk app', 'dingtalk', 'app', 'dt-key', 'dt-secret', '2000001', '$base')");
+sql("INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base, reads_directory)
+     VALUES ('dingtalk app', 'dingtalk', 'app', 'dt-key', 'dt-secret', '2000001', '$base', true)");
 like(sync('dingtalk'), qr/^done: 4 departments, 6 employees, 0 created, \d+ updated, 0 deactivated$/, 'dingtalk: nothing new');
 is(sql(q{SELECT count(*) FROM crm.employee WHERE wecom_userid IS NOT NULL AND feishu_open_id IS NOT NULL
            AND dingtalk_userid IS NOT NULL}), 6, 'every employee carries all three ids');
@@ -156,7 +156,7 @@ my ($rc, $out, $err) = $node->psql('postgres', "SET ROLE clerk; SELECT crm.sync_
 $err = Encode::decode_utf8($err);
 like($err, qr/permission denied to sync the wecom directory/, 'a clerk may not sync');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT crm.sync_directory('line')");
-like($err, qr/no enabled line app channel/, 'an unknown platform has no channel');
+like($err, qr/no enabled line app channel reads the directory/, 'an unknown platform has no channel');
 is(sql('SELECT crm.run_directory_sync()'), 3, 'the 2-hourly job queues the three platforms');
 is(sql(q{SELECT schedule FROM crm.job WHERE name = 'crm-directory-sync'}), '40 */2 * * *', 'every two hours');
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM crm.directory_sync WHERE status IN ('queued', 'running')");

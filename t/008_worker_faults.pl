@@ -38,7 +38,7 @@ sub outcome
 	my ($title, $until) = @_;
 	$node->poll_query_until('postgres', qq{
 		SELECT bool_and($until) FROM crm.im_delivery d JOIN crm.notification n ON n.id = d.notification_id
-		 WHERE n.title = '$title'}) or diag "'$title' never reached $until";
+		 WHERE n.title = '$title'}) or die "'$title' never reached $until";
 	return sql(qq{SELECT string_agg(format('%s %s %s %s', c.name, d.status, d.attempts, d.last_code), E'\n' ORDER BY c.name)
 	                FROM crm.im_delivery d JOIN crm.im_channel c ON c.id = d.channel_id
 	                JOIN crm.notification n ON n.id = d.notification_id WHERE n.title = '$title'});

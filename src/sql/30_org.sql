@@ -79,6 +79,28 @@ CREATE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
 CREATE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
 
+-- Whoever can become an employee's login role acts as that employee: a role
+-- other roles are members of (crm_user, crm_admin, a department's group role)
+-- would make each of them that employee by SET ROLE.  crm.current_employee_id()
+-- resolves such a role to nobody (src/identity.c); this names the mistake.
+CREATE FUNCTION crm.check_db_role() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.check_db_role() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF NEW.db_role IS NOT NULL AND NOT crm.restoring()
+	   AND (NEW.db_role IN ('crm_user', 'crm_admin', 'crm_authenticator')
+	        OR EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE r.rolname = NEW.db_role)) THEN
+		RAISE EXCEPTION 'employee "%" may not log in as role "%", which other roles can become', crm.clip(NEW.name), crm.clip(NEW.db_role)
+			USING ERRCODE = 'invalid_authorization_specification',
+			      DETAIL = 'Every member of a role may SET ROLE to it and would act as this employee.',
+			      HINT = 'Give the employee a login role of their own (CREATE ROLE ... LOGIN IN ROLE crm_user).';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER employee_db_role_check BEFORE INSERT OR UPDATE OF db_role ON crm.employee
+	FOR EACH ROW EXECUTE FUNCTION crm.check_db_role();
+
 -- The tree and the superior chain stay trees of at most 100 levels; employees are
 -- never deleted.  Checked once per statement, on what it leaves: the rows whose
 -- parent it set (inserted or moved), the chain above each and the sub-tree below

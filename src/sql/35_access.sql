@@ -138,7 +138,8 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = format('Changing crm.%s needs membership in crm_admin or the permission "%s"%s.',
 			                      TG_TABLE_NAME, TG_ARGV[0],
-			                      coalesce(format(' (employee %s has neither)', crm.current_employee_id()), '')),
+			                      coalesce((SELECT format(' (employee "%s" has neither)', crm.clip(e.name)) FROM crm.employee e
+			                                 WHERE e.id = crm.current_employee_id()), ', and the role acts as no active employee')),
 			      HINT = format('Ask an administrator to grant "%s" to one of your roles.', TG_ARGV[0]);
 	END IF;
 	RETURN NULL;
@@ -225,26 +226,75 @@ CREATE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
 -- An administrator who is not a super admin manages everyone's access but
 -- their own: not their own roles, nor the scopes and permissions of a role they
 -- hold, nor their own place in the organisation (department, superior, login,
--- active), nor who reports to them.  Otherwise admin.org or admin.role would
--- be every scope there is.  Super admins, crm_admin and superusers may.
+-- active), nor who comes within their reach: nobody is moved to report to them
+-- or to anyone below them, nor into their department or a department under it
+-- or one their custom scopes list, no department is moved under theirs, and
+-- no pool lists them or a department they are in.  Otherwise admin.org,
+-- admin.role or admin.rules would be every scope there is.  Super admins,
+-- crm_admin and superusers may.
 CREATE FUNCTION crm.guard_own_access() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	me   bigint;
-	what text;
+	me    bigint;
+	what  text;
+	below bigint[];   -- the employees below them, and they
+	tree  bigint[];   -- the departments whose people they reach
+	moved boolean := false;   -- an employee changes department
 BEGIN
-	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role_scope,crm.role_permission}'::regclass[]) THEN RAISE 'crm.guard_own_access() runs only on crm.employee, crm.employee_role, crm.role_scope, crm.role_permission, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF TG_RELID <> ALL ('{crm.employee,crm.department,crm.employee_role,crm.role_scope,crm.role_permission,crm.pool_member}'::regclass[]) THEN RAISE 'crm.guard_own_access() runs only on crm.employee, crm.department, crm.employee_role, crm.role_scope, crm.role_permission, crm.pool_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	me := crm.current_employee_id();
 	IF me IS NULL OR pg_has_role('crm_admin', 'USAGE') OR crm.acting_is_super() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	IF TG_TABLE_NAME = 'employee' AND TG_OP = 'UPDATE' THEN
+		moved := OLD.department_id IS DISTINCT FROM NEW.department_id;
+	END IF;
+	IF TG_TABLE_NAME = 'department' OR moved THEN
+		-- whose records their scopes reach by department: theirs and those under
+		-- it, and for people the departments their custom scopes list
+		WITH RECURSIVE down AS (
+			SELECT e.department_id AS id FROM crm.employee e WHERE e.id = me
+			UNION
+			SELECT d.id FROM crm.department d JOIN down t ON d.parent_id = t.id)
+		SELECT ARRAY(SELECT id FROM down
+		             UNION
+		             SELECT unnest(rs.departments) FROM crm.employee_role er JOIN crm.role_scope rs ON rs.role_id = er.role_id
+		              WHERE TG_TABLE_NAME = 'employee' AND er.employee_id = me) INTO tree;
 	END IF;
 	IF TG_TABLE_NAME = 'employee' THEN
 		IF TG_OP = 'UPDATE' AND OLD.id = me
 		   AND (NEW.department_id, NEW.superior_id, NEW.db_role, NEW.active)
 		       IS DISTINCT FROM (OLD.department_id, OLD.superior_id, OLD.db_role, OLD.active) THEN
 			what := 'their own department, superior, login or active flag';
-		ELSIF NEW.superior_id = me AND (TG_OP = 'INSERT' OR OLD.superior_id IS DISTINCT FROM me) THEN
-			what := format('who reports to them (%s)', crm.clip(NEW.name));
+		ELSIF NEW.superior_id IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.superior_id IS DISTINCT FROM NEW.superior_id) THEN
+			WITH RECURSIVE down AS (
+				SELECT me AS id
+				UNION
+				SELECT e.id FROM crm.employee e JOIN down d ON e.superior_id = d.id)
+			SELECT array_agg(id) INTO below FROM down;
+			IF NEW.superior_id = ANY (below) AND (TG_OP = 'INSERT' OR NOT coalesce(OLD.superior_id = ANY (below), false)) THEN
+				what := format('who reports to them or to those below them (%s)', crm.clip(NEW.name));
+			END IF;
+		END IF;
+		IF what IS NULL AND moved THEN
+			IF NEW.department_id = ANY (tree) AND NOT coalesce(OLD.department_id = ANY (tree), false) THEN
+				what := format('who is in their departments (%s)', crm.clip(NEW.name));
+			END IF;
+		END IF;
+	ELSIF TG_TABLE_NAME = 'department' THEN
+		IF NEW.parent_id = ANY (tree) AND NOT coalesce(OLD.parent_id = ANY (tree), false) THEN
+			what := format('which departments are under theirs (%s)', crm.clip(NEW.name));
+		END IF;
+	ELSIF TG_TABLE_NAME = 'pool_member' THEN
+		IF EXISTS (WITH RECURSIVE above AS (
+		               SELECT e.department_id AS id FROM crm.employee e WHERE e.id = me
+		               UNION
+		               SELECT d.parent_id FROM crm.department d JOIN above a ON d.id = a.id WHERE d.parent_id IS NOT NULL)
+		           SELECT FROM (VALUES (CASE WHEN TG_OP <> 'INSERT' THEN OLD.employee_id END, CASE WHEN TG_OP <> 'INSERT' THEN OLD.department_id END),
+		                               (CASE WHEN TG_OP <> 'DELETE' THEN NEW.employee_id END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.department_id END)) r(employee_id, department_id)
+		            WHERE r.employee_id = me OR r.department_id IN (SELECT id FROM above)) THEN
+			what := format('the members of pool "%s", which they are among',
+			               (SELECT crm.clip(p.name) FROM crm.pool p WHERE p.id = CASE WHEN TG_OP = 'DELETE' THEN OLD.pool_id ELSE NEW.pool_id END));
 		END IF;
 	ELSIF TG_TABLE_NAME = 'employee_role' THEN
 		IF me IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.employee_id END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.employee_id END) THEN
@@ -267,6 +317,8 @@ BEGIN
 END
 $$;
 CREATE TRIGGER employee_guard_own BEFORE INSERT OR UPDATE ON crm.employee
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+CREATE TRIGGER department_guard_own BEFORE UPDATE OF parent_id ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 CREATE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
@@ -382,7 +434,7 @@ DECLARE
 	moved     integer := 0;
 	n         integer;
 BEGIN
-	SELECT * INTO leaving FROM crm.employee e WHERE e.id = handover_employee.employee_id FOR UPDATE;
+	SELECT * INTO leaving FROM crm.employee e WHERE e.id = handover_employee.employee_id FOR NO KEY UPDATE;
 	SELECT * INTO successor FROM crm.employee e WHERE e.id = handover_to FOR SHARE;
 	IF leaving.id IS NULL OR successor.id IS NULL THEN
 		RAISE EXCEPTION 'employee % does not exist', CASE WHEN leaving.id IS NULL THEN employee_id ELSE handover_to END

@@ -59,7 +59,8 @@ BEGIN
 	SELECT a.atttypid, a.attgenerated <> '' INTO coltype, derived FROM pg_attribute a
 	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
 	-- nor onto one crm reads: a name or number keys are made of, or one whose
-	-- values a check limits to crm's own (a lead's status, a customer's kind)
+	-- values crm checks by a rule of its own (a lead's status, a customer's
+	-- kind, a credit code, a mobile number); a length limit is no such rule
 	derived := derived OR EXISTS (
 		SELECT FROM pg_depend d
 		  JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
@@ -69,7 +70,8 @@ BEGIN
 	  OR EXISTS (
 		SELECT FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
 		 WHERE c.conrelid = rel AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
-		   AND pg_get_constraintdef(c.oid) LIKE '%= ANY (ARRAY[%');
+		   AND (pg_get_constraintdef(c.oid) LIKE '%= ANY (ARRAY[%'
+		        OR pg_get_constraintdef(c.oid) LIKE 'CHECK (crm.check\_%' AND pg_get_constraintdef(c.oid) NOT LIKE 'CHECK (crm.check\_length(%'));
 	IF derived THEN
 		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a column crm derives or reads', crm.clip(table_name), crm.clip(column_name)
 			USING ERRCODE = 'wrong_object_type',

@@ -64,9 +64,14 @@ DECLARE
 	moved_ids bigint[];
 	moved    integer;
 BEGIN
+	-- nothing to move: nothing to lock either (a lock on somebody's row, held
+	-- in an open transaction, would stop their claims)
+	IF cardinality(ids) = 0 THEN
+		RETURN 0;
+	END IF;
 	-- locking the new owner serialises transfers (and claims) to them, so two
 	-- of them cannot both slip under the holding limit
-	SELECT * INTO target FROM crm.employee WHERE id = to_employee FOR UPDATE;
+	SELECT * INTO target FROM crm.employee WHERE id = to_employee FOR NO KEY UPDATE;
 	IF target.is_pool THEN
 		RAISE EXCEPTION 'employee % (%) is a public pool', target.id, crm.clip(target.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',

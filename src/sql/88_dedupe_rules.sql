@@ -318,10 +318,13 @@ BEGIN
 	        UNION ALL
 	        SELECT format(t, cands) FROM unnest(targets) t WHERE cands IS NOT NULL) c(k);
 	IF q IS NOT NULL THEN
-		-- past the look-up limit a statement under blocking rules fails
+		-- each row compared is a guess at whose a key is, answered by whether
+		-- the statement succeeds: charged as a look-up unless it is written.
+		-- Past the look-up limit a statement under blocking rules fails
 		-- whether it matches or not: otherwise failing would tell it matched
 		IF EXISTS (SELECT FROM unnest(rules) b WHERE b.action = 'block') THEN
-			PERFORM crm.take_duplicate_lookup(rt, NULL, 0);
+			EXECUTE format('SELECT count(*) FROM (%s) c', cands) INTO n;
+			PERFORM crm.pend_duplicate_lookups(n);
 		END IF;
 		q := format('INSERT INTO crm.dedupe_claim (key)
 		             SELECT DISTINCT hashtextextended(x.class || '' '' || x.key, 0) FROM (%s) x WHERE x.key IS NOT NULL ORDER BY 1
@@ -334,7 +337,7 @@ BEGIN
 			EXCEPTION WHEN serialization_failure THEN
 				-- which tells that one of the keys is being written: a look-up
 				PERFORM crm.take_duplicate_lookup(rt, ARRAY(SELECT DISTINCT f FROM unnest(rules) b, unnest(b.fields) f
-				                                            WHERE b.action = 'block' ORDER BY f));
+				                                            WHERE b.action = 'block' ORDER BY f), n);
 				RAISE EXCEPTION 'a concurrent transaction was writing the same duplicate keys'
 					USING ERRCODE = 'serialization_failure',
 					      HINT = 'Retry the transaction: under repeatable read it cannot see what the other one committed.';
@@ -353,7 +356,6 @@ BEGIN
 				-- the refusal answers what a look-up would for each row the
 				-- statement compared (10,000 guessed mobiles in one INSERT are
 				-- 10,000 look-ups), and names the row: count them all first
-				EXECUTE format('SELECT count(*) FROM (%s) c', rows[i]) INTO n;
 				PERFORM crm.take_duplicate_lookup(r.record_type, r.fields, n);
 				RAISE EXCEPTION '% "%" duplicates % by rule "%"', r.record_type, crm.clip(hit.new_name),
 				                CASE WHEN hit.match_type = 'customer' AND hit.is_pool THEN format('a customer in pool "%s"', hit.owner)
@@ -387,7 +389,12 @@ BEGIN
 					  JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
 					  LEFT JOIN crm.employee o ON o.id = x.owner_id
 					  LEFT JOIN crm.employee s ON s.id = n.owner_id
-					 CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient))
+					 CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient)
+					 -- told and not yet read today: the pair is in crm.duplicate_set, and
+					 -- a colleague''s thirty inserts are not thirty messages
+					 WHERE NOT EXISTS (SELECT FROM crm.notification p
+					                    WHERE p.recipient_id = t.recipient AND p.read_at IS NULL
+					                      AND p.created_at > now() - interval ''1 day'' AND p.event = ''duplicate.found''))
 				 -- one notification per person and statement, however many rows it flagged
 				 SELECT count(*) FROM (
 					SELECT crm.notify(ARRAY[t.recipient], ''duplicate.found'',
@@ -513,10 +520,13 @@ CREATE POLICY duplicate_lookup_super_admin ON crm.duplicate_lookup FOR SELECT TO
 	USING (crm.acting_is_super());
 GRANT SELECT ON crm.duplicate_lookup TO crm_user;
 
--- (as crm's owner, from crm.dedupe_check: a blocking rule's refusal is counted
--- and audited as a look-up of the rule's record type and fields, one per row
--- the statement compared)
-CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[], lookups integer DEFAULT 1) RETURNS void
+-- (as crm's owner, from crm.dedupe_check: a statement under blocking rules
+-- is a look-up per row it compared, charged when it does not commit; a
+-- blocking rule's refusal is charged at once and audited as a look-up of the
+-- rule's record type and fields)
+CREATE FUNCTION crm.pend_duplicate_lookups(lookups bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'crm_pend_duplicate_lookups' LANGUAGE C VOLATILE;
+CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[], lookups bigint DEFAULT 1) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_take_duplicate_lookup' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)

@@ -15,6 +15,36 @@ COMMENT ON COLUMN crm.department.feishu_department_id IS 'open_department_id; "0
 GRANT INSERT (wecom_department_id, feishu_department_id, dingtalk_department_id),
       UPDATE (wecom_department_id, feishu_department_id, dingtalk_department_id) ON crm.department TO crm_user;
 
+-- The directory rewrites everyone's place in the organisation, so which app
+-- reads it is crm_admin's choice: a holder of admin.im configures channels,
+-- and with a channel (or an organisation on the platform) of their own would
+-- otherwise be every administrator there is.  Its credentials stay crm_admin's.
+ALTER TABLE crm.im_channel
+	ADD COLUMN reads_directory boolean NOT NULL DEFAULT false,
+	ADD CONSTRAINT im_channel_reads_directory_check CHECK (NOT reads_directory OR kind = 'app');
+CREATE UNIQUE INDEX im_channel_directory_key ON crm.im_channel (platform) WHERE reads_directory;
+COMMENT ON COLUMN crm.im_channel.reads_directory IS 'The app that directory sync reads the platform''s organisation with; set by crm_admin';
+GRANT SELECT (reads_directory) ON crm.im_channel TO crm_user;
+GRANT INSERT (reads_directory), UPDATE (reads_directory) ON crm.im_channel TO crm_admin;
+
+CREATE FUNCTION crm.guard_directory_channel() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.guard_directory_channel() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF (NEW.app_id, NEW.app_secret, NEW.agent_id) IS DISTINCT FROM (OLD.app_id, OLD.app_secret, OLD.agent_id)
+	   AND NOT pg_has_role('crm_admin', 'USAGE') THEN
+		RAISE EXCEPTION 'role "%" may not change the credentials of IM channel "%", which reads the % directory',
+			current_user, crm.clip(NEW.name), NEW.platform
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'Whoever chooses the app that reads the directory chooses the organisation.',
+			      HINT = 'A member of crm_admin changes them.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER im_channel_guard_directory BEFORE UPDATE ON crm.im_channel
+	FOR EACH ROW WHEN (OLD.reads_directory) EXECUTE FUNCTION crm.guard_directory_channel();
+
 CREATE TABLE crm.directory_sync (
 	id             bigint GENERATED ALWAYS AS IDENTITY,
 	platform       text NOT NULL,
@@ -67,11 +97,11 @@ BEGIN
 			      HINT = 'Directory sync changes the organisation: it needs the admin.org permission.';
 	END IF;
 	SELECT c.id INTO channel FROM crm.im_channel c
-	 WHERE c.platform = sync_directory.platform AND c.kind = 'app' AND c.enabled ORDER BY c.id LIMIT 1;
+	 WHERE c.platform = sync_directory.platform AND c.reads_directory AND c.enabled;
 	IF channel IS NULL THEN
-		RAISE EXCEPTION 'no enabled % app channel to read the directory with', coalesce(crm.clip(platform), 'NULL')
+		RAISE EXCEPTION 'no enabled % app channel reads the directory', coalesce(crm.clip(platform), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'The platform is wecom, feishu or dingtalk; its app (a crm.im_channel row of kind app) needs the directory read permission.';
+			      HINT = 'The platform is wecom, feishu or dingtalk; a crm_admin marks its app (a crm.im_channel row of kind app, with the directory read permission) reads_directory.';
 	END IF;
 	-- a run already waiting will read the directory as it is when it runs
 	SELECT s.id INTO run FROM crm.directory_sync s
@@ -240,7 +270,7 @@ BEGIN
 END
 $$;
 
--- pg_cron queues a sync of every platform with an enabled app channel (seed 000: every 2 hours)
+-- pg_cron queues a sync of every platform whose directory an enabled app reads (seed 000: every 2 hours)
 CREATE FUNCTION crm.run_directory_sync() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -248,7 +278,7 @@ DECLARE
 	queued  integer;
 BEGIN
 	SELECT count(crm.sync_directory(platform)) INTO queued
-	  FROM (SELECT DISTINCT platform FROM crm.im_channel WHERE kind = 'app' AND enabled) c;
+	  FROM crm.im_channel WHERE reads_directory AND enabled;
 	INSERT INTO crm.job_run (job, started_at, processed, details)
 	VALUES ('crm-directory-sync', started, queued, '{}');
 	RETURN queued;

@@ -164,6 +164,9 @@ END
 $$;
 CREATE TRIGGER pool_member_valid BEFORE INSERT OR UPDATE ON crm.pool_member
 	FOR EACH ROW EXECUTE FUNCTION crm.check_pool_member();
+-- an administrator does not make themselves a pool's member or admin (src/sql/35_access.sql)
+CREATE TRIGGER pool_member_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.pool_member
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
 DO $org$
 DECLARE
@@ -679,7 +682,7 @@ CREATE FUNCTION crm.pool_customer_for_update(customer_id bigint, me crm.employee
                                              OUT cust crm.customer, OUT pool crm.pool, OUT is_admin boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR UPDATE;
+	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR NO KEY UPDATE;
 	SELECT * INTO pool FROM crm.pool p WHERE p.id = cust.owner_id;
 	SELECT m.is_admin INTO is_admin FROM crm.pool_membership m WHERE m.pool_id = pool.id AND m.employee_id = me.id;
 	-- a customer outside every pool is named only to whom may see it anyway
@@ -719,7 +722,7 @@ DECLARE
 	frozen   timestamptz;
 	releases bigint;
 BEGIN
-	SELECT * INTO me FROM crm.employee WHERE id = me.id FOR UPDATE;
+	SELECT * INTO me FROM crm.employee WHERE id = me.id FOR NO KEY UPDATE;
 	pick := crm.pool_customer_for_update(customer_id, me, false);
 
 	-- seed 000: a former owner waits before claiming back, after a recycle or a release
@@ -790,7 +793,7 @@ DECLARE
 	target crm.employee;
 	pick  record;
 BEGIN
-	SELECT * INTO target FROM crm.employee e WHERE e.id = to_employee AND e.active AND NOT e.is_pool FOR UPDATE;
+	SELECT * INTO target FROM crm.employee e WHERE e.id = to_employee AND e.active AND NOT e.is_pool FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'employee % cannot be assigned customers', to_employee
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -835,7 +838,7 @@ BEGIN
 		RAISE EXCEPTION 'there is no active pool %', to_pool
 			USING ERRCODE = 'foreign_key_violation', HINT = 'Name an active pool of crm.pool.';
 	END IF;
-	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR UPDATE;
+	SELECT * INTO cust FROM crm.customer c WHERE c.id = customer_id FOR NO KEY UPDATE;
 	-- the releaser must be able to edit it: the owner, or someone with it in scope
 	IF NOT FOUND OR NOT cust.owner_id = ANY (crm.invoker_scope_owners('customer')) THEN
 		RAISE EXCEPTION 'employee % (%) may not release customer %', me.id, crm.clip(me.name), customer_id
