@@ -89,7 +89,10 @@ section() {
 # measure FILE KIND NAME: seconds taken by the timed statements of one run of a section
 measure() {
 	cluster_psql -d crm_bench -c VACUUM -c CHECKPOINT
-	{ echo 'BEGIN;'; section "$1" "$2" "$3"; printf '\\timing off\nROLLBACK;\n'; } |
+	# rolled back, the rows written under blocking rules count as duplicate
+	# look-ups (docs/duplicates.md): the benchmarks' employees load in bulk
+	{ echo 'BEGIN;'; echo 'SET crm.duplicate_lookups_per_minute = 1000000;'
+	  section "$1" "$2" "$3"; printf '\\timing off\nROLLBACK;\n'; } |
 		cluster_psql -d crm_bench |
 		awk '/^Time: / { ms += $2; n++ } END { if (!n) exit 1; printf "%.6f\n", ms / 1000 }'
 }

@@ -111,7 +111,8 @@ crm_duplicates_init(void)
  * Take n look-ups from the employee's bucket.  When fewer are left, refuse
  * with 54000 and take them all the same: a statement under blocking rules is
  * refused only when it matched, so the refusal too answered each of its rows.
- * The bucket then owes what it lacked, and refills before it serves again.
+ * The bucket then owes what it lacked, up to an hour's look-ups, and refills
+ * before it serves again.
  * n = 0 only checks that one is left.  refuse = false takes them without
  * refusing: a (sub)transaction's abort, which may not fail.
  */
@@ -160,7 +161,8 @@ take_lookup(int64 employee_id, int64 n, bool refuse)
 			b->tokens = Min(limit, b->tokens + (double) (now - b->at) / USECS_PER_SEC * limit / 60.0);
 		b->at = now;
 		allowed = b->tokens >= Max(n, 1);
-		b->tokens -= n;
+		/* owing at most an hour's look-ups: a rolled-back paste of 100,000 rows is no day's ban */
+		b->tokens = Max(b->tokens - n, 1.0 - 60.0 * limit);
 	}
 	LWLockRelease(lookup_lock);
 
