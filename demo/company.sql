@@ -165,11 +165,11 @@ UPDATE crm.customer c SET last_follow_up_at = f.last
  WHERE f.record_id = c.id;
 
 -- duplicate rules (docs/duplicates.md): a company is entered once, a shared phone is flagged
-INSERT INTO crm.dedupe_rule (name, record_type, fields, action, against) VALUES
-	('公司名称查重', 'customer', '{name}', 'block', '{customers, pool, leads}'),
-	('统一社会信用代码查重', 'customer', '{uscc}', 'block', '{customers, pool, leads}'),
-	('电话查重', 'customer', '{phone}', 'warn', '{customers, contacts}'),
-	('线索手机查重', 'lead', '{mobile}', 'block', '{customers, leads, contacts}');
+INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields, action, against) VALUES
+	('公司名称查重', 'customer', 'company', '{name}', 'block', '{customers, pool, leads}'),
+	('统一社会信用代码查重', 'customer', NULL, '{uscc}', 'block', '{customers, pool, leads}'),
+	('电话查重', 'customer', NULL, '{phone}', 'warn', '{customers, contacts}'),
+	('线索手机查重', 'lead', NULL, '{mobile}', 'block', '{customers, leads, contacts}');
 
 -- the public pool (docs/pool.md): a company-wide 公海 and one for the South
 -- region that 杨磊 runs; salespeople claim up to 3 a day and hold up to 30

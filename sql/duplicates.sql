@@ -175,8 +175,29 @@ RESET ROLE;
 SELECT name, phone FROM crm.customer WHERE id IN (:keep2, :merge2);
 UPDATE crm.dedupe_rule SET action = 'warn' WHERE name = 'phone';
 
+-- a rule of either kind compares a company's name with companies' and a
+-- person's with people's, whichever was entered first (seed 001)
+WITH c AS (INSERT INTO crm.customer (name, kind, owner_id) VALUES ('华为技术', 'individual', :li) RETURNING id, owner_id)
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) SELECT id, '华为技术', '13905770011', owner_id FROM c;
+WITH c AS (INSERT INTO crm.customer (name, kind, owner_id) VALUES ('华为 技术', 'individual', :zhang) RETURNING id, owner_id)
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) SELECT id, '华为技术', '13905770012', owner_id FROM c;
+WITH c AS (INSERT INTO crm.customer (name, kind, owner_id) VALUES ('台州渔业', 'individual', :li) RETURNING id, owner_id)
+INSERT INTO crm.contact (customer_id, name, mobile, owner_id) SELECT id, '台州渔业', '13905770013', owner_id FROM c;
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('台州渔业有限公司', crm.uscc_with_check('91331000MA5F00162'), :zhang);
+SELECT name, kind, (SELECT name FROM crm.employee e WHERE e.id = owner_id) AS owner
+  FROM crm.customer WHERE name_key IN ('华为技术', '台州渔业') ORDER BY kind, name;
+DELETE FROM crm.customer WHERE name_key = '台州渔业' OR (name_key = '华为技术' AND kind = 'individual');
+-- a company rule on both fields: one company with that name and that phone
+UPDATE crm.dedupe_rule SET enabled = false WHERE name = 'company name';
+INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields, match, against) VALUES
+	('name and phone', 'customer', 'company', '{name, phone}', 'all', '{customers}');
+INSERT INTO crm.customer (name, uscc, phone, owner_id) VALUES ('华为技术有限公司', crm.uscc_with_check('91440300MA5F00163'), '0755 2878 0808', :li);
+DELETE FROM crm.dedupe_rule WHERE name = 'name and phone';
+UPDATE crm.dedupe_rule SET enabled = true WHERE name = 'company name';
+
 -- an individual customer is the same person by name together with a contact's mobile (seed 001),
--- checked when the contact is written
+-- checked when the contact is written; the team's name rule is narrowed to companies
+UPDATE crm.dedupe_rule SET customer_kind = 'company' WHERE name = 'company name';
 INSERT INTO crm.dedupe_rule (name, record_type, customer_kind, fields, match) VALUES
 	('person and mobile', 'customer', 'individual', '{name, contact_mobile}', 'all');
 BEGIN;

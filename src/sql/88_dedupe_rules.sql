@@ -155,35 +155,53 @@ DECLARE
 	t     record;
 	parts text[] := '{}';
 BEGIN
-	FOR t IN SELECT g.record_type AS target_type, g.condition,
-	                array_agg(format('x.%I = n.%I', g.key_column, f.key_column)) AS joins
+	-- per target, each field's join and the rows of the target it counts
+	-- (an "all" rule's row must count for every field: a company's name and
+	-- a phone are both an owned customer's)
+	FOR t IN SELECT g.record_type AS target_type,
+	                array_agg(format('x.%I = n.%I', g.key_column, f.key_column) ORDER BY f.field) AS joins,
+	                array_agg(g.condition ORDER BY f.field) AS conds
 	           FROM crm.dedupe_targets() g
 	           JOIN crm.dedupe_field f ON f.record_type = r.record_type AND f.field = ANY (r.fields)
 	            -- an individual customer's name is a person's
 	            AND g.class = CASE WHEN f.class = 'company' AND r.customer_kind = 'individual' THEN 'person' ELSE f.class END
 	          WHERE g.target = ANY (r.against)
-	          GROUP BY g.target, g.record_type, g.condition ORDER BY g.target LOOP
+	          GROUP BY g.target, g.record_type ORDER BY g.target LOOP
 		parts := parts || ARRAY(
 			SELECT format('SELECT n.id AS new_id, n.name AS new_name, %L AS match_type, x.id AS match_id, x.owner_id
 			                 FROM (%s) n
 			                 CROSS JOIN LATERAL (SELECT x.id, x.owner_id FROM %s x
-			                                      WHERE %s AND %s %s OFFSET 0) x
+			                                      WHERE %s %s OFFSET 0) x
 			                WHERE true %s',
 			              t.target_type, cands,
 			              CASE WHEN t.target_type = 'customer' AND 'contact_mobile' = ANY (r.fields)
 			                   THEN '(SELECT c.*, k.mobile_key AS contact_mobile_key FROM crm.customer c JOIN crm.contact k ON k.customer_id = c.id)'
 			                   ELSE format('crm.%I', t.target_type) END,
-			              c, t.condition,
+			              c,
 			              -- a row never matches itself; a lead may match the customer of the same id
 			              CASE WHEN t.target_type = r.record_type THEN 'AND x.id IS DISTINCT FROM n.id' END,
 			              CASE WHEN r.customer_kind IS NOT NULL THEN format('AND n.kind = %L', r.customer_kind) END)
-			  FROM unnest(CASE WHEN r.match = 'any' THEN t.joins
-			                   WHEN cardinality(t.joins) = cardinality(r.fields) THEN ARRAY[array_to_string(t.joins, ' AND ')]
-			                   ELSE '{}' END) c);
+			  FROM (SELECT t.joins[i] || ' AND ' || t.conds[i] FROM generate_subscripts(t.joins, 1) i WHERE r.match = 'any'
+			        UNION ALL
+			        SELECT array_to_string(t.joins || ARRAY(SELECT DISTINCT unnest(t.conds)), ' AND ')
+			         WHERE r.match = 'all' AND cardinality(t.joins) = cardinality(r.fields)) w(c));
 	END LOOP;
 	RETURN nullif(array_to_string(parts, ' UNION ALL '), '');
 END
 $$;
+
+-- The enabled rules as they compare: a customer rule on names of either kind
+-- is one rule per kind, as a company's name is compared with companies' and
+-- a person's with people's (seed 001; the two are normalised differently).
+CREATE FUNCTION crm.dedupe_rules_by_kind() RETURNS SETOF crm.dedupe_rule
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT d.id, d.name, d.record_type, coalesce(d.customer_kind, k.kind), d.fields, d.match, d.action, d.against, d.enabled
+	  FROM crm.dedupe_rule d
+	  LEFT JOIN LATERAL (SELECT k.kind FROM unnest(ARRAY['company', 'individual']) k(kind)
+	                      WHERE d.record_type = 'customer' AND d.customer_kind IS NULL AND 'name' = ANY (d.fields)) k ON true
+	 WHERE d.enabled;
+END;
 
 -- The keys blocking rules compare, claimed by the transactions that write
 -- them (crm.dedupe_check): a lock per key that takes no lock-table entry.
@@ -220,6 +238,7 @@ DECLARE
 	rules   crm.dedupe_rule[];
 	checked crm.dedupe_rule[] := '{}';
 	changed text[];		-- an update's changed columns that rules compare
+	kinds   text[];		-- the kinds of customer the statement wrote
 	rows    text[];		-- per rule: the statement's rows as that rule compares them
 	targets text[];		-- the keys this table's rows are compared by, as blocking rules find them
 	hit     record;
@@ -235,19 +254,19 @@ BEGIN
 	END IF;
 	-- the rules that apply: an individual customer's rule on its contacts'
 	-- mobiles also runs when contacts are written
-	SELECT array_agg(d ORDER BY d.action, d.id) INTO rules
-	  FROM crm.dedupe_rule d
-	 WHERE d.enabled AND (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
+	SELECT array_agg(d ORDER BY d.action, d.id, d.customer_kind) INTO rules
+	  FROM crm.dedupe_rules_by_kind() d
+	 WHERE (d.record_type = rt OR (rt = 'contact' AND d.record_type = 'customer'
 	                                            AND 'contact_mobile' = ANY (d.fields)));
 	-- and the keys by which blocking rules find this table's rows, each as a
 	-- query over rows (%s) that keeps the rows the rule's target counts
 	SELECT array_agg(DISTINCT format('SELECT %L AS class, x.%I AS key FROM (%%s) x WHERE %s', g.class, g.key_column, g.condition))
 	  INTO targets
-	  FROM crm.dedupe_rule d
+	  FROM crm.dedupe_rules_by_kind() d
 	  JOIN crm.dedupe_field f ON f.record_type = d.record_type AND f.field = ANY (d.fields)
 	  JOIN crm.dedupe_targets() g ON g.target = ANY (d.against) AND g.record_type = rt AND g.key_column <> 'contact_mobile_key'
 	   AND g.class = CASE WHEN f.class = 'company' AND d.customer_kind = 'individual' THEN 'person' ELSE f.class END
-	 WHERE d.enabled AND d.action = 'block';
+	 WHERE d.action = 'block';
 	-- a table no rule concerns stops here
 	IF rules IS NULL AND targets IS NULL THEN
 		RETURN NULL;
@@ -269,7 +288,12 @@ BEGIN
 	-- back from invalid is open again).  A rule none of whose keys changed has
 	-- nothing to check.  Only open leads are compared: converted and invalid
 	-- ones are history.
+	-- a rule of a kind the statement wrote none of has nothing to check
+	IF rt = 'customer' AND EXISTS (SELECT FROM unnest(rules) d WHERE d.customer_kind IS NOT NULL) THEN
+		kinds := ARRAY(SELECT DISTINCT n.kind FROM new_rows n);
+	END IF;
 	FOREACH r IN ARRAY coalesce(rules, '{}') LOOP
+		CONTINUE WHEN r.customer_kind <> ALL (kinds);
 		IF TG_OP = 'INSERT' THEN
 			cands := 'SELECT * FROM new_rows n';
 		ELSE
@@ -293,6 +317,10 @@ BEGIN
 			WHEN 'contact_mobile' = ANY (r.fields) THEN format(
 				'SELECT n.*, k.mobile_key AS contact_mobile_key FROM (%s) n LEFT JOIN crm.contact k ON k.customer_id = n.id', cands)
 			ELSE cands END;
+		-- a rule of one kind compares (and claims) that kind's customers only
+		IF r.customer_kind IS NOT NULL THEN
+			rows[cardinality(rows)] := format('SELECT * FROM (%s) n WHERE n.kind = %L', rows[cardinality(rows)], r.customer_kind);
+		END IF;
 	END LOOP;
 	rules := checked;
 	-- an update's rows whose keys (or what makes them count) changed
@@ -456,7 +484,7 @@ BEGIN
 		RAISE EXCEPTION 'unknown record type "%" for duplicates', crm.clip(record_type)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'The record types are lead, customer and contact.';
 	END IF;
-	FOR r IN SELECT * FROM crm.dedupe_rule d WHERE d.enabled AND d.record_type = dedupe_candidates.record_type ORDER BY d.id LOOP
+	FOR r IN SELECT * FROM crm.dedupe_rules_by_kind() d WHERE d.record_type = dedupe_candidates.record_type ORDER BY d.id, d.customer_kind LOOP
 		q := crm.dedupe_rule_query(r, cands);
 		CONTINUE WHEN q IS NULL;
 		RETURN QUERY EXECUTE format('SELECT DISTINCT h.match_type, h.match_id, h.owner_id, %L::text, 1::real, %L::text FROM (%s) h',
