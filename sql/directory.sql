@@ -3,7 +3,9 @@
 -- counts once: a tree 22 levels deep, every department listed twice, is 23
 -- departments, not millions of rows.
 BEGIN;
-INSERT INTO crm.directory_sync (platform, channel_id, status) VALUES ('dingtalk', 0, 'running');
+INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, reads_directory)
+VALUES ('Dir apply app', 'dingtalk', 'app', 'dt-apply', 'dt-apply-secret', '2000000', true);
+INSERT INTO crm.directory_sync (platform, status) VALUES ('dingtalk', 'running');
 SELECT crm.directory_apply(currval('crm.directory_sync_id_seq'), jsonb_build_object(
 	'departments', (SELECT jsonb_agg(jsonb_build_object('id', 'dir-' || i, 'name', 'Dir level ' || i,
 	                                                    'parent', CASE WHEN i > 0 THEN 'dir-' || (i - 1) END))
@@ -44,6 +46,9 @@ SET ROLE regress_dir_admin;
 INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, agent_id, api_base)
 VALUES ('Dir own app', 'wecom', 'app', 'ww-own', 'ww-own-secret', '1000002', 'http://127.0.0.1:9/');
 SELECT crm.sync_directory('wecom');
+-- nor by queuing a run themselves: the run reads with the company app
+INSERT INTO crm.directory_sync (platform, channel_id) SELECT 'wecom', id FROM crm.im_channel WHERE name = 'Dir own app';
+INSERT INTO crm.directory_sync (platform) VALUES ('wecom');
 UPDATE crm.im_channel SET reads_directory = true WHERE name = 'Dir own app';
 INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, reads_directory)
 VALUES ('Dir own feishu app', 'feishu', 'app', 'cli-own', 'fs-own-secret', true);
@@ -53,4 +58,5 @@ UPDATE crm.im_channel SET rate_per_minute = 300 WHERE name = 'Dir company app';
 SELECT name, rate_per_minute, reads_directory FROM crm.im_channel WHERE name LIKE 'Dir %' ORDER BY name;
 SELECT crm.sync_directory('dingtalk') > 0 AS queued;
 RESET ROLE;
+SELECT s.status, c.name AS reads_with FROM crm.directory_sync s JOIN crm.im_channel c ON c.id = s.channel_id;
 ROLLBACK;

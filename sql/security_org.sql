@@ -163,6 +163,13 @@ UPDATE crm.employee SET department_id = 900001 WHERE id = 900021;
 UPDATE crm.department SET parent_id = 900003 WHERE id = 900020;
 INSERT INTO crm.pool_member (pool_id, employee_id, is_admin) VALUES (:loop_pool, 900000, true);
 INSERT INTO crm.pool_member (pool_id, department_id, is_admin) VALUES (:loop_pool, 900000, true);
+-- nor opens a pool to all, moves their own department (or one above it: a
+-- pool takes a department with those under it), or leads a department
+UPDATE crm.pool SET open_to_all = true WHERE id = :loop_pool;
+UPDATE crm.department SET parent_id = 900020 WHERE id = 900000;
+UPDATE crm.department SET leader_id = 900000 WHERE id = 900020;
+INSERT INTO crm.department (name, leader_id) VALUES ('Cyc led by HR', 900000);
+UPDATE crm.department SET leader_id = 900021 WHERE id = 900020;
 -- within their reach, out of it, and others' pools are the job
 UPDATE crm.employee SET department_id = 900003 WHERE id = 900002;
 UPDATE crm.employee SET department_id = 900020, superior_id = NULL WHERE id = 900003;

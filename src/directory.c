@@ -296,7 +296,7 @@ start(void)
 	if (SPI_execute("UPDATE crm.directory_sync s SET status = 'running', started_at = now() "
 					"  FROM crm.im_channel c "
 					" WHERE s.id = (SELECT id FROM crm.directory_sync WHERE status = 'queued' ORDER BY id LIMIT 1) "
-					"   AND c.id = s.channel_id "
+					"   AND c.id = s.channel_id AND c.platform = s.platform AND c.reads_directory AND c.enabled "
 					"RETURNING s.id, s.platform, c.id, c.app_id, c.app_secret, c.api_base, c.name",
 					false, 0) != SPI_OK_UPDATE_RETURNING)
 		ereport(ERROR,
@@ -335,10 +335,11 @@ start(void)
 		MemoryContextSwitchTo(old);
 		run = r;
 	}
-	/* a run whose channel was deleted cannot read anything */
+	/* a run whose app was deleted, disabled or no longer reads the directory does not read it */
 	SPI_execute("UPDATE crm.directory_sync s SET status = 'failed', finished_at = now(), "
-				"       error = 'its app channel was deleted' "
-				" WHERE status = 'queued' AND NOT EXISTS (SELECT FROM crm.im_channel c WHERE c.id = s.channel_id)",
+				"       error = 'its app channel no longer reads the directory' "
+				" WHERE status = 'queued' AND NOT EXISTS (SELECT FROM crm.im_channel c WHERE c.id = s.channel_id "
+				"   AND c.platform = s.platform AND c.reads_directory AND c.enabled)",
 				false, 0);
 	crm_worker_end();
 	return run != NULL;

@@ -209,13 +209,14 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			/* a prepared transaction may yet be rolled back, by anyone, unseen */
+		case XACT_EVENT_PREPARE:
 			for (int i = 0; i < npending; i++)
 				take_lookup(pending[i].employee_id, pending[i].lookups, false);
 			npending = 0;
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
 			npending = 0;
 			break;
 		default:

@@ -175,12 +175,24 @@ crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 					ProcessUtilityContext context, ParamListInfo params,
 					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (IsA(pstmt->utilityStmt, LockStmt))
+	bool		is_lock = IsA(pstmt->utilityStmt, LockStmt);
+
+	if (is_lock)
 		refuse_crm_locks((LockStmt *) pstmt->utilityStmt);
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+
+	/*
+	 * Again, now that what LOCK took is held and its names and view
+	 * definitions cannot change: while it waited, a table of the same name
+	 * could be dropped from a schema earlier in search_path, or a view
+	 * replaced, and the name resolved to crm's.  Refusing aborts the
+	 * transaction, and with it the lock.
+	 */
+	if (is_lock)
+		refuse_crm_locks((LockStmt *) pstmt->utilityStmt);
 }
 
 void

@@ -241,7 +241,7 @@ DECLARE
 	tree  bigint[];   -- the departments whose people they reach
 	moved boolean := false;   -- an employee changes department
 BEGIN
-	IF TG_RELID <> ALL ('{crm.employee,crm.department,crm.employee_role,crm.role_scope,crm.role_permission,crm.pool_member}'::regclass[]) THEN RAISE 'crm.guard_own_access() runs only on crm.employee, crm.department, crm.employee_role, crm.role_scope, crm.role_permission, crm.pool_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF TG_RELID <> ALL ('{crm.employee,crm.department,crm.employee_role,crm.role_scope,crm.role_permission,crm.pool_member,crm.pool}'::regclass[]) THEN RAISE 'crm.guard_own_access() runs only on crm.employee, crm.department, crm.employee_role, crm.role_scope, crm.role_permission, crm.pool_member, crm.pool, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	me := crm.current_employee_id();
 	IF me IS NULL OR pg_has_role('crm_admin', 'USAGE') OR crm.acting_is_super() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -282,8 +282,25 @@ BEGIN
 			END IF;
 		END IF;
 	ELSIF TG_TABLE_NAME = 'department' THEN
-		IF NEW.parent_id = ANY (tree) AND NOT coalesce(OLD.parent_id = ANY (tree), false) THEN
+		IF TG_OP = 'UPDATE' AND NEW.parent_id = ANY (tree) AND NOT coalesce(OLD.parent_id = ANY (tree), false) THEN
 			what := format('which departments are under theirs (%s)', crm.clip(NEW.name));
+		-- their department or one above it, moved, lands under whatever a pool
+		-- lists (pools take a department with those below it)
+		ELSIF TG_OP = 'UPDATE' AND NEW.parent_id IS DISTINCT FROM OLD.parent_id
+		      AND NEW.id IN (WITH RECURSIVE above AS (
+		                         SELECT e.department_id AS id FROM crm.employee e WHERE e.id = me
+		                         UNION
+		                         SELECT d.parent_id FROM crm.department d JOIN above a ON d.id = a.id WHERE d.parent_id IS NOT NULL)
+		                     SELECT id FROM above) THEN
+			what := format('where their own department sits (%s)', crm.clip(NEW.name));
+		-- a leader is told of their department's records
+		ELSIF NEW.leader_id = me AND (TG_OP = 'INSERT' OR OLD.leader_id IS DISTINCT FROM me) THEN
+			what := format('who leads department "%s"', crm.clip(NEW.name));
+		END IF;
+	ELSIF TG_TABLE_NAME = 'pool' THEN
+		IF NEW.open_to_all AND (TG_OP = 'INSERT' OR NOT OLD.open_to_all)
+		   AND NOT EXISTS (SELECT FROM crm.pool_membership m WHERE m.pool_id = NEW.id AND m.employee_id = me) THEN
+			what := format('the members of pool "%s" (open to all, they would be among them)', crm.clip(NEW.name));
 		END IF;
 	ELSIF TG_TABLE_NAME = 'pool_member' THEN
 		IF EXISTS (WITH RECURSIVE above AS (
@@ -318,7 +335,7 @@ END
 $$;
 CREATE TRIGGER employee_guard_own BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER department_guard_own BEFORE UPDATE OF parent_id ON crm.department
+CREATE TRIGGER department_guard_own BEFORE INSERT OR UPDATE OF parent_id, leader_id ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 CREATE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();

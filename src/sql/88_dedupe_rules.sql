@@ -219,11 +219,14 @@ COMMENT ON FUNCTION crm.xid_horizon(regclass) IS
 	'The oldest transaction some snapshot may still see as running, for the rows of a table';
 
 -- The test that an update changed what a duplicate check compares: a
--- column, or (from_pool) the customer left a public pool for an owner.
+-- column, or the customer left a public pool for an owner (from_pool) or
+-- went back to one (to_pool).
 CREATE FUNCTION crm.dedupe_changed(col text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN col = 'from_pool'
+RETURN CASE col WHEN 'from_pool'
             THEN '(o.owner_id IN (SELECT p.id FROM crm.pool p) AND NOT n.owner_id IN (SELECT p.id FROM crm.pool p))'
+            WHEN 'to_pool'
+            THEN '(NOT o.owner_id IN (SELECT p.id FROM crm.pool p) AND n.owner_id IN (SELECT p.id FROM crm.pool p))'
             ELSE format('n.%1$I IS DISTINCT FROM o.%1$I', col) END;
 
 -- The statement's rows that match an enabled rule's targets: one query per
@@ -241,6 +244,8 @@ DECLARE
 	kinds   text[];		-- the kinds of customer the statement wrote
 	rows    text[];		-- per rule: the statement's rows as that rule compares them
 	targets text[];		-- the keys this table's rows are compared by, as blocking rules find them
+	target_keys text[];	-- and the column of each
+	compared text[];	-- an update's rows that blocking rules compare
 	hit     record;
 	q       text;
 	cands   text;
@@ -260,38 +265,40 @@ BEGIN
 	                                            AND 'contact_mobile' = ANY (d.fields)));
 	-- and the keys by which blocking rules find this table's rows, each as a
 	-- query over rows (%s) that keeps the rows the rule's target counts
-	SELECT array_agg(DISTINCT format('SELECT %L AS class, x.%I AS key FROM (%%s) x WHERE %s', g.class, g.key_column, g.condition))
-	  INTO targets
-	  FROM crm.dedupe_rules_by_kind() d
-	  JOIN crm.dedupe_field f ON f.record_type = d.record_type AND f.field = ANY (d.fields)
-	  JOIN crm.dedupe_targets() g ON g.target = ANY (d.against) AND g.record_type = rt AND g.key_column <> 'contact_mobile_key'
-	   AND g.class = CASE WHEN f.class = 'company' AND d.customer_kind = 'individual' THEN 'person' ELSE f.class END
-	 WHERE d.action = 'block';
+	SELECT array_agg(t.q ORDER BY t.q), array_agg(t.key_column ORDER BY t.q) INTO targets, target_keys
+	  FROM (SELECT DISTINCT format('SELECT %L AS class, x.%I AS key FROM (%%s) x WHERE %s', g.class, g.key_column, g.condition), g.key_column
+	          FROM crm.dedupe_rules_by_kind() d
+	          JOIN crm.dedupe_field f ON f.record_type = d.record_type AND f.field = ANY (d.fields)
+	          JOIN crm.dedupe_targets() g ON g.target = ANY (d.against) AND g.record_type = rt AND g.key_column <> 'contact_mobile_key'
+	           AND g.class = CASE WHEN f.class = 'company' AND d.customer_kind = 'individual' THEN 'person' ELSE f.class END
+	         WHERE d.action = 'block') t(q, key_column);
 	-- a table no rule concerns stops here
 	IF rules IS NULL AND targets IS NULL THEN
 		RETURN NULL;
 	END IF;
 	-- an update: which of the columns rules compare it changed, in one pass;
-	-- a customer claimed from a pool counts as changed (it joins the owned ones)
+	-- a customer claimed from a pool counts as changed (it joins the owned ones),
+	-- and one put back (it joins the pool's, where blocking rules find it)
 	IF TG_OP = 'UPDATE' THEN
 		SELECT string_agg(format('bool_or(%s) AS %I', crm.dedupe_changed(a.attname), a.attname), ', ') INTO q
 		  FROM (SELECT a.attname::text FROM pg_attribute a
 		         WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
 		           AND a.attname IN (SELECT f.key_column FROM crm.dedupe_field f UNION VALUES ('kind'), ('customer_id'), ('mobile_key'), ('status'))
-		        UNION ALL SELECT 'from_pool' WHERE rt = 'customer') a;
+		        UNION ALL SELECT v FROM unnest(ARRAY['from_pool', 'to_pool']) v WHERE rt = 'customer') a;
 		EXECUTE format('SELECT array_agg(c.key) FROM (SELECT %s FROM new_rows n JOIN old_rows o ON o.id = n.id) x,
 		                jsonb_each_text(to_jsonb(x)) c WHERE c.value = ''true''', q) INTO changed;
 	END IF;
-	-- the rows each rule compares: all inserted ones, or those whose keys for
-	-- the rule an update changed (a customer's kind too; a contact's mobile
-	-- for its customer's rule, and its customer; a lead's status, as one set
-	-- back from invalid is open again).  A rule none of whose keys changed has
-	-- nothing to check.  Only open leads are compared: converted and invalid
-	-- ones are history.
 	-- a rule of a kind the statement wrote none of has nothing to check
 	IF rt = 'customer' AND EXISTS (SELECT FROM unnest(rules) d WHERE d.customer_kind IS NOT NULL) THEN
 		kinds := ARRAY(SELECT DISTINCT n.kind FROM new_rows n);
 	END IF;
+	-- the rows each rule compares: all inserted ones, or those whose keys for
+	-- the rule an update changed (a customer's kind too; a contact's mobile
+	-- for its customer's rule, and its customer; a lead's status, as one set
+	-- back from invalid is open again; a customer claimed from a pool, but
+	-- not one put back).  A rule none of whose keys changed has nothing to
+	-- check.  Only open leads are compared: converted and invalid ones are
+	-- history.
 	FOREACH r IN ARRAY coalesce(rules, '{}') LOOP
 		CONTINUE WHEN r.customer_kind <> ALL (kinds);
 		IF TG_OP = 'INSERT' THEN
@@ -306,6 +313,9 @@ BEGIN
 			    OR r.record_type <> rt AND c = 'mobile_key';
 			CONTINUE WHEN q IS NULL;
 			cands := format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (%s)', q);
+			IF r.action = 'block' THEN
+				compared := compared || q;
+			END IF;
 		END IF;
 		IF rt = 'lead' THEN
 			cands := cands || CASE TG_OP WHEN 'INSERT' THEN ' WHERE' ELSE ' AND' END || ' n.status IN (''new'', ''following'')';
@@ -323,10 +333,6 @@ BEGIN
 		END IF;
 	END LOOP;
 	rules := checked;
-	-- an update's rows whose keys (or what makes them count) changed
-	cands := CASE WHEN TG_OP = 'INSERT' THEN 'SELECT * FROM new_rows'
-	              WHEN changed IS NOT NULL THEN format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s',
-	                                                   (SELECT string_agg(crm.dedupe_changed(c), ' OR ') FROM unnest(changed) c)) END;
 
 	-- blocking is race-free: the statement claims the keys its blocking rules
 	-- compare, and the keys by which blocking rules find its rows, a row per
@@ -344,14 +350,24 @@ BEGIN
 	          JOIN crm.dedupe_field f ON f.record_type = rules[i].record_type AND f.field = rf.field
 	         WHERE rules[i].action = 'block'
 	        UNION ALL
-	        SELECT format(t, cands) FROM unnest(targets) t WHERE cands IS NOT NULL) c(k);
+	        -- an update's rows whose key for the target changed, or that joined
+	        -- it (a customer's kind, a lead's status, a customer claimed from
+	        -- or put back to a pool)
+	        SELECT format(targets[i], CASE WHEN TG_OP = 'INSERT' THEN 'SELECT * FROM new_rows'
+	                                       ELSE format('SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s', w) END)
+	          FROM generate_subscripts(targets, 1) i
+	          LEFT JOIN LATERAL (SELECT string_agg(crm.dedupe_changed(c), ' OR ' ORDER BY c) FROM unnest(changed) c
+	                              WHERE c IN (target_keys[i], 'kind', 'status', 'from_pool', 'to_pool')) m(w) ON true
+	         WHERE TG_OP = 'INSERT' OR w IS NOT NULL) c(k);
 	IF q IS NOT NULL THEN
 		-- each row compared is a guess at whose a key is, answered by whether
 		-- the statement succeeds: charged as a look-up unless it is written.
 		-- Past the look-up limit a statement under blocking rules fails
 		-- whether it matches or not: otherwise failing would tell it matched
 		IF EXISTS (SELECT FROM unnest(rules) b WHERE b.action = 'block') THEN
-			EXECUTE format('SELECT count(*) FROM (%s) c', cands) INTO n;
+			EXECUTE CASE TG_OP WHEN 'INSERT' THEN 'SELECT count(*) FROM new_rows'
+			        ELSE format('SELECT count(*) FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE %s',
+			                    array_to_string(compared, ' OR ')) END INTO n;
 			PERFORM crm.pend_duplicate_lookups(n);
 		END IF;
 		q := format('INSERT INTO crm.dedupe_claim (key)
@@ -418,11 +434,16 @@ BEGIN
 					  LEFT JOIN crm.employee o ON o.id = x.owner_id
 					  LEFT JOIN crm.employee s ON s.id = n.owner_id
 					 CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient)
-					 -- told and not yet read today: the pair is in crm.duplicate_set, and
-					 -- a colleague''s thirty inserts are not thirty messages
-					 WHERE NOT EXISTS (SELECT FROM crm.notification p
-					                    WHERE p.recipient_id = t.recipient AND p.read_at IS NULL
-					                      AND p.created_at > now() - interval ''1 day'' AND p.event = ''duplicate.found''))
+					 -- a record flagged before today, while its person has not read
+					 -- what they were told since: the pair is in crm.duplicate_set, and
+					 -- a colleague''s thirty inserts are not thirty messages (nor does
+					 -- one unread message hide the duplicates of their other records)
+					 WHERE NOT (EXISTS (SELECT FROM crm.notification p
+					                     WHERE p.recipient_id = t.recipient AND p.read_at IS NULL
+					                       AND p.created_at > now() - interval ''1 day'' AND p.event = ''duplicate.found'')
+					            AND EXISTS (SELECT FROM crm.duplicate_set d
+					                         WHERE d.match_type = f.match_type AND d.match_id = f.match_id
+					                           AND d.found_at > now() - interval ''1 day'')))
 				 -- one notification per person and statement, however many rows it flagged
 				 SELECT count(*) FROM (
 					SELECT crm.notify(ARRAY[t.recipient], ''duplicate.found'',

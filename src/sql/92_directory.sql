@@ -79,16 +79,38 @@ CREATE POLICY directory_sync_org_admins ON crm.directory_sync FOR SELECT TO crm_
 CREATE POLICY directory_sync_queue ON crm.directory_sync FOR INSERT TO crm_user
 	WITH CHECK (crm.may_administer('admin.org'));
 GRANT SELECT ON crm.directory_sync TO crm_user;
-GRANT INSERT (platform, channel_id) ON crm.directory_sync TO crm_user;
+GRANT INSERT (platform) ON crm.directory_sync TO crm_user;
 CREATE TRIGGER directory_sync_queued AFTER INSERT ON crm.directory_sync
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.wake_worker();
+
+-- A run reads with the platform's app that reads the directory, whoever
+-- queues it: nobody names another channel (of their own, pointed at a server
+-- of their own) for the worker to trust.
+CREATE FUNCTION crm.directory_sync_channel() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.directory_sync'::regclass THEN RAISE 'crm.directory_sync_channel() runs only on crm.directory_sync, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- a restore loads the runs as they were
+	IF crm.restoring() THEN
+		RETURN NEW;
+	END IF;
+	NEW.channel_id := (SELECT c.id FROM crm.im_channel c WHERE c.platform = NEW.platform AND c.reads_directory AND c.enabled);
+	IF NEW.channel_id IS NULL THEN
+		RAISE EXCEPTION 'no enabled % app channel reads the directory', coalesce(crm.clip(NEW.platform), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'The platform is wecom, feishu or dingtalk; a crm_admin marks its app (a crm.im_channel row of kind app, with the directory read permission) reads_directory.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER directory_sync_channel BEFORE INSERT ON crm.directory_sync
+	FOR EACH ROW EXECUTE FUNCTION crm.directory_sync_channel();
 
 -- as the caller: the permission and requested_by are theirs
 CREATE FUNCTION crm.sync_directory(platform text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-	channel bigint;
 	run     bigint;
 BEGIN
 	IF NOT crm.may_administer('admin.org') THEN
@@ -96,20 +118,13 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Directory sync changes the organisation: it needs the admin.org permission.';
 	END IF;
-	SELECT c.id INTO channel FROM crm.im_channel c
-	 WHERE c.platform = sync_directory.platform AND c.reads_directory AND c.enabled;
-	IF channel IS NULL THEN
-		RAISE EXCEPTION 'no enabled % app channel reads the directory', coalesce(crm.clip(platform), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'The platform is wecom, feishu or dingtalk; a crm_admin marks its app (a crm.im_channel row of kind app, with the directory read permission) reads_directory.';
-	END IF;
 	-- a run already waiting will read the directory as it is when it runs
 	SELECT s.id INTO run FROM crm.directory_sync s
 	 WHERE s.platform = sync_directory.platform AND s.status IN ('queued', 'running');
 	IF run IS NOT NULL THEN
 		RETURN run;
 	END IF;
-	INSERT INTO crm.directory_sync (platform, channel_id) VALUES (sync_directory.platform, channel)
+	INSERT INTO crm.directory_sync (platform) VALUES (sync_directory.platform)
 	ON CONFLICT (platform) WHERE status IN ('queued', 'running') DO NOTHING
 	RETURNING id INTO run;
 	-- queued meanwhile by someone else

@@ -167,6 +167,8 @@ CREATE TRIGGER pool_member_valid BEFORE INSERT OR UPDATE ON crm.pool_member
 -- an administrator does not make themselves a pool's member or admin (src/sql/35_access.sql)
 CREATE TRIGGER pool_member_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.pool_member
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+CREATE TRIGGER pool_guard_own BEFORE INSERT OR UPDATE OF open_to_all ON crm.pool
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
 DO $org$
 DECLARE
