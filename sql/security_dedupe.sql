@@ -61,27 +61,29 @@ SELECT r.name AS rule, c.name AS flagged FROM crm.duplicate_set s JOIN crm.dedup
   JOIN crm.customer c ON c.id = s.record_id WHERE c.name = '宁波海运有限公司' ORDER BY r.id;
 SELECT e.name, n.body FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋' ORDER BY n.id;
--- nor is she told once a statement: while a notice of a possible duplicate
--- from the last day is unread, more pairs only join crm.duplicate_set; once
--- she has read it she is told again
+-- nor is her IM told once a statement: while a notice of a possible
+-- duplicate from the last day is unread, the next ones reach her inbox only;
+-- once she has read it IM is told again (a robot posts the event here)
+INSERT INTO crm.im_channel (name, platform, kind, webhook_url, events)
+VALUES ('Sd robot', 'wecom', 'robot', 'http://127.0.0.1:9/', '{duplicate.found}');
 SET ROLE sd_wang;
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波一号船务', crm.uscc_with_check('91330200MA5F01911'), '0574 8888 1901');
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波二号船务', crm.uscc_with_check('91330200MA5F01912'), '0574 8888 1901');
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波三号船务', crm.uscc_with_check('91330200MA5F01913'), '0574 8888 1901');
 RESET ROLE;
 SELECT count(DISTINCT s.record_id) AS flagged FROM crm.duplicate_set s JOIN crm.customer c ON c.id = s.record_id WHERE c.name LIKE '宁波_号船务';
-SELECT count(*) AS notices FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
- WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋';
+SELECT count(*) AS notices, count(*) FILTER (WHERE n.im_pending) AS to_im FROM crm.notification n
+  JOIN crm.employee e ON e.id = n.recipient_id WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋';
 SET ROLE sd_liu;
 SELECT bool_and(crm.mark_read(id)) AS read FROM crm.notification WHERE event = 'duplicate.found';
 RESET ROLE;
 SET ROLE sd_wang;
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波四号船务', crm.uscc_with_check('91330200MA5F01914'), '0574 8888 1901');
 RESET ROLE;
-SELECT n.title FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+SELECT n.title, n.im_pending AS to_im FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋' ORDER BY n.id;
--- an unread notice is about her records flagged then: a colleague who makes
--- one harmless duplicate of hers does not hide the next one of another record
+-- a colleague who makes one harmless duplicate of hers first hides nothing:
+-- the next ones are in her inbox
 SET ROLE sd_liu;
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('舟山船舶修造', crm.uscc_with_check('91330200MA5F01915'), '0574-8888 1915');
 RESET ROLE;
@@ -89,8 +91,9 @@ SET ROLE sd_wang;
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波五号船务', crm.uscc_with_check('91330200MA5F01916'), '0574 8888 1915');
 INSERT INTO crm.customer (name, uscc, phone) VALUES ('宁波六号船务', crm.uscc_with_check('91330200MA5F01917'), '0574 8888 1915');
 RESET ROLE;
-SELECT n.title FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
+SELECT n.title, n.im_pending AS to_im FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE n.event = 'duplicate.found' AND e.name = 'Sd 刘洋' ORDER BY n.id;
+DELETE FROM crm.im_channel WHERE name = 'Sd robot';
 
 -- the other names crm keeps and reads back: a pool, a customer status, a custom
 -- field's label, a dictionary label, an IM channel, a recycling rule

@@ -85,11 +85,13 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
  * Walks a view's query, its sub-selects, CTEs and sublinks included, for a
  * crm table, as PostgreSQL's LOCK walks it to lock what the view reads.  Each
  * view is read once: a view's rules name the view itself (OLD and NEW), and
- * views over views may meet again.
+ * views over views may meet again.  Each view walked stays share-locked to
+ * the end of the transaction, so that its definition is the one LOCK reads.
  */
 typedef struct LocksCrmContext
 {
 	Oid			crm;
+	LOCKMODE	mode;			/* what LOCK asks for */
 	List	   *seen;			/* views already walked */
 } LocksCrmContext;
 
@@ -111,7 +113,7 @@ locks_crm(Oid relid, LocksCrmContext *context)
 	check_stack_depth();
 	view = table_open(relid, AccessShareLock);
 	found = locks_crm_walker((Node *) get_view_query(view), context);
-	table_close(view, AccessShareLock);
+	table_close(view, NoLock);
 	return found;
 }
 
@@ -138,36 +140,85 @@ locks_crm_walker(Node *node, LocksCrmContext *context)
 	return expression_tree_walker(node, locks_crm_walker, (void *) context);
 }
 
+/*
+ * Refuses what LOCK may not take, before it is taken: a relation of a kind
+ * LOCK does not lock, one that is crm's or reads crm's (its owner excepted),
+ * one the caller lacks the privilege the mode needs (as LOCK's documentation
+ * lists them).  RangeVarGetRelidExtended calls it before each lock it takes,
+ * so that the name is checked as it resolves; it runs again once locked.
+ */
 static void
-refuse_crm_locks(LockStmt *stmt)
+refuse_crm_lock(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
 {
+	LocksCrmContext *context = (LocksCrmContext *) arg;
+	char		relkind;
+	AclMode		needed;
+
+	if (!OidIsValid(relid))
+		return;
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE && relkind != RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot lock relation \"%s\"", rv->relname),
+				 errdetail_relkind_not_supported(relkind)));
+	context->seen = NIL;
+	if (!(get_rel_namespace(relid) == context->crm && pg_class_ownercheck(relid, GetUserId())) &&
+		locks_crm(relid, context))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",
+						GetUserNameFromId(GetUserId(), false), rv->relname),
+				 errdetail("A lock held on a crm table holds up every employee's work on it."),
+				 errhint("crm takes the locks its rules need; a superuser or a member of crm_admin may lock crm's tables.")));
+	needed = context->mode == AccessShareLock ? ACL_SELECT
+		: context->mode == RowExclusiveLock ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE)
+		: (ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE);
+	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind), rv->relname);
+}
+
+/*
+ * For staff, LOCK takes each relation as its name resolves now: checked,
+ * locked in the mode asked for (with the views it reads share-locked, so
+ * that it can be neither dropped nor redefined), checked again, and named by
+ * its schema for PostgreSQL's LOCK, which then finds it held and resolves
+ * nothing new.  A LOCK whose name came to mean crm's table while it waited
+ * once queued every employee's work behind it.  Returns the statement to
+ * run: the caller's, or the copy with schemas.
+ */
+static PlannedStmt *
+refuse_crm_locks(PlannedStmt *pstmt)
+{
+	LockStmt   *stmt;
 	LocksCrmContext context;
 	Oid			admin;
 	ListCell   *lc;
 
 	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
 	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
-		return;
-	context.crm = get_namespace_oid("crm", false);
+		return pstmt;
 	admin = get_role_oid("crm_admin", true);
 	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
-		return;
+		return pstmt;
+	pstmt = copyObject(pstmt);
+	stmt = (LockStmt *) pstmt->utilityStmt;
+	context.crm = get_namespace_oid("crm", false);
+	context.mode = stmt->mode;
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst_node(RangeVar, lc);
-		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+		Oid			relid = RangeVarGetRelidExtended(rv, stmt->mode,
+													 RVR_MISSING_OK | (stmt->nowait ? RVR_NOWAIT : 0),
+													 refuse_crm_lock, &context);
 
-		if (!OidIsValid(relid) || (get_rel_namespace(relid) == context.crm && pg_class_ownercheck(relid, GetUserId())))
-			continue;
-		context.seen = NIL;
-		if (locks_crm(relid, &context))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",
-							GetUserNameFromId(GetUserId(), false), rv->relname),
-					 errdetail("A lock held on a crm table holds up every employee's work on it."),
-					 errhint("crm takes the locks its rules need; a superuser or a member of crm_admin may lock crm's tables.")));
+		if (!OidIsValid(relid))
+			continue;			/* LOCK says it does not exist */
+		refuse_crm_lock(rv, relid, InvalidOid, &context);
+		rv->schemaname = get_namespace_name(get_rel_namespace(relid));
+		rv->catalogname = NULL;
 	}
+	return pstmt;
 }
 
 static void
@@ -175,24 +226,12 @@ crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 					ProcessUtilityContext context, ParamListInfo params,
 					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	bool		is_lock = IsA(pstmt->utilityStmt, LockStmt);
-
-	if (is_lock)
-		refuse_crm_locks((LockStmt *) pstmt->utilityStmt);
+	if (IsA(pstmt->utilityStmt, LockStmt))
+		pstmt = refuse_crm_locks(pstmt);
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-
-	/*
-	 * Again, now that what LOCK took is held and its names and view
-	 * definitions cannot change: while it waited, a table of the same name
-	 * could be dropped from a schema earlier in search_path, or a view
-	 * replaced, and the name resolved to crm's.  Refusing aborts the
-	 * transaction, and with it the lock.
-	 */
-	if (is_lock)
-		refuse_crm_locks((LockStmt *) pstmt->utilityStmt);
 }
 
 void

@@ -242,6 +242,10 @@ DECLARE
 	checked crm.dedupe_rule[] := '{}';
 	changed text[];		-- an update's changed columns that rules compare
 	kinds   text[];		-- the kinds of customer the statement wrote
+	hits    jsonb;		-- a warn rule's flagged pairs, each with whom to tell
+	notices jsonb := '[]';	-- and all of the statement's
+	quiet   bigint[];	-- who has a notice of possible duplicates unread
+	last_notice bigint;	-- the last notification before this rule's
 	rows    text[];		-- per rule: the statement's rows as that rule compares them
 	targets text[];		-- the keys this table's rows are compared by, as blocking rules find them
 	target_keys text[];	-- and the column of each
@@ -424,38 +428,46 @@ BEGIN
 					INSERT INTO crm.duplicate_set (rule_id, record_type, record_id, match_type, match_id)
 					SELECT $1, $2, h.new_id, h.match_type, h.match_id FROM h
 					ON CONFLICT DO NOTHING
-					RETURNING record_id, match_type, match_id),
-				 told AS (
-					SELECT t.recipient, f.record_id, crm.clip(n.name) AS name,
-					       format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type, coalesce(crm.clip(o.name), ''nobody'')) AS why
-					  FROM flagged f
-					  JOIN crm.%I n ON n.id = f.record_id
-					  JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
-					  LEFT JOIN crm.employee o ON o.id = x.owner_id
-					  LEFT JOIN crm.employee s ON s.id = n.owner_id
-					 CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient)
-					 -- a record flagged before today, while its person has not read
-					 -- what they were told since: the pair is in crm.duplicate_set, and
-					 -- a colleague''s thirty inserts are not thirty messages (nor does
-					 -- one unread message hide the duplicates of their other records)
-					 WHERE NOT (EXISTS (SELECT FROM crm.notification p
-					                     WHERE p.recipient_id = t.recipient AND p.read_at IS NULL
-					                       AND p.created_at > now() - interval ''1 day'' AND p.event = ''duplicate.found'')
-					            AND EXISTS (SELECT FROM crm.duplicate_set d
-					                         WHERE d.match_type = f.match_type AND d.match_id = f.match_id
-					                           AND d.found_at > now() - interval ''1 day'')))
-				 -- one notification per person and statement, however many rows it flagged
-				 SELECT count(*) FROM (
-					SELECT crm.notify(ARRAY[t.recipient], ''duplicate.found'',
-					                  CASE WHEN count(*) = 1 THEN format(''Possible duplicate %%s: %%s'', $2, min(t.name))
-					                       ELSE format(''%%s possible duplicates among new %%s records'', count(*), $2) END,
-					                  CASE WHEN count(*) = 1 THEN min(t.why)
-					                       ELSE crm.notification_lines(array_agg(t.name || '': '' || t.why ORDER BY t.record_id)) END,
-					                  CASE WHEN count(*) = 1 THEN $2 END, CASE WHEN count(*) = 1 THEN min(t.record_id) END)
-					  FROM told t GROUP BY t.recipient) z',
-				q, r.record_type) INTO n USING r.id, r.record_type, r.name;
+					RETURNING record_id, match_type, match_id)
+				 SELECT jsonb_agg(jsonb_build_object(''recipient'', t.recipient, ''record_type'', $2, ''record_id'', f.record_id,
+				                                     ''name'', crm.clip(n.name),
+				                                     ''why'', format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type,
+				                                                    coalesce(crm.clip(o.name), ''nobody''))))
+				   FROM flagged f
+				   JOIN crm.%I n ON n.id = f.record_id
+				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
+				   LEFT JOIN crm.employee o ON o.id = x.owner_id
+				   LEFT JOIN crm.employee s ON s.id = n.owner_id
+				  CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ARRAY[x.owner_id, s.superior_id]) u WHERE u IS NOT NULL) t(recipient)',
+				q, r.record_type) INTO hits USING r.id, r.record_type, r.name;
+			notices := notices || coalesce(hits, '[]');
 		END IF;
 	END LOOP;
+
+	-- one notification per person and statement, however many rows and rules
+	-- flagged.  Whoever has one from the last day unread is told the next in
+	-- their inbox only, not on their phone: a colleague's thirty inserts are
+	-- not thirty messages, and nothing is hidden (a harmless duplicate made
+	-- first once hid the next)
+	IF jsonb_array_length(notices) > 0 THEN
+		quiet := ARRAY(SELECT DISTINCT p.recipient_id FROM crm.notification p
+		                WHERE p.event = 'duplicate.found' AND p.read_at IS NULL AND p.created_at > now() - interval '1 day');
+		last_notice := coalesce((SELECT max(p.id) FROM crm.notification p), 0);
+		PERFORM crm.notify(ARRAY[t.recipient], 'duplicate.found',
+		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1
+		                        THEN format('Possible duplicate %s: %s', min(t.record_type), min(t.name))
+		                        ELSE format('%s possible duplicates among new %s records', count(DISTINCT (t.record_type, t.record_id)),
+		                                    string_agg(DISTINCT t.record_type, ' and ')) END,
+		                   CASE WHEN count(*) = 1 THEN min(t.why)
+		                        ELSE crm.notification_lines(array_agg(t.name || ': ' || t.why ORDER BY t.record_type, t.record_id, t.why)) END,
+		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_type) END,
+		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_id) END)
+		  FROM jsonb_to_recordset(notices) t(recipient bigint, record_type text, record_id bigint, name text, why text)
+		 GROUP BY t.recipient;
+		UPDATE crm.notification p SET im_pending = false
+		 WHERE p.id > last_notice AND p.created_at = now() AND p.recipient_id = ANY (quiet)
+		   AND p.event = 'duplicate.found' AND p.im_pending;
+	END IF;
 	RETURN NULL;
 END
 $$;
