@@ -10,7 +10,7 @@ EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
 MODULE_big  = crm
 OBJS        = src/crm.o src/identity.o src/scope.o src/scope_plan.o src/org.o src/owner.o src/guard.o src/context.o src/record_stamp.o src/validate.o src/dictionary.o src/transfer.o src/oplog.o src/im_sign.o \
-              src/im_payload.o src/im_payload_sql.o src/im_send.o src/worker.o src/worker_xact.o src/deliver.o src/im_window.o src/im_token.o src/notify.o src/directory.o src/im_directory.o src/normalize.o src/duplicates.o src/lookup_audit.o
+              src/im_payload.o src/im_payload_sql.o src/im_send.o src/worker.o src/worker_xact.o src/deliver.o src/im_window.o src/im_token.o src/notify.o src/directory.o src/im_directory.o src/normalize.o src/duplicates.o src/lookup_audit.o src/record_links.o
 SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc
 PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 

@@ -1,5 +1,5 @@
 -- 100,000 companies entered by a salesperson through crm with three duplicate
--- rules active (issue 5): company name against customers and leads, credit
+-- rules active: company name against customers and leads, credit
 -- code against customers (both blocking), phone against customers (warning),
 -- over the 1,000,000 existing customers; against the same rows written into a
 -- plain table of the same shape (keys and their indexes included).  The rules

@@ -1,4 +1,4 @@
-# Sourced by bench/run.sh with the bench cluster up: delivery throughput (issue 4).
+# Sourced by bench/run.sh with the bench cluster up: delivery throughput.
 # The notification worker sends $deliver_n robot messages to the fake IM server
 # (test/fake_im.py, rate limits off) against ab (apache2-utils) posting the same
 # body $deliver_n times to the same fake over as many keep-alive connections as

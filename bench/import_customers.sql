@@ -1,4 +1,4 @@
--- Importing 100,000 customers with a contact each (issue 3): COPY into a
+-- Importing 100,000 customers with a contact each: COPY into a
 -- temporary staging table and crm.import_customers (checks, owner, limits,
 -- customers and contacts through every rule, operation log), against bare
 -- PostgreSQL doing the same import: COPY into a plain staging table, then one

@@ -2,7 +2,7 @@
 -- created_by and timestamps stamped by the C trigger, permission, scope, dictionary and
 -- code checks, row-level security, the operation log), against the same rows written by
 -- the superuser into a plain table of the same shape, owner, author and status given.
--- The second pair adds a contact to each (issue 3).
+-- The second pair adds a contact to each.
 
 -- setup
 -- (bench_baseline.customer and .contact, the plain tables, are made by generate.sql)

@@ -1,4 +1,4 @@
--- Enqueuing 100,000 notifications (issue 4), every employee on WeCom with an app
+-- Enqueuing 100,000 notifications, every employee on WeCom with an app
 -- channel configured, so crm looks up the preference and writes an inbox row
 -- marked for the worker; against the same inbox rows inserted into a plain
 -- table of crm.notification's shape.

@@ -1,4 +1,4 @@
--- The public pool's recycling (issue 6), on the default dataset with a
+-- The public pool's recycling, on the default dataset with a
 -- no_follow_up rule over the departments that hold about half the customers,
 -- its days chosen so that a tenth of all customers (100,000 at scale 1) are due.
 --   recycling:        crm.run_recycling() moving every due customer (with its

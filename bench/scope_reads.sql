@@ -1,4 +1,4 @@
--- Reading customers under row-level security (issue 2): a manager whose
+-- Reading customers under row-level security: a manager whose
 -- department_tree scope covers about 10% of the customers, a salesperson with
 -- scope self, and a super admin; for each, the first page of 50 visible
 -- customers by updated_at and the count of visible customers.  The baseline runs

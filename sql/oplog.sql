@@ -145,6 +145,27 @@ RESET crm.oplog_work_mem;
 SELECT count(*) FILTER (WHERE changes ? 'phone') AS phones, count(*) FILTER (WHERE changes ? 'source') AS sources,
        count(*) FILTER (WHERE changes ? 'industry') AS industries, count(DISTINCT record_id) AS customers
   FROM crm.oplog WHERE action = 'update' AND record_id IN (SELECT id FROM crm.customer WHERE name LIKE '量%');
+-- and the notes a statement holds stay near the setting however many rows it
+-- changes: the peak of their memory, seen by a DBA's trigger on every row
+CREATE FUNCTION public.oplog_peak() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	PERFORM set_config('regress.oplog_peak',
+		greatest(coalesce(nullif(current_setting('regress.oplog_peak', true), ''), '0')::bigint,
+		         (SELECT coalesce(sum(total_bytes), 0) FROM pg_backend_memory_contexts WHERE name = 'crm oplog notes'))::text, false);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER zz_oplog_peak AFTER UPDATE ON crm.customer FOR EACH ROW EXECUTE FUNCTION public.oplog_peak();
+SET crm.oplog_work_mem = 64;
+SET regress.oplog_peak = 0;
+UPDATE crm.customer SET phone = '0572-' || id WHERE name LIKE '量%';
+SELECT current_setting('regress.oplog_peak')::bigint < 4 * 64 * 1024 AS bounded;
+SET crm.oplog_work_mem = '1GB';
+SET regress.oplog_peak = 0;
+UPDATE crm.customer SET phone = '0573-' || id WHERE name LIKE '量%';
+SELECT current_setting('regress.oplog_peak')::bigint > 4 * 64 * 1024 AS unbounded_without_it;
+RESET crm.oplog_work_mem;
+DROP TRIGGER zz_oplog_peak ON crm.customer;
+DROP FUNCTION public.oplog_peak();
 
 -- == crm's own functions act for the employee who calls them
 INSERT INTO crm.role_permission (role_id, action)

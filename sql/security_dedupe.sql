@@ -1,4 +1,4 @@
--- Attacks on duplicate checking (issue 7), each as the role that tried it, with
+-- Attacks on duplicate checking, each as the role that tried it, with
 -- the refusal it now gets: names from rows pasted into SQL, the lock table
 -- exhausted by one transaction, crm.find_duplicates as an oracle, sessions of
 -- nobody, and crm.explain_access telling what exists.

@@ -1,4 +1,4 @@
--- Availability (issue 7): what C copies is bounded, messages quote whole characters
+-- Availability: what C copies is bounded, messages quote whole characters
 -- and clip long values, and huge inputs are refused before any work.  Each attack
 -- runs as the role that tried it; \echo shows the SQLSTATE of the refusal.
 -- ids named in messages start at 2600 here, whatever other test files created

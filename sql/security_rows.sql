@@ -1,4 +1,4 @@
--- Rows users may write but should not (issue 7, root causes 3 and 4): each
+-- Rows users may write but should not (ids, stamps, links, actors): each
 -- attack as the role that tried it, and the refusal it now gets.
 -- ids named in messages start at 5100 here, whatever other test files created
 SELECT setval(s, 5100, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.role_id_seq',

@@ -171,7 +171,8 @@ load_dictionary(void)
 		if (col->attnum != InvalidAttrNumber && get_atttype(col->relid, col->attnum) != TEXTOID)
 		{
 			ereport(WARNING,
-					(errmsg("dictionary column crm.%s.%s is not of type text and is not checked",
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("dictionary column crm.%s.%s is not of type text and is not checked",
 							crm_quote(SPI_getvalue(row, desc, 1), strlen(SPI_getvalue(row, desc, 1))),
 							crm_quote(col->column, strlen(col->column)))));
 			col->attnum = InvalidAttrNumber;

@@ -324,8 +324,9 @@ classify_answer(const char *platform, const ImRequest *r, json_t *root, char **c
 	{
 		const char *sub = json_string_value(json_object_get(root, "sub_code"));
 
+		/* the sub-code is the platform's text too: checked and clipped as its message */
 		if (value == 88 && sub)
-			*code = psprintf("88/%s", sub);
+			*code = psprintf("88/%s", crm_im_text(sub, 32));
 		if (value == 88 && sub && strcmp(sub, "40014") == 0)
 			outcome = IM_REFRESH;
 		else if (in(value, dingtalk_refresh, lengthof(dingtalk_refresh)))

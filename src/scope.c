@@ -1013,11 +1013,12 @@ crm_team_entries_exist(const char *record_type, Oid *relid)
 	}
 	if (known[t] == 0)
 	{
-		SPI_connect();
+		/* kept past this transaction: read what is committed now */
+		cache_query_begin();
 		execute_as_owner("SELECT EXISTS (SELECT FROM crm.team_member WHERE record_type = $1)",
 						 1, types, values);
 		known[t] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ? 2 : 1;
-		SPI_finish();
+		cache_query_end();
 	}
 	return known[t] == 2;
 }

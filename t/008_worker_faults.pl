@@ -144,6 +144,16 @@ is(answer_with('proxy page', 403, $page), "http 403 38 <html>$fffd$fffd proxy $f
 my $big = '<p> ' . ('代理错误' x 30000) . '</p>';
 is(answer_with('huge page', 403, $big), 'http 403 298 <p> ' . ('代理错误' x 24) . '代理',
 	'a huge page is cut within 300 bytes, on a character boundary');
+# DingTalk's sub-code is the platform's text too: clipped on a character boundary
+# (jansson refuses an answer that is not UTF-8, which is then retried as garbled)
+{
+	my $answer = qq({"errcode":88,"errmsg":"x","sub_code":") . ('错' x 50) . '"}';
+	$fake->post('/_fake/fault', { platform => 'dingtalk', http_status => 200, body_hex => unpack('H*', $answer), count => 1 });
+	only('dingtalk other');
+	notify('sub code');
+	is(outcome('sub code', "d.status = 'dead'"), 'dingtalk other dead 1 88/' . ('错' x 10),
+		'a DingTalk sub-code of 50 characters is stored cut at a character boundary');
+}
 my $dump = "${PostgreSQL::Test::Utils::tmp_check}/worker_faults.sql";
 command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump of the database');
 sql('CREATE DATABASE restored');

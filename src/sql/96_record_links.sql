@@ -74,6 +74,11 @@ $$;
 -- records, set-based; ids NULL: every record of the type (a TRUNCATE).  Links
 -- that are records themselves (follow-ups) take their own links along, through
 -- their own trigger.  Internal: only the triggers below call it.
+CREATE FUNCTION crm.change_record_links(statement text, record_type text, ids bigint[]) RETURNS void
+	AS 'MODULE_PATHNAME', 'crm_change_record_links' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.change_record_links(text, text, bigint[]) IS
+	'Run a statement dropping or unsetting links of deleted records, as a foreign key''s action would (crm''s own)';
+
 CREATE FUNCTION crm.drop_record_links(record_type text, ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -83,11 +88,14 @@ BEGIN
 	IF ids = '{}' THEN
 		RETURN;
 	END IF;
+	-- (each as a foreign key's action: a link committed after a repeatable
+	-- read transaction's snapshot fails it rather than outlive its record)
 	FOR l IN SELECT * FROM crm.record_links() k WHERE k.on_delete <> 'keep' LOOP
-		EXECUTE format(CASE l.on_delete WHEN 'delete' THEN 'DELETE FROM %1$s WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))'
-		                                ELSE 'UPDATE %1$s SET %2$I = NULL, %3$I = NULL WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))' END,
-		               l.link_table, l.type_column, l.id_column)
-			USING record_type, ids;
+		PERFORM crm.change_record_links(
+			format(CASE l.on_delete WHEN 'delete' THEN 'DELETE FROM %1$s WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))'
+			                        ELSE 'UPDATE %1$s SET %2$I = NULL, %3$I = NULL WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))' END,
+			       l.link_table, l.type_column, l.id_column),
+			record_type, ids);
 	END LOOP;
 END
 $$;
