@@ -177,6 +177,14 @@ TRUNCATE crm.attachment;
 SELECT storage_key FROM crm.files_to_remove WHERE storage_key LIKE 'rl/%' ORDER BY 1;
 ROLLBACK;
 
+-- a custom field named like a link is data: a text field customer_type beside
+-- a contact's customer_id links nothing (deleting a lead of that id deleted
+-- the contact)
+BEGIN;
+SELECT crm.add_field('contact', 'customer_type', 'text');
+SELECT count(*) AS links FROM crm.record_links() WHERE type_column = 'customer_type';
+ROLLBACK;
+
 DELETE FROM crm.customer WHERE id IN (:zc, :lc2);
 DELETE FROM crm.file_removal WHERE storage_key LIKE 'rl/%';
 DELETE FROM crm.dedupe_rule WHERE name = 'Rl phone';

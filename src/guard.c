@@ -21,20 +21,21 @@
  */
 #include "postgres.h"
 
-#include "access/table.h"
 #include "access/tupdesc.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_rewrite.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "rewrite/rewriteHandler.h"
+#include "rewrite/rewriteSupport.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "crm.h"
 
@@ -85,13 +86,13 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
  * Walks a view's query, its sub-selects, CTEs and sublinks included, for a
  * crm table, as PostgreSQL's LOCK walks it to lock what the view reads.  Each
  * view is read once: a view's rules name the view itself (OLD and NEW), and
- * views over views may meet again.  Each view walked stays share-locked to
- * the end of the transaction, so that its definition is the one LOCK reads.
+ * views over views may meet again.  Definitions are read from the catalog,
+ * taking no lock: the check waits for nothing and holds nothing, so a LOCK
+ * that crm lets through locks, waits and fails as PostgreSQL's own does.
  */
 typedef struct LocksCrmContext
 {
 	Oid			crm;
-	LOCKMODE	mode;			/* what LOCK asks for */
 	List	   *seen;			/* views already walked */
 } LocksCrmContext;
 
@@ -101,8 +102,10 @@ static bool locks_crm_walker(Node *node, LocksCrmContext *context);
 static bool
 locks_crm(Oid relid, LocksCrmContext *context)
 {
-	Relation	view;
-	bool		found;
+	HeapTuple	rule;
+	Datum		action;
+	bool		isnull;
+	bool		found = false;
 
 	if (get_rel_namespace(relid) == context->crm)
 		return true;
@@ -111,9 +114,14 @@ locks_crm(Oid relid, LocksCrmContext *context)
 	context->seen = lappend_oid(context->seen, relid);
 	CHECK_FOR_INTERRUPTS();
 	check_stack_depth();
-	view = table_open(relid, AccessShareLock);
-	found = locks_crm_walker((Node *) get_view_query(view), context);
-	table_close(view, NoLock);
+	/* a view is its _RETURN rule; one dropped meanwhile reads nothing */
+	rule = SearchSysCache2(RULERELNAME, ObjectIdGetDatum(relid), CStringGetDatum(ViewSelectRuleName));
+	if (!HeapTupleIsValid(rule))
+		return false;
+	action = SysCacheGetAttr(RULERELNAME, rule, Anum_pg_rewrite_ev_action, &isnull);
+	if (!isnull)
+		found = locks_crm_walker((Node *) stringToNode(TextDatumGetCString(action)), context);
+	ReleaseSysCache(rule);
 	return found;
 }
 
@@ -122,6 +130,16 @@ locks_crm_walker(Node *node, LocksCrmContext *context)
 {
 	if (node == NULL)
 		return false;
+	if (IsA(node, List))
+	{
+		ListCell   *lc;
+
+		/* a rule's actions */
+		foreach(lc, (List *) node)
+			if (locks_crm_walker(lfirst(lc), context))
+				return true;
+		return false;
+	}
 	if (IsA(node, Query))
 	{
 		Query	   *query = (Query *) node;
@@ -141,97 +159,81 @@ locks_crm_walker(Node *node, LocksCrmContext *context)
 }
 
 /*
- * Refuses what LOCK may not take, before it is taken: a relation of a kind
- * LOCK does not lock, one that is crm's or reads crm's (its owner excepted),
- * one the caller lacks the privilege the mode needs (as LOCK's documentation
- * lists them).  RangeVarGetRelidExtended calls it before each lock it takes,
- * so that the name is checked as it resolves; it runs again once locked.
+ * Refuses a LOCK of staff's whose relations are, or read, crm's tables (their
+ * owner excepted), as the names resolve now.  Returns whether it checked.
  */
-static void
-refuse_crm_lock(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
+static bool
+refuse_crm_locks(LockStmt *stmt)
 {
-	LocksCrmContext *context = (LocksCrmContext *) arg;
-	char		relkind;
-	AclMode		needed;
-
-	if (!OidIsValid(relid))
-		return;
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE && relkind != RELKIND_VIEW)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot lock relation \"%s\"", rv->relname),
-				 errdetail_relkind_not_supported(relkind)));
-	context->seen = NIL;
-	if (!(get_rel_namespace(relid) == context->crm && pg_class_ownercheck(relid, GetUserId())) &&
-		locks_crm(relid, context))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",
-						GetUserNameFromId(GetUserId(), false), rv->relname),
-				 errdetail("A lock held on a crm table holds up every employee's work on it."),
-				 errhint("crm takes the locks its rules need; a superuser or a member of crm_admin may lock crm's tables.")));
-	needed = context->mode == AccessShareLock ? ACL_SELECT
-		: context->mode == RowExclusiveLock ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE)
-		: (ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE);
-	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind), rv->relname);
-}
-
-/*
- * For staff, LOCK takes each relation as its name resolves now: checked,
- * locked in the mode asked for (with the views it reads share-locked, so
- * that it can be neither dropped nor redefined), checked again, and named by
- * its schema for PostgreSQL's LOCK, which then finds it held and resolves
- * nothing new.  A LOCK whose name came to mean crm's table while it waited
- * once queued every employee's work behind it.  Returns the statement to
- * run: the caller's, or the copy with schemas.
- */
-static PlannedStmt *
-refuse_crm_locks(PlannedStmt *pstmt)
-{
-	LockStmt   *stmt;
 	LocksCrmContext context;
 	Oid			admin;
 	ListCell   *lc;
 
 	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
 	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
-		return pstmt;
+		return false;
 	admin = get_role_oid("crm_admin", true);
 	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
-		return pstmt;
-	pstmt = copyObject(pstmt);
-	stmt = (LockStmt *) pstmt->utilityStmt;
+		return false;
 	context.crm = get_namespace_oid("crm", false);
-	context.mode = stmt->mode;
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst_node(RangeVar, lc);
-		Oid			relid = RangeVarGetRelidExtended(rv, stmt->mode,
-													 RVR_MISSING_OK | (stmt->nowait ? RVR_NOWAIT : 0),
-													 refuse_crm_lock, &context);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
-		if (!OidIsValid(relid))
-			continue;			/* LOCK says it does not exist */
-		refuse_crm_lock(rv, relid, InvalidOid, &context);
-		rv->schemaname = get_namespace_name(get_rel_namespace(relid));
-		rv->catalogname = NULL;
+		if (!OidIsValid(relid) || (get_rel_namespace(relid) == context.crm && pg_class_ownercheck(relid, GetUserId())))
+			continue;
+		context.seen = NIL;
+		if (locks_crm(relid, &context))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not lock \"%s\", which is or reads a table of crm's",
+							GetUserNameFromId(GetUserId(), false), rv->relname),
+					 errdetail("A lock held on a crm table holds up every employee's work on it."),
+					 errhint("crm takes the locks its rules need; a superuser or a member of crm_admin may lock crm's tables.")));
 	}
-	return pstmt;
+	return true;
 }
 
+/*
+ * A LOCK of staff's runs with its names qualified by the schemas they resolve
+ * to when checked: while it waits, dropping a table of that name from a
+ * schema ahead of crm in search_path no longer makes it mean crm's.  Once it
+ * holds what it took (and the views it read cannot change), it is checked
+ * again: a view replaced while it waited is refused then, and the refusal
+ * releases the locks with the transaction.
+ */
 static void
 crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					ProcessUtilityContext context, ParamListInfo params,
 					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (IsA(pstmt->utilityStmt, LockStmt))
-		pstmt = refuse_crm_locks(pstmt);
+	LockStmt   *lock = NULL;
+
+	if (IsA(pstmt->utilityStmt, LockStmt) && refuse_crm_locks((LockStmt *) pstmt->utilityStmt))
+	{
+		ListCell   *lc;
+
+		pstmt = copyObject(pstmt);
+		lock = (LockStmt *) pstmt->utilityStmt;
+		foreach(lc, lock->relations)
+		{
+			RangeVar   *rv = lfirst_node(RangeVar, lc);
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+			if (OidIsValid(relid))
+			{
+				rv->schemaname = get_namespace_name(get_rel_namespace(relid));
+				rv->catalogname = NULL;
+			}
+		}
+	}
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	if (lock)
+		refuse_crm_locks(lock);
 }
 
 void

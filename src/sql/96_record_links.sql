@@ -24,6 +24,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	  JOIN pg_attribute i ON i.attrelid = c.oid AND i.attnum > 0 AND NOT i.attisdropped
 	                     AND i.atttypid = 'bigint'::regtype AND i.attname = left(t.attname, -4) || 'id'
 	 WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'p')
+	   -- a custom field is data, never a link: a text field contact.customer_type
+	   -- beside customer_id made deleting a lead delete another customer's contacts
+	   AND NOT EXISTS (SELECT FROM crm.added_field f WHERE f.record_type = c.relname AND f.name IN (t.attname, i.attname))
 	 ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION crm.record_links() IS
