@@ -162,20 +162,30 @@ locks_crm_walker(Node *node, LocksCrmContext *context)
  * Refuses a LOCK of staff's whose relations are, or read, crm's tables (their
  * owner excepted), as the names resolve now.  Returns whether it checked.
  */
+/* crm's schema when the caller is staff (not a superuser, not crm_admin), else InvalidOid */
+static Oid
+staff_crm_schema(void)
+{
+	Oid			admin;
+
+	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
+	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
+		return InvalidOid;
+	admin = get_role_oid("crm_admin", true);
+	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
+		return InvalidOid;
+	return get_namespace_oid("crm", false);
+}
+
 static bool
 refuse_crm_locks(LockStmt *stmt)
 {
 	LocksCrmContext context;
-	Oid			admin;
 	ListCell   *lc;
 
-	/* crm's schema is crm (crm.control): a schema of that name without the extension is not */
-	if (superuser() || !OidIsValid(get_extension_oid("crm", true)))
+	context.crm = staff_crm_schema();
+	if (!OidIsValid(context.crm))
 		return false;
-	admin = get_role_oid("crm_admin", true);
-	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
-		return false;
-	context.crm = get_namespace_oid("crm", false);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst_node(RangeVar, lc);
@@ -196,6 +206,85 @@ refuse_crm_locks(LockStmt *stmt)
 }
 
 /*
+ * PostgreSQL locks the table some statements name before it checks the right
+ * they need (a rule and a partition or child need its owner, a trigger the
+ * TRIGGER privilege, a foreign key REFERENCES): one bound to be refused still
+ * waits in the table's lock queue, and every employee's work waits behind it.
+ * Staff naming a crm table so get the refusal first; a name that is not
+ * crm's is left to PostgreSQL.  needed 0 means the owner.
+ */
+static void
+refuse_before_locking(RangeVar *rv, AclMode needed, Oid crm)
+{
+	Oid			relid = rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+
+	if (!OidIsValid(relid) || get_rel_namespace(relid) != crm)
+		return;
+	if (needed == 0 ? pg_class_ownercheck(relid, GetUserId())
+		: (pg_class_aclcheck(relid, GetUserId(), needed) == ACLCHECK_OK ||
+		   pg_attribute_aclcheck_all(relid, GetUserId(), needed, ACLMASK_ANY) == ACLCHECK_OK))
+		return;
+	aclcheck_error(needed == 0 ? ACLCHECK_NOT_OWNER : ACLCHECK_NO_PRIV,
+				   get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+}
+
+/* the foreign keys among a table's elements, or a column's constraints */
+static void
+refuse_foreign_keys(List *elements, Oid crm)
+{
+	ListCell   *lc;
+
+	foreach(lc, elements)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN)
+			refuse_before_locking(((Constraint *) n)->pktable, ACL_REFERENCES, crm);
+		else if (IsA(n, ColumnDef))
+			refuse_foreign_keys(((ColumnDef *) n)->constraints, crm);
+	}
+}
+
+static void
+refuse_crm_table_locks(Node *stmt)
+{
+	Oid			crm;
+	ListCell   *lc;
+
+	if (!IsA(stmt, RuleStmt) && !IsA(stmt, CreateTrigStmt) && !IsA(stmt, CreateStmt) && !IsA(stmt, AlterTableStmt))
+		return;
+	crm = staff_crm_schema();
+	if (!OidIsValid(crm))
+		return;
+	if (IsA(stmt, RuleStmt))
+		refuse_before_locking(((RuleStmt *) stmt)->relation, 0, crm);
+	else if (IsA(stmt, CreateTrigStmt))
+		refuse_before_locking(((CreateTrigStmt *) stmt)->relation, ACL_TRIGGER, crm);
+	else if (IsA(stmt, CreateStmt))
+	{
+		CreateStmt *create = (CreateStmt *) stmt;
+
+		/* PARTITION OF names its parent here too */
+		foreach(lc, create->inhRelations)
+			refuse_before_locking(lfirst_node(RangeVar, lc), 0, crm);
+		refuse_foreign_keys(create->tableElts, crm);
+		refuse_foreign_keys(create->constraints, crm);
+	}
+	else
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_AttachPartition)
+				refuse_before_locking(((PartitionCmd *) cmd->def)->name, 0, crm);
+			else if (cmd->subtype == AT_AddInherit)
+				refuse_before_locking((RangeVar *) cmd->def, 0, crm);
+			else if (cmd->subtype == AT_AddConstraint || cmd->subtype == AT_AddColumn)
+				refuse_foreign_keys(list_make1(cmd->def), crm);
+		}
+}
+
+/*
  * A LOCK of staff's runs with its names qualified by the schemas they resolve
  * to when checked: while it waits, dropping a table of that name from a
  * schema ahead of crm in search_path no longer makes it mean crm's.  Once it
@@ -210,6 +299,7 @@ crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	LockStmt   *lock = NULL;
 
+	refuse_crm_table_locks(pstmt->utilityStmt);
 	if (IsA(pstmt->utilityStmt, LockStmt) && refuse_crm_locks((LockStmt *) pstmt->utilityStmt))
 	{
 		ListCell   *lc;
