@@ -451,7 +451,8 @@ BEGIN
 	-- first once hid the next)
 	IF jsonb_array_length(notices) > 0 THEN
 		quiet := ARRAY(SELECT DISTINCT p.recipient_id FROM crm.notification p
-		                WHERE p.event = 'duplicate.found' AND p.read_at IS NULL AND p.created_at > now() - interval '1 day');
+		                WHERE p.recipient_id IN (SELECT (x ->> 'recipient')::bigint FROM jsonb_array_elements(notices) x)
+		                  AND p.event = 'duplicate.found' AND p.read_at IS NULL AND p.created_at > now() - interval '1 day');
 		last_notice := coalesce((SELECT max(p.id) FROM crm.notification p), 0);
 		PERFORM crm.notify(ARRAY[t.recipient], 'duplicate.found',
 		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1
