@@ -14,19 +14,35 @@ OBJS        = src/crm.o src/identity.o src/scope.o src/scope_plan.o src/org.o sr
 SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc
 PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 
-# The install script is assembled from ordered pieces: src/sql/NN_capability.sql.
+# Versions (docs/architecture.md, "Versions and updates"): a released version's install
+# script is kept as it shipped (crm--0.1.sql).  The version in the making is assembled
+# from ordered pieces, src/sql/NN_capability.sql; its update script is what changed in
+# the released version's tables (src/sql/updates/FROM--TO.sql), then the pieces added
+# since (NEW_PIECES) whole and every function, view, trigger, policy, grant and comment
+# of the others, replayed (src/sql/replay.pl).
 SQL_PIECES  = $(sort $(wildcard src/sql/*.sql))
-DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+RELEASED    = 0.1
+NEW_PIECES  =
+DATA        = $(EXTENSION)--$(RELEASED).sql
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(RELEASED)--$(EXTVERSION).sql
 
-REGRESS        = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS        = $(patsubst sql/%.sql,%,$(filter-out sql/update_%,$(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS   = --temp-instance=./tmp_regress --temp-config=test/regress.conf --load-extension=pg_trgm --load-extension=$(EXTENSION)
 ISOLATION      = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --temp-instance=./tmp_isolation --temp-config=test/isolation.conf --load-extension=pg_trgm --load-extension=$(EXTENSION)
 TAP_TESTS      = 1
 
+# make installcheck UPDATE_FROM=0.1: the regression suite on a database that had crm 0.1
+# and was updated (sql/update_0.1.sql runs first and installs it), not a fresh install
+ifdef UPDATE_FROM
+REGRESS       := update_$(UPDATE_FROM) $(REGRESS)
+REGRESS_OPTS  := $(filter-out --load-extension=$(EXTENSION),$(REGRESS_OPTS))
+endif
+
 # -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures
 # whose arguments we often do not need.  -Wformat-nonliteral: every message is a literal
 # format (PGXS adds -Wformat-security), so no name a user wrote can become one.
+PG_CPPFLAGS = -DCRM_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat-nonliteral
 EXTRA_CLEAN = $(DATA_built) tmp_regress tmp_isolation output_iso
 
@@ -36,8 +52,15 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 
-$(DATA_built): $(SQL_PIECES) crm.control
+# the worker compares the database's crm with the version it was built as
+src/deliver.o: crm.control
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES) crm.control
 	cat $(SQL_PIECES) > $@
+
+$(EXTENSION)--$(RELEASED)--$(EXTVERSION).sql: src/sql/updates/$(RELEASED)--$(EXTVERSION).sql $(SQL_PIECES) src/sql/replay.pl crm.control
+	{ echo '\\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \\quit'; \
+	  cat $<; perl src/sql/replay.pl $(foreach p,$(NEW_PIECES),--new $(p)) $(SQL_PIECES); } > $@.tmp && mv $@.tmp $@
 else
 all install installcheck:
 	@echo "PostgreSQL 15 development files are missing: run 'make deps' (make test and make demo do it)." >&2

@@ -21,7 +21,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -174,8 +173,12 @@ typedef enum Claimed
 {
 	CLAIMED,
 	NOT_INSTALLED,				/* crm is not in crm.database_name (yet) */
+	NOT_UPDATED,				/* the database's crm is another version than this library */
 	PAUSED						/* crm.settings.im_paused */
 } Claimed;
+
+/* the installed version the worker last said it waits on, so that it says so once */
+static char *waiting_on = NULL;
 
 /* the deliveries this process leaves alone, as an int8[] */
 static Datum
@@ -207,8 +210,44 @@ claim(MemoryContext cxt, List **channels, int *expanded, int *claimed)
 	Datum		args[2];
 	bool		isnull;
 
-	if (!OidIsValid(get_extension_oid("crm", true)))
+	/*
+	 * A new library is installed (and the server restarted) before ALTER
+	 * EXTENSION crm UPDATE changes the tables it reads: until then the worker
+	 * sends nothing and the outbox keeps filling.
+	 */
+	ret = SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'crm'",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("could not read crm's version: %s", SPI_result_code_string(ret))));
+	if (SPI_processed == 0)
 		return NOT_INSTALLED;
+	{
+		char	   *installed = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(installed, CRM_VERSION) != 0)
+		{
+			if (waiting_on == NULL || strcmp(waiting_on, installed) != 0)
+			{
+				ereport(LOG,
+						(errmsg("crm notification worker waits: database \"%s\" has crm %s, its library is %s",
+								crm_database_name, installed, CRM_VERSION),
+						 errhint("Run ALTER EXTENSION crm UPDATE in that database; the outbox is sent after it.")));
+				if (waiting_on)
+					pfree(waiting_on);
+				waiting_on = MemoryContextStrdup(TopMemoryContext, installed);
+			}
+			return NOT_UPDATED;
+		}
+		if (waiting_on)
+		{
+			ereport(LOG, (errmsg("crm notification worker resumes: database \"%s\" has crm %s",
+								 crm_database_name, installed)));
+			pfree(waiting_on);
+			waiting_on = NULL;
+		}
+	}
 	ret = SPI_execute("SELECT im_paused FROM crm.settings", false, 0);
 	if (ret != SPI_OK_SELECT)
 		ereport(ERROR,
@@ -947,7 +986,10 @@ crm_deliver_round(MemoryContext cxt, bool *active)
 	*active = claimed == CLAIMED;
 	if (claimed != CLAIMED)
 	{
-		pgstat_report_activity(STATE_IDLE, claimed == PAUSED ? "paused: crm.settings.im_paused" : "crm is not installed");
+		pgstat_report_activity(STATE_IDLE,
+							   claimed == PAUSED ? "paused: crm.settings.im_paused" :
+							   claimed == NOT_UPDATED ? "waiting for ALTER EXTENSION crm UPDATE" :
+							   "crm is not installed");
 		return crm_im_poll_interval;
 	}
 

@@ -43,6 +43,10 @@ echo "== regression tests"
 run regress.log '^test .* \.\.\. ok' '^test .* \.\.\. FAILED' ISOLATION= TAP_TESTS=
 [ -f regression.diffs ] && { echo "== regression.diffs"; cat regression.diffs; status=1; }
 
+echo "== regression tests on a database updated from 0.1"
+run regress_updated.log '^test .* \.\.\. ok' '^test .* \.\.\. FAILED' ISOLATION= TAP_TESTS= UPDATE_FROM=0.1
+[ -f regression.diffs ] && { echo "== regression.diffs"; cat regression.diffs; status=1; }
+
 echo "== isolation tests"
 run isolation.log '^test .* \.\.\. ok' '^test .* \.\.\. FAILED' REGRESS= TAP_TESTS=
 [ -f output_iso/regression.diffs ] && { echo "== output_iso/regression.diffs"; cat output_iso/regression.diffs; status=1; }

@@ -4,7 +4,7 @@
 -- restore (or anyone) inserts a row whose key names a builtin row, the builtin row
 -- takes the new values instead of a duplicate-key error.
 
-CREATE FUNCTION crm.builtin_edited() RETURNS trigger LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION crm.builtin_edited() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.builtin_edited() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
@@ -17,7 +17,7 @@ $$;
 -- the caller, who writes the columns staff may write: the builtin flag is
 -- left to crm.builtin_edited (a redefinition equal to the shipped row stays
 -- builtin).
-CREATE FUNCTION crm.builtin_redefined() RETURNS trigger LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION crm.builtin_redefined() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	cols    text;
@@ -45,14 +45,14 @@ END
 $$;
 
 -- Both triggers, for a configuration table that ships builtin rows.
-CREATE FUNCTION crm.keep_builtin_edits(tab regclass, VARIADIC keys text[]) RETURNS void
+CREATE OR REPLACE FUNCTION crm.keep_builtin_edits(tab regclass, VARIADIC keys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	name text := (SELECT relname FROM pg_class WHERE oid = tab);
 BEGIN
-	EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)'
+	EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)'
 	               ' EXECUTE FUNCTION crm.builtin_edited()', name || '_builtin_edited', tab);
-	EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION crm.builtin_redefined(%s)',
+	EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION crm.builtin_redefined(%s)',
 	               name || '_builtin_redefined', tab,
 	               (SELECT string_agg(quote_literal(k), ', ') FROM unnest(keys) k));
 END

@@ -74,16 +74,16 @@ CREATE INDEX employee_superior_idx ON crm.employee (superior_id);
 CREATE INDEX department_parent_idx ON crm.department (parent_id);
 CREATE INDEX department_leader_idx ON crm.department (leader_id);
 
-CREATE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
+CREATE OR REPLACE TRIGGER department_stamp BEFORE INSERT OR UPDATE ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
 
 -- Whoever can become an employee's login role acts as that employee: a role
 -- other roles are members of (crm_user, crm_admin, a department's group role)
 -- would make each of them that employee by SET ROLE.  crm.current_employee_id()
 -- resolves such a role to nobody (src/identity.c); this names the mistake.
-CREATE FUNCTION crm.check_db_role() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_db_role() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.check_db_role() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -98,7 +98,7 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER employee_db_role_check BEFORE INSERT OR UPDATE OF db_role ON crm.employee
+CREATE OR REPLACE TRIGGER employee_db_role_check BEFORE INSERT OR UPDATE OF db_role ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.check_db_role();
 
 -- The tree and the superior chain stay trees of at most 100 levels; employees are
@@ -117,7 +117,7 @@ COMMENT ON TABLE crm.org_tree_lock IS 'A row per tree (department, employee) tha
 INSERT INTO crm.org_tree_lock VALUES ('department'), ('employee');
 
 -- (as its owner: to lock crm.org_tree_lock)
-CREATE FUNCTION crm.check_org_tree() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_org_tree() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	max_levels CONSTANT integer := 100;
@@ -190,16 +190,16 @@ BEGIN
 		      HINT = CASE WHEN is_dept THEN 'Place it higher up the tree.' ELSE 'Choose a superior higher up the chain.' END;
 END
 $$;
-CREATE TRIGGER department_tree_insert AFTER INSERT ON crm.department
+CREATE OR REPLACE TRIGGER department_tree_insert AFTER INSERT ON crm.department
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
-CREATE TRIGGER department_tree_update AFTER UPDATE ON crm.department
+CREATE OR REPLACE TRIGGER department_tree_update AFTER UPDATE ON crm.department
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
-CREATE TRIGGER employee_superior_insert AFTER INSERT ON crm.employee
+CREATE OR REPLACE TRIGGER employee_superior_insert AFTER INSERT ON crm.employee
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
-CREATE TRIGGER employee_superior_update AFTER UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_superior_update AFTER UPDATE ON crm.employee
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.check_org_tree();
 
-CREATE FUNCTION crm.refuse_org_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.refuse_org_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	members  bigint;
@@ -222,11 +222,11 @@ BEGIN
 	RETURN OLD;
 END
 $$;
-CREATE TRIGGER department_delete_check BEFORE DELETE ON crm.department
+CREATE OR REPLACE TRIGGER department_delete_check BEFORE DELETE ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.refuse_org_delete();
-CREATE TRIGGER employee_delete_check BEFORE DELETE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_delete_check BEFORE DELETE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.refuse_org_delete();
-CREATE FUNCTION crm.refuse_truncate() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.refuse_truncate() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -235,5 +235,5 @@ BEGIN
 		      HINT = 'Employees are never deleted; deactivate them instead.';
 END
 $$;
-CREATE TRIGGER employee_no_truncate BEFORE TRUNCATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_no_truncate BEFORE TRUNCATE ON crm.employee
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.refuse_truncate();

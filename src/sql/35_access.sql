@@ -97,23 +97,23 @@ COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read
 
 -- Scope helpers for the policies (see src/scope.c).  STABLE: the planner may
 -- evaluate them to estimate a query, and index scans evaluate them once.
-CREATE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_invoker_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.invoker_has_permission(action text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.invoker_has_permission(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_invoker_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.has_permission(action text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.has_permission(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.may_administer(action text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.may_administer(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_may_administer_sql' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-CREATE FUNCTION crm.acting_is_super() RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.acting_is_super() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_acting_is_super_sql' LANGUAGE C STABLE PARALLEL RESTRICTED;
-CREATE FUNCTION crm.check_write() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_write() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_write' LANGUAGE C;
-CREATE FUNCTION crm.explain_access(record_type text, id bigint)
+CREATE OR REPLACE FUNCTION crm.explain_access(record_type text, id bigint)
 	RETURNS TABLE (rule text, grants boolean, detail text)
 	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees (every employee for scope all)';
@@ -122,14 +122,14 @@ COMMENT ON FUNCTION crm.invoker_has_permission(text) IS 'crm.has_permission() of
 COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';
 COMMENT ON FUNCTION crm.explain_access(text, bigint) IS 'Why the acting employee can or cannot reach a record';
 
-CREATE FUNCTION crm.is_super_admin(employee_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.is_super_admin(employee_id bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.role_id
                 WHERE er.employee_id = is_super_admin.employee_id AND r.is_super);
 
 -- Writes to organisation and access tables: superusers, crm_admin members, and
 -- employees whose roles grant the admin action named by the trigger argument.
-CREATE FUNCTION crm.require_admin() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.require_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_TABLE_SCHEMA <> 'crm' THEN RAISE 'crm.require_admin() cannot run on %.%', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'wrong_object_type'; END IF;
@@ -148,7 +148,7 @@ $$;
 
 -- Super admins (seeds 000, 003): only a super admin changes one, and the last
 -- active one cannot be removed.  A superuser may bootstrap the first.
-CREATE FUNCTION crm.guard_super_admin() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_super_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	touched text;
@@ -182,7 +182,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION crm.keep_a_super_admin() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.keep_a_super_admin() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> ALL ('{crm.employee,crm.employee_role,crm.role}'::regclass[]) THEN RAISE 'crm.keep_a_super_admin() runs only on crm.employee, crm.employee_role, crm.role, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -209,18 +209,18 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.role
+CREATE OR REPLACE TRIGGER role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.role
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_super_admin();
-CREATE TRIGGER employee_role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
+CREATE OR REPLACE TRIGGER employee_role_guard_super BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_super_admin();
-CREATE TRIGGER employee_guard_super BEFORE UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_guard_super BEFORE UPDATE ON crm.employee
 	FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION crm.guard_super_admin();
 -- AFTER ROW triggers see the whole statement's effect
-CREATE TRIGGER role_keep_super AFTER UPDATE OR DELETE ON crm.role
+CREATE OR REPLACE TRIGGER role_keep_super AFTER UPDATE OR DELETE ON crm.role
 	FOR EACH ROW WHEN (OLD.is_super) EXECUTE FUNCTION crm.keep_a_super_admin();
-CREATE TRIGGER employee_role_keep_super AFTER UPDATE OR DELETE ON crm.employee_role
+CREATE OR REPLACE TRIGGER employee_role_keep_super AFTER UPDATE OR DELETE ON crm.employee_role
 	FOR EACH ROW EXECUTE FUNCTION crm.keep_a_super_admin();
-CREATE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
+CREATE OR REPLACE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
 	FOR EACH ROW WHEN (OLD.active AND NOT NEW.active) EXECUTE FUNCTION crm.keep_a_super_admin();
 
 -- An administrator who is not a super admin manages everyone's access but
@@ -232,7 +232,7 @@ CREATE TRIGGER employee_keep_super AFTER UPDATE OF active ON crm.employee
 -- no pool lists them or a department they are in.  Otherwise admin.org,
 -- admin.role or admin.rules would be every scope there is.  Super admins,
 -- crm_admin and superusers may.
-CREATE FUNCTION crm.guard_own_access() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_own_access() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me    bigint;
@@ -333,15 +333,15 @@ BEGIN
 	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-CREATE TRIGGER employee_guard_own BEFORE INSERT OR UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_guard_own BEFORE INSERT OR UPDATE ON crm.employee
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER department_guard_own BEFORE INSERT OR UPDATE OF parent_id, leader_id ON crm.department
+CREATE OR REPLACE TRIGGER department_guard_own BEFORE INSERT OR UPDATE OF parent_id, leader_id ON crm.department
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
+CREATE OR REPLACE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.employee_role
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER role_scope_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_scope
+CREATE OR REPLACE TRIGGER role_scope_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_scope
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER role_permission_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_permission
+CREATE OR REPLACE TRIGGER role_permission_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_permission
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
 -- Every organisation and access table: readable by staff, written by whoever
@@ -356,10 +356,10 @@ BEGIN
 	                               ('role', 'admin.role'), ('role_permission', 'admin.role'),
 	                               ('role_scope', 'admin.role'), ('employee_role', 'admin.role')) v(name, action)
 	LOOP
-		EXECUTE format('CREATE TRIGGER %1$I BEFORE INSERT OR UPDATE OR DELETE ON crm.%2$I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %1$I BEFORE INSERT OR UPDATE OR DELETE ON crm.%2$I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%3$L)',
 		               t.name || '_require_admin', t.name, t.action);
-		EXECUTE format('CREATE TRIGGER %1$I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%2$I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %1$I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%2$I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()',
 		               t.name || '_org_changed', t.name);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t.name, t.name || '_org_changed');
@@ -386,7 +386,7 @@ GRANT SELECT ON crm.permission TO crm_user;
 -- in scope, or an edit entry) and <type>.edit; nobody writes their own entry
 -- (a collaborator may only leave), and added_by is the acting employee.
 ALTER TABLE crm.team_member ENABLE ROW LEVEL SECURITY;
-CREATE FUNCTION crm.record_visible(record_type text, record_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.record_visible(record_type text, record_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	-- runs as the caller: the record tables' own policies decide
@@ -401,7 +401,7 @@ $$;
 -- What the record tables' update policies let the caller change, with the
 -- permission to edit: a lead or customer by scope or an edit entry, a contact
 -- with its customer, a follow-up by its author.
-CREATE FUNCTION crm.record_editable(record_type text, record_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.record_editable(record_type text, record_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	RETURN CASE record_type
@@ -437,13 +437,13 @@ GRANT SELECT, DELETE ON crm.team_member TO crm_user;
 -- an entry's record and employee stay what they were: adding someone is an insert, which tells them
 GRANT INSERT (record_type, record_id, employee_id, access, expires_at), UPDATE (access, expires_at)
 	ON crm.team_member TO crm_user;
-CREATE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.team_member
+CREATE OR REPLACE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.team_member
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.team_member ENABLE ALWAYS TRIGGER team_member_changed;
 
 -- crm.deactivate_employee() (src/org.c) checks who asks, then runs this as the
 -- owner of the crm tables: every record moves, whoever can see it.
-CREATE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	leaving   crm.employee;
@@ -491,7 +491,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_deactivate_employee' LANGUAGE C;
 COMMENT ON FUNCTION crm.deactivate_employee(bigint, bigint) IS
 	'Hand over an employee''s records, team places and leadership to another, then deactivate them';

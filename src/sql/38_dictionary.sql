@@ -49,7 +49,7 @@ SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
 -- crm.check_dictionary() checks (a trigger on the table): it compares the
 -- column's values with codes as text.  A mapping no trigger would enforce is
 -- refused rather than ignored.
-CREATE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	rel     regclass := to_regclass(format('crm.%I', table_name));
@@ -111,7 +111,7 @@ CREATE TABLE crm.dictionary_column (
 COMMENT ON TABLE crm.dictionary_column IS 'Columns of crm tables whose values must be enabled codes of a dictionary';
 -- (the shipped mappings come with their tables, src/sql/40_records.sql)
 
-CREATE FUNCTION crm.check_dictionary() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_dictionary() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_dictionary' LANGUAGE C;
 
 -- Customer follow-up statuses (跟进状态): at most 10, in order; the initial
@@ -139,7 +139,7 @@ INSERT INTO crm.customer_status (name, position, is_initial, is_final, builtin) 
 	('成交客户', 5, false, true, true);
 SELECT crm.keep_builtin_edits('crm.customer_status', 'id');
 
-CREATE FUNCTION crm.guard_customer_status() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_customer_status() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -179,16 +179,16 @@ $$;
 -- runs as the owner: the in-use check must see every customer
 ALTER FUNCTION crm.guard_customer_status() SECURITY DEFINER;
 -- a restore loads the shipped statuses' edits through crm.builtin_redefined first
-CREATE TRIGGER customer_status_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.customer_status
+CREATE OR REPLACE TRIGGER customer_status_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.customer_status
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_customer_status();
 
-CREATE FUNCTION crm.initial_customer_status() RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.initial_customer_status() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_initial_customer_status' LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 -- Deleting a status names where its customers go, in one statement:
 -- crm.delete_customer_status() (src/org.c) checks who asks, then runs this as
 -- the owner, so that every customer of the status moves.
-CREATE FUNCTION crm.move_customer_status(status_id bigint, move_to bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.move_customer_status(status_id bigint, move_to bigint) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	moved integer;
@@ -204,7 +204,7 @@ BEGIN
 	RETURN moved;
 END
 $$;
-CREATE FUNCTION crm.delete_customer_status(status_id bigint, move_to bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.delete_customer_status(status_id bigint, move_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_delete_customer_status' LANGUAGE C;
 COMMENT ON FUNCTION crm.delete_customer_status(bigint, bigint) IS
 	'Delete a customer status, moving its customers to another; returns how many moved';
@@ -214,7 +214,7 @@ DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['settings', 'dictionary', 'dictionary_column', 'customer_status'] LOOP
-		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%L)',
 		               t || '_require_admin', t, CASE WHEN t LIKE 'dictionary%' THEN 'admin.fields' ELSE 'admin.rules' END);
 		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
@@ -228,11 +228,11 @@ GRANT INSERT (kind, code, label, position, enabled), UPDATE (kind, code, label, 
 GRANT INSERT (table_name, column_name, kind), UPDATE (table_name, column_name, kind) ON crm.dictionary_column TO crm_user;
 GRANT INSERT (name, position, is_initial, is_final), UPDATE (name, position, is_initial, is_final)
 	ON crm.customer_status TO crm_user;
-CREATE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary
+CREATE OR REPLACE TRIGGER dictionary_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-CREATE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column
+CREATE OR REPLACE TRIGGER dictionary_column_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.dictionary_column
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-CREATE TRIGGER customer_status_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.customer_status
+CREATE OR REPLACE TRIGGER customer_status_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.customer_status
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.customer_status ENABLE ALWAYS TRIGGER customer_status_changed;
 ALTER TABLE crm.dictionary ENABLE ALWAYS TRIGGER dictionary_changed;

@@ -128,33 +128,33 @@ CREATE INDEX contact_customer_idx ON crm.contact (customer_id);
 CREATE INDEX contact_owner_idx ON crm.contact (owner_id);
 CREATE INDEX customer_status_idx ON crm.customer (status_id);
 
-CREATE TRIGGER lead_stamp BEFORE INSERT OR UPDATE ON crm.lead
+CREATE OR REPLACE TRIGGER lead_stamp BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE TRIGGER customer_stamp BEFORE INSERT OR UPDATE ON crm.customer
+CREATE OR REPLACE TRIGGER customer_stamp BEFORE INSERT OR UPDATE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE TRIGGER follow_up_stamp BEFORE INSERT OR UPDATE ON crm.follow_up
+CREATE OR REPLACE TRIGGER follow_up_stamp BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
 -- named to run after the stamp trigger (triggers fire in name order)
-CREATE TRIGGER lead_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.lead
+CREATE OR REPLACE TRIGGER lead_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('lead');
-CREATE TRIGGER customer_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.customer
+CREATE OR REPLACE TRIGGER customer_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('customer');
-CREATE TRIGGER contact_stamp BEFORE INSERT OR UPDATE ON crm.contact
+CREATE OR REPLACE TRIGGER contact_stamp BEFORE INSERT OR UPDATE ON crm.contact
 	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE TRIGGER contact_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.contact
+CREATE OR REPLACE TRIGGER contact_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.contact
 	FOR EACH ROW EXECUTE FUNCTION crm.check_write('contact');
-CREATE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
+CREATE OR REPLACE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
-CREATE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
+CREATE OR REPLACE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
-CREATE TRIGGER contact_dictionary_check BEFORE INSERT OR UPDATE ON crm.contact
+CREATE OR REPLACE TRIGGER contact_dictionary_check BEFORE INSERT OR UPDATE ON crm.contact
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 
 -- A converted lead keeps its link to the customer and is read-only; the link
 -- alone may follow the customer into another (crm.merge_customers).  Generated
 -- columns (the duplicate keys) are not compared: a BEFORE trigger sees them
 -- only as they were.
-CREATE FUNCTION crm.refuse_converted_lead() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	same text[];
@@ -172,11 +172,11 @@ BEGIN
 		      HINT = format('Work on customer %s instead.', OLD.customer_id);
 END
 $$;
-CREATE TRIGGER lead_converted_read_only BEFORE UPDATE ON crm.lead
+CREATE OR REPLACE TRIGGER lead_converted_read_only BEFORE UPDATE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
-CREATE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
+CREATE OR REPLACE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
-CREATE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
+CREATE OR REPLACE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
 	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 -- the columns these triggers check (crm.dictionary_column, src/sql/38_dictionary.sql)
 INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
@@ -188,7 +188,7 @@ INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUE
 	('follow_up', 'method', 'follow_up_method', true);
 
 -- A customer's status moves forward only, unless crm.settings.status_reversible.
-CREATE FUNCTION crm.check_status_move() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_status_move() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	old_status crm.customer_status;
@@ -208,12 +208,12 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER customer_status_move BEFORE UPDATE OF status_id ON crm.customer
+CREATE OR REPLACE TRIGGER customer_status_move BEFORE UPDATE OF status_id ON crm.customer
 	FOR EACH ROW WHEN (OLD.status_id IS DISTINCT FROM NEW.status_id) EXECUTE FUNCTION crm.check_status_move();
 
 -- seed 001: an individual customer needs a contact with a mobile number, checked
 -- when the transaction commits so that both can be written in either order.
-CREATE FUNCTION crm.check_individual_contact() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_individual_contact() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	target   bigint;
@@ -247,7 +247,7 @@ CREATE CONSTRAINT TRIGGER contact_individual_contact AFTER UPDATE OF mobile, cus
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION crm.check_individual_contact();
 
 -- Follow-ups keep their customer's last_follow_up_at, set-based per statement.
-CREATE FUNCTION crm.touch_last_follow_up() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.touch_last_follow_up() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.follow_up'::regclass THEN RAISE 'crm.touch_last_follow_up() runs only on crm.follow_up, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -258,7 +258,7 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER follow_up_touches_customer AFTER INSERT ON crm.follow_up
+CREATE OR REPLACE TRIGGER follow_up_touches_customer AFTER INSERT ON crm.follow_up
 	REFERENCING NEW TABLE AS new_follow_ups
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.touch_last_follow_up();
 
@@ -276,6 +276,10 @@ DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['lead', 'customer'] LOOP
+		-- an update replays this block: it replaces the policies it made before
+		EXECUTE format('DROP POLICY IF EXISTS %1$I ON crm.%2$I; DROP POLICY IF EXISTS %3$I ON crm.%2$I;'
+		               ' DROP POLICY IF EXISTS %4$I ON crm.%2$I; DROP POLICY IF EXISTS %5$I ON crm.%2$I',
+		               t || '_read', t, t || '_insert', t || '_update', t || '_delete');
 		EXECUTE format($p$
 			CREATE POLICY %1$s_read ON crm.%1$I FOR SELECT TO crm_user USING (
 				owner_id = ANY (crm.scope_owners(%2$L)) OR id = ANY (crm.team_records(%2$L, false)))$p$, t, t);

@@ -1,6 +1,6 @@
 -- Duplicate checks, part one: the keys under which two spellings
 -- of the same name, phone or e-mail compare equal (src/normalize.c).
-CREATE FUNCTION crm.dedupe_key(kind text, value text) RETURNS text
+CREATE OR REPLACE FUNCTION crm.dedupe_key(kind text, value text) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_dedupe_key_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.dedupe_key(text, text) IS
 	'Duplicate key of a value: kind name, company, phone, email, pinyin or initials; NULL when nothing is left';
@@ -40,7 +40,7 @@ COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedup
 -- records the version the stored keys were built with: the row is written here
 -- (a restore computes every key anew, with this server's ICU, so the row is not
 -- dumped) and by crm.rebuild_keys(); pg_upgrade carries it over with the keys.
-CREATE FUNCTION crm.icu_version() RETURNS text
+CREATE OR REPLACE FUNCTION crm.icu_version() RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_icu_version_sql' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.icu_version() IS 'The ICU version this server computes duplicate keys with';
 CREATE TABLE crm.key_build (
@@ -55,7 +55,7 @@ INSERT INTO crm.key_build (icu_version) VALUES (crm.icu_version());
 
 -- Whether the stored keys were built with the ICU this server runs; a WARNING
 -- that says what to do when not (the housekeeping job checks every night).
-CREATE FUNCTION crm.key_check() RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.key_check() RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	built text;
@@ -76,7 +76,7 @@ COMMENT ON FUNCTION crm.key_check() IS 'Whether the stored duplicate keys were b
 -- Compute every stored key again with the running ICU, rewriting only the rows
 -- whose keys change, without firing crm's triggers (nothing a user sees changes
 -- but the keys), rebuild the indexes of the keyed tables and record the version.
-CREATE FUNCTION crm.rebuild_keys() RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.rebuild_keys() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
 DECLARE
 	t      record;

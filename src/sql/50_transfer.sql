@@ -30,7 +30,7 @@ GRANT SELECT ON crm.customer_owner_change TO crm_user;
 -- seeds 000, 002: a holding limit (the employee's own, else crm.settings'
 -- default) counts the customers not yet signed.  The caller has locked the
 -- employee's row, which serialises everything that hands them customers.
-CREATE FUNCTION crm.check_holding_limit(target crm.employee, ids bigint[]) RETURNS void
+CREATE OR REPLACE FUNCTION crm.check_holding_limit(target crm.employee, ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	cap      integer := coalesce(target.holding_limit, (SELECT s.holding_limit FROM crm.settings s));
@@ -56,7 +56,7 @@ END
 $$;
 
 -- crm.transfer() (src/transfer.c) checks the caller, then runs this as the owner.
-CREATE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
+CREATE OR REPLACE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
                                      with_related boolean, keep_old_owner_on_team boolean) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -115,7 +115,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION crm.transfer(record_type text, ids bigint[], to_employee bigint,
+CREATE OR REPLACE FUNCTION crm.transfer(record_type text, ids bigint[], to_employee bigint,
                              with_related boolean DEFAULT true, keep_old_owner_on_team boolean DEFAULT true)
 	RETURNS integer AS 'MODULE_PATHNAME', 'crm_transfer' LANGUAGE C;
 COMMENT ON FUNCTION crm.transfer(text, bigint[], bigint, boolean, boolean) IS

@@ -3,10 +3,10 @@
 -- check a direct insert does (permissions, scope, codes, dictionaries).  The C
 -- entry point (src/context.c) tells duplicate checks which lead is converting;
 -- the work is crm.convert_lead_apply(), which only it calls.
-CREATE FUNCTION crm.convert_lead(lead_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.convert_lead(lead_id bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_convert_lead' LANGUAGE C STRICT;
 
-CREATE FUNCTION crm.convert_lead_apply(lead_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.convert_lead_apply(lead_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l        crm.lead;
@@ -48,7 +48,7 @@ COMMENT ON FUNCTION crm.convert_lead(bigint) IS
 -- Only crm.convert_lead converts: a lead becomes converted, or names a customer,
 -- while crm.converting_lead (superuser-only, set by src/context.c) names it, or
 -- in crm's own owner-run code (a merge moves the links of converted leads).
-CREATE FUNCTION crm.guard_lead_conversion() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_lead_conversion() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.guard_lead_conversion() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -62,10 +62,10 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER lead_conversion_new BEFORE INSERT ON crm.lead
+CREATE OR REPLACE TRIGGER lead_conversion_new BEFORE INSERT ON crm.lead
 	FOR EACH ROW WHEN (NEW.status = 'converted' OR NEW.customer_id IS NOT NULL OR NEW.converted_at IS NOT NULL)
 	EXECUTE FUNCTION crm.guard_lead_conversion();
-CREATE TRIGGER lead_conversion BEFORE UPDATE OF status, customer_id, converted_at ON crm.lead
+CREATE OR REPLACE TRIGGER lead_conversion BEFORE UPDATE OF status, customer_id, converted_at ON crm.lead
 	FOR EACH ROW WHEN ((NEW.status = 'converted') <> (OLD.status = 'converted')
 	                   OR NEW.customer_id IS DISTINCT FROM OLD.customer_id OR NEW.converted_at IS DISTINCT FROM OLD.converted_at)
 	EXECUTE FUNCTION crm.guard_lead_conversion();

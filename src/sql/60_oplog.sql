@@ -23,17 +23,17 @@ COMMENT ON COLUMN crm.oplog.changes IS 'update: {"field": [old, new]} for each c
 COMMENT ON COLUMN crm.oplog.employee_id IS 'The acting employee; NULL for a superuser or a job';
 COMMENT ON COLUMN crm.oplog.record_ids IS 'insert: every record the statement inserted (record_id is the first); find one with record_ids @> id';
 
-CREATE FUNCTION crm.log_row() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_row' LANGUAGE C;
-CREATE FUNCTION crm.log_flush() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_flush' LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.log_row() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_row' LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.log_flush() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_flush' LANGUAGE C;
 
 DO $log$
 DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['lead', 'customer', 'contact', 'follow_up'] LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH ROW EXECUTE FUNCTION crm.log_row()', t || '_log_row', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.log_flush()', t || '_log_flush', t);
 	END LOOP;
 END
@@ -49,7 +49,7 @@ GRANT SELECT ON crm.oplog TO crm_user;
 -- every other logged change.  security_invoker: each reader sees the entries
 -- of the records they may see.  Creation comes from the records themselves
 -- (created_by, created_at), since the log keeps a statement's inserts in one row.
-CREATE VIEW crm.timeline WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = true) AS
 SELECT 'lead' AS record_type, l.id AS record_id, l.created_at AS at, 'insert' AS kind, l.created_by AS employee_id,
        NULL::text AS detail, NULL::text AS summary, NULL::jsonb AS changes
   FROM crm.lead l

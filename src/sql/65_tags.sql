@@ -47,7 +47,7 @@ DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['tag_group', 'tag'] LOOP
-		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(''admin.fields'')', t || '_require_admin', t);
 		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
 	END LOOP;

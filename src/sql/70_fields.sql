@@ -25,7 +25,7 @@ CREATE TABLE crm.added_field (
 );
 COMMENT ON TABLE crm.added_field IS 'Custom fields: each row is a real column of its record table; insert or delete rows to add or drop them';
 
-CREATE FUNCTION crm.added_field_ddl() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.added_field_ddl() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	f        crm.added_field;
@@ -115,11 +115,11 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER added_field_ddl BEFORE INSERT OR DELETE ON crm.added_field
+CREATE OR REPLACE TRIGGER added_field_ddl BEFORE INSERT OR DELETE ON crm.added_field
 	FOR EACH ROW EXECUTE FUNCTION crm.added_field_ddl();
 
 -- Switching required or filterable later.
-CREATE FUNCTION crm.added_field_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.added_field_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.added_field'::regclass THEN RAISE 'crm.added_field_change() runs only on crm.added_field, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -141,11 +141,11 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER added_field_change BEFORE UPDATE ON crm.added_field
+CREATE OR REPLACE TRIGGER added_field_change BEFORE UPDATE ON crm.added_field
 	FOR EACH ROW EXECUTE FUNCTION crm.added_field_change();
 
 -- Every element of a multiple-choice value is an enabled code of its dictionary.
-CREATE FUNCTION crm.check_codes(kind text, codes text[]) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.check_codes(kind text, codes text[]) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	bad text;
@@ -164,7 +164,7 @@ $$;
 
 -- Who may is checked as the caller (the statement trigger fires first); the
 -- DDL then runs as the owner of the crm tables.
-CREATE TRIGGER added_field_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.added_field
+CREATE OR REPLACE TRIGGER added_field_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.added_field
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.fields');
 ALTER FUNCTION crm.added_field_ddl() SECURITY DEFINER;
 ALTER FUNCTION crm.added_field_change() SECURITY DEFINER;
@@ -174,14 +174,14 @@ GRANT INSERT (record_type, name, type, label, required, filterable, dictionary),
 	ON crm.added_field TO crm_user;
 
 -- The friendly forms.  They run as the caller: crm.added_field's rules decide.
-CREATE FUNCTION crm.add_field(record_type text, name text, type text, required boolean DEFAULT false,
+CREATE OR REPLACE FUNCTION crm.add_field(record_type text, name text, type text, required boolean DEFAULT false,
                               filterable boolean DEFAULT false, dictionary text DEFAULT NULL, label text DEFAULT NULL)
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	INSERT INTO crm.added_field (record_type, name, type, required, filterable, dictionary, label)
 	VALUES (record_type, name, type, required, filterable, dictionary, label);
 END;
-CREATE FUNCTION crm.drop_field(record_type text, name text) RETURNS void
+CREATE OR REPLACE FUNCTION crm.drop_field(record_type text, name text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	DELETE FROM crm.added_field f WHERE f.record_type = drop_field.record_type AND f.name = drop_field.name;

@@ -35,10 +35,10 @@ GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody wr
 
 -- crm.import_customers() (C, src/context.c) logs the changes of this, its work,
 -- as an import
-CREATE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
+CREATE OR REPLACE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
 	AS 'MODULE_PATHNAME', 'crm_import_customers' LANGUAGE C STRICT;
 
-CREATE FUNCTION crm.import_customers_apply(staging regclass, OUT imported integer, OUT refused integer)
+CREATE OR REPLACE FUNCTION crm.import_customers_apply(staging regclass, OUT imported integer, OUT refused integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me          bigint := crm.current_employee_id();

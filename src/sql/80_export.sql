@@ -2,7 +2,7 @@
 -- security_invoker: each reader gets the rows of their own scope; and
 -- reading them needs the <type>.export permission.
 
-CREATE FUNCTION crm.require_permission(action text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.require_permission(action text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF NOT crm.has_permission(action) AND NOT current_setting('is_superuser')::boolean THEN
@@ -16,7 +16,7 @@ END
 $$;
 COMMENT ON FUNCTION crm.require_permission(text) IS 'True, or an insufficient_privilege error naming the missing permission';
 
-CREATE VIEW crm.customer_export WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW crm.customer_export WITH (security_invoker = true) AS
 SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END AS kind, c.uscc, c.phone,
        ind.label AS industry, src.label AS source, lvl.label AS level, st.name AS status,
        o.name AS owner, d.name AS department, c.locked,
@@ -33,7 +33,7 @@ SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END 
                       ORDER BY is_decision_maker DESC, id LIMIT 1) k ON true
  WHERE crm.require_permission('customer.export');
 
-CREATE VIEW crm.contact_export WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW crm.contact_export WITH (security_invoker = true) AS
 SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS customer, o.name AS owner,
        k.created_at, k.updated_at
   FROM crm.contact k
@@ -41,7 +41,7 @@ SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS 
   JOIN crm.employee o ON o.id = k.owner_id
  WHERE crm.require_permission('contact.export');
 
-CREATE VIEW crm.lead_export WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW crm.lead_export WITH (security_invoker = true) AS
 SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, ind.label AS industry,
        l.requirement, l.expected_amount, l.status, o.name AS owner, l.customer_id, l.converted_at, l.created_at
   FROM crm.lead l

@@ -29,13 +29,13 @@ CREATE TABLE crm.notification_rule (
 );
 COMMENT ON TABLE crm.notification_rule IS
 	'Extra recipients of an event about a record: its owner, the owner''s superior, the leader of the owner''s department, its team';
-CREATE TRIGGER notification_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.notification_rule
+CREATE OR REPLACE TRIGGER notification_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.notification_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm.notification_rule TO crm_user;
 
 -- The employees a rule names for a record (lead, customer or contact so far;
 -- later record types join as their tables arrive).
-CREATE FUNCTION crm.record_recipients(record_type text, record_id bigint, rules text[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION crm.record_recipients(record_type text, record_id bigint, rules text[]) RETURNS bigint[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	owner bigint;
@@ -152,7 +152,7 @@ CREATE TABLE crm.im_channel (
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
 COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';
 -- the platforms' hosts and limits unless a row says otherwise (docs/im-platforms.md)
-CREATE FUNCTION crm.im_channel_defaults() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.im_channel_defaults() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
@@ -173,9 +173,9 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER im_channel_defaults BEFORE INSERT OR UPDATE ON crm.im_channel
+CREATE OR REPLACE TRIGGER im_channel_defaults BEFORE INSERT OR UPDATE ON crm.im_channel
 	FOR EACH ROW EXECUTE FUNCTION crm.im_channel_defaults();
-CREATE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.im_channel
+CREATE OR REPLACE TRIGGER im_channel_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.im_channel
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 -- holders of admin.im configure channels but, like everyone outside
 -- crm_admin, write secrets without reading them back; and who cannot read a
@@ -189,12 +189,12 @@ GRANT INSERT (name, platform, kind, webhook_url, secret, app_id, app_secret, age
 GRANT SELECT, UPDATE (platform, kind, api_base, webhook_url) ON crm.im_channel TO crm_admin;
 
 -- the signature a Feishu or DingTalk robot expects (src/im_sign.c)
-CREATE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
+CREATE OR REPLACE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_im_robot_sign_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.im_robot_sign(text, text, bigint) IS
 	'Robot signature: feishu (ts in seconds, for the JSON body) or dingtalk (ts in ms, percent-encoded for the query)';
 
-CREATE FUNCTION crm.im_payload(platform text, kind text, recipient text, agent_id text,
+CREATE OR REPLACE FUNCTION crm.im_payload(platform text, kind text, recipient text, agent_id text,
                                title text, body text, idempotency_key text) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_im_payload_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION crm.im_payload(text, text, text, text, text, text, text) IS
@@ -223,7 +223,7 @@ CREATE TABLE crm.im_delivery (
 -- idempotency keys need no unique index to stay unique.
 CREATE INDEX im_delivery_due_idx ON crm.im_delivery (channel_id, next_attempt_at) WHERE status IN ('pending', 'failed');
 -- what a foreign key's ON DELETE CASCADE would do for a deleted channel
-CREATE FUNCTION crm.im_channel_deleted() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.im_channel_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.im_channel_deleted() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -231,7 +231,7 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER im_channel_deleted AFTER DELETE ON crm.im_channel
+CREATE OR REPLACE TRIGGER im_channel_deleted AFTER DELETE ON crm.im_channel
 	REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION crm.im_channel_deleted();
 COMMENT ON TABLE crm.im_delivery IS 'One IM message per notification and channel, sent by the worker';
 COMMENT ON COLUMN crm.im_delivery.status IS 'pending; failed (retried at next_attempt_at); sent; dead (last_code, last_error say why)';
@@ -242,7 +242,7 @@ GRANT SELECT ON crm.im_delivery TO crm_admin;
 GRANT UPDATE (status, attempts, next_attempt_at) ON crm.im_delivery TO crm_admin;
 
 -- What each channel has queued, sent and given up, for a DBA or a dashboard.
-CREATE VIEW crm.im_channel_status AS
+CREATE OR REPLACE VIEW crm.im_channel_status AS
 SELECT c.id AS channel_id, c.name, c.platform, c.kind, c.enabled,
        count(*) FILTER (WHERE d.status = 'pending') AS pending,
        count(*) FILTER (WHERE d.status = 'failed') AS failing,
@@ -258,7 +258,7 @@ COMMENT ON VIEW crm.im_channel_status IS 'Per IM channel: deliveries pending, fa
 GRANT SELECT ON crm.im_channel_status TO crm_admin;
 
 -- Wake the notification worker when the calling transaction commits.
-CREATE FUNCTION crm.im_wake() RETURNS void
+CREATE OR REPLACE FUNCTION crm.im_wake() RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_im_wake' LANGUAGE C VOLATILE;
 
 -- a switch for maintenance windows: the worker sends nothing while it is on,
@@ -267,7 +267,7 @@ ALTER TABLE crm.settings ADD COLUMN im_paused boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN crm.settings.im_paused IS 'While true the notification worker sends nothing; the outbox keeps filling';
 GRANT UPDATE (im_paused) ON crm.settings TO crm_user;
 -- a trigger for whatever gives the worker work without crm.notify
-CREATE FUNCTION crm.wake_worker() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.wake_worker() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> ALL ('{crm.directory_sync,crm.settings}'::regclass[]) THEN RAISE 'crm.wake_worker() runs only on crm.directory_sync, crm.settings, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -275,7 +275,7 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
+CREATE OR REPLACE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
 	FOR EACH ROW WHEN (OLD.im_paused AND NOT NEW.im_paused) EXECUTE FUNCTION crm.wake_worker();
 
 -- crm.notify(): the one way events become notifications.  Called by crm's own
@@ -286,7 +286,7 @@ CREATE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.settings
 -- per recipient.  In C (src/notify.c): it runs per transfer and per reminder.
 -- A body listing items, one a line: as many as fit notification.body (1960
 -- characters leave room for the last line), then how many more there are.
-CREATE FUNCTION crm.notification_lines(items text[]) RETURNS text
+CREATE OR REPLACE FUNCTION crm.notification_lines(items text[]) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT nullif(concat_ws(E'\n', string_agg(l.item, E'\n' ORDER BY l.n) FILTER (WHERE l.upto <= 1960),
                                 CASE WHEN max(l.upto) > 1960
@@ -296,15 +296,15 @@ RETURN (SELECT nullif(concat_ws(E'\n', string_agg(l.item, E'\n' ORDER BY l.n) FI
 COMMENT ON FUNCTION crm.notification_lines(text[]) IS
 	'The items, one a line, as many as a notification body holds, then "… and N more"';
 
-CREATE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
+CREATE OR REPLACE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
                            record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_notify' LANGUAGE C VOLATILE;
 -- what crm.notify caches per backend: rebuilt in every backend after a change
-CREATE TRIGGER im_channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.im_channel
+CREATE OR REPLACE TRIGGER im_channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.im_channel
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-CREATE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+CREATE OR REPLACE TRIGGER notification_preference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON crm.notification_preference FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
-CREATE TRIGGER notification_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+CREATE OR REPLACE TRIGGER notification_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON crm.notification_rule FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 	'Write the inbox rows of one event for its recipients and wake the IM worker (crm''s own code only)';
@@ -313,7 +313,7 @@ COMMENT ON FUNCTION crm.notify(bigint[], text, text, text, text, bigint) IS
 -- delivery per channel that wants them.  A robot posts the events it lists to
 -- its group; an app messages recipients who chose "app" and have an id on its
 -- platform.  Preferences are read now, so a change made meanwhile counts.
-CREATE FUNCTION crm.im_expand(max_notifications integer) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.im_expand(max_notifications integer) RETURNS integer
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	WITH taken AS (
@@ -341,7 +341,7 @@ END;
 COMMENT ON FUNCTION crm.im_expand(integer) IS
 	'Turn up to max_notifications pending notifications into IM deliveries (the worker calls it)';
 
-CREATE FUNCTION crm.mark_read(notification_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION crm.mark_read(notification_id bigint) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	WITH marked AS (
@@ -356,7 +356,7 @@ COMMENT ON FUNCTION crm.mark_read(bigint) IS 'Mark one of my notifications read;
 -- crm.current_employee_id() in a SECURITY DEFINER function is nobody.
 -- (Transfers and handovers notify from crm.transfer_records and
 -- crm.handover_employee.)
-CREATE FUNCTION crm.notify_team_added() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.notify_team_added() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
@@ -376,5 +376,5 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER team_member_notify AFTER INSERT ON crm.team_member
+CREATE OR REPLACE TRIGGER team_member_notify AFTER INSERT ON crm.team_member
 	REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION crm.notify_team_added();

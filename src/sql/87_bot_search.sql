@@ -1,7 +1,7 @@
 -- Keyword search for IM bots (seed 002: "找客户, 找线索, 找联系人"): what the
 -- acting employee may see among customers, leads and contacts, with counts, for
 -- an HTTP layer to answer a bot.  SECURITY INVOKER: row-level security decides.
-CREATE FUNCTION crm.bot_search(keyword text, max_rows integer DEFAULT 5)
+CREATE OR REPLACE FUNCTION crm.bot_search(keyword text, max_rows integer DEFAULT 5)
 	RETURNS TABLE (record_type text, total bigint, id bigint, label text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

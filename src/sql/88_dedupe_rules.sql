@@ -51,7 +51,7 @@ CREATE TABLE crm.dedupe_rule (
 COMMENT ON TABLE crm.dedupe_rule IS 'Duplicate rules: a new or changed record whose fields match one already in "against" is blocked or flagged';
 COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplicate; all: every field on the same record';
 COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers (owned by employees), pool (customers in a public pool), leads (unconverted) and contacts';
-CREATE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
+CREATE OR REPLACE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
 GRANT SELECT, DELETE ON crm.dedupe_rule TO crm_user;
 GRANT INSERT (name, record_type, customer_kind, fields, match, action, against, enabled),
@@ -59,7 +59,7 @@ GRANT INSERT (name, record_type, customer_kind, fields, match, action, against, 
 	ON crm.dedupe_rule TO crm_user;
 
 -- a rule must make sense when written, not when it first fires
-CREATE FUNCTION crm.dedupe_rule_valid() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.dedupe_rule_valid() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	unknown text;
@@ -88,7 +88,7 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER dedupe_rule_valid BEFORE INSERT OR UPDATE ON crm.dedupe_rule
+CREATE OR REPLACE TRIGGER dedupe_rule_valid BEFORE INSERT OR UPDATE ON crm.dedupe_rule
 	FOR EACH ROW EXECUTE FUNCTION crm.dedupe_rule_valid();
 
 -- Pairs a warn rule flagged: the new or changed record and the one it matches.
@@ -118,7 +118,7 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('duplicate.found', 'A record was flagged as a possible duplicate of yours or of your report''s');
 
 -- Where a class of key is found in each target: the column and which rows count.
-CREATE FUNCTION crm.dedupe_targets() RETURNS TABLE (target text, record_type text, class text, key_column text, condition text)
+CREATE OR REPLACE FUNCTION crm.dedupe_targets() RETURNS TABLE (target text, record_type text, class text, key_column text, condition text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT * FROM (VALUES
@@ -149,7 +149,7 @@ END;
 -- cannot turn into a hash of the whole table: 1,000,000 customers hashed take
 -- 0.5 s where a statement's probes take 0.09 s); the statement's own rows may
 -- be hashed (an update's new rows against its old ones).
-CREATE FUNCTION crm.dedupe_rule_query(r crm.dedupe_rule, cands text) RETURNS text
+CREATE OR REPLACE FUNCTION crm.dedupe_rule_query(r crm.dedupe_rule, cands text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t     record;
@@ -193,7 +193,7 @@ $$;
 -- The enabled rules as they compare: a customer rule on names of either kind
 -- is one rule per kind, as a company's name is compared with companies' and
 -- a person's with people's (seed 001; the two are normalised differently).
-CREATE FUNCTION crm.dedupe_rules_by_kind() RETURNS SETOF crm.dedupe_rule
+CREATE OR REPLACE FUNCTION crm.dedupe_rules_by_kind() RETURNS SETOF crm.dedupe_rule
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT d.id, d.name, d.record_type, coalesce(d.customer_kind, k.kind), d.fields, d.match, d.action, d.against, d.enabled
@@ -213,7 +213,7 @@ CREATE UNLOGGED TABLE crm.dedupe_claim (
 );
 COMMENT ON TABLE crm.dedupe_claim IS 'Duplicate keys claimed by the transactions writing them (crm''s own; pruned by housekeeping)';
 
-CREATE FUNCTION crm.xid_horizon(rel regclass) RETURNS xid
+CREATE OR REPLACE FUNCTION crm.xid_horizon(rel regclass) RETURNS xid
 	AS 'MODULE_PATHNAME', 'crm_xid_horizon' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION crm.xid_horizon(regclass) IS
 	'The oldest transaction some snapshot may still see as running, for the rows of a table';
@@ -221,7 +221,7 @@ COMMENT ON FUNCTION crm.xid_horizon(regclass) IS
 -- The test that an update changed what a duplicate check compares: a
 -- column, or the customer left a public pool for an owner (from_pool) or
 -- went back to one (to_pool).
-CREATE FUNCTION crm.dedupe_changed(col text) RETURNS text
+CREATE OR REPLACE FUNCTION crm.dedupe_changed(col text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN CASE col WHEN 'from_pool'
             THEN '(o.owner_id IN (SELECT p.id FROM crm.pool p) AND NOT n.owner_id IN (SELECT p.id FROM crm.pool p))'
@@ -233,7 +233,7 @@ RETURN CASE col WHEN 'from_pool'
 -- rule and target, all keys of the statement at once.
 -- (Without JIT: a statement's estimates can reach its threshold, and
 -- compiling its queries took seconds where running them took milliseconds.)
-CREATE FUNCTION crm.dedupe_check() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.dedupe_check() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	rt      text := TG_TABLE_NAME;
@@ -478,9 +478,9 @@ DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['customer', 'lead', 'contact'] LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows
 		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_insert', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_update', t);
 	END LOOP;
 END
@@ -489,7 +489,7 @@ $checks$;
 -- What a candidate record would match exactly, for crm.find_duplicates: the
 -- matches by every enabled rule of its type.  Runs as crm's owner and sees
 -- every record; crm.find_duplicates hides what the caller may not see.
-CREATE FUNCTION crm.dedupe_candidates(record_type text, candidate jsonb)
+CREATE OR REPLACE FUNCTION crm.dedupe_candidates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, owner_id bigint, rule text, score real, reason text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -532,7 +532,7 @@ $$;
 -- the caller, under row-level security: a fuzzy match is a hint for finding
 -- one's own records, never a way to learn about others' (only exact keys,
 -- crm.dedupe_candidates, answer "is this already someone's?").
-CREATE FUNCTION crm.similar_customers(name text, kind text DEFAULT 'company')
+CREATE OR REPLACE FUNCTION crm.similar_customers(name text, kind text DEFAULT 'company')
 	RETURNS TABLE (id bigint, label text, owner_id bigint, score real, reason text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -586,12 +586,12 @@ GRANT SELECT ON crm.duplicate_lookup TO crm_user;
 -- is a look-up per row it compared, charged when it does not commit; a
 -- blocking rule's refusal is charged at once and audited as a look-up of the
 -- rule's record type and fields)
-CREATE FUNCTION crm.pend_duplicate_lookups(lookups bigint) RETURNS void
+CREATE OR REPLACE FUNCTION crm.pend_duplicate_lookups(lookups bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_pend_duplicate_lookups' LANGUAGE C VOLATILE;
-CREATE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[], lookups bigint DEFAULT 1) RETURNS void
+CREATE OR REPLACE FUNCTION crm.take_duplicate_lookup(record_type text, fields text[], lookups bigint DEFAULT 1) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_take_duplicate_lookup' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
+CREATE OR REPLACE FUNCTION crm.find_duplicates(record_type text, candidate jsonb)
 	RETURNS TABLE (match_type text, match_id bigint, label text, owner text, rules text, score real, reasons text)
 	AS 'MODULE_PATHNAME', 'crm_find_duplicates' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS
@@ -619,7 +619,7 @@ GRANT SELECT ON crm.customer_merge TO crm_user;
 -- from the catalog (foreign keys, crm.record_links()) so that tables added
 -- later (opportunities, contracts) move too; rows that would collide with the kept customer's (a team place, a tag,
 -- a pin it already has) go; empty fields of the kept customer are filled.
-CREATE FUNCTION crm.merge_customers_apply(keep_id bigint, merge_id bigint, merged_by bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.merge_customers_apply(keep_id bigint, merge_id bigint, merged_by bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	m      crm.customer;
@@ -680,7 +680,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION crm.merge_customers(keep_id bigint, merge_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.merge_customers(keep_id bigint, merge_id bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_merge_customers' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.merge_customers(bigint, bigint) IS
 	'Merge customer merge_id into keep_id in one transaction (needs customer.merge and both visible); returns the crm.customer_merge id';

@@ -34,7 +34,7 @@ COMMENT ON TABLE crm.job_run IS 'What each job run did: rows processed and why';
 -- IM deliveries that were settled long ago (the inbox itself is kept) and the
 -- duplicate keys claimed by transactions every snapshot sees as ended; warn
 -- when the stored duplicate keys were built with another ICU (crm.key_check()).
-CREATE FUNCTION crm.run_housekeeping(keep interval DEFAULT '30 days') RETURNS integer
+CREATE OR REPLACE FUNCTION crm.run_housekeeping(keep interval DEFAULT '30 days') RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	started    timestamptz := clock_timestamp();
@@ -72,7 +72,7 @@ $$;
 INSERT INTO crm.job (name, schedule, command, builtin) VALUES
 	('crm-housekeeping', '17 3 * * *', 'SELECT crm.run_housekeeping()', true);
 
-CREATE FUNCTION crm.schedule_jobs() RETURNS integer
+CREATE OR REPLACE FUNCTION crm.schedule_jobs() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	j         record;

@@ -27,7 +27,7 @@ COMMENT ON COLUMN crm.im_channel.reads_directory IS 'The app that directory sync
 GRANT SELECT (reads_directory) ON crm.im_channel TO crm_user;
 GRANT INSERT (reads_directory), UPDATE (reads_directory) ON crm.im_channel TO crm_admin;
 
-CREATE FUNCTION crm.guard_directory_channel() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_directory_channel() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.im_channel'::regclass THEN RAISE 'crm.guard_directory_channel() runs only on crm.im_channel, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -42,7 +42,7 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER im_channel_guard_directory BEFORE UPDATE ON crm.im_channel
+CREATE OR REPLACE TRIGGER im_channel_guard_directory BEFORE UPDATE ON crm.im_channel
 	FOR EACH ROW WHEN (OLD.reads_directory) EXECUTE FUNCTION crm.guard_directory_channel();
 
 CREATE TABLE crm.directory_sync (
@@ -80,13 +80,13 @@ CREATE POLICY directory_sync_queue ON crm.directory_sync FOR INSERT TO crm_user
 	WITH CHECK (crm.may_administer('admin.org'));
 GRANT SELECT ON crm.directory_sync TO crm_user;
 GRANT INSERT (platform) ON crm.directory_sync TO crm_user;
-CREATE TRIGGER directory_sync_queued AFTER INSERT ON crm.directory_sync
+CREATE OR REPLACE TRIGGER directory_sync_queued AFTER INSERT ON crm.directory_sync
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.wake_worker();
 
 -- A run reads with the platform's app that reads the directory, whoever
 -- queues it: nobody names another channel (of their own, pointed at a server
 -- of their own) for the worker to trust.
-CREATE FUNCTION crm.directory_sync_channel() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.directory_sync_channel() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.directory_sync'::regclass THEN RAISE 'crm.directory_sync_channel() runs only on crm.directory_sync, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -103,11 +103,11 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER directory_sync_channel BEFORE INSERT ON crm.directory_sync
+CREATE OR REPLACE TRIGGER directory_sync_channel BEFORE INSERT ON crm.directory_sync
 	FOR EACH ROW EXECUTE FUNCTION crm.directory_sync_channel();
 
 -- as the caller: the permission and requested_by are theirs
-CREATE FUNCTION crm.sync_directory(platform text) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.sync_directory(platform text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -148,7 +148,7 @@ COMMENT ON FUNCTION crm.sync_directory(text) IS 'Queue a directory sync from wec
 -- exists before its children), superiors and leaders set where the platform
 -- gives them, and employees the platform no longer lists made inactive (never
 -- deleted; their records stay theirs until handed over).
-CREATE FUNCTION crm.directory_apply(sync_id bigint, doc jsonb) RETURNS void
+CREATE OR REPLACE FUNCTION crm.directory_apply(sync_id bigint, doc jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p        text;
@@ -286,7 +286,7 @@ END
 $$;
 
 -- pg_cron queues a sync of every platform whose directory an enabled app reads (seed 000: every 2 hours)
-CREATE FUNCTION crm.run_directory_sync() RETURNS integer
+CREATE OR REPLACE FUNCTION crm.run_directory_sync() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	started timestamptz := clock_timestamp();

@@ -20,7 +20,7 @@ COMMENT ON COLUMN crm.settings.daily_claim_limit IS 'Customers an employee may c
 COMMENT ON COLUMN crm.settings.timezone IS 'Where the company''s day starts and ends, for daily claim limits';
 
 -- Times in messages, in the company's time zone whatever the session's.
-CREATE FUNCTION crm.local_time(t timestamptz) RETURNS text
+CREATE OR REPLACE FUNCTION crm.local_time(t timestamptz) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT to_char(t AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI ') || s.timezone FROM crm.settings s);
 
@@ -75,7 +75,7 @@ COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin
 -- Everyone's pools, computed from crm.pool and crm.pool_member.
 -- security_invoker: read by staff under the tables' own policies (crm's
 -- functions and views read it as the owner)
-CREATE VIEW crm.pool_membership WITH (security_invoker) AS
+CREATE OR REPLACE VIEW crm.pool_membership WITH (security_invoker) AS
 WITH RECURSIVE tree AS (
 	SELECT m.pool_id, m.is_admin, m.department_id FROM crm.pool_member m WHERE m.department_id IS NOT NULL
 	UNION
@@ -93,7 +93,7 @@ COMMENT ON VIEW crm.pool_membership IS 'Each employee''s pools, departments expa
 
 -- A pool's employee row is made with it, follows its name and active flag,
 -- and outlives it never: pools are deactivated, not deleted.
-CREATE FUNCTION crm.pool_holder() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.pool_holder() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.pool'::regclass THEN RAISE 'crm.pool_holder() runs only on crm.pool, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -129,11 +129,11 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER pool_holder BEFORE INSERT OR UPDATE OR DELETE ON crm.pool
+CREATE OR REPLACE TRIGGER pool_holder BEFORE INSERT OR UPDATE OR DELETE ON crm.pool
 	FOR EACH ROW EXECUTE FUNCTION crm.pool_holder();
 
 -- A pool's employee row changes with its pool, never by itself.
-CREATE FUNCTION crm.guard_pool_row() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.guard_pool_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.employee'::regclass THEN RAISE 'crm.guard_pool_row() runs only on crm.employee, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -147,11 +147,11 @@ BEGIN
 		      HINT = format('Change the pool instead: UPDATE crm.pool SET ... WHERE id = %s.', OLD.id);
 END
 $$;
-CREATE TRIGGER employee_pool_row BEFORE UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_pool_row BEFORE UPDATE ON crm.employee
 	FOR EACH ROW WHEN ((OLD.is_pool OR NEW.is_pool) AND pg_trigger_depth() = 0)
 	EXECUTE FUNCTION crm.guard_pool_row();
 
-CREATE FUNCTION crm.check_pool_member() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_pool_member() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.pool_member'::regclass THEN RAISE 'crm.check_pool_member() runs only on crm.pool_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -162,12 +162,12 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER pool_member_valid BEFORE INSERT OR UPDATE ON crm.pool_member
+CREATE OR REPLACE TRIGGER pool_member_valid BEFORE INSERT OR UPDATE ON crm.pool_member
 	FOR EACH ROW EXECUTE FUNCTION crm.check_pool_member();
 -- an administrator does not make themselves a pool's member or admin (src/sql/35_access.sql)
-CREATE TRIGGER pool_member_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.pool_member
+CREATE OR REPLACE TRIGGER pool_member_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.pool_member
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
-CREATE TRIGGER pool_guard_own BEFORE INSERT OR UPDATE OF open_to_all ON crm.pool
+CREATE OR REPLACE TRIGGER pool_guard_own BEFORE INSERT OR UPDATE OF open_to_all ON crm.pool
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
 DO $org$
@@ -175,10 +175,10 @@ DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['pool', 'pool_member'] LOOP
-		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(''admin.rules'')', t || '_require_admin', t);
 		-- pool admins' scopes are part of the cached organisation (src/scope.c)
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()', t || '_org_changed', t);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t, t || '_org_changed');
 		EXECUTE format('GRANT SELECT, DELETE ON crm.%I TO crm_user', t);
@@ -198,7 +198,7 @@ GRANT UPDATE (holding_limit, daily_claim_limit, timezone) ON crm.settings TO crm
 
 -- The default pool, made when first needed (a release or recycling with no
 -- pool named), so that a restore never meets a second one.
-CREATE FUNCTION crm.default_pool() RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.default_pool() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	pool bigint;
@@ -288,7 +288,7 @@ COMMENT ON COLUMN crm.recycle_rule.department_ids IS 'Owners the rule applies to
 COMMENT ON COLUMN crm.recycle_rule.include_won IS 'Whether signed customers (the final status) are recycled too (no_follow_up only)';
 COMMENT ON COLUMN crm.recycle_rule.remind_days_before IS 'Days before the deadline the owner is reminded, once per deadline (0: never)';
 
-CREATE FUNCTION crm.check_recycle_rule() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_recycle_rule() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	bad bigint[];
@@ -328,9 +328,9 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER recycle_rule_valid BEFORE INSERT OR UPDATE ON crm.recycle_rule
+CREATE OR REPLACE TRIGGER recycle_rule_valid BEFORE INSERT OR UPDATE ON crm.recycle_rule
 	FOR EACH ROW EXECUTE FUNCTION crm.check_recycle_rule();
-CREATE TRIGGER recycle_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.recycle_rule
+CREATE OR REPLACE TRIGGER recycle_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.recycle_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
 GRANT SELECT, DELETE ON crm.recycle_rule TO crm_user;
 GRANT INSERT (name, kind, days, pool_id, status_ids, exempt_status_ids, department_ids, employee_ids,
@@ -340,7 +340,7 @@ GRANT INSERT (name, kind, days, pool_id, status_ids, exempt_status_ids, departme
 	ON crm.recycle_rule TO crm_user;
 
 -- The employees a rule applies to.
-CREATE FUNCTION crm.recycle_rule_employees(department_ids bigint[], employee_ids bigint[], exempt bigint[])
+CREATE OR REPLACE FUNCTION crm.recycle_rule_employees(department_ids bigint[], employee_ids bigint[], exempt bigint[])
 	RETURNS TABLE (employee_id bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	WITH RECURSIVE tree AS (
@@ -358,7 +358,7 @@ $$;
 -- deadline of the enabled rules that apply to its owner.  Locked customers,
 -- pool customers and signed ones (unless a no_follow_up rule includes them)
 -- have none.  Filter on customer_id or owner_id: both reach the customer scan.
-CREATE VIEW crm.recycle_deadline AS
+CREATE OR REPLACE VIEW crm.recycle_deadline AS
 WITH applies AS (
 	SELECT r.id AS rule_id, r.kind, r.days, r.status_ids, r.exempt_status_ids, r.include_won, x.employee_id
 	  FROM crm.recycle_rule r
@@ -388,7 +388,7 @@ COMMENT ON VIEW crm.recycle_deadline IS 'When each customer is due back in a poo
 -- Bring the kept deadlines of these customers (or of these owners' customers)
 -- up to date: one pass over the view, updating the rows there are and adding
 -- those a customer without one now needs.
-CREATE FUNCTION crm.recompute_recycling(customer_ids bigint[], owner_ids bigint[] DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.recompute_recycling(customer_ids bigint[], owner_ids bigint[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	n bigint;
@@ -415,7 +415,7 @@ $$;
 
 -- New customers get a deadline when a rule applies.  (A restore brings the
 -- clocks with it.)
-CREATE FUNCTION crm.customer_clock_start() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.customer_clock_start() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.customer_clock_start() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -425,7 +425,7 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER customer_clock_start AFTER INSERT ON crm.customer
+CREATE OR REPLACE TRIGGER customer_clock_start AFTER INSERT ON crm.customer
 	REFERENCING NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.customer_clock_start();
 
@@ -434,7 +434,7 @@ CREATE TRIGGER customer_clock_start AFTER INSERT ON crm.customer
 -- is written to the owner history: crm.owner_change says what it was
 -- (the pool's functions set it); without it, a change out of a pool is an
 -- assignment, one into a pool a release, any other a transfer.
-CREATE FUNCTION crm.customer_clock_move() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.customer_clock_move() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	labelled   text := nullif(current_setting('crm.owner_change'), '');
@@ -517,18 +517,18 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER customer_clock_move AFTER UPDATE ON crm.customer
+CREATE OR REPLACE TRIGGER customer_clock_move AFTER UPDATE ON crm.customer
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.customer_clock_move();
 
-CREATE FUNCTION crm.describe_recycle_rule(r crm.recycle_rule) RETURNS text
+CREATE OR REPLACE FUNCTION crm.describe_recycle_rule(r crm.recycle_rule) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN format('%s: %s', crm.clip(r.name), CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
                                             ELSE format('%s days without signing', r.days) END);
 
 -- A rule edit recomputes, in one statement, the customers of every owner the
 -- rule applied to before or applies to now.
-CREATE FUNCTION crm.recycle_rule_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.recycle_rule_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	owners bigint[];
@@ -552,18 +552,18 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER recycle_rule_inserted AFTER INSERT ON crm.recycle_rule
+CREATE OR REPLACE TRIGGER recycle_rule_inserted AFTER INSERT ON crm.recycle_rule
 	REFERENCING NEW TABLE AS new_rules FOR EACH STATEMENT EXECUTE FUNCTION crm.recycle_rule_changed();
-CREATE TRIGGER recycle_rule_updated AFTER UPDATE ON crm.recycle_rule
+CREATE OR REPLACE TRIGGER recycle_rule_updated AFTER UPDATE ON crm.recycle_rule
 	REFERENCING OLD TABLE AS old_rules NEW TABLE AS new_rules FOR EACH STATEMENT EXECUTE FUNCTION crm.recycle_rule_changed();
-CREATE TRIGGER recycle_rule_deleted AFTER DELETE ON crm.recycle_rule
+CREATE OR REPLACE TRIGGER recycle_rule_deleted AFTER DELETE ON crm.recycle_rule
 	REFERENCING OLD TABLE AS old_rules FOR EACH STATEMENT EXECUTE FUNCTION crm.recycle_rule_changed();
 
 -- Rules name departments: an employee who moves, or a department that moves,
 -- may fall under other rules.  Once per statement, however many rows it
 -- moves: the employees who moved, or those in the moved departments' trees
 -- (no one else's chain of departments changed).
-CREATE FUNCTION crm.org_moved_recycling() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.org_moved_recycling() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	owners bigint[];
@@ -590,24 +590,24 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER employee_moved_recycling AFTER UPDATE ON crm.employee
+CREATE OR REPLACE TRIGGER employee_moved_recycling AFTER UPDATE ON crm.employee
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_moved_recycling();
-CREATE TRIGGER department_moved_recycling AFTER UPDATE ON crm.department
+CREATE OR REPLACE TRIGGER department_moved_recycling AFTER UPDATE ON crm.department
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_moved_recycling();
 
 -- Members browse a pool here: phone numbers and e-mail addresses are masked
 -- (unless the pool says not to, or the member is its admin) until claimed.
-CREATE FUNCTION crm.mask_phone(phone text) RETURNS text
+CREATE OR REPLACE FUNCTION crm.mask_phone(phone text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN length(phone) >= 8 THEN left(phone, 3) || repeat('*', length(phone) - 7) || right(phone, 4)
             ELSE regexp_replace(phone, '.', '*', 'g') END;
-CREATE FUNCTION crm.mask_email(email text) RETURNS text
+CREATE OR REPLACE FUNCTION crm.mask_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN left(email, 1) || '***' || substr(email, strpos(email, '@'));
 
-CREATE VIEW crm.pool_customer WITH (security_barrier) AS
+CREATE OR REPLACE VIEW crm.pool_customer WITH (security_barrier) AS
 SELECT c.id, c.name, c.kind, p.id AS pool_id, p.name AS pool_name,
        CASE WHEN p.mask_phones AND NOT m.is_admin THEN crm.mask_phone(c.phone) ELSE c.phone END AS phone,
        c.uscc, c.industry, c.source, c.level, c.status_id, c.last_follow_up_at,
@@ -619,7 +619,7 @@ SELECT c.id, c.name, c.kind, p.id AS pool_id, p.name AS pool_name,
  WHERE m.employee_id = crm.current_employee_id();
 COMMENT ON VIEW crm.pool_customer IS 'The customers of my pools, phone numbers masked until claimed';
 
-CREATE VIEW crm.pool_contact WITH (security_barrier) AS
+CREATE OR REPLACE VIEW crm.pool_contact WITH (security_barrier) AS
 SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_id,
        CASE WHEN p.mask_phones AND NOT m.is_admin THEN crm.mask_phone(t.mobile) ELSE t.mobile END AS mobile,
        CASE WHEN p.mask_phones AND NOT m.is_admin THEN crm.mask_email(t.email) ELSE t.email END AS email
@@ -630,7 +630,7 @@ SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_i
  WHERE m.employee_id = crm.current_employee_id();
 -- What was done with a pool customer before, for members deciding whether to
 -- claim it (the follow-ups' authors and contents; no phone numbers of the customer's own).
-CREATE VIEW crm.pool_follow_up WITH (security_barrier) AS
+CREATE OR REPLACE VIEW crm.pool_follow_up WITH (security_barrier) AS
 SELECT f.id, f.record_id AS customer_id, p.id AS pool_id, f.method, f.content, f.created_by, f.created_at
   FROM crm.pool_membership m
   JOIN crm.pool p ON p.id = m.pool_id AND p.active
@@ -643,7 +643,7 @@ GRANT SELECT ON crm.pool_customer, crm.pool_contact, crm.pool_follow_up TO crm_u
 
 -- Move customers to a new owner as one labelled change (their contacts
 -- follow, crm.customer_clock_move).
-CREATE FUNCTION crm.pool_move(ids bigint[], to_owner bigint, kind text, reason text) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.pool_move(ids bigint[], to_owner bigint, kind text, reason text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n integer;
@@ -657,7 +657,7 @@ END
 $$;
 
 -- The acting employee for the pool's functions, with the permission checked.
-CREATE FUNCTION crm.pool_actor(action text, verb text) RETURNS crm.employee
+CREATE OR REPLACE FUNCTION crm.pool_actor(action text, verb text) RETURNS crm.employee
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me crm.employee;
@@ -680,7 +680,7 @@ END
 $$;
 
 -- A customer in a pool, locked for the move; a clear error when it is not.
-CREATE FUNCTION crm.pool_customer_for_update(customer_id bigint, me crm.employee, any_pool boolean,
+CREATE OR REPLACE FUNCTION crm.pool_customer_for_update(customer_id bigint, me crm.employee, any_pool boolean,
                                              OUT cust crm.customer, OUT pool crm.pool, OUT is_admin boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -710,7 +710,7 @@ $$;
 -- self-claims count), the holding limit, the former owner's cool-down and
 -- the release freeze, all checked in the claim's own transaction with the
 -- claimer's row locked, so that concurrent claims cannot both slip under.
-CREATE FUNCTION crm.claim_customer(customer_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION crm.claim_customer(customer_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me       crm.employee := crm.pool_actor('pool.claim', 'claim');
@@ -787,7 +787,7 @@ COMMENT ON FUNCTION crm.claim_customer(bigint) IS
 
 -- Assign a pool customer to an employee: pool admins, or holders of pool.assign.
 -- Cool-downs, freezes and the daily limit stop only self-claims; the holding limit holds.
-CREATE FUNCTION crm.assign_customer(customer_id bigint, to_employee bigint) RETURNS void
+CREATE OR REPLACE FUNCTION crm.assign_customer(customer_id bigint, to_employee bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me     crm.employee := crm.pool_actor(NULL, 'assign');
@@ -822,7 +822,7 @@ COMMENT ON FUNCTION crm.assign_customer(bigint, bigint) IS
 
 -- Release a customer to a pool (seed 000 放弃), with a reason from the
 -- dictionary pool_release_reason; to_pool defaults to the default pool.
-CREATE FUNCTION crm.release_customer(customer_id bigint, reason text, to_pool bigint DEFAULT NULL) RETURNS void
+CREATE OR REPLACE FUNCTION crm.release_customer(customer_id bigint, reason text, to_pool bigint DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me    crm.employee := crm.pool_actor('pool.release', 'release');
@@ -866,7 +866,7 @@ COMMENT ON FUNCTION crm.release_customer(bigint, text, bigint) IS
 -- passed by then, with their rule and destination pool (NULL: the default).
 -- crm.run_recycling, crm.recycling_preview and crm.customers_due_for_recycling
 -- all read it.
-CREATE FUNCTION crm.recycling_due(at timestamptz)
+CREATE OR REPLACE FUNCTION crm.recycling_due(at timestamptz)
 	RETURNS TABLE (customer_id bigint, owner_id bigint, recycle_at timestamptz, rule_id bigint, pool_id bigint,
 	               remind_days_before integer, reason text)
 LANGUAGE sql STABLE AS $$
@@ -879,7 +879,7 @@ $$;
 
 -- seed 000 即将回收客户: my customers (under row-level security) that go back
 -- to a pool within their rule's reminder window, or are overdue.
-CREATE VIEW crm.customers_due_for_recycling WITH (security_invoker) AS
+CREATE OR REPLACE VIEW crm.customers_due_for_recycling WITH (security_invoker) AS
 SELECT c.id AS customer_id, c.name, c.owner_id, d.recycle_at, d.rule_id, d.reason,
        coalesce(p.name, (SELECT q.name FROM crm.pool q WHERE q.is_default), '公海') AS pool_name,
        greatest(ceil(extract(epoch FROM d.recycle_at - now()) / 86400), 0)::integer AS days_left
@@ -892,7 +892,7 @@ GRANT SELECT ON crm.customers_due_for_recycling TO crm_user;
 
 -- What a run at that time would move, without moving anything, among the
 -- customers the caller sees.
-CREATE FUNCTION crm.recycling_preview(at timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION crm.recycling_preview(at timestamptz DEFAULT now())
 	RETURNS TABLE (customer_id bigint, owner_id bigint, recycle_at timestamptz, rule_id bigint, pool_id bigint, reason text)
 LANGUAGE sql STABLE AS $$
 	SELECT d.customer_id, d.owner_id, d.recycle_at, d.rule_id,
@@ -905,7 +905,7 @@ COMMENT ON FUNCTION crm.recycling_preview(timestamptz) IS 'Dry run: the customer
 -- customers someone is editing (the next run takes them), tells former
 -- owners once per run, then sends the reminders due (once per customer and
 -- deadline).  Idempotent: a rerun finds nothing left to do.
-CREATE FUNCTION crm.run_recycling(batch_size integer DEFAULT 5000) RETURNS integer
+CREATE OR REPLACE FUNCTION crm.run_recycling(batch_size integer DEFAULT 5000) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	started  timestamptz := clock_timestamp();

@@ -13,7 +13,7 @@
 -- Every pair of columns in crm that names a record, and what deleting the
 -- record does to the rows: 'delete' them, 'set null' (an optional reference,
 -- such as a notification about the record) or 'keep' (history).
-CREATE FUNCTION crm.record_links()
+CREATE OR REPLACE FUNCTION crm.record_links()
 	RETURNS TABLE (link_table regclass, type_column name, id_column name, on_delete text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT c.oid::regclass, t.attname, i.attname,
@@ -35,11 +35,11 @@ COMMENT ON FUNCTION crm.record_links() IS
 -- The record types, named by their tables.  A new one (an opportunity, a
 -- contract) is added here; the triggers below are attached to it, and its
 -- links are found by crm.record_links().
-CREATE FUNCTION crm.record_tables() RETURNS regclass[]
+CREATE OR REPLACE FUNCTION crm.record_tables() RETURNS regclass[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN '{crm.lead,crm.customer,crm.contact,crm.follow_up}'::regclass[];
 
-CREATE FUNCTION crm.check_record_links() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.check_record_links() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l       record;
@@ -77,12 +77,12 @@ $$;
 -- records, set-based; ids NULL: every record of the type (a TRUNCATE).  Links
 -- that are records themselves (follow-ups) take their own links along, through
 -- their own trigger.  Internal: only the triggers below call it.
-CREATE FUNCTION crm.change_record_links(statement text, record_type text, ids bigint[]) RETURNS void
+CREATE OR REPLACE FUNCTION crm.change_record_links(statement text, record_type text, ids bigint[]) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_change_record_links' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.change_record_links(text, text, bigint[]) IS
 	'Run a statement dropping or unsetting links of deleted records, as a foreign key''s action would (crm''s own)';
 
-CREATE FUNCTION crm.drop_record_links(record_type text, ids bigint[]) RETURNS void
+CREATE OR REPLACE FUNCTION crm.drop_record_links(record_type text, ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l record;
@@ -107,7 +107,7 @@ $$;
 -- cascade still names one of them (before PostgreSQL's own check at commit,
 -- with the record's name and the constraint's comment as the hint), else drop
 -- their links.
-CREATE FUNCTION crm.record_deleted() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.record_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	k   record;
@@ -160,14 +160,14 @@ ALTER TABLE crm.file_removal ENABLE ROW LEVEL SECURITY;
 
 -- what the file store may delete now: a key written again since (a restored
 -- attachment) is not listed
-CREATE VIEW crm.files_to_remove AS
+CREATE OR REPLACE VIEW crm.files_to_remove AS
 SELECT f.id, f.storage_key, f.file_name, f.size_bytes, f.queued_at
   FROM crm.file_removal f
  WHERE NOT EXISTS (SELECT FROM crm.attachment a WHERE a.storage_key = f.storage_key);
 COMMENT ON VIEW crm.files_to_remove IS
 	'Stored files no attachment uses any more: remove each from the file store, then DELETE its row from crm.file_removal';
 
-CREATE FUNCTION crm.queue_file_removal() RETURNS trigger
+CREATE OR REPLACE FUNCTION crm.queue_file_removal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.attachment'::regclass THEN RAISE 'crm.queue_file_removal() runs only on crm.attachment, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
@@ -181,9 +181,9 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER attachment_file_removal AFTER DELETE ON crm.attachment REFERENCING OLD TABLE AS deleted
+CREATE OR REPLACE TRIGGER attachment_file_removal AFTER DELETE ON crm.attachment REFERENCING OLD TABLE AS deleted
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.queue_file_removal();
-CREATE TRIGGER attachment_file_removal_truncate BEFORE TRUNCATE ON crm.attachment
+CREATE OR REPLACE TRIGGER attachment_file_removal_truncate BEFORE TRUNCATE ON crm.attachment
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.queue_file_removal();
 
 -- (this piece comes after every table of crm, so that all links are found)
@@ -193,15 +193,15 @@ DECLARE
 BEGIN
 	FOR t IN SELECT DISTINCT c.relname FROM crm.record_links() k JOIN pg_class c ON c.oid = k.link_table
 	          WHERE k.on_delete = 'delete' ORDER BY 1 LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_exists', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING NEW TABLE AS new_rows'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING NEW TABLE AS new_rows'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_still_exists', t);
 	END LOOP;
 	FOR t IN SELECT c.relname FROM pg_class c WHERE c.oid = ANY (crm.record_tables()) ORDER BY 1 LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON crm.%I REFERENCING OLD TABLE AS deleted'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON crm.%I REFERENCING OLD TABLE AS deleted'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.record_deleted()', t || '_drop_links', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON crm.%I'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER TRUNCATE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.record_deleted()', t || '_truncate_links', t);
 	END LOOP;
 END

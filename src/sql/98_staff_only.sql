@@ -37,6 +37,7 @@ BEGIN
 		 WHERE g.tgfoid OPERATOR(pg_catalog.=) 'crm.require_admin()'::regprocedure
 		 ORDER BY g.tgrelid
 	LOOP
+		EXECUTE format('DROP POLICY IF EXISTS admin_only_updates ON %s', t.rel);
 		EXECUTE format('CREATE POLICY admin_only_updates ON %s AS RESTRICTIVE FOR UPDATE TO crm_user USING (crm.may_administer(%L))',
 		               t.rel, t.action);
 	END LOOP;

@@ -1,0 +1,4 @@
+-- crm 0.1 to 0.2: what changes in the tables, indexes, constraints and shipped rows
+-- of 0.1.  The build appends the pieces added since (NEW_PIECES in the Makefile) and
+-- every function, view, trigger, policy, grant and comment of the others
+-- (src/sql/replay.pl), so this file holds only what 0.1 created once.
