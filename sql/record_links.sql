@@ -28,10 +28,10 @@ SELECT k.link_table, k.type_column FROM crm.record_links() k
 SELECT c.conname, c.confrelid::regclass AS record, c.confdeltype AS on_delete, c.condeferred AS deferred,
        obj_description(c.oid, 'pg_constraint') IS NOT NULL AS has_hint
   FROM pg_constraint c
- WHERE c.contype = 'f' AND c.confrelid = ANY (crm.record_tables()) ORDER BY 1;
+ WHERE c.contype = 'f' AND c.confrelid IN (SELECT relation FROM crm.record_type) ORDER BY 1;
 -- every record table drops its links on DELETE and on TRUNCATE
 SELECT r::regclass AS record_table, array_agg(g.tgname ORDER BY g.tgname) AS triggers
-  FROM unnest(crm.record_tables()) r LEFT JOIN pg_trigger g ON g.tgrelid = r AND g.tgfoid = 'crm.record_deleted()'::regprocedure
+  FROM (SELECT relation FROM crm.record_type) t(r) LEFT JOIN pg_trigger g ON g.tgrelid = r AND g.tgfoid = 'crm.record_deleted()'::regprocedure
  GROUP BY r ORDER BY 1;
 
 -- == A salesperson's customer, lead and contact, with everything pointing at them

@@ -63,8 +63,25 @@ PG_FUNCTION_INFO_V1(crm_explain_access);
 PG_FUNCTION_INFO_V1(crm_may_administer_sql);
 PG_FUNCTION_INFO_V1(crm_acting_is_super_sql);
 
-#define NUM_RECORD_TYPES 7
-static const char *const record_types[NUM_RECORD_TYPES] = {
+/*
+ * Record types come from the registry, crm.record_type.  A type's slot in the
+ * per-type arrays below is its registry position less one: positions are
+ * never reused or moved, so a slot means the same type across reloads of the
+ * organisation, and the registry keeps them under MAX_RECORD_TYPES.
+ */
+#define MAX_RECORD_TYPES 64
+
+typedef struct RecordType
+{
+	char	   *name;			/* NULL: no type in this slot */
+	Oid			relid;			/* its table; invalid for a type with none yet */
+	char		visibility;		/* 'o'wner, 'p'arent or 'r'ecord, as crm.record_type says */
+	int			parent;			/* the slot of the type whose access it follows, or -1 */
+	char	   *parent_column;	/* the column naming that record */
+} RecordType;
+
+/* crm 0.1 had no registry: until ALTER EXTENSION crm UPDATE its library knows these */
+static const char *const types_0_1[] = {
 	"lead", "customer", "contact", "opportunity", "contract", "payment", "invoice"
 };
 
@@ -95,7 +112,7 @@ typedef struct Role
 	int64		id;
 	char	   *name;
 	bool		is_super;
-	RoleScope	scopes[NUM_RECORD_TYPES];
+	RoleScope	scopes[MAX_RECORD_TYPES];
 	List	   *actions;		/* of char * */
 } Role;
 
@@ -138,6 +155,7 @@ typedef struct Org
 	Emp		   *emps;
 	Dept	   *depts;
 	Role	   *roles;
+	RecordType	types[MAX_RECORD_TYPES];
 	HTAB	   *emp_index;
 	HTAB	   *dept_index;
 	HTAB	   *role_index;
@@ -171,7 +189,7 @@ typedef struct ActingScope
 	bool		is_super;
 	int			nactions;
 	char	  **actions;		/* sorted */
-	TypeScope	types[NUM_RECORD_TYPES];
+	TypeScope	types[MAX_RECORD_TYPES];
 } ActingScope;
 
 /*
@@ -187,7 +205,7 @@ typedef struct TeamCache
 	int64		employee_id;
 	TimestampTz valid_until;	/* the next expiry; DT_NOEND if none */
 	MemoryContext cxt;
-	TeamRecords types[NUM_RECORD_TYPES];
+	TeamRecords types[MAX_RECORD_TYPES];
 } TeamCache;
 
 static Org	org;
@@ -222,22 +240,47 @@ crm_scope_init(void)
 	CacheRegisterRelcacheCallback(team_relcache_callback, (Datum) 0);
 }
 
+static void load_org(void);
+
+/* The slot of the named record type; -1 for no type. */
+static int
+type_slot(const char *name, int len)
+{
+	for (int i = 0; i < MAX_RECORD_TYPES; i++)
+		if (org.types[i].name && strlen(org.types[i].name) == (size_t) len &&
+			memcmp(org.types[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
 static int
 record_type_index(text *t, bool missing_ok)
 {
 	const char *s = VARDATA_ANY(t);
 	int			len = VARSIZE_ANY_EXHDR(t);
+	int			slot;
+	StringInfoData known;
 
-	for (int i = 0; i < NUM_RECORD_TYPES; i++)
-		if (strlen(record_types[i]) == (size_t) len && memcmp(record_types[i], s, len) == 0)
-			return i;
-	if (missing_ok)
-		return -1;
+	load_org();
+	slot = type_slot(s, len);
+	if (slot >= 0 || missing_ok)
+		return slot;
+	initStringInfo(&known);
+	for (int i = 0; i < MAX_RECORD_TYPES; i++)
+		if (org.types[i].name)
+			appendStringInfo(&known, "%s%s", known.len > 0 ? ", " : "", org.types[i].name);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown record type \"%s\"", crm_quote(s, len)),
-			 errhint("Record types are lead, customer, contact, opportunity, contract, payment and invoice.")));
+			 errhint("The record types are %s (crm.record_type).", known.data)));
 	return -1;					/* keep compiler quiet */
+}
+
+/* The name of the record type in a slot record_type_index() returned. */
+static const char *
+type_name(int t)
+{
+	return org.types[t].name;
 }
 
 static int
@@ -306,6 +349,48 @@ org_query(const char *sql)
 	MemoryContextSwitchTo(org.cxt);
 }
 
+/* The registry's types into their slots (org.types), in org.cxt. */
+static void
+load_record_types(void)
+{
+	Oid			nsp = get_namespace_oid("crm", false);
+	SPITupleTable *tt;
+
+	memset(org.types, 0, sizeof(org.types));
+	if (!OidIsValid(get_relname_relid("record_type", nsp)))
+	{
+		MemoryContextSwitchTo(org.cxt);	/* as org_query() leaves it */
+		for (int i = 0; i < (int) lengthof(types_0_1); i++)
+		{
+			org.types[i].name = pstrdup(types_0_1[i]);
+			org.types[i].relid = get_relname_relid(types_0_1[i], nsp);
+			org.types[i].visibility = 'o';
+			org.types[i].parent = -1;
+		}
+		org.types[2].visibility = 'p';	/* a contact follows its customer */
+		org.types[2].parent = 1;
+		org.types[2].parent_column = pstrdup("customer_id");
+		return;
+	}
+	org_query("SELECT t.position, t.name, t.relation, p.position, t.parent_column, t.visibility"
+			  "  FROM crm.record_type t LEFT JOIN crm.record_type p ON p.name = t.parent");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			slot = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)) - 1;
+		Datum		parent = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+
+		if (slot < 0 || slot >= MAX_RECORD_TYPES)
+			continue;			/* the registry's check keeps positions in range */
+		org.types[slot].name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		org.types[slot].relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		org.types[slot].parent = isnull ? -1 : DatumGetInt32(parent) - 1;
+		org.types[slot].parent_column = SPI_getvalue(tt->vals[i], tt->tupdesc, 5);
+		org.types[slot].visibility = SPI_getvalue(tt->vals[i], tt->tupdesc, 6)[0];
+	}
+}
+
 static void
 load_org(void)
 {
@@ -325,6 +410,8 @@ load_org(void)
 
 	crm_switch_to_owner(&sw);
 	cache_query_begin();
+
+	load_record_types();
 
 	/* departments */
 	org_query("SELECT id, parent_id FROM crm.department");
@@ -421,10 +508,9 @@ load_org(void)
 		RoleScope  *rs;
 		int			t;
 
-		for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], type) != 0; t++)
-			;
-		if (role < 0 || t == NUM_RECORD_TYPES)
-			continue;
+		t = type_slot(type, strlen(type));
+		if (role < 0 || t < 0)
+			continue;			/* a scope prepared for a type crm has no records of yet */
 		rs = &org.roles[role].scopes[t];
 		for (int k = SCOPE_SELF; k <= SCOPE_ALL; k++)
 			if (strcmp(scope_names[k], kind) == 0)
@@ -939,9 +1025,8 @@ load_team_cache(void)
 		MemoryContext old;
 		int			t;
 
-		for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], type) != 0; t++)
-			;
-		if (t == NUM_RECORD_TYPES)
+		t = type_slot(type, strlen(type));
+		if (t < 0)
 			continue;
 		old = MemoryContextSwitchTo(cxt);
 		team_cache.types[t].read = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
@@ -994,17 +1079,18 @@ bool
 crm_team_entries_exist(const char *record_type, Oid *relid)
 {
 	static uint64 generation = 0;
-	static int	known[NUM_RECORD_TYPES];	/* 0 unknown, 1 none, 2 some */
+	static int	known[MAX_RECORD_TYPES];	/* 0 unknown, 1 none, 2 some */
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(record_type)};
 	int			t;
 	bool		isnull;
 
-	for (t = 0; t < NUM_RECORD_TYPES && strcmp(record_types[t], record_type) != 0; t++)
-		;
 	refresh_team_relid();
 	*relid = team_relid;
-	if (t == NUM_RECORD_TYPES || !OidIsValid(team_relid))
+	if (!OidIsValid(team_relid))
+		return true;
+	t = record_type_index(cstring_to_text(record_type), true);
+	if (t < 0)
 		return true;
 	if (generation != team_generation)
 	{
@@ -1037,13 +1123,13 @@ crm_has_permission(PG_FUNCTION_ARGS)
 static void
 require_permission(int t, const char *verb, const char *action, int64 record_id)
 {
-	char	   *permission = psprintf("%s.%s", record_types[t], action);
+	char	   *permission = psprintf("%s.%s", type_name(t), action);
 
 	if (!acting_has_permission(permission))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("employee %lld may not %s %s %lld",
-						(long long) acting.employee_id, verb, record_types[t], (long long) record_id),
+						(long long) acting.employee_id, verb, type_name(t), (long long) record_id),
 				 errdetail("None of the employee's roles grants the permission \"%s\".", permission),
 				 errhint("Ask an administrator to add \"%s\" to one of your roles (crm.role_permission).",
 						 permission)));
@@ -1098,7 +1184,7 @@ check_employee_reference(int t, Relation rel, HeapTuple row, HeapTuple old, Trig
 	if (e < 0 || (must_be_active && !org.emps[e].active))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("%s.%s %lld is not %s employee", record_types[t], column, (long long) employee,
+				 errmsg("%s.%s %lld is not %s employee", type_name(t), column, (long long) employee,
 						e < 0 ? "an" : "an active"),
 				 errhint("%s", e < 0 ? "Name an id from crm.employee." :
 						 "Deactivated employees own nothing; name their successor.")));
@@ -1148,7 +1234,7 @@ crm_check_write(PG_FUNCTION_ARGS)
 	if (!load_acting_for_statement())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("no active employee is acting, so %s rows cannot be written", record_types[t]),
+				 errmsg("no active employee is acting, so %s rows cannot be written", type_name(t)),
 				 errdetail("Role \"%s\" maps to no active employee and carries no trusted claim.",
 						   GetUserNameFromId(GetUserId(), false)),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
@@ -1170,11 +1256,11 @@ crm_check_write(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("employee %lld may not create %s %lld for employee %lld",
-							(long long) acting.employee_id, record_types[t], (long long) id, (long long) owner),
+							(long long) acting.employee_id, type_name(t), (long long) id, (long long) owner),
 					 errdetail("Employee %lld is outside the employee's %s scope (%s).",
-							   (long long) owner, record_types[t], describe_scope(acting.emp, t)),
+							   (long long) owner, type_name(t), describe_scope(acting.emp, t)),
 					 errhint("Create it for yourself or someone in your scope; giving records to others needs \"%s.transfer\".",
-							 record_types[t])));
+							 type_name(t))));
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
@@ -1203,11 +1289,11 @@ crm_check_write(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("employee %lld may not move %s %lld out of their scope by UPDATE",
-								(long long) acting.employee_id, record_types[t], (long long) id),
+								(long long) acting.employee_id, type_name(t), (long long) id),
 						 errdetail("Employee %lld is outside the employee's %s scope (%s).",
-								   (long long) new_owner, record_types[t], describe_scope(acting.emp, t)),
+								   (long long) new_owner, type_name(t), describe_scope(acting.emp, t)),
 						 errhint("Use crm.transfer(), which hands records to anyone when a role grants \"%s.transfer\".",
-								 record_types[t])));
+								 type_name(t))));
 		}
 	}
 	else
@@ -1244,7 +1330,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	int64		id = PG_GETARG_INT64(1);
-	const char *type = record_types[t];
+	const char *type = type_name(t);
 	const char *asked = type;
 	static const char *const actions[] = {"create", "edit", "delete", "transfer", "export"};
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
@@ -1258,7 +1344,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	relid = get_relname_relid(type, get_namespace_oid("crm", false));
+	relid = org.types[t].relid;
 	if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
 	{
 		explain_row(rsinfo, "row_security", true,
@@ -1280,6 +1366,12 @@ crm_explain_access(PG_FUNCTION_ARGS)
 		explain_row(rsinfo, "record", false, psprintf("crm has no %s records yet", type));
 		PG_RETURN_NULL();
 	}
+	if (org.types[t].visibility == 'r')
+	{
+		explain_row(rsinfo, "record", false,
+					psprintf("a %s is seen by its author and with the record it is about: explain that record's access", type));
+		PG_RETURN_NULL();
+	}
 
 	SPI_connect();
 	values[0] = Int64GetDatum(id);
@@ -1289,7 +1381,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	 * operators take no part in the answer).
 	 */
 	crm_switch_pin(&pin);
-	if (SPI_execute_with_args(psprintf("SELECT FROM crm.%s WHERE id = $1", quote_identifier(type)),
+	if (SPI_execute_with_args(psprintf("SELECT FROM crm.%s WHERE id = $1", quote_identifier(get_rel_name(relid))),
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -1305,21 +1397,27 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	explain_row(rsinfo, "record", true, psprintf("%s %lld exists", type, (long long) id));
 
 	/*
-	 * A contact's policies are its customer's: who sees or writes the customer
-	 * sees or writes its contacts, so the answer is the customer's.
+	 * A type that follows a parent has its parent's policies (a contact its
+	 * customer's): who sees or writes the parent sees or writes it, so the
+	 * answer is the parent's.
 	 */
-	if (strcmp(type, "contact") == 0)
+	if (org.types[t].visibility == 'p' && org.types[t].parent >= 0)
 	{
-		execute_as_owner("SELECT customer_id FROM crm.contact WHERE id = $1", 1, types, values);
+		int			parent = org.types[t].parent;
+
+		execute_as_owner(psprintf("SELECT %s FROM crm.%s WHERE id = $1", quote_identifier(org.types[t].parent_column),
+								  quote_identifier(get_rel_name(relid))),
+						 1, types, values);
 		id = spi_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		type = "customer";
-		t = record_type_index(cstring_to_text(type), false);
-		explain_row(rsinfo, "customer", true,
-					psprintf("contact %lld belongs to customer %lld, whose access it follows",
-							 (long long) DatumGetInt64(values[0]), (long long) id));
+		explain_row(rsinfo, type_name(parent), true,
+					psprintf("%s %lld belongs to %s %lld, whose access it follows",
+							 type, (long long) DatumGetInt64(values[0]), type_name(parent), (long long) id));
+		t = parent;
+		type = type_name(t);
+		relid = org.types[t].relid;
 		values[0] = Int64GetDatum(id);
 	}
-	execute_as_owner(psprintf("SELECT owner_id FROM crm.%s WHERE id = $1", quote_identifier(type)),
+	execute_as_owner(psprintf("SELECT owner_id FROM crm.%s WHERE id = $1", quote_identifier(get_rel_name(relid))),
 					 1, types, values);
 	if (SPI_processed > 0)
 	{

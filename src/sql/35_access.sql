@@ -87,8 +87,6 @@ CREATE TABLE crm.team_member (
 	CONSTRAINT team_member_pkey PRIMARY KEY (record_type, record_id, employee_id),
 	CONSTRAINT team_member_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
 	CONSTRAINT team_member_added_by_fkey FOREIGN KEY (added_by) REFERENCES crm.employee (id),
-	CONSTRAINT team_member_record_type_check CHECK (record_type IN
-		('lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice')),
 	CONSTRAINT team_member_access_check CHECK (access IN ('read', 'edit'))
 );
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);

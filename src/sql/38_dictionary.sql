@@ -84,13 +84,13 @@ BEGIN
 			      HINT = 'Map a dictionary onto a text column of a crm table; '
 			             'crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
 	END IF;
-	IF NOT EXISTS (SELECT FROM pg_trigger t
-	                WHERE t.tgrelid = rel AND t.tgfoid = 'crm.check_dictionary()'::regprocedure) THEN
+	-- (the record types with dictionaries: their writes are checked, crm.check_dictionary)
+	IF NOT EXISTS (SELECT FROM crm.record_type t WHERE t.relation = rel AND 'dictionaries' = ANY (t.capabilities)) THEN
 		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a table whose writes are not checked against dictionaries',
 			crm.clip(table_name), crm.clip(column_name)
 			USING ERRCODE = 'wrong_object_type',
-			      HINT = (SELECT 'Map a dictionary onto a text column of ' || string_agg(t.tgrelid::regclass::text, ', ' ORDER BY t.tgrelid::regclass::text)
-			                FROM pg_trigger t WHERE t.tgfoid = 'crm.check_dictionary()'::regprocedure) || '.';
+			      HINT = (SELECT 'Map a dictionary onto a text column of ' || string_agg(t.relation::text, ', ' ORDER BY t.relation::text)
+			                FROM crm.record_type t WHERE 'dictionaries' = ANY (t.capabilities)) || '.';
 	END IF;
 	RETURN true;
 END

@@ -113,7 +113,6 @@ CREATE TABLE crm.follow_up (
 	updated_at       timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT follow_up_pkey PRIMARY KEY (id),
 	CONSTRAINT follow_up_created_by_fkey FOREIGN KEY (created_by) REFERENCES crm.employee (id),
-	CONSTRAINT follow_up_record_type_check CHECK (record_type IN ('lead', 'customer')),
 	CONSTRAINT follow_up_content_check CHECK (crm.check_length(content, 20000, 'follow_up.content') AND btrim(content) <> '')
 );
 COMMENT ON COLUMN crm.follow_up.created_at IS 'When the follow-up happened; defaults to now(), may be given for imported history';
@@ -128,27 +127,9 @@ CREATE INDEX contact_customer_idx ON crm.contact (customer_id);
 CREATE INDEX contact_owner_idx ON crm.contact (owner_id);
 CREATE INDEX customer_status_idx ON crm.customer (status_id);
 
-CREATE OR REPLACE TRIGGER lead_stamp BEFORE INSERT OR UPDATE ON crm.lead
-	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE OR REPLACE TRIGGER customer_stamp BEFORE INSERT OR UPDATE ON crm.customer
-	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE OR REPLACE TRIGGER follow_up_stamp BEFORE INSERT OR UPDATE ON crm.follow_up
-	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
--- named to run after the stamp trigger (triggers fire in name order)
-CREATE OR REPLACE TRIGGER lead_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.lead
-	FOR EACH ROW EXECUTE FUNCTION crm.check_write('lead');
-CREATE OR REPLACE TRIGGER customer_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.customer
-	FOR EACH ROW EXECUTE FUNCTION crm.check_write('customer');
-CREATE OR REPLACE TRIGGER contact_stamp BEFORE INSERT OR UPDATE ON crm.contact
-	FOR EACH ROW EXECUTE FUNCTION crm.stamp_record();
-CREATE OR REPLACE TRIGGER contact_write_check BEFORE INSERT OR UPDATE OR DELETE ON crm.contact
-	FOR EACH ROW EXECUTE FUNCTION crm.check_write('contact');
-CREATE OR REPLACE TRIGGER customer_dictionary_check BEFORE INSERT OR UPDATE ON crm.customer
-	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
-CREATE OR REPLACE TRIGGER lead_dictionary_check BEFORE INSERT OR UPDATE ON crm.lead
-	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
-CREATE OR REPLACE TRIGGER contact_dictionary_check BEFORE INSERT OR UPDATE ON crm.contact
-	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
+-- The stamps, write checks, dictionary checks and (for leads and customers) the
+-- policies of the data scopes come with each type's registration
+-- (97_record_types.sql).
 
 -- A converted lead keeps its link to the customer and is read-only; the link
 -- alone may follow the customer into another (crm.merge_customers).  Generated
@@ -176,9 +157,20 @@ CREATE OR REPLACE TRIGGER lead_converted_read_only BEFORE UPDATE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
 CREATE OR REPLACE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 	FOR EACH ROW WHEN (OLD.status = 'converted') EXECUTE FUNCTION crm.refuse_converted_lead();
-CREATE OR REPLACE TRIGGER follow_up_dictionary_check BEFORE INSERT OR UPDATE ON crm.follow_up
-	FOR EACH ROW EXECUTE FUNCTION crm.check_dictionary();
 -- the columns these triggers check (crm.dictionary_column, src/sql/38_dictionary.sql)
+-- crm's first record types (crm.record_type; installed by 97_record_types.sql)
+SELECT crm.register_record_type('customer', 'crm.customer', '客户', 'Customer', 'owner',
+	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, merge, export, import, duplicates, notifications}',
+	'records.md');
+SELECT crm.register_record_type('lead', 'crm.lead', '线索', 'Lead', 'owner',
+	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, duplicates, notifications}',
+	'records.md');
+SELECT crm.register_record_type('contact', 'crm.contact', '联系人', 'Contact', 'parent',
+	'{tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, duplicates, notifications}',
+	'records.md', parent => 'customer', parent_column => 'customer_id');
+SELECT crm.register_record_type('follow_up', 'crm.follow_up', '跟进记录', 'Follow-up', 'record',
+	'{attachments, dictionaries, oplog, timeline}', 'records.md');
+
 INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
 	('customer', 'source', 'customer_source', true),
 	('customer', 'industry', 'industry', true),
@@ -267,35 +259,11 @@ ALTER TABLE crm.customer ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.follow_up ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
 
--- The policies of owned records, one set per table.  The scope arms are written
--- so that the planner can turn each into an index condition (see src/scope.c);
--- UPDATE may move the owner out of scope, which crm.check_write() allows only
--- with the transfer permission.
-DO $policies$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['lead', 'customer'] LOOP
-		-- an update replays this block: it replaces the policies it made before
-		EXECUTE format('DROP POLICY IF EXISTS %1$I ON crm.%2$I; DROP POLICY IF EXISTS %3$I ON crm.%2$I;'
-		               ' DROP POLICY IF EXISTS %4$I ON crm.%2$I; DROP POLICY IF EXISTS %5$I ON crm.%2$I',
-		               t || '_read', t, t || '_insert', t || '_update', t || '_delete');
-		EXECUTE format($p$
-			CREATE POLICY %1$s_read ON crm.%1$I FOR SELECT TO crm_user USING (
-				owner_id = ANY (crm.scope_owners(%2$L)) OR id = ANY (crm.team_records(%2$L, false)))$p$, t, t);
-		EXECUTE format($p$
-			CREATE POLICY %1$s_insert ON crm.%1$I FOR INSERT TO crm_user WITH CHECK (
-				owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
-		EXECUTE format($p$
-			CREATE POLICY %1$s_update ON crm.%1$I FOR UPDATE TO crm_user USING (
-				owner_id = ANY (crm.scope_owners(%2$L)) OR id = ANY (crm.team_records(%2$L, true)))
-				WITH CHECK (true)$p$, t, t);
-		EXECUTE format($p$
-			CREATE POLICY %1$s_delete ON crm.%1$I FOR DELETE TO crm_user USING (
-				owner_id = ANY (crm.scope_owners(%2$L)))$p$, t, t);
-	END LOOP;
-END
-$policies$;
+-- The policies of owned records (leads, customers) come with their registration
+-- (crm.register_record_type).  The scope arms are written so that the planner
+-- can turn each into an index condition (see src/scope.c); UPDATE may move the
+-- owner out of scope, which crm.check_write() allows only with the transfer
+-- permission.
 
 -- A follow-up is visible to its author and to whoever may see its record
 -- (the sub-selects below run under the record tables' own policies).
@@ -314,20 +282,8 @@ CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
 CREATE POLICY follow_up_delete ON crm.follow_up FOR DELETE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()));
 
--- Contacts follow their customer: visible with it, written by whoever may edit it
--- (the sub-selects run under the customer table's own policies).
-CREATE POLICY contact_read ON crm.contact FOR SELECT TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id));
--- (a read collaborator of the customer sees its contacts but does not write them)
-CREATE POLICY contact_insert ON crm.contact FOR INSERT TO crm_user
-	WITH CHECK (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
-	                       AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
-CREATE POLICY contact_update ON crm.contact FOR UPDATE TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
-	                  AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
-CREATE POLICY contact_delete ON crm.contact FOR DELETE TO crm_user
-	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_id
-	                  AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', true)))));
+-- Contacts follow their customer (crm.record_type visibility parent): their
+-- policies come with the install of the type (97_record_types.sql).
 
 -- Ids, created_by, the stamps, last_follow_up_at and the keys are crm's alone;
 -- a follow-up's time may be given when it is written (history, never the

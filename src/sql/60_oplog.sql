@@ -26,18 +26,7 @@ COMMENT ON COLUMN crm.oplog.record_ids IS 'insert: every record the statement in
 CREATE OR REPLACE FUNCTION crm.log_row() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_row' LANGUAGE C;
 CREATE OR REPLACE FUNCTION crm.log_flush() RETURNS trigger AS 'MODULE_PATHNAME', 'crm_log_flush' LANGUAGE C;
 
-DO $log$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['lead', 'customer', 'contact', 'follow_up'] LOOP
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
-		               ' FOR EACH ROW EXECUTE FUNCTION crm.log_row()', t || '_log_row', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
-		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.log_flush()', t || '_log_flush', t);
-	END LOOP;
-END
-$log$;
+-- (the triggers come with the registration of each type with capability oplog)
 
 -- An entry is visible to whoever can see its record, and to whoever made it.
 ALTER TABLE crm.oplog ENABLE ROW LEVEL SECURITY;

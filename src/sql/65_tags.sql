@@ -27,8 +27,7 @@ CREATE TABLE crm.record_tag (
 	created_by   bigint DEFAULT crm.current_employee_id(),
 	created_at   timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT record_tag_pkey PRIMARY KEY (record_type, record_id, tag_id),
-	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE,
-	CONSTRAINT record_tag_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact'))
+	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE
 );
 CREATE INDEX record_tag_tag_idx ON crm.record_tag (tag_id);
 CREATE TABLE crm.pin (
@@ -36,8 +35,7 @@ CREATE TABLE crm.pin (
 	record_type  text NOT NULL,
 	record_id    bigint NOT NULL,
 	pinned_at    timestamptz NOT NULL DEFAULT now(),
-	CONSTRAINT pin_pkey PRIMARY KEY (employee_id, record_type, record_id),
-	CONSTRAINT pin_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact'))
+	CONSTRAINT pin_pkey PRIMARY KEY (employee_id, record_type, record_id)
 );
 COMMENT ON TABLE crm.record_tag IS 'Tags on records; visible and writable with the record (writing needs <type>.edit)';
 COMMENT ON TABLE crm.pin IS 'Records an employee pinned to the top of their lists; each sees only their own';

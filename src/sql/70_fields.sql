@@ -15,7 +15,6 @@ CREATE TABLE crm.added_field (
 	dictionary   text,
 	created_at   timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT added_field_pkey PRIMARY KEY (record_type, name),
-	CONSTRAINT added_field_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact')),
 	CONSTRAINT added_field_name_check CHECK (name ~ '^[a-z][a-z0-9_]{1,40}$'),
 	CONSTRAINT added_field_type_check CHECK (type IN
 		('text', 'number', 'money', 'date', 'datetime', 'boolean', 'single', 'multiple', 'phone', 'email')),
@@ -36,9 +35,10 @@ BEGIN
 	f := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	-- the table's checks come after this trigger: say precisely what is wrong first
 	IF TG_OP = 'INSERT' THEN
-		IF f.record_type IS NULL OR f.record_type <> ALL (ARRAY['lead', 'customer', 'contact']) THEN
+		IF NOT crm.record_type_has(f.record_type, 'custom_fields') THEN
 			RAISE EXCEPTION 'custom fields cannot be added to % records', crm.clip(f.record_type)
-				USING ERRCODE = 'invalid_parameter_value', HINT = 'Add them to lead, customer or contact.';
+				USING ERRCODE = 'invalid_parameter_value',
+				      HINT = format('Add them to %s (the record types with custom_fields).', crm.record_types_with('custom_fields'));
 		ELSIF f.name IS NULL OR f.name !~ '^[a-z][a-z0-9_]{1,40}$' THEN
 			RAISE EXCEPTION 'custom field name "%" is not a plain lowercase name', crm.clip(f.name)
 				USING ERRCODE = 'invalid_name',

@@ -67,7 +67,6 @@ CREATE TABLE crm.attachment (
 	created_at    timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT attachment_pkey PRIMARY KEY (id),
 	CONSTRAINT attachment_storage_key_key UNIQUE (storage_key),
-	CONSTRAINT attachment_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact', 'follow_up')),
 	CONSTRAINT attachment_file_name_check CHECK (crm.check_length(file_name, 255, 'attachment.file_name')
 		AND btrim(file_name) <> '' AND file_name !~ '[/\\]'),
 	CONSTRAINT attachment_size_check CHECK (size_bytes >= 0),

@@ -33,18 +33,19 @@ CREATE OR REPLACE TRIGGER notification_rule_require_admin BEFORE INSERT OR UPDAT
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm.notification_rule TO crm_user;
 
--- The employees a rule names for a record (lead, customer or contact so far;
--- later record types join as their tables arrive).
+-- The employees a rule names for a record of a type with notifications.
 CREATE OR REPLACE FUNCTION crm.record_recipients(record_type text, record_id bigint, rules text[]) RETURNS bigint[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	owner bigint;
+	owner    bigint;
+	relation regclass := (SELECT t.relation FROM crm.record_type t
+	                       WHERE t.name = record_recipients.record_type AND 'notifications' = ANY (t.capabilities));
 BEGIN
-	IF record_type NOT IN ('lead', 'customer', 'contact') THEN
+	IF relation IS NULL THEN
 		RETURN '{}';
 	END IF;
-	-- the table name comes from the list above, never from the caller as is
-	EXECUTE format('SELECT owner_id FROM crm.%I WHERE id = $1', record_type) INTO owner USING record_id;
+	-- the table comes from the registry, never from the caller as is
+	EXECUTE format('SELECT owner_id FROM %s WHERE id = $1', relation) INTO owner USING record_id;
 	RETURN ARRAY(
 		SELECT owner WHERE 'owner' = ANY (rules) AND owner IS NOT NULL
 		UNION SELECT e.superior_id FROM crm.employee e WHERE 'superior' = ANY (rules) AND e.id = owner AND e.superior_id IS NOT NULL

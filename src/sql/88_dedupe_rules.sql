@@ -41,7 +41,6 @@ CREATE TABLE crm.dedupe_rule (
 	CONSTRAINT dedupe_rule_pkey PRIMARY KEY (id),
 	CONSTRAINT dedupe_rule_name_key UNIQUE (name),
 	CONSTRAINT dedupe_rule_name_length CHECK (crm.check_length(name, 200, 'dedupe_rule.name')),
-	CONSTRAINT dedupe_rule_record_type_check CHECK (record_type IN ('lead', 'customer', 'contact')),
 	CONSTRAINT dedupe_rule_customer_kind_check CHECK (customer_kind IS NULL
 		OR (customer_kind IN ('company', 'individual') AND record_type = 'customer')),
 	CONSTRAINT dedupe_rule_match_check CHECK (match IN ('any', 'all')),
@@ -65,6 +64,11 @@ DECLARE
 	unknown text;
 BEGIN
 	IF TG_RELID <> 'crm.dedupe_rule'::regclass THEN RAISE 'crm.dedupe_rule_valid() runs only on crm.dedupe_rule, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF NOT crm.record_type_has(NEW.record_type, 'duplicates') THEN
+		RAISE EXCEPTION 'duplicate rule "%" compares % records, which take no duplicate rules', crm.clip(NEW.name), crm.clip(NEW.record_type)
+			USING ERRCODE = 'check_violation',
+			      HINT = format('Rules compare %s (the record types with duplicates).', crm.record_types_with('duplicates'));
+	END IF;
 	IF coalesce(cardinality(NEW.fields), 0) = 0 THEN
 		RAISE EXCEPTION 'duplicate rule "%" names no fields', crm.clip(NEW.name)
 			USING ERRCODE = 'check_violation',
@@ -473,18 +477,7 @@ BEGIN
 END
 $$;
 
-DO $checks$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['customer', 'lead', 'contact'] LOOP
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows
-		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_insert', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-		                FOR EACH STATEMENT EXECUTE FUNCTION crm.dedupe_check()', t || '_dedupe_update', t);
-	END LOOP;
-END
-$checks$;
+-- (the triggers come with the registration of each type with capability duplicates)
 
 -- What a candidate record would match exactly, for crm.find_duplicates: the
 -- matches by every enabled rule of its type.  Runs as crm's owner and sees

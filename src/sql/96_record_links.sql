@@ -32,19 +32,18 @@ $$;
 COMMENT ON FUNCTION crm.record_links() IS
 	'Every (type, id) column pair in crm that points at a record, and what deleting the record does to its rows: delete, set null or keep (the operation log)';
 
--- The record types, named by their tables.  A new one (an opportunity, a
--- contract) is added here; the triggers below are attached to it, and its
--- links are found by crm.record_links().
-CREATE OR REPLACE FUNCTION crm.record_tables() RETURNS regclass[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN '{crm.lead,crm.customer,crm.contact,crm.follow_up}'::regclass[];
+-- The registration of a record type (crm.register_record_type) attaches the
+-- delete and truncate triggers below to its table; its links are found by
+-- crm.record_links().
 
 CREATE OR REPLACE FUNCTION crm.check_record_links() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	l       record;
-	t       record;
-	missing bigint;
+	l          record;
+	t          record;
+	missing    bigint;
+	capability text;
+	relation   regclass;
 BEGIN
 	IF TG_RELID <> ALL (ARRAY(SELECT k.link_table FROM crm.record_links() k WHERE k.on_delete = 'delete')) THEN RAISE 'crm.check_record_links() runs only on tables that point at records (crm.record_links()), not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- a restore loads these rows before their records
@@ -54,12 +53,21 @@ BEGIN
 	FOR l IN SELECT k.type_column, k.id_column FROM crm.record_links() k WHERE k.link_table = TG_RELID LOOP
 		FOR t IN EXECUTE format('SELECT n.%I AS record_type, array_agg(DISTINCT n.%I) AS ids FROM new_rows n GROUP BY 1',
 		                        l.type_column, l.id_column) LOOP
-			IF t.record_type IN (SELECT c.relname FROM pg_class c WHERE c.oid = ANY (crm.record_tables())) THEN
-				EXECUTE format('WITH present AS MATERIALIZED (SELECT r.id FROM crm.%I r WHERE r.id = ANY ($1) FOR KEY SHARE)'
-				               ' SELECT min(x) FROM unnest($1) x WHERE x NOT IN (SELECT id FROM present)', t.record_type)
+			-- a shared table takes the types registered with its capability
+			SELECT k.name INTO capability FROM crm.record_capability k WHERE k.link_table = TG_TABLE_NAME;
+			IF capability IS NOT NULL AND NOT crm.record_type_has(t.record_type, capability) THEN
+				RAISE EXCEPTION 'crm.% cannot point at % records', TG_TABLE_NAME, crm.clip(t.record_type)
+					USING ERRCODE = 'check_violation',
+					      DETAIL = format('%s records do not take part in %s (crm.record_type).', crm.clip(t.record_type), capability),
+					      HINT = format('The record types with %s: %s.', capability, crm.record_types_with(capability));
+			END IF;
+			SELECT r.relation INTO relation FROM crm.record_type r WHERE r.name = t.record_type;
+			IF relation IS NOT NULL THEN
+				EXECUTE format('WITH present AS MATERIALIZED (SELECT r.id FROM %s r WHERE r.id = ANY ($1) FOR KEY SHARE)'
+				               ' SELECT min(x) FROM unnest($1) x WHERE x NOT IN (SELECT id FROM present)', relation)
 					INTO missing USING t.ids;
 			ELSE
-				missing := t.ids[1];	-- a record type with no table yet
+				missing := t.ids[1];	-- not a record type
 			END IF;
 			IF missing IS NOT NULL THEN
 				RAISE EXCEPTION 'crm.% cannot point at % %, which does not exist', TG_TABLE_NAME, crm.clip(t.record_type), missing
@@ -110,12 +118,14 @@ $$;
 CREATE OR REPLACE FUNCTION crm.record_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	k   record;
-	hit record;
+	k     record;
+	hit   record;
+	rtype text;
 BEGIN
-	IF TG_RELID <> ALL (crm.record_tables()) THEN RAISE 'crm.record_deleted() runs only on the record tables (crm.record_tables()), not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF TG_RELID <> ALL (ARRAY(SELECT r.relation FROM crm.record_type r)) THEN RAISE 'crm.record_deleted() runs only on the record tables (crm.record_type), not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	rtype := (SELECT r.name FROM crm.record_type r WHERE r.relation = TG_RELID);
 	IF TG_OP = 'TRUNCATE' THEN
-		PERFORM crm.drop_record_links(TG_TABLE_NAME, NULL);
+		PERFORM crm.drop_record_links(rtype, NULL);
 		RETURN NULL;
 	END IF;
 	IF NOT EXISTS (SELECT FROM deleted) THEN
@@ -129,7 +139,7 @@ BEGIN
 		               ' GROUP BY d.id, 2 ORDER BY d.id LIMIT 1', k.tbl, k.col) INTO hit;
 		IF hit.id IS NOT NULL THEN
 			RAISE EXCEPTION '% % (%) cannot be deleted: % % of % %',
-				TG_TABLE_NAME, hit.id, crm.clip(hit.name), hit.n, CASE WHEN hit.n = 1 THEN 'row' ELSE 'rows' END, k.tbl,
+				rtype, hit.id, crm.clip(hit.name), hit.n, CASE WHEN hit.n = 1 THEN 'row' ELSE 'rows' END, k.tbl,
 				CASE WHEN hit.n = 1 THEN 'points at it' ELSE 'point at it' END
 				USING ERRCODE = 'foreign_key_violation',
 				      DETAIL = format('Constraint %s on %s.', k.conname, k.tbl),
@@ -137,7 +147,7 @@ BEGIN
 				      CONSTRAINT = k.conname, TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
 		END IF;
 	END LOOP;
-	PERFORM crm.drop_record_links(TG_TABLE_NAME, ARRAY(SELECT d.id FROM deleted d));
+	PERFORM crm.drop_record_links(rtype, ARRAY(SELECT d.id FROM deleted d));
 	RETURN NULL;
 END
 $$;
@@ -197,12 +207,6 @@ BEGIN
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_exists', t);
 		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING NEW TABLE AS new_rows'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_still_exists', t);
-	END LOOP;
-	FOR t IN SELECT c.relname FROM pg_class c WHERE c.oid = ANY (crm.record_tables()) ORDER BY 1 LOOP
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON crm.%I REFERENCING OLD TABLE AS deleted'
-		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.record_deleted()', t || '_drop_links', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER TRUNCATE ON crm.%I'
-		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.record_deleted()', t || '_truncate_links', t);
 	END LOOP;
 END
 $links$;

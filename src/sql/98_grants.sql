@@ -21,6 +21,8 @@ GRANT EXECUTE ON FUNCTION
 	crm.is_super_admin(bigint),
 	crm.record_visible(text, bigint),
 	crm.record_editable(text, bigint),
+	crm.record_type_has(text, text),
+	crm.record_types_with(text),
 	crm.require_permission(text),
 	crm.initial_customer_status(),
 	crm.dedupe_key(text, text),

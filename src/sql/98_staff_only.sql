@@ -37,7 +37,11 @@ BEGIN
 		 WHERE g.tgfoid OPERATOR(pg_catalog.=) 'crm.require_admin()'::regprocedure
 		 ORDER BY g.tgrelid
 	LOOP
-		EXECUTE format('DROP POLICY IF EXISTS admin_only_updates ON %s', t.rel);
+		-- (an update runs this again: the policy it made before goes first)
+		IF EXISTS (SELECT FROM pg_catalog.pg_policy y WHERE y.polrelid OPERATOR(pg_catalog.=) t.rel
+		                                               AND y.polname OPERATOR(pg_catalog.=) 'admin_only_updates') THEN
+			EXECUTE format('DROP POLICY admin_only_updates ON %s', t.rel);
+		END IF;
 		EXECUTE format('CREATE POLICY admin_only_updates ON %s AS RESTRICTIVE FOR UPDATE TO crm_user USING (crm.may_administer(%L))',
 		               t.rel, t.action);
 	END LOOP;
