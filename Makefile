@@ -59,8 +59,9 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES) crm.control
 	cat $(SQL_PIECES) > $@
 
 $(EXTENSION)--$(RELEASED)--$(EXTVERSION).sql: src/sql/updates/$(RELEASED)--$(EXTVERSION).sql $(SQL_PIECES) src/sql/replay.pl crm.control
-	{ echo '\\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \\quit'; \
-	  cat $<; perl src/sql/replay.pl $(foreach p,$(NEW_PIECES),--new $(p)) $(SQL_PIECES); } > $@.tmp && mv $@.tmp $@
+	{ sed 's/CREATE EXTENSION $(EXTENSION)/ALTER EXTENSION $(EXTENSION) UPDATE/; s/install script, assembled/update script, assembled/' \
+	    src/sql/00_header.sql; \
+	  cat $<; perl src/sql/replay.pl $(foreach p,$(NEW_PIECES),--new $(p)) $(filter-out src/sql/00_header.sql,$(SQL_PIECES)); } > $@.tmp && mv $@.tmp $@
 else
 all install installcheck:
 	@echo "PostgreSQL 15 development files are missing: run 'make deps' (make test and make demo do it)." >&2

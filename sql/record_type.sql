@@ -74,6 +74,8 @@ INSERT INTO crm.follow_up (record_type, record_id, content)
 SELECT 'contact', 1, '拜访';
 SELECT crm.add_field('follow_up', 'mood', 'text');
 INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('Rt 跟进查重', 'follow_up', '{content}');
+-- a follow-up's record pair is crm's: no dictionary may be mapped onto it
+INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('follow_up', 'record_type', 'industry');
 -- and what they take, they take
 INSERT INTO crm.attachment (record_type, record_id, file_name, size_bytes, content_type, storage_key)
 SELECT 'follow_up', id, '录音.m4a', 2048, 'audio/mp4', 'rt/2' FROM crm.follow_up WHERE content = '电话沟通'

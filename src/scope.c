@@ -1330,7 +1330,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	int64		id = PG_GETARG_INT64(1);
-	const char *type = type_name(t);
+	const char *type = pstrdup(type_name(t));	/* org.cxt may be reloaded below */
 	const char *asked = type;
 	static const char *const actions[] = {"create", "edit", "delete", "transfer", "export"};
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
@@ -1413,7 +1413,7 @@ crm_explain_access(PG_FUNCTION_ARGS)
 					psprintf("%s %lld belongs to %s %lld, whose access it follows",
 							 type, (long long) DatumGetInt64(values[0]), type_name(parent), (long long) id));
 		t = parent;
-		type = type_name(t);
+		type = pstrdup(type_name(t));
 		relid = org.types[t].relid;
 		values[0] = Int64GetDatum(id);
 	}

@@ -42,6 +42,7 @@ for my $from (undef, '0.1')
 		INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6);
 		SELECT crm.add_field('customer', 'region', 'text');
 		SELECT crm.add_field('contact', 'hobbies', 'multiple', dictionary => 'industry');
+		SELECT crm.add_field('lead', 'grade', 'single', dictionary => 'customer_level');
 		UPDATE crm.customer SET region = 'east';
 		BEGIN;
 		INSERT INTO crm.customer (name, kind, owner_id, industry) VALUES ('Individual Li', 'individual', 1, 'aerospace');
@@ -103,6 +104,7 @@ for my $from (undef, '0.1')
 		    || ' | ' || (SELECT count(*) || ' log entries, last ' || max(id) FROM crm.oplog)
 		    || ' | ' || (SELECT string_agg(format('%s:%s', name, region), ',' ORDER BY id) FROM crm.customer)
 		    || ' | ' || (SELECT string_agg(format('%s:%s', name, hobbies), ',' ORDER BY id) FROM crm.contact)
+		    || ' | ' || (SELECT string_agg(format('%s.%s:%s', table_name, column_name, kind), ',' ORDER BY 1) FROM crm.dictionary_column WHERE NOT builtin)
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', name, secret, rate_per_minute), ',') FROM crm.im_channel)
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', recipient_id, event, title), ',') FROM crm.notification)
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', employee_id, event, delivery), ',') FROM crm.notification_preference)
@@ -115,7 +117,7 @@ for my $from (undef, '0.1')
 	};
 	my $before = $node->safe_psql("crm_src$sfx", $rows);
 	my $after = $node->safe_psql("crm_dst$sfx", $rows);
-	is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields, the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
+	is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields (the dictionary mapping of a single-choice field, once), the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
 	like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 8 \|/,
 		'the channel, the notification of the team entry, the preference and the eight shipped events, once each');
 	like($after, qr/\| 3:公海:t \| 3:1:t \| 1:1,2:,3:1,4:1 \| 2:release:2>3 \|/,

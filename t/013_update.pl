@@ -105,6 +105,11 @@ my $config = q{SELECT string_agg(format('%s %s', c::regclass, w), ', ' ORDER BY 
 is($node->safe_psql('updated', $config), $node->safe_psql('fresh', $config),
 	'pg_dump keeps the rows of the same tables, with the same filters');
 
+# a team entry 0.1 took on a contact is kept, and tells nobody: contacts have no team
+is($node->safe_psql('updated', q{
+	SELECT count(*) || ' ' || crm.record_recipients('contact', 1, '{team}')::text FROM crm.team_member WHERE record_type = 'contact'}),
+	'1 {}', "a contact's team entry of 0.1 survives and names no recipient");
+
 # the updated database works: an employee sees their scope and records a customer
 is($node->safe_psql('updated', q{
 	SET ROLE wang_fang;

@@ -67,6 +67,9 @@ BEGIN
 		  JOIN pg_attribute g ON g.attrelid = ad.adrelid AND g.attnum = ad.adnum AND g.attgenerated <> ''
 		  JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
 		 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid = a.attnum)
+	  -- (the pair naming the record a follow-up is about)
+	  OR column_name IN ('record_type', 'record_id')
+	     AND EXISTS (SELECT FROM crm.record_type t WHERE t.relation = rel AND t.visibility = 'record')
 	  OR EXISTS (
 		SELECT FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
 		 WHERE c.conrelid = rel AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]

@@ -119,5 +119,15 @@ ALTER TABLE crm.customer
 		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED,
 	ADD COLUMN name_initials text GENERATED ALWAYS AS (crm.dedupe_key('initials',
 		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED;
-CREATE INDEX customer_name_pinyin_idx ON crm.customer USING gin (name_pinyin gin_trgm_ops);
+-- pg_trgm's operator class, named in whichever schema pg_trgm was installed: the
+-- script does not search that schema (00_header.sql)
+DO $trgm$
+BEGIN
+	IF to_regclass('crm.customer_name_pinyin_idx') IS NULL THEN
+		EXECUTE format('CREATE INDEX customer_name_pinyin_idx ON crm.customer USING gin (name_pinyin %I.gin_trgm_ops)',
+		               (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+		                 WHERE e.extname = 'pg_trgm'));
+	END IF;
+END
+$trgm$;
 CREATE INDEX customer_name_initials_idx ON crm.customer (name_initials text_pattern_ops);

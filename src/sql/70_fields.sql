@@ -90,7 +90,8 @@ BEGIN
 		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (%I >= 0)',
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
 	END IF;
-	IF f.type = 'single' THEN
+	-- (a restore brings the mapping with crm.dictionary_column's rows)
+	IF f.type = 'single' AND NOT restoring THEN
 		INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES (f.record_type, f.name, f.dictionary)
 		ON CONFLICT DO NOTHING;
 	ELSIF f.type = 'multiple' THEN

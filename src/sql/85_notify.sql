@@ -51,8 +51,10 @@ BEGIN
 		UNION SELECT e.superior_id FROM crm.employee e WHERE 'superior' = ANY (rules) AND e.id = owner AND e.superior_id IS NOT NULL
 		UNION SELECT d.leader_id FROM crm.employee e JOIN crm.department d ON d.id = e.department_id
 		       WHERE 'leader' = ANY (rules) AND e.id = owner AND d.leader_id IS NOT NULL
+		-- (a team entry of 0.1 on a type without teams, a contact, is nobody's team)
 		UNION SELECT t.employee_id FROM crm.team_member t
-		       WHERE 'team' = ANY (rules) AND t.record_type = record_recipients.record_type
+		       WHERE 'team' = ANY (rules) AND crm.record_type_has(record_recipients.record_type, 'team')
+		         AND t.record_type = record_recipients.record_type
 		         AND t.record_id = record_recipients.record_id AND (t.expires_at IS NULL OR t.expires_at > now()));
 END
 $$;

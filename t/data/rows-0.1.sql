@@ -22,6 +22,8 @@ SELECT crm.find_duplicates('customer', '{"name": "杭州西湖茶业"}');
 INSERT INTO crm.im_channel (name, platform, kind, webhook_url, secret, events)
 VALUES ('销售群', 'feishu', 'robot', 'http://127.0.0.1:1/hook', 'robot-secret', '{*}');
 INSERT INTO crm.team_member (record_type, record_id, employee_id) VALUES ('customer', 3, 2);
+-- 0.1 took team entries on contacts, which 0.2's contacts do not have
+INSERT INTO crm.team_member (record_type, record_id, employee_id) VALUES ('contact', 1, 2);
 INSERT INTO crm.im_channel (name, platform, kind, app_id, app_secret, reads_directory)
 VALUES ('飞书通讯录', 'feishu', 'app', 'cli_1', 'app-secret', true);
 INSERT INTO crm.directory_sync (platform) VALUES ('feishu');
