@@ -9,8 +9,8 @@
 EXTENSION   = crm
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
 MODULE_big  = crm
-OBJS        = src/crm.o src/identity.o src/scope.o src/scope_plan.o src/org.o src/owner.o src/guard.o src/context.o src/record_stamp.o src/validate.o src/dictionary.o src/transfer.o src/oplog.o src/im_sign.o \
-              src/im_payload.o src/im_payload_sql.o src/im_send.o src/worker.o src/worker_xact.o src/deliver.o src/im_window.o src/im_token.o src/notify.o src/directory.o src/im_directory.o src/normalize.o src/duplicates.o src/lookup_audit.o src/record_links.o
+# src/ by subsystem (docs/architecture.md, "Layout"); src/sql holds the install script's pieces
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
 SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc
 PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 
@@ -42,7 +42,7 @@ endif
 # -Wno-unused-parameter: fmgr (PG_FUNCTION_ARGS) and cache callbacks have fixed signatures
 # whose arguments we often do not need.  -Wformat-nonliteral: every message is a literal
 # format (PGXS adds -Wformat-security), so no name a user wrote can become one.
-PG_CPPFLAGS = -DCRM_VERSION='"$(EXTVERSION)"'
+PG_CPPFLAGS = -DCRM_VERSION='"$(EXTVERSION)"' -I$(srcdir)/src/core -I$(srcdir)/src/worker
 PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat-nonliteral
 EXTRA_CLEAN = $(DATA_built) tmp_regress tmp_isolation output_iso
 
@@ -53,7 +53,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 
 # the worker compares the database's crm with the version it was built as
-src/deliver.o: crm.control
+src/worker/deliver.o: crm.control
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES) crm.control
 	cat $(SQL_PIECES) > $@

@@ -133,7 +133,7 @@ SELECT count(*) FROM crm.record_type;
 RESET ROLE;
 
 -- == A new type with owner visibility: its data scope and write check come from
--- the registry (src/scope.c reads it), with no list to extend
+-- the registry (src/access/scope.c reads it), with no list to extend
 BEGIN;
 CREATE TABLE crm.rt_deal (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL,
                           owner_id bigint NOT NULL DEFAULT crm.current_employee_id() REFERENCES crm.employee (id),

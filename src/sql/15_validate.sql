@@ -1,4 +1,4 @@
--- Formats (src/validate.c): boolean tests, and the checking forms CHECK constraints use.
+-- Formats (src/core/validate.c): boolean tests, and the checking forms CHECK constraints use.
 
 CREATE OR REPLACE FUNCTION crm.uscc_valid(code text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_uscc_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION crm.check_company_uscc(kind text, uscc text) RETURNS 
 	AS 'MODULE_PATHNAME', 'crm_check_company_uscc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- A value as messages quote it: whole up to 64 bytes, else its first whole
--- characters and "..." (src/validate.c).
+-- characters and "..." (src/core/validate.c).
 CREATE OR REPLACE FUNCTION crm.clip(value text) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_clip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 

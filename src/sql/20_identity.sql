@@ -1,4 +1,4 @@
--- Identity: who is acting (src/identity.c).
+-- Identity: who is acting (src/access/identity.c).
 
 CREATE OR REPLACE FUNCTION crm.current_employee_id() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_current_employee_id'
@@ -33,7 +33,7 @@ CREATE OR REPLACE FUNCTION crm.org_changed() RETURNS trigger
 CREATE OR REPLACE FUNCTION crm.table_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_table_changed' LANGUAGE C;
 
--- Row trigger on business tables: created_by, created_at, updated_at (src/record_stamp.c).
+-- Row trigger on business tables: created_by, created_at, updated_at (src/records/record_stamp.c).
 CREATE OR REPLACE FUNCTION crm.stamp_record() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_stamp_record'
 	LANGUAGE C;

@@ -49,7 +49,7 @@ CREATE TABLE crm.record_type (
 	CONSTRAINT record_type_parent_fkey FOREIGN KEY (parent) REFERENCES crm.record_type (name),
 	CONSTRAINT record_type_visibility_check CHECK (visibility IN ('owner', 'parent', 'record')),
 	CONSTRAINT record_type_docs_check CHECK (docs ~ '^[a-z0-9-]+\.md$'),
-	-- (src/scope.c keeps a slot per position)
+	-- (src/access/scope.c keeps a slot per position)
 	CONSTRAINT record_type_position_check CHECK (position BETWEEN 1 AND 64),
 	CONSTRAINT record_type_parent_check CHECK
 		((visibility = 'parent') = (parent IS NOT NULL AND parent_column IS NOT NULL))
@@ -110,7 +110,7 @@ END
 $$;
 CREATE OR REPLACE TRIGGER record_type_valid BEFORE INSERT OR UPDATE ON crm.record_type
 	FOR EACH ROW EXECUTE FUNCTION crm.record_type_valid();
--- the scopes of every backend follow a type registered or changed (src/scope.c)
+-- the scopes of every backend follow a type registered or changed (src/access/scope.c)
 CREATE OR REPLACE TRIGGER record_type_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.record_type
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed();
 ALTER TABLE crm.record_type ENABLE ALWAYS TRIGGER record_type_changed;

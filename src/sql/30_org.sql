@@ -35,7 +35,7 @@ CREATE TABLE crm.employee (
 	created_at        timestamptz NOT NULL DEFAULT now(),
 	updated_at        timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT employee_pkey PRIMARY KEY (id),
-	-- the identity lookup (src/identity.c) scans these two indexes by name
+	-- the identity lookup (src/access/identity.c) scans these two indexes by name
 	CONSTRAINT employee_db_role_key UNIQUE (db_role),
 	CONSTRAINT employee_department_fkey FOREIGN KEY (department_id) REFERENCES crm.department (id),
 	CONSTRAINT employee_superior_fkey FOREIGN KEY (superior_id) REFERENCES crm.employee (id),
@@ -82,7 +82,7 @@ CREATE OR REPLACE TRIGGER employee_stamp BEFORE INSERT OR UPDATE ON crm.employee
 -- Whoever can become an employee's login role acts as that employee: a role
 -- other roles are members of (crm_user, crm_admin, a department's group role)
 -- would make each of them that employee by SET ROLE.  crm.current_employee_id()
--- resolves such a role to nobody (src/identity.c); this names the mistake.
+-- resolves such a role to nobody (src/access/identity.c); this names the mistake.
 CREATE OR REPLACE FUNCTION crm.check_db_role() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

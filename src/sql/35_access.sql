@@ -1,4 +1,4 @@
--- Access: roles, action permissions, data scopes, teams (src/scope.c).
+-- Access: roles, action permissions, data scopes, teams (src/access/scope.c).
 
 CREATE TABLE crm.permission (
 	action       text NOT NULL,
@@ -93,7 +93,7 @@ CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_ty
 CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
--- Scope helpers for the policies (see src/scope.c).  STABLE: the planner may
+-- Scope helpers for the policies (see src/access/scope.c).  STABLE: the planner may
 -- evaluate them to estimate a query, and index scans evaluate them once.
 CREATE OR REPLACE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
@@ -439,7 +439,7 @@ CREATE OR REPLACE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE O
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.team_member ENABLE ALWAYS TRIGGER team_member_changed;
 
--- crm.deactivate_employee() (src/org.c) checks who asks, then runs this as the
+-- crm.deactivate_employee() (src/access/org.c) checks who asks, then runs this as the
 -- owner of the crm tables: every record moves, whoever can see it.
 CREATE OR REPLACE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -100,7 +100,7 @@ END
 $$;
 
 -- Which columns take which dictionary's codes; add_field registers its own.
--- src/dictionary.c copies kinds into fixed-size keys: the lengths are bounded here.
+-- src/records/dictionary.c copies kinds into fixed-size keys: the lengths are bounded here.
 CREATE TABLE crm.dictionary_column (
 	table_name   text NOT NULL,
 	column_name  text NOT NULL,
@@ -189,7 +189,7 @@ CREATE OR REPLACE FUNCTION crm.initial_customer_status() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_initial_customer_status' LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 -- Deleting a status names where its customers go, in one statement:
--- crm.delete_customer_status() (src/org.c) checks who asks, then runs this as
+-- crm.delete_customer_status() (src/access/org.c) checks who asks, then runs this as
 -- the owner, so that every customer of the status moves.
 CREATE OR REPLACE FUNCTION crm.move_customer_status(status_id bigint, move_to bigint) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

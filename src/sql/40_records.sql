@@ -261,7 +261,7 @@ ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
 
 -- The policies of owned records (leads, customers) come with their registration
 -- (crm.register_record_type).  The scope arms are written so that the planner
--- can turn each into an index condition (see src/scope.c); UPDATE may move the
+-- can turn each into an index condition (see src/access/scope.c); UPDATE may move the
 -- owner out of scope, which crm.check_write() allows only with the transfer
 -- permission.
 

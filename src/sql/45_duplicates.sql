@@ -1,5 +1,5 @@
 -- Duplicate checks, part one: the keys under which two spellings
--- of the same name, phone or e-mail compare equal (src/normalize.c).
+-- of the same name, phone or e-mail compare equal (src/dedupe/normalize.c).
 CREATE OR REPLACE FUNCTION crm.dedupe_key(kind text, value text) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_dedupe_key_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.dedupe_key(text, text) IS

@@ -55,7 +55,7 @@ BEGIN
 END
 $$;
 
--- crm.transfer() (src/transfer.c) checks the caller, then runs this as the owner.
+-- crm.transfer() (src/records/transfer.c) checks the caller, then runs this as the owner.
 CREATE OR REPLACE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
                                      with_related boolean, keep_old_owner_on_team boolean) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

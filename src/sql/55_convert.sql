@@ -1,7 +1,7 @@
 -- crm.convert_lead(): a lead becomes a customer and a contact in one
 -- transaction.  It runs as the caller, so the customer and contact pass every
 -- check a direct insert does (permissions, scope, codes, dictionaries).  The C
--- entry point (src/context.c) tells duplicate checks which lead is converting;
+-- entry point (src/core/context.c) tells duplicate checks which lead is converting;
 -- the work is crm.convert_lead_apply(), which only it calls.
 CREATE OR REPLACE FUNCTION crm.convert_lead(lead_id bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_convert_lead' LANGUAGE C STRICT;
@@ -46,7 +46,7 @@ COMMENT ON FUNCTION crm.convert_lead(bigint) IS
 	'Turn a lead into a customer and a contact, through the same checks as direct inserts; the lead stays, linked and read-only';
 
 -- Only crm.convert_lead converts: a lead becomes converted, or names a customer,
--- while crm.converting_lead (superuser-only, set by src/context.c) names it, or
+-- while crm.converting_lead (superuser-only, set by src/core/context.c) names it, or
 -- in crm's own owner-run code (a merge moves the links of converted leads).
 CREATE OR REPLACE FUNCTION crm.guard_lead_conversion() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -1,4 +1,4 @@
--- The operation log (src/oplog.c): one row per record inserted, updated or
+-- The operation log (src/records/oplog.c): one row per record inserted, updated or
 -- deleted, with the fields an update changed, written by the crm owner only.
 CREATE TABLE crm.oplog (
 	id           bigint GENERATED ALWAYS AS IDENTITY,

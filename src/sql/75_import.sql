@@ -33,7 +33,7 @@ COMMENT ON TABLE crm.customer_import IS
 	'The shape of a staging table for crm.import_customers (CREATE TEMP TABLE t (LIKE crm.customer_import INCLUDING ALL)); holds no rows';
 GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody writes rows into it
 
--- crm.import_customers() (C, src/context.c) logs the changes of this, its work,
+-- crm.import_customers() (C, src/core/context.c) logs the changes of this, its work,
 -- as an import
 CREATE OR REPLACE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
 	AS 'MODULE_PATHNAME', 'crm_import_customers' LANGUAGE C STRICT;

@@ -1,5 +1,5 @@
 -- Notifications: the in-app inbox, the IM channels and the deliveries the
--- background worker sends (src/worker.c).  Everything a notification needs is
+-- background worker sends (src/worker/worker.c).  Everything a notification needs is
 -- written in the business transaction (an outbox): a rolled-back change
 -- notifies nobody.  The business transaction writes only the inbox row; the
 -- worker turns it into one delivery per channel (crm.im_expand).
@@ -78,7 +78,7 @@ CREATE TABLE crm.notification (
 	-- title is never cut (a DingTalk work notice repeats it within 2048 bytes,
 	-- which 200 characters of 4 bytes fit twice), a body whole by the Feishu
 	-- app and robot and the DingTalk robot (20 KB), and cut with "…" by WeCom
-	-- (4096 bytes) and the DingTalk work notice (src/im_payload.c)
+	-- (4096 bytes) and the DingTalk work notice (src/im/im_payload.c)
 	CONSTRAINT notification_title_length CHECK (crm.check_length(title, 200, 'notification.title')),
 	CONSTRAINT notification_body_length CHECK (crm.check_length(body, 2000, 'notification.body'))
 );
@@ -191,7 +191,7 @@ GRANT INSERT (name, platform, kind, webhook_url, secret, app_id, app_secret, age
 	ON crm.im_channel TO crm_user;
 GRANT SELECT, UPDATE (platform, kind, api_base, webhook_url) ON crm.im_channel TO crm_admin;
 
--- the signature a Feishu or DingTalk robot expects (src/im_sign.c)
+-- the signature a Feishu or DingTalk robot expects (src/im/im_sign.c)
 CREATE OR REPLACE FUNCTION crm.im_robot_sign(platform text, secret text, ts bigint) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_im_robot_sign_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.im_robot_sign(text, text, bigint) IS
@@ -286,7 +286,7 @@ CREATE OR REPLACE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.s
 -- preference and writes the inbox row, marked im_pending when an IM channel
 -- may want it, and wakes the worker at commit.  The worker expands those rows
 -- into deliveries (crm.im_expand), so the business transaction writes one row
--- per recipient.  In C (src/notify.c): it runs per transfer and per reminder.
+-- per recipient.  In C (src/notify/notify.c): it runs per transfer and per reminder.
 -- A body listing items, one a line: as many as fit notification.body (1960
 -- characters leave room for the last line), then how many more there are.
 CREATE OR REPLACE FUNCTION crm.notification_lines(items text[]) RETURNS text

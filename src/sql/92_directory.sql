@@ -1,7 +1,7 @@
 -- Directory sync: departments and employees from WeCom, Feishu or DingTalk.
 -- crm.sync_directory(platform) queues a run; the notification worker pages
 -- through the platform's directory with the platform's enabled app channel
--- (src/directory.c) and hands what it read to crm.directory_apply, which
+-- (src/worker/directory.c) and hands what it read to crm.directory_apply, which
 -- matches departments and employees by their IM ids in one transaction.
 
 ALTER TABLE crm.department

@@ -177,7 +177,7 @@ BEGIN
 	FOREACH t IN ARRAY ARRAY['pool', 'pool_member'] LOOP
 		EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(''admin.rules'')', t || '_require_admin', t);
-		-- pool admins' scopes are part of the cached organisation (src/scope.c)
+		-- pool admins' scopes are part of the cached organisation (src/access/scope.c)
 		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.org_changed()', t || '_org_changed', t);
 		EXECUTE format('ALTER TABLE crm.%I ENABLE ALWAYS TRIGGER %I', t, t || '_org_changed');

@@ -5,7 +5,7 @@
 
 -- Adds the permissions of the type's actions, and installs on its table,
 -- replacing what an earlier install made: the
--- stamps and, for a table with an owner, the write check (src/scope.c); for
+-- stamps and, for a table with an owner, the write check (src/access/scope.c); for
 -- owner visibility the four policies of its data scope and team; the triggers
 -- of the capabilities it takes part in (dictionary checks, the operation log,
 -- duplicate checks), dropping those of capabilities it no longer has; and the

@@ -28,7 +28,7 @@ char	   *crm_jwt_employee_claim = NULL;
 
 /*
  * The lead crm.convert_lead is converting: duplicate checks skip it.  Like
- * crm.change_source, a superuser setting that src/context.c sets for crm's own
+ * crm.change_source, a superuser setting that src/core/context.c sets for crm's own
  * functions: a session that could set it would switch rules off or label its
  * own changes as an import's.
  */
