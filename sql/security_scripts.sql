@@ -15,23 +15,16 @@ CREATE EXTENSION crm VERSION '0.1' CASCADE;
 
 -- the plant, in both: overloads of pg_catalog's functions that note who ran them
 \set plant 'GRANT CREATE ON SCHEMA public TO ss_planter; SET ROLE ss_planter; CREATE TABLE public.ss_calls (who text, fn text); GRANT INSERT ON public.ss_calls TO PUBLIC; CREATE FUNCTION public.format(f text, a text) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO public.ss_calls VALUES (current_user, $$format2$$); RETURN pg_catalog.format(f, a); END $f$; CREATE FUNCTION public.format(f text, a text, b text) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO public.ss_calls VALUES (current_user, $$format3$$); RETURN pg_catalog.format(f, a, b); END $f$; CREATE FUNCTION public.format(f text, a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO public.ss_calls VALUES (current_user, $$format4$$); RETURN pg_catalog.format(f, a, b, c); END $f$; CREATE FUNCTION public.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO public.ss_calls VALUES (current_user, $$unnest$$); RETURN QUERY SELECT pg_catalog.unnest(a); END $f$; RESET ROLE;'
+\set check 'SELECT count(*) AS calls FROM public.ss_calls; SELECT p.oid::regprocedure AS crm_function, r.oid::regprocedure AS bound_to FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_proc r ON r.oid = d.refobjid WHERE d.classid = $$pg_proc$$::regclass AND d.refclassid = $$pg_proc$$::regclass AND p.pronamespace = $$crm$$::regnamespace AND r.pronamespace = $$public$$::regnamespace;'
 :plant
 ALTER EXTENSION crm UPDATE;
-SELECT count(*) AS calls FROM public.ss_calls;
--- and no function of crm's is bound to one of them
-SELECT p.oid::regprocedure AS crm_function, r.oid::regprocedure AS bound_to
-  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_proc r ON r.oid = d.refobjid
- WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_proc'::regclass
-   AND p.pronamespace = 'crm'::regnamespace AND r.pronamespace = 'public'::regnamespace;
+-- none ran, and no function of crm's is bound to one of them
+:check
 
 \c ss_fresh
 :plant
 CREATE EXTENSION crm CASCADE;
-SELECT count(*) AS calls FROM public.ss_calls;
-SELECT p.oid::regprocedure AS crm_function, r.oid::regprocedure AS bound_to
-  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_proc r ON r.oid = d.refobjid
- WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_proc'::regclass
-   AND p.pronamespace = 'crm'::regnamespace AND r.pronamespace = 'public'::regnamespace;
+:check
 -- pg_trgm's operator class is still found where pg_trgm is
 SELECT pg_get_indexdef('crm.customer_name_pinyin_idx'::regclass);
 
