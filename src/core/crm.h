@@ -58,6 +58,29 @@ extern void crm_switch_pin(CrmSwitch *sw);
 extern void crm_switch_back(CrmSwitch *sw);
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
+/* table_cache.c: per-backend caches of crm's configuration tables */
+#define CRM_CACHE_MAX_TABLES 4
+
+typedef struct CrmTableCache
+{
+	const char *name;			/* of its memory context, for messages */
+	const char *tables[CRM_CACHE_MAX_TABLES + 1];	/* crm tables it reads, NULL-ended */
+	void		(*load) (void); /* fills it: as the owner, SPI connected, in cxt */
+	void		(*forget) (void);	/* optional: the tables may be new; drop derived state */
+	/* kept by table_cache.c */
+	MemoryContext cxt;
+	int			ntables;
+	Oid			relids[CRM_CACHE_MAX_TABLES];
+	uint64		relids_org_generation;
+	uint64		generation;
+	uint64		loaded;
+} CrmTableCache;
+
+extern void crm_table_cache_register(CrmTableCache *cache);
+extern void crm_table_cache_refresh(CrmTableCache *cache);
+extern void crm_table_cache_invalidate(CrmTableCache *cache);
+extern void crm_table_cache_query(CrmTableCache *cache, const char *sql);
+
 /* oplog.c */
 extern int	crm_oplog_work_mem;
 extern void crm_oplog_init(void);

@@ -53,10 +53,6 @@ typedef struct Rule
 	char	   *rule;			/* owner, superior, leader, team */
 } Rule;
 
-static MemoryContext notify_cxt = NULL;
-static uint64 notify_generation = 1;	/* bumped by invalidations */
-static uint64 notify_loaded = 0;
-static Oid	notify_relids[3];	/* im_channel, notification_preference, notification_rule */
 static HTAB *recipients;
 static List *events;			/* char *: the known events */
 static bool app_channels;		/* an enabled app channel exists */
@@ -65,18 +61,21 @@ static List *rules;				/* Rule *: the rows of crm.notification_rule */
 static SPIPlanPtr insert_plan = NULL;	/* many recipients */
 static SPIPlanPtr insert_one_plan = NULL;	/* one: 1.5 µs less per call */
 
-static void
-notify_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == notify_relids[0] || relid == notify_relids[1] ||
-		relid == notify_relids[2])
-		notify_generation++;
-}
+static void load(void);
+static void forget(void);
+
+/* (employees are followed through crm_org_generation, which forgets) */
+static CrmTableCache notify_cache = {
+	.name = "crm notify",
+	.tables = {"im_channel", "notification_preference", "notification_rule", NULL},
+	.load = load,
+	.forget = forget,
+};
 
 void
 crm_notify_init(void)
 {
-	CacheRegisterRelcacheCallback(notify_relcache_callback, (Datum) 0);
+	crm_table_cache_register(&notify_cache);
 }
 
 static bool
@@ -88,16 +87,6 @@ listed(List *list, const char *s)
 		if (strcmp(lfirst(lc), s) == 0)
 			return true;
 	return false;
-}
-
-/* SPI_execute, then back in notify_cxt, where SPI leaves its own context */
-static int
-query(const char *sql)
-{
-	int			ret = SPI_execute(sql, true, 0);
-
-	MemoryContextSwitchTo(notify_cxt);
-	return ret;
 }
 
 static SPIPlanPtr
@@ -112,57 +101,32 @@ prepare(const char *sql, Oid *types)
 	return plan;
 }
 
+/* the tables may be new: the inbox inserts are planned again */
+static void
+forget(void)
+{
+	if (insert_plan)
+		SPI_freeplan(insert_plan);
+	if (insert_one_plan)
+		SPI_freeplan(insert_one_plan);
+	insert_plan = insert_one_plan = NULL;
+}
+
 static void
 load(void)
 {
-	static uint64 relids_org_generation = 0;
-	CrmSwitch	sw;
 	HASHCTL		ctl;
-	MemoryContext old;
-	uint64		generation;
 
-	/* the tables are found again after any org change: the extension may be new */
-	crm_employee_relid();
-	if (relids_org_generation != crm_org_generation)
-	{
-		Oid			nsp = get_namespace_oid("crm", false);
-
-		notify_relids[0] = get_relname_relid("im_channel", nsp);
-		notify_relids[1] = get_relname_relid("notification_preference", nsp);
-		notify_relids[2] = get_relname_relid("notification_rule", nsp);
-		relids_org_generation = crm_org_generation;
-		notify_generation++;
-		if (insert_plan)
-			SPI_freeplan(insert_plan);
-		if (insert_one_plan)
-			SPI_freeplan(insert_one_plan);
-		insert_plan = insert_one_plan = NULL;
-	}
-	generation = notify_generation;
-	if (notify_loaded == generation)
-		return;
-
-	if (notify_cxt == NULL)
-		notify_cxt = AllocSetContextCreate(TopMemoryContext, "crm notify", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(notify_cxt);
-	notify_loaded = 0;
 	events = NIL;
 	robot_events = NIL;
 	rules = NIL;
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(Recipient);
-	ctl.hcxt = notify_cxt;
+	ctl.hcxt = notify_cache.cxt;
 	recipients = hash_create("crm notify recipients", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	crm_switch_to_owner(&sw);
-	SPI_connect();
-	old = CurrentMemoryContext;
-
-	if (query("SELECT id, active AND NOT is_pool, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
-					"  FROM crm.employee") != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: employee query failed")));
+	crm_table_cache_query(&notify_cache, "SELECT id, active AND NOT is_pool, coalesce(wecom_userid, feishu_open_id, dingtalk_userid) IS NOT NULL "
+					"  FROM crm.employee");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -173,10 +137,7 @@ load(void)
 		r->on_im = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 		r->choices = NIL;
 	}
-	if (query("SELECT employee_id, event, delivery FROM crm.notification_preference") != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: notification preference query failed")));
+	crm_table_cache_query(&notify_cache, "SELECT employee_id, event, delivery FROM crm.notification_preference");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -189,10 +150,7 @@ load(void)
 		if (r)
 			r->choices = lappend(r->choices, c);
 	}
-	if (query("SELECT event, rule FROM crm.notification_rule") != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: notification rule query failed")));
+	crm_table_cache_query(&notify_cache, "SELECT event, rule FROM crm.notification_rule");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Rule	   *r = palloc(sizeof(Rule));
@@ -201,19 +159,13 @@ load(void)
 		r->rule = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		rules = lappend(rules, r);
 	}
-	if (query("SELECT event FROM crm.notification_event WHERE event <> '*'") != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: notification event query failed")));
+	crm_table_cache_query(&notify_cache, "SELECT event FROM crm.notification_event WHERE event <> '*'");
 	for (uint64 i = 0; i < SPI_processed; i++)
 		events = lappend(events, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	if (query("SELECT coalesce(bool_or(kind = 'app'), false), "
+	crm_table_cache_query(&notify_cache, "SELECT coalesce(bool_or(kind = 'app'), false), "
 					"       array_to_string(array(SELECT DISTINCT unnest(events) FROM crm.im_channel "
 					"                              WHERE enabled AND kind = 'robot'), E'\\n') "
-					"  FROM crm.im_channel WHERE enabled") != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: IM channel query failed")));
+					"  FROM crm.im_channel WHERE enabled");
 	{
 		bool		isnull;
 		char	   *list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -222,7 +174,6 @@ load(void)
 		for (char *tok = list ? strtok(list, "\n") : NULL; tok; tok = strtok(NULL, "\n"))
 			robot_events = lappend(robot_events, tok);
 	}
-	MemoryContextSwitchTo(old);
 	if (insert_plan == NULL)
 	{
 		Oid			types[7] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLARRAYOID};
@@ -235,9 +186,6 @@ load(void)
 								  "       (recipient_id, event, title, body, record_type, record_id, im_pending) "
 								  "VALUES ($1, $2, $3, $4, $5, $6, $7)", one_types);
 	}
-	SPI_finish();
-	crm_switch_back(&sw);
-	notify_loaded = generation;
 }
 
 /* the recipient's choice for event: their own, else their "*", else app */
@@ -341,11 +289,11 @@ crm_notify(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a notification needs an event and a title")));
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	load();
+	crm_table_cache_refresh(&notify_cache);
 	if (!listed(events, event))
 	{
-		notify_generation++;	/* an extension update may have shipped it */
-		load();
+		crm_table_cache_invalidate(&notify_cache);	/* an extension update may have shipped it */
+		crm_table_cache_refresh(&notify_cache);
 		if (!listed(events, event))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

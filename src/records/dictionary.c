@@ -55,28 +55,27 @@ typedef struct DictColumn
 	char	   *kind;
 } DictColumn;
 
-static MemoryContext dict_cxt = NULL;
 static HTAB *dict_codes = NULL;
 static List *dict_columns = NIL;
-static uint64 dict_loaded = 0;
-static uint64 dict_generation = 1;
-static Oid	dict_relids[3];		/* dictionary, dictionary_column, customer_status */
 static Oid	customer_relid;
 static int	nstatuses;
 static int64 *statuses;
 static int64 initial_status;	/* 0 if none */
 
-static void
-dictionary_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == dict_relids[0] || relid == dict_relids[1] || relid == dict_relids[2])
-		dict_generation++;
-}
+static void load_dictionary(void);
+static void forget_dictionary(void);
+
+static CrmTableCache dict_cache = {
+	.name = "crm dictionary",
+	.tables = {"dictionary", "dictionary_column", "customer_status", NULL},
+	.load = load_dictionary,
+	.forget = forget_dictionary,
+};
 
 void
 crm_dictionary_init(void)
 {
-	CacheRegisterRelcacheCallback(dictionary_relcache_callback, (Datum) 0);
+	crm_table_cache_register(&dict_cache);
 }
 
 /*
@@ -96,48 +95,26 @@ dict_key(char *key, const char *kind, const char *code, int codelen)
 	return true;
 }
 
+/* the tables may be new: find crm.customer again */
+static void
+forget_dictionary(void)
+{
+	customer_relid = get_relname_relid("customer", get_namespace_oid("crm", false));
+}
+
 static void
 load_dictionary(void)
 {
-	static uint64 relids_org_generation = 0;
-	Oid			nsp;
+	Oid			nsp = get_namespace_oid("crm", false);
 	HASHCTL		ctl;
-	CrmSwitch	sw;
-	uint64		generation;
 
-	/* find the tables again after any org change: the extension may be new */
-	crm_employee_relid();
-	if (relids_org_generation != crm_org_generation)
-	{
-		nsp = get_namespace_oid("crm", false);
-		dict_relids[0] = get_relname_relid("dictionary", nsp);
-		dict_relids[1] = get_relname_relid("dictionary_column", nsp);
-		dict_relids[2] = get_relname_relid("customer_status", nsp);
-		customer_relid = get_relname_relid("customer", nsp);
-		relids_org_generation = crm_org_generation;
-		dict_generation++;
-	}
-	generation = dict_generation;
-	if (dict_loaded == generation)
-		return;
-	nsp = get_namespace_oid("crm", false);
-
-	if (dict_cxt == NULL)
-		dict_cxt = AllocSetContextCreate(TopMemoryContext, "crm dictionary", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(dict_cxt);
-	dict_loaded = 0;
 	dict_columns = NIL;
 	ctl.keysize = DICT_KEY_LEN;
 	ctl.entrysize = sizeof(DictCode);
-	ctl.hcxt = dict_cxt;
+	ctl.hcxt = dict_cache.cxt;
 	dict_codes = hash_create("crm dictionary codes", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	crm_switch_to_owner(&sw);
-	SPI_connect();
-	if (SPI_execute("SELECT kind, code, enabled FROM crm.dictionary", true, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: dictionary query failed")));
+	crm_table_cache_query(&dict_cache, "SELECT kind, code, enabled FROM crm.dictionary");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -152,15 +129,11 @@ load_dictionary(void)
 		entry = hash_search(dict_codes, key, HASH_ENTER, NULL);
 		entry->enabled = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
 	}
-	if (SPI_execute("SELECT table_name, column_name, kind FROM crm.dictionary_column", true, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: dictionary column query failed")));
+	crm_table_cache_query(&dict_cache, "SELECT table_name, column_name, kind FROM crm.dictionary_column");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(dict_cxt);
 		DictColumn *col = palloc(sizeof(DictColumn));
 
 		col->relid = get_relname_relid(SPI_getvalue(row, desc, 1), nsp);
@@ -178,14 +151,10 @@ load_dictionary(void)
 			col->attnum = InvalidAttrNumber;
 		}
 		dict_columns = lappend(dict_columns, col);
-		MemoryContextSwitchTo(old);
 	}
-	if (SPI_execute("SELECT id, is_initial FROM crm.customer_status", true, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg_internal("crm: customer status query failed")));
+	crm_table_cache_query(&dict_cache, "SELECT id, is_initial FROM crm.customer_status");
 	nstatuses = SPI_processed;
-	statuses = MemoryContextAlloc(dict_cxt, sizeof(int64) * Max(nstatuses, 1));
+	statuses = palloc(sizeof(int64) * Max(nstatuses, 1));
 	initial_status = 0;
 	for (int i = 0; i < nstatuses; i++)
 	{
@@ -195,9 +164,6 @@ load_dictionary(void)
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
 			initial_status = statuses[i];
 	}
-	SPI_finish();
-	crm_switch_back(&sw);
-	dict_loaded = generation;
 }
 
 static void
@@ -256,7 +222,7 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 	 */
 	if (crm_restoring())
 		return PointerGetDatum(row);
-	load_dictionary();
+	crm_table_cache_refresh(&dict_cache);
 
 	if (RelationGetRelid(rel) == customer_relid)
 		check_status(desc, row, TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_trigtuple : NULL);
@@ -312,7 +278,7 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 Datum
 crm_initial_customer_status(PG_FUNCTION_ARGS)
 {
-	load_dictionary();
+	crm_table_cache_refresh(&dict_cache);
 	if (initial_status == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(initial_status);

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_cache.c
+ *	  Per-backend caches of crm's configuration tables, rebuilt when any
+ *	  session changes one of the tables a cache reads.
+ *
+ * A cache names its tables and a load function.  A change to one of the
+ * tables (committed by any session) reaches every backend as a relcache
+ * invalidation, which bumps the cache's generation; the next use loads it
+ * again, as the owner of the crm tables with SPI connected, into a memory
+ * context of its own that the load before it leaves for the next one to
+ * reset.  The tables are looked up again after any change of the
+ * organisation: the extension may have been dropped and created again, and
+ * then the cache's own derived state (a saved plan) must go too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "crm.h"
+
+#define MAX_TABLE_CACHES 8
+
+static CrmTableCache *caches[MAX_TABLE_CACHES];
+static int	ncaches = 0;
+
+static void
+table_cache_relcache_callback(Datum arg, Oid relid)
+{
+	for (int i = 0; i < ncaches; i++)
+		for (int t = 0; t < caches[i]->ntables; t++)
+			if (relid == InvalidOid || relid == caches[i]->relids[t])
+			{
+				caches[i]->generation++;
+				break;
+			}
+}
+
+/* At module load: the cache follows changes to its tables from then on. */
+void
+crm_table_cache_register(CrmTableCache *cache)
+{
+	if (ncaches == 0)
+		CacheRegisterRelcacheCallback(table_cache_relcache_callback, (Datum) 0);
+	if (ncaches == MAX_TABLE_CACHES)
+		elog(ERROR, "crm: too many table caches");
+	for (cache->ntables = 0; cache->tables[cache->ntables] != NULL; cache->ntables++)
+		if (cache->ntables == CRM_CACHE_MAX_TABLES)
+			elog(ERROR, "crm: table cache \"%s\" reads too many tables", cache->name);
+	cache->generation = 1;
+	caches[ncaches++] = cache;
+}
+
+/* The next use loads the cache again. */
+void
+crm_table_cache_invalidate(CrmTableCache *cache)
+{
+	cache->generation++;
+}
+
+/*
+ * Load the cache if a table it reads changed since it was loaded.  The
+ * generation is read before loading: a change committed during the load
+ * makes the next use load again.
+ */
+void
+crm_table_cache_refresh(CrmTableCache *cache)
+{
+	uint64		generation;
+	CrmSwitch	sw;
+	MemoryContext old;
+
+	crm_employee_relid();		/* keeps crm_org_generation current */
+	if (cache->relids_org_generation != crm_org_generation)
+	{
+		Oid			nsp = get_namespace_oid("crm", false);
+
+		for (int t = 0; t < cache->ntables; t++)
+			cache->relids[t] = get_relname_relid(cache->tables[t], nsp);
+		cache->relids_org_generation = crm_org_generation;
+		cache->generation++;
+		if (cache->forget)
+			cache->forget();
+	}
+	generation = cache->generation;
+	if (cache->loaded == generation)
+		return;
+
+	if (cache->cxt == NULL)
+	{
+		cache->cxt = AllocSetContextCreate(TopMemoryContext, "crm table cache", ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSetIdentifier(cache->cxt, cache->name);
+	}
+	MemoryContextReset(cache->cxt);
+	cache->loaded = 0;
+
+	crm_switch_to_owner(&sw);
+	SPI_connect();
+	old = MemoryContextSwitchTo(cache->cxt);
+	cache->load();
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	crm_switch_back(&sw);
+	cache->loaded = generation;
+}
+
+/*
+ * Run one of the load's queries; back in the cache's context, where SPI
+ * leaves its own, so that what the load keeps of the rows lives there.
+ */
+void
+crm_table_cache_query(CrmTableCache *cache, const char *sql)
+{
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: query of cache \"%s\" failed: %s", cache->name, sql)));
+	MemoryContextSwitchTo(cache->cxt);
+}
