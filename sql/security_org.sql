@@ -150,6 +150,18 @@ UPDATE crm.employee SET department_id = 900011 WHERE id = 900000;
 UPDATE crm.employee SET superior_id = 900000 WHERE id = 900012;
 -- (900012 is in no scope of HR's)
 SELECT crm.deactivate_employee(900012, 900000);
+-- not even with an = of their own that says every employee is in scope
+RESET ROLE;
+CREATE SCHEMA regress_hr_own AUTHORIZATION regress_org_hr;
+SET ROLE regress_org_hr;
+CREATE FUNCTION regress_hr_own.always(bigint, bigint) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR regress_hr_own.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = regress_hr_own.always);
+SET search_path = regress_hr_own, pg_catalog;
+SELECT crm.deactivate_employee(900012, 900000);
+RESET search_path;
+RESET ROLE;
+DROP SCHEMA regress_hr_own CASCADE;
+SET ROLE regress_org_hr;
 -- nor brings anyone within their reach: under someone below them, into a
 -- department under theirs, a department under theirs, or themselves into a pool
 RESET ROLE;

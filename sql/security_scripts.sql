@@ -28,7 +28,36 @@ CREATE EXTENSION crm CASCADE;
 -- pg_trgm's operator class is still found where pg_trgm is
 SELECT pg_get_indexdef('crm.customer_name_pinyin_idx'::regclass);
 
+-- 0.1 installed after such a plant bound its tables to it (0.1's script searched
+-- public): the update refuses to run there, naming what is bound
+\c :regress_db
+CREATE DATABASE ss_bound;
+\c ss_bound
+GRANT CREATE ON SCHEMA public TO ss_planter;
+SET ROLE ss_planter;
+CREATE FUNCTION public.ge(a numeric, b integer) RETURNS boolean LANGUAGE sql AS 'SELECT a OPERATOR(pg_catalog.>=) b';
+CREATE OPERATOR public.>= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = public.ge);
+RESET ROLE;
+CREATE EXTENSION crm VERSION '0.1' CASCADE;
+ALTER EXTENSION crm UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'crm';
+
+-- and neither runs where someone else owns schema crm, or pg_trgm
+\c :regress_db
+CREATE DATABASE ss_owned;
+\c ss_owned
+CREATE SCHEMA crm AUTHORIZATION ss_planter;
+CREATE EXTENSION crm CASCADE;
+DROP SCHEMA crm;
+GRANT CREATE ON DATABASE ss_owned TO ss_planter;	-- pg_trgm is a trusted extension
+SET ROLE ss_planter;
+CREATE EXTENSION pg_trgm;
+RESET ROLE;
+CREATE EXTENSION crm;
+
 \c :regress_db
 DROP DATABASE ss_fresh;
 DROP DATABASE ss_updated;
+DROP DATABASE ss_bound;
+DROP DATABASE ss_owned;
 DROP ROLE ss_planter;

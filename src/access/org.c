@@ -94,7 +94,10 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 			!superuser() && !crm_acting_is_super() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
 		{
 			bool		in_scope;
+			CrmSwitch	pin;
 
+			/* as the caller (the scopes are theirs), but under crm's search_path: not their = */
+			crm_switch_pin(&pin);
 			SPI_connect();
 			if (SPI_execute_with_args("SELECT $1 = ANY (crm.scope_owners('customer')) AND $1 = ANY (crm.scope_owners('lead'))",
 									  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
@@ -103,6 +106,7 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 						 errmsg_internal("crm: handover scope check failed")));
 			in_scope = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			SPI_finish();
+			crm_switch_back(&pin);
 			if (!in_scope)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
