@@ -156,6 +156,7 @@ typedef struct Org
 	Dept	   *depts;
 	Role	   *roles;
 	RecordType	types[MAX_RECORD_TYPES];
+	int			nslots;			/* slots past the last type are empty */
 	HTAB	   *emp_index;
 	HTAB	   *dept_index;
 	HTAB	   *role_index;
@@ -246,7 +247,7 @@ static void load_org(void);
 static int
 type_slot(const char *name, int len)
 {
-	for (int i = 0; i < MAX_RECORD_TYPES; i++)
+	for (int i = 0; i < org.nslots; i++)
 		if (org.types[i].name && strlen(org.types[i].name) == (size_t) len &&
 			memcmp(org.types[i].name, name, len) == 0)
 			return i;
@@ -266,7 +267,7 @@ record_type_index(text *t, bool missing_ok)
 	if (slot >= 0 || missing_ok)
 		return slot;
 	initStringInfo(&known);
-	for (int i = 0; i < MAX_RECORD_TYPES; i++)
+	for (int i = 0; i < org.nslots; i++)
 		if (org.types[i].name)
 			appendStringInfo(&known, "%s%s", known.len > 0 ? ", " : "", org.types[i].name);
 	ereport(ERROR,
@@ -357,6 +358,7 @@ load_record_types(void)
 	SPITupleTable *tt;
 
 	memset(org.types, 0, sizeof(org.types));
+	org.nslots = 0;
 	if (!OidIsValid(get_relname_relid("record_type", nsp)))
 	{
 		MemoryContextSwitchTo(org.cxt);	/* as org_query() leaves it */
@@ -369,6 +371,7 @@ load_record_types(void)
 		}
 		org.types[2].visibility = 'p';	/* a contact follows its customer */
 		org.types[2].parent = 1;
+		org.nslots = lengthof(types_0_1);
 		org.types[2].parent_column = pstrdup("customer_id");
 		return;
 	}
@@ -388,6 +391,7 @@ load_record_types(void)
 		org.types[slot].parent = isnull ? -1 : DatumGetInt32(parent) - 1;
 		org.types[slot].parent_column = SPI_getvalue(tt->vals[i], tt->tupdesc, 5);
 		org.types[slot].visibility = SPI_getvalue(tt->vals[i], tt->tupdesc, 6)[0];
+		org.nslots = Max(org.nslots, slot + 1);
 	}
 }
 
