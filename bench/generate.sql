@@ -189,6 +189,28 @@ SELECT c.id, CASE WHEN c.kind = 'individual' THEN c.name ELSE pg_temp.person(c.i
        true, c.owner_id, c.owner_id, c.created_at, c.created_at
   FROM crm.customer c;
 
+-- The shared tables (bench/shared_reads.sql), as crm writes them, scope included:
+-- the operation log holds an update of every other customer (its phone) and of
+-- one contact in ten (its email), by the owner; three customers in ten carry a
+-- tag of ten.  (The record checks and stamps of crm.record_tag wait, as above.)
+INSERT INTO crm.oplog (at, record_type, record_id, action, employee_id, source, changes, scope_type, scope_owner, scope_id)
+SELECT c.updated_at, 'customer', c.id, 'update', c.owner_id, 'person',
+       jsonb_build_object('phone', jsonb_build_array(NULL, c.phone)), 'customer', c.owner_id, c.id
+  FROM crm.customer c WHERE c.id % 2 = 0
+UNION ALL
+SELECT k.updated_at + interval '1 day', 'contact', k.id, 'update', c.owner_id, 'person',
+       jsonb_build_object('email', jsonb_build_array(NULL, k.mobile || '@example.com')), 'customer', c.owner_id, c.id
+  FROM crm.contact k JOIN crm.customer c ON c.id = k.customer_id WHERE k.id % 10 = 0
+ ORDER BY 1;
+INSERT INTO crm.tag_group (name) VALUES ('客户价值');
+INSERT INTO crm.tag (group_id, name) SELECT g.id, '标签' || n FROM crm.tag_group g, generate_series(1, 10) n;
+ALTER TABLE crm.record_tag DISABLE TRIGGER record_tag_record_exists;
+ALTER TABLE crm.record_tag DISABLE TRIGGER record_tag_scope;
+INSERT INTO crm.record_tag (record_type, record_id, tag_id, created_by, created_at, scope_type, scope_owner, scope_id)
+SELECT 'customer', c.id, t.id, c.owner_id, c.created_at, 'customer', c.owner_id, c.id
+  FROM crm.customer c JOIN crm.tag t ON t.name = '标签' || (1 + floor(pg_temp.u(c.id, 61) * 10))::int
+ WHERE pg_temp.u(c.id, 60) < 0.3;
+
 -- the ids above were given: move the identities past them
 SELECT setval(pg_get_serial_sequence('crm.department', 'id'), (SELECT max(id) FROM crm.department)),
        setval(pg_get_serial_sequence('crm.employee', 'id'), (SELECT max(id) FROM crm.employee)),
@@ -217,6 +239,8 @@ ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_stamp;
 ALTER TABLE crm.contact ENABLE TRIGGER contact_stamp;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_touches_customer;
 ALTER TABLE crm.follow_up ENABLE TRIGGER follow_up_record_exists;
+ALTER TABLE crm.record_tag ENABLE TRIGGER record_tag_record_exists;
+ALTER TABLE crm.record_tag ENABLE TRIGGER record_tag_scope;
 COMMIT;
 
 -- Bare PostgreSQL's side: crm.customer's columns, types, identity, plain check

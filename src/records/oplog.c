@@ -32,6 +32,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -381,6 +382,8 @@ id_ranges(int64 *ids, int count)
  * Updates and deletes get a row each (their changes differ); the records
  * inserted get one row together, their ids as a multirange in record_ids
  * (record_id is the first): a bulk insert logs in one row, not thousands.
+ * Each row takes the scope of its record (crm.record_scope, which the planner
+ * inlines), the first record's for an insert; a deleted record has none.
  */
 static void
 write_notes(Relation rel, List *sets)
@@ -403,6 +406,8 @@ write_notes(Relation rel, List *sets)
 	bool		acting;
 	const char *source;
 	CrmSwitch	sw;
+	Oid			oplog;
+	bool		scoped;
 
 	foreach(lc, sets)
 		count += ((OplogNotes *) lfirst(lc))->count;
@@ -442,6 +447,10 @@ write_notes(Relation rel, List *sets)
 	nulls[3] = acting ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(source);
 
+	/* crm 0.1's log has no scopes: until ALTER EXTENSION crm UPDATE, write it as 0.1 did */
+	oplog = get_relname_relid("oplog", get_namespace_oid("crm", false));
+	scoped = OidIsValid(oplog) && get_attnum(oplog, "scope_type") != InvalidAttrNumber;
+
 	/* the log is written by its owner: nobody else may write it */
 	crm_switch_to_owner(&sw);
 	SPI_connect();
@@ -451,7 +460,13 @@ write_notes(Relation rel, List *sets)
 		values[2] = CStringGetTextDatum(id_ranges(inserted, ninserted));
 		types[1] = INT8OID;
 		types[2] = TEXTOID;
-		if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, record_ids)"
+		if (SPI_execute_with_args(scoped ?
+								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, record_ids,"
+								  "                       scope_type, scope_owner, scope_id)"
+								  " SELECT $1, lower($3::int8multirange), 'insert', $4, $5, $3::int8multirange,"
+								  "        s.scope_type, s.scope_owner, s.scope_id"
+								  "   FROM (VALUES (1)) v LEFT JOIN crm.record_scope($1, lower($3::int8multirange)) s ON true" :
+								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, record_ids)"
 								  " VALUES ($1, lower($3::int8multirange), 'insert', $4, $5, $3::int8multirange)",
 								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
 			ereport(ERROR,
@@ -466,7 +481,13 @@ write_notes(Relation rel, List *sets)
 		values[1] = PointerGetDatum(construct_array(ids, nchanged, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[2] = PointerGetDatum(construct_array(actions, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
 		values[5] = PointerGetDatum(construct_md_array(changes, change_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args("INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
+		if (SPI_execute_with_args(scoped ?
+								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes,"
+								  "                       scope_type, scope_owner, scope_id)"
+								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb, s.scope_type, s.scope_owner, s.scope_id"
+								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)"
+								  "   LEFT JOIN LATERAL crm.record_scope($1, r.id) s ON true" :
+								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
 								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
 								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",
 								  6, types, values, nulls, false, 0) != SPI_OK_INSERT)

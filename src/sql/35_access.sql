@@ -84,6 +84,10 @@ CREATE TABLE crm.team_member (
 	expires_at   timestamptz,
 	created_at   timestamptz NOT NULL DEFAULT now(),
 	added_by     bigint DEFAULT crm.current_employee_id(),
+	-- who sees this row: crm's copy of the deciding record (97_record_types.sql)
+	scope_type   text,
+	scope_owner  bigint,
+	scope_id     bigint,
 	CONSTRAINT team_member_pkey PRIMARY KEY (record_type, record_id, employee_id),
 	CONSTRAINT team_member_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
 	CONSTRAINT team_member_added_by_fkey FOREIGN KEY (added_by) REFERENCES crm.employee (id),
@@ -91,6 +95,8 @@ CREATE TABLE crm.team_member (
 );
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
 CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
+CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_owner);
+CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
 -- Scope helpers for the policies (see src/access/scope.c).  STABLE: the planner may
@@ -420,11 +426,19 @@ END
 $$;
 COMMENT ON FUNCTION crm.record_visible(text, bigint) IS 'Whether the caller sees the record';
 COMMENT ON FUNCTION crm.record_editable(text, bigint) IS 'Whether the caller may change the record (and so its team, tags and attachments)';
-CREATE POLICY team_member_read ON crm.team_member FOR SELECT TO crm_user
-	USING (employee_id = crm.current_employee_id() OR crm.record_visible(record_type, record_id));
-CREATE POLICY team_member_write ON crm.team_member TO crm_user
+-- (whoever sees the record reads its entries by team_member_read, installed
+-- with the record types: 97_record_types.sql)
+CREATE POLICY team_member_own ON crm.team_member FOR SELECT TO crm_user
+	USING (employee_id = crm.current_employee_id());
+-- (one policy per command: a policy for all of them would be asked about
+-- every row a SELECT filters)
+CREATE POLICY team_member_add ON crm.team_member FOR INSERT TO crm_user
+	WITH CHECK (crm.record_editable(record_type, record_id));
+CREATE POLICY team_member_change ON crm.team_member FOR UPDATE TO crm_user
 	USING (crm.record_editable(record_type, record_id))
 	WITH CHECK (crm.record_editable(record_type, record_id));
+CREATE POLICY team_member_remove ON crm.team_member FOR DELETE TO crm_user
+	USING (crm.record_editable(record_type, record_id));
 CREATE POLICY team_member_leave ON crm.team_member FOR DELETE TO crm_user
 	USING (employee_id = crm.current_employee_id());
 -- restrictive: a violation names the policy

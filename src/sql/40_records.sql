@@ -265,16 +265,9 @@ ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
 -- owner out of scope, which crm.check_write() allows only with the transfer
 -- permission.
 
--- A follow-up is visible to its author and to whoever may see its record
--- (the sub-selects below run under the record tables' own policies).
-CREATE POLICY follow_up_read ON crm.follow_up FOR SELECT TO crm_user
-	USING (created_by = (SELECT crm.current_employee_id())
-		OR (record_type = 'customer' AND EXISTS (SELECT FROM crm.customer c WHERE c.id = record_id))
-		OR (record_type = 'lead' AND EXISTS (SELECT FROM crm.lead l WHERE l.id = record_id)));
-CREATE POLICY follow_up_write ON crm.follow_up FOR INSERT TO crm_user
-	WITH CHECK (created_by = (SELECT crm.current_employee_id())
-		AND ((record_type = 'customer' AND EXISTS (SELECT FROM crm.customer c WHERE c.id = record_id))
-			OR (record_type = 'lead' AND EXISTS (SELECT FROM crm.lead l WHERE l.id = record_id))));
+-- A follow-up is visible to its author and to whoever may see its record, and
+-- written by its author about a record they see: follow_up_read and
+-- follow_up_write come with the record types (97_record_types.sql).
 -- (moved to another record, a follow-up must be one its author may add there)
 CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()))

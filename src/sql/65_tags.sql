@@ -26,10 +26,16 @@ CREATE TABLE crm.record_tag (
 	tag_id       bigint NOT NULL,
 	created_by   bigint DEFAULT crm.current_employee_id(),
 	created_at   timestamptz NOT NULL DEFAULT now(),
+	-- who sees this row: crm's copy of the deciding record (97_record_types.sql)
+	scope_type   text,
+	scope_owner  bigint,
+	scope_id     bigint,
 	CONSTRAINT record_tag_pkey PRIMARY KEY (record_type, record_id, tag_id),
 	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE
 );
 CREATE INDEX record_tag_tag_idx ON crm.record_tag (tag_id);
+CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_owner);
+CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_id);
 CREATE TABLE crm.pin (
 	employee_id  bigint NOT NULL DEFAULT crm.current_employee_id(),
 	record_type  text NOT NULL,
@@ -55,8 +61,7 @@ GRANT INSERT (name, position), UPDATE (name, position) ON crm.tag_group TO crm_u
 GRANT INSERT (group_id, name, color, position), UPDATE (group_id, name, color, position) ON crm.tag TO crm_user;
 
 ALTER TABLE crm.record_tag ENABLE ROW LEVEL SECURITY;
-CREATE POLICY record_tag_read ON crm.record_tag FOR SELECT TO crm_user
-	USING (crm.record_visible(record_type, record_id));
+-- (record_tag_read comes with the record types: 97_record_types.sql)
 CREATE POLICY record_tag_write ON crm.record_tag FOR INSERT TO crm_user
 	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY record_tag_remove ON crm.record_tag FOR DELETE TO crm_user

@@ -65,6 +65,10 @@ CREATE TABLE crm.attachment (
 	storage_key   text NOT NULL,
 	created_by    bigint DEFAULT crm.current_employee_id(),
 	created_at    timestamptz NOT NULL DEFAULT now(),
+	-- who sees this row: crm's copy of the deciding record (97_record_types.sql)
+	scope_type    text,
+	scope_owner   bigint,
+	scope_id      bigint,
 	CONSTRAINT attachment_pkey PRIMARY KEY (id),
 	CONSTRAINT attachment_storage_key_key UNIQUE (storage_key),
 	CONSTRAINT attachment_file_name_check CHECK (crm.check_length(file_name, 255, 'attachment.file_name')
@@ -75,10 +79,11 @@ CREATE TABLE crm.attachment (
 	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
+CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_owner);
+CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_id);
 COMMENT ON TABLE crm.attachment IS 'Files on records: name, size, content type and the key of the object in the file store';
 ALTER TABLE crm.attachment ENABLE ROW LEVEL SECURITY;
-CREATE POLICY attachment_read ON crm.attachment FOR SELECT TO crm_user
-	USING (crm.record_visible(record_type, record_id));
+-- (attachment_read comes with the record types: 97_record_types.sql)
 CREATE POLICY attachment_add ON crm.attachment FOR INSERT TO crm_user
 	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY attachment_remove ON crm.attachment FOR DELETE TO crm_user

@@ -24,6 +24,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	  JOIN pg_attribute i ON i.attrelid = c.oid AND i.attnum > 0 AND NOT i.attisdropped
 	                     AND i.atttypid = 'bigint'::regtype AND i.attname = left(t.attname, -4) || 'id'
 	 WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'p')
+	   -- a shared row's scope is crm's copy of its deciding record, kept by
+	   -- crm.record_scope_moved() and not a link (97_record_types.sql)
+	   AND t.attname <> 'scope_type'
 	   -- a custom field is data, never a link: a text field contact.customer_type
 	   -- beside customer_id made deleting a lead delete another customer's contacts
 	   AND NOT EXISTS (SELECT FROM crm.added_field f WHERE f.record_type = c.relname AND f.name IN (t.attname, i.attname))
@@ -51,8 +54,10 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	FOR l IN SELECT k.type_column, k.id_column FROM crm.record_links() k WHERE k.link_table = TG_RELID LOOP
-		FOR t IN EXECUTE format('SELECT n.%I AS record_type, array_agg(DISTINCT n.%I) AS ids FROM new_rows n GROUP BY 1',
-		                        l.type_column, l.id_column) LOOP
+		-- (an update checks the rows it points elsewhere, not those it left alone)
+		FOR t IN EXECUTE format('SELECT n.%1$I AS record_type, array_agg(DISTINCT n.%2$I) AS ids FROM new_rows n'
+		                        || CASE WHEN TG_OP = 'UPDATE' THEN ' WHERE NOT EXISTS (SELECT FROM old_rows o WHERE o.%1$I = n.%1$I AND o.%2$I = n.%2$I)' ELSE '' END
+		                        || ' GROUP BY 1', l.type_column, l.id_column) LOOP
 			-- a shared table takes the types registered with its capability
 			SELECT k.name INTO capability FROM crm.record_capability k WHERE k.link_table = TG_TABLE_NAME;
 			IF capability IS NOT NULL AND NOT crm.record_type_has(t.record_type, capability) THEN
@@ -101,9 +106,13 @@ BEGIN
 	END IF;
 	-- (each as a foreign key's action: a link committed after a repeatable
 	-- read transaction's snapshot fails it rather than outlive its record)
-	FOR l IN SELECT * FROM crm.record_links() k WHERE k.on_delete <> 'keep' LOOP
+	-- (history is kept, but no longer shown by the record's scope: to whoever made it)
+	FOR l IN SELECT * FROM crm.record_links() k
+	          WHERE k.on_delete <> 'keep' OR k.link_table IN (SELECT crm.scoped_tables()) LOOP
 		PERFORM crm.change_record_links(
 			format(CASE l.on_delete WHEN 'delete' THEN 'DELETE FROM %1$s WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))'
+			                        WHEN 'keep' THEN 'UPDATE %1$s SET scope_type = NULL, scope_owner = NULL, scope_id = NULL'
+			                                         ' WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2)) AND scope_type IS NOT NULL'
 			                        ELSE 'UPDATE %1$s SET %2$I = NULL, %3$I = NULL WHERE %2$I = $1 AND ($2 IS NULL OR %3$I = ANY ($2))' END,
 			       l.link_table, l.type_column, l.id_column),
 			record_type, ids);
@@ -205,7 +214,7 @@ BEGIN
 	          WHERE k.on_delete = 'delete' ORDER BY 1 LOOP
 		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON crm.%I REFERENCING NEW TABLE AS new_rows'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_exists', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING NEW TABLE AS new_rows'
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON crm.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.check_record_links()', t || '_record_still_exists', t);
 	END LOOP;
 END

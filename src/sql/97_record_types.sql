@@ -27,6 +27,7 @@ DECLARE
 		['_dedupe_insert',  'AFTER INSERT', 'STATEMENT', 'crm.dedupe_check()'],
 		['_dedupe_update',  'AFTER UPDATE', 'STATEMENT', 'crm.dedupe_check()'],
 		['_drop_links',     'AFTER DELETE', 'STATEMENT', 'crm.record_deleted()'],
+		['_scope_moved',    'AFTER UPDATE', 'STATEMENT', 'crm.record_scope_moved()'],
 		['_truncate_links', 'AFTER TRUNCATE', 'STATEMENT', 'crm.record_deleted()']];
 	wanted   boolean;
 	old      name;
@@ -60,7 +61,8 @@ BEGIN
 			               r.name || triggers[i][1], triggers[i][2], r.relation,
 			               CASE triggers[i][1] WHEN '_dedupe_insert' THEN 'REFERENCING NEW TABLE AS new_rows'
 			                                   WHEN '_dedupe_update' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
-			                                   WHEN '_drop_links' THEN 'REFERENCING OLD TABLE AS deleted' ELSE '' END,
+			                                   WHEN '_drop_links' THEN 'REFERENCING OLD TABLE AS deleted'
+			                                   WHEN '_scope_moved' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows' ELSE '' END,
 			               triggers[i][3], triggers[i][4]);
 		ELSE
 			-- a capability it no longer has
@@ -118,4 +120,288 @@ $$;
 COMMENT ON FUNCTION crm.install_record_type(text) IS
 	'Install what a registered record type''s visibility and capabilities need on its table (crm''s install and update scripts only)';
 
+-- Who sees the rows of the shared tables (team entries, tags, attachments, the
+-- operation log) is decided by one record: the row's own record when it has an
+-- owner, else the record that decides for it (a contact's customer, a
+-- follow-up's customer or lead).  Each row carries a copy of that record's
+-- type, id and current owner (scope_type, scope_id, scope_owner), kept by crm,
+-- so that its read policy is the record tables' own "owner_id = ANY
+-- (crm.scope_owners(t))", which the planner turns into an index condition,
+-- and not a look-up per row (docs/architecture.md, "Visibility of shared rows").
+
+-- The tables whose rows carry a scope: every table of crm with the three
+-- columns (a custom field of the same name is data, not a scope).
+CREATE OR REPLACE FUNCTION crm.scoped_tables() RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.oid::regclass FROM pg_class c
+	 WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
+	   AND (SELECT count(*) FROM pg_attribute a
+	         WHERE a.attrelid = c.oid AND NOT a.attisdropped
+	           AND (a.attname, a.atttypid) IN (('scope_type', 'text'::regtype), ('scope_owner', 'bigint'::regtype),
+	                                           ('scope_id', 'bigint'::regtype), ('record_type', 'text'::regtype),
+	                                           ('record_id', 'bigint'::regtype))
+	           AND NOT EXISTS (SELECT FROM crm.added_field f WHERE f.record_type = c.relname AND f.name = a.attname)) = 5
+	 ORDER BY 1
+$$;
+COMMENT ON FUNCTION crm.scoped_tables() IS
+	'The tables of crm whose rows carry the scope of the record that decides who sees them (scope_type, scope_owner, scope_id)';
+
+-- Generated from the registry by crm.install_record_scopes() below:
+-- crm.record_scope(record_type, record_id), the deciding record of a record
+-- and its owner, read as crm's owner (no row: the record does not exist);
+-- and the read policy <table>_read of each scoped table, one arm per type
+-- with owner visibility, the same test as that type's own policy.  A pair of
+-- columns naming records that carry no scope (duplicate pairs) gets a test
+-- per type instead, a sub-select under the type's own policy.
+CREATE OR REPLACE FUNCTION crm.install_record_scopes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t         crm.record_type;
+	p         crm.record_type;
+	branches  text[] := '{}';
+	arms      text;
+	tbl       regclass;
+	k         record;
+BEGIN
+	FOR t IN SELECT * FROM crm.record_type ORDER BY position LOOP
+		IF t.visibility = 'owner' THEN
+			branches := branches || format('SELECT %1$L::text, r.owner_id, r.id FROM %2$s r'
+			                               ' WHERE record_scope.record_type = %1$L AND r.id = record_scope.record_id',
+			                               t.name, t.relation);
+		ELSIF t.visibility = 'parent' THEN
+			p := (SELECT x FROM crm.record_type x WHERE x.name = t.parent);
+			branches := branches || format('SELECT %1$L::text, p.owner_id, p.id FROM %2$s r JOIN %3$s p ON p.id = r.%4$I'
+			                               ' WHERE record_scope.record_type = %5$L AND r.id = record_scope.record_id',
+			                               p.name, t.relation, p.relation, t.parent_column, t.name);
+		ELSE
+			-- a record about another record (record_type, record_id): the records of
+			-- the capability whose link table it is
+			FOR p IN SELECT x.* FROM crm.record_type x JOIN crm.record_capability c ON c.name = ANY (x.capabilities)
+			          WHERE c.link_table = (SELECT relname FROM pg_class WHERE oid = t.relation) ORDER BY x.position LOOP
+				IF p.visibility <> 'owner' THEN
+					RAISE EXCEPTION 'record type "%" is about % records, which have no owner of their own', t.name, p.name
+						USING ERRCODE = 'feature_not_supported',
+						      HINT = 'A record about another record (visibility record) is about records with owner visibility.';
+				END IF;
+				branches := branches || format('SELECT %1$L::text, p.owner_id, p.id FROM %2$s r JOIN %3$s p ON p.id = r.record_id'
+				                               ' WHERE record_scope.record_type = %4$L AND r.id = record_scope.record_id'
+				                               ' AND r.record_type = %1$L',
+				                               p.name, t.relation, p.relation, t.name);
+			END LOOP;
+		END IF;
+	END LOOP;
+	-- (a body in SQL-standard form is bound when created, whatever the caller's
+	-- search_path, and is inlined into the statements that call it)
+	EXECUTE format($f$
+		CREATE OR REPLACE FUNCTION crm.record_scope(record_type text, record_id bigint)
+			RETURNS TABLE (scope_type text, scope_owner bigint, scope_id bigint) LANGUAGE sql STABLE
+		BEGIN ATOMIC
+			%s;
+		END$f$, coalesce(array_to_string(branches, E'\n\t\t\tUNION ALL\n\t\t\t'),
+		                 'SELECT NULL::text, NULL::bigint, NULL::bigint WHERE false'));
+	COMMENT ON FUNCTION crm.record_scope(text, bigint) IS
+		'The record that decides who sees a record''s shared rows, and its owner (generated from crm.record_type; crm''s own)';
+
+	SELECT string_agg(format('(scope_type = %1$L AND (scope_owner = ANY (crm.scope_owners(%1$L))'
+	                         ' OR scope_id = ANY (crm.team_records(%1$L, false))))', x.name), ' OR ' ORDER BY x.position)
+	  INTO arms FROM crm.record_type x WHERE x.visibility = 'owner';
+	FOR tbl IN SELECT crm.scoped_tables() LOOP
+		IF EXISTS (SELECT FROM pg_policy y WHERE y.polrelid = tbl AND y.polname = (SELECT relname FROM pg_class WHERE oid = tbl) || '_read') THEN
+			EXECUTE format('DROP POLICY %I ON %s', (SELECT relname FROM pg_class WHERE oid = tbl) || '_read', tbl);
+		END IF;
+		EXECUTE format('CREATE POLICY %I ON %s FOR SELECT TO crm_user USING (%s)',
+		               (SELECT relname FROM pg_class WHERE oid = tbl) || '_read', tbl, coalesce(arms, 'false'));
+		-- rows people write get their scope when written; the history's writer
+		-- (src/records/oplog.c) writes it itself
+		IF EXISTS (SELECT FROM crm.record_links() l WHERE l.link_table = tbl AND l.on_delete <> 'keep') THEN
+			EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OF record_type, record_id ON %s'
+			               ' FOR EACH ROW EXECUTE FUNCTION crm.stamp_record_scope()',
+			               (SELECT relname FROM pg_class WHERE oid = tbl) || '_scope', tbl);
+		END IF;
+	END LOOP;
+
+	-- a record about another record (a follow-up): visible to its author and to
+	-- whoever sees that record, written by its author about a record they see
+	-- (the sub-selects run under the record tables' own policies)
+	FOR t IN SELECT * FROM crm.record_type x WHERE x.visibility = 'record' ORDER BY x.position LOOP
+		SELECT string_agg(format('(record_type = %L AND EXISTS (SELECT FROM %s r WHERE r.id = %s.record_id))',
+		                         x.name, x.relation, t.relation), ' OR ' ORDER BY x.position)
+		  INTO arms
+		  FROM crm.record_type x JOIN crm.record_capability c ON c.name = ANY (x.capabilities)
+		 WHERE c.link_table = (SELECT relname FROM pg_class WHERE oid = t.relation);
+		FOR k IN SELECT * FROM (VALUES ('_read', 'FOR SELECT TO crm_user USING (created_by = (SELECT crm.current_employee_id()) OR %s)'),
+		                               ('_write', 'FOR INSERT TO crm_user WITH CHECK (created_by = (SELECT crm.current_employee_id()) AND (%s))')) v(suffix, clause) LOOP
+			IF EXISTS (SELECT FROM pg_policy y WHERE y.polrelid = t.relation AND y.polname = t.name || k.suffix) THEN
+				EXECUTE format('DROP POLICY %I ON %s', t.name || k.suffix, t.relation);
+			END IF;
+			EXECUTE format('CREATE POLICY %I ON %s ' || k.clause, t.name || k.suffix, t.relation, coalesce(arms, 'false'));
+		END LOOP;
+	END LOOP;
+
+	-- duplicate pairs: both records, each under its own type's policy
+	SELECT string_agg(format('(%%1$I = %1$L AND EXISTS (SELECT FROM %2$s r WHERE r.id = duplicate_set.%%2$I))', x.name, x.relation),
+	                  ' OR ' ORDER BY x.position)
+	  INTO arms FROM crm.record_type x WHERE 'duplicates' = ANY (x.capabilities);
+	IF EXISTS (SELECT FROM pg_policy y WHERE y.polrelid = 'crm.duplicate_set'::regclass AND y.polname = 'duplicate_set_visible') THEN
+		DROP POLICY duplicate_set_visible ON crm.duplicate_set;
+	END IF;
+	EXECUTE format('CREATE POLICY duplicate_set_visible ON crm.duplicate_set FOR SELECT TO crm_user USING ((%s) AND (%s))',
+	               format(coalesce(arms, 'false'), 'record_type', 'record_id'),
+	               format(coalesce(arms, 'false'), 'match_type', 'match_id'));
+END
+$$;
+COMMENT ON FUNCTION crm.install_record_scopes() IS
+	'Generate crm.record_scope and the read policies of the shared tables from the registry (crm''s install and update scripts only)';
+
+-- crm.timeline, generated from the registry: per record of each type with the
+-- timeline capability, its creation, the follow-ups about it (joined to it, so
+-- that the planner drives a narrow scope from the record's index and a wide
+-- one by a hash join), the operation log's changes and, for customers, the
+-- moves into and out of a public pool.  security_invoker: each reader sees
+-- the entries of the records they may see (and the log entries they made).
+CREATE OR REPLACE FUNCTION crm.install_timeline() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	branches text[] := '{}';
+	t        crm.record_type;
+BEGIN
+	FOR t IN SELECT * FROM crm.record_type x WHERE 'timeline' = ANY (x.capabilities) AND x.visibility <> 'record'
+	          ORDER BY x.position LOOP
+		branches := branches || format('SELECT %L::text AS record_type, r.id AS record_id, r.created_at AS at, ''insert''::text AS kind,'
+		                               ' r.created_by AS employee_id, NULL::text AS detail, NULL::text AS summary, NULL::jsonb AS changes'
+		                               ' FROM %s r', t.name, t.relation);
+	END LOOP;
+	FOR t IN SELECT * FROM crm.record_type x WHERE 'follow_ups' = ANY (x.capabilities) ORDER BY x.position LOOP
+		branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
+		                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L',
+		                               t.relation, t.name);
+	END LOOP;
+	EXECUTE format($v$
+		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = true) AS
+		%s
+		UNION ALL
+		SELECT o.record_type, o.record_id, o.at,
+		       CASE WHEN o.action = 'update' AND o.changes ? 'owner_id' THEN 'owner_change'
+		            WHEN o.action = 'update' AND o.changes ? 'status_id' THEN 'status_change'
+		            ELSE o.action END,
+		       o.employee_id, o.source, NULL, o.changes
+		  FROM crm.oplog o
+		 WHERE o.action <> 'insert'
+		UNION ALL
+		-- moves into and out of a public pool are in the owner history, not the log
+		SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
+		       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
+		  FROM crm.customer_owner_change h
+		 WHERE h.kind <> 'transfer'$v$, array_to_string(branches, E'
+		UNION ALL
+		'));
+	COMMENT ON VIEW crm.timeline IS
+		'Per record: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
+	GRANT SELECT ON crm.timeline TO crm_user;
+END
+$$;
+COMMENT ON FUNCTION crm.install_timeline() IS
+	'Generate crm.timeline from the registry (crm''s install and update scripts only)';
+
+-- The scope of a row people write, when written or moved to another record:
+-- the deciding record is locked (FOR SHARE), so that a change of its owner
+-- waits for this row, or this row for the change and then reads the new owner.
+CREATE OR REPLACE FUNCTION crm.stamp_record_scope() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	deciding regclass;
+BEGIN
+	IF TG_RELID <> ALL (ARRAY(SELECT crm.scoped_tables())) OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+		RAISE 'crm.stamp_record_scope() runs only BEFORE INSERT OR UPDATE FOR EACH ROW on the tables of crm.scoped_tables(), not on %', TG_RELID::regclass
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+	SELECT s.scope_type, s.scope_id INTO NEW.scope_type, NEW.scope_id FROM crm.record_scope(NEW.record_type, NEW.record_id) s;
+	NEW.scope_owner := NULL;
+	deciding := (SELECT t.relation FROM crm.record_type t WHERE t.name = NEW.scope_type);
+	IF deciding IS NOT NULL THEN
+		EXECUTE format('SELECT r.owner_id FROM %s r WHERE r.id = $1 FOR SHARE', deciding) INTO NEW.scope_owner USING NEW.scope_id;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+-- After an UPDATE of records: the shared rows follow a new owner (of the
+-- record and of those it decides for), a contact moved to another customer, a
+-- follow-up moved to another record.  Through crm.change_record_links, as a
+-- foreign key's action: under repeatable read a row committed after the
+-- transaction's snapshot fails it rather than keep the old scope.
+CREATE OR REPLACE FUNCTION crm.record_scope_moved() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r      crm.record_type;
+	moved  bigint[];
+	tbl    regclass;
+BEGIN
+	IF TG_RELID <> ALL (ARRAY(SELECT t.relation FROM crm.record_type t)) OR TG_OP <> 'UPDATE' OR TG_LEVEL <> 'STATEMENT' THEN
+		RAISE 'crm.record_scope_moved() runs only AFTER UPDATE FOR EACH STATEMENT on the record tables (crm.record_type), not on %', TG_RELID::regclass
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+	r := (SELECT t FROM crm.record_type t WHERE t.relation = TG_RELID);
+	IF r.visibility = 'owner' THEN
+		moved := ARRAY(SELECT n.id FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.owner_id IS DISTINCT FROM n.owner_id);
+		IF moved = '{}' THEN
+			RETURN NULL;
+		END IF;
+		FOR tbl IN SELECT crm.scoped_tables() LOOP
+			PERFORM crm.change_record_links(
+				format('UPDATE %s s SET scope_owner = r.owner_id FROM %s r'
+				       ' WHERE s.scope_type = $1 AND s.scope_id = ANY ($2) AND r.id = s.scope_id'
+				       '   AND s.scope_owner IS DISTINCT FROM r.owner_id', tbl, r.relation),
+				r.name, moved);
+		END LOOP;
+	ELSE
+		EXECUTE format('SELECT array_agg(n.id) FROM old_rows o JOIN new_rows n ON n.id = o.id'
+		               ' WHERE (o.%1$I, o.%2$I) IS DISTINCT FROM (n.%1$I, n.%2$I)',
+		               coalesce(r.parent_column, 'record_type'), coalesce(r.parent_column, 'record_id'))
+			INTO moved;
+		IF moved IS NULL THEN
+			RETURN NULL;
+		END IF;
+		FOR tbl IN SELECT crm.scoped_tables() LOOP
+			PERFORM crm.change_record_links(
+				format('UPDATE %s s SET (scope_type, scope_owner, scope_id) ='
+				       ' (SELECT x.scope_type, x.scope_owner, x.scope_id FROM crm.record_scope(s.record_type, s.record_id) x)'
+				       ' WHERE s.record_type = $1 AND s.record_id = ANY ($2)', tbl),
+				r.name, moved);
+		END LOOP;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- Sets the scope of every row of the scoped tables that lacks one (all_rows:
+-- of every row) from its record as it is now; the rows of deleted records keep
+-- none.  An update from a version without scopes runs it; a DBA may run it
+-- with all_rows to check nothing drifted.  Returns the rows it changed.
+CREATE OR REPLACE FUNCTION crm.refresh_record_scopes(all_rows boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl    regclass;
+	n      bigint;
+	total  bigint := 0;
+BEGIN
+	FOR tbl IN SELECT crm.scoped_tables() LOOP
+		EXECUTE format('UPDATE %s s SET (scope_type, scope_owner, scope_id) = (x.scope_type, x.scope_owner, x.scope_id)'
+		               '  FROM %s s2 LEFT JOIN LATERAL crm.record_scope(s2.record_type, s2.record_id) x ON true'
+		               ' WHERE s2.ctid = s.ctid AND ($1 OR s.scope_type IS NULL)'
+		               '   AND (s.scope_type, s.scope_owner, s.scope_id) IS DISTINCT FROM (x.scope_type, x.scope_owner, x.scope_id)',
+		               tbl, tbl) USING all_rows;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END LOOP;
+	RETURN total;
+END
+$$;
+COMMENT ON FUNCTION crm.refresh_record_scopes(boolean) IS
+	'Set the scope of shared rows that lack one (all_rows: of every row) from their records; returns the rows changed (for DBAs)';
+
 SELECT crm.install_record_type(t.name) FROM crm.record_type t ORDER BY t.position;
+SELECT crm.install_record_scopes();
+SELECT crm.install_timeline();
+-- (an update from 0.1: the shared rows it kept get their scope)
+SELECT crm.refresh_record_scopes();

@@ -52,3 +52,20 @@ BEGIN
 	END IF;
 END
 $bound$;
+
+-- The shared tables' rows carry the scope of the record that decides who sees
+-- them (97_record_types.sql sets it on the rows kept here, crm.refresh_record_scopes).
+ALTER TABLE crm.team_member ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
+ALTER TABLE crm.record_tag ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
+ALTER TABLE crm.attachment ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
+ALTER TABLE crm.oplog ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
+CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_owner);
+CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id);
+CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_owner);
+CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_id);
+CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_owner);
+CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_id);
+CREATE INDEX oplog_scope_owner_idx ON crm.oplog (scope_owner);
+CREATE INDEX oplog_scope_id_idx ON crm.oplog (scope_id);
+-- (one policy per command now: team_member_add, _change and _remove)
+DROP POLICY team_member_write ON crm.team_member;
