@@ -1,6 +1,9 @@
 -- The benchmark dataset, loaded by bench/run.sh into a fresh crm_bench as superuser
 -- with psql -v scale=S.  At scale 1: 283 departments in 6 levels, 2,000 employees,
--- 1,000,000 customers, 3,000,000 follow-ups over the three years 2023-2025.
+-- 1,000,000 customers, 3,000,000 follow-ups over the three years 2023-2025, and the
+-- shared rows of bench/shared_reads.sql.  The organisation is always loaded; the
+-- rest only for benchmarks whose "-- needs:" line names it (run.sh passes -v
+-- with_customers, with_follow_ups and with_shared, each true or false).
 -- Every value derives from its row's index through hashes and arithmetic, never
 -- from random() or now(), so each run at a given scale loads the same rows.
 
@@ -119,6 +122,7 @@ SELECT id, CASE WHEN id = 1 THEN 1 WHEN id <= :departments THEN 2 ELSE 3 END FRO
 SELECT setval(pg_get_serial_sequence('crm.role', 'id'), 3) \g /dev/null
 UPDATE crm.employee SET db_role = 'bench_admin' WHERE id = 1;
 
+\if :with_follow_ups
 -- Follow-ups before customers, so the customers' insert can take last_follow_up_at
 -- from them instead of updating a million rows afterwards.  Older customers collect
 -- more; ids follow time, as in a live table.
@@ -136,7 +140,9 @@ SELECT 'customer', c,
        owner_rank o
  WHERE o.rank = pg_temp.customer_owner_rank(c)
  ORDER BY t;
+\endif
 
+\if :with_customers
 CREATE TEMP TABLE city (n, name, area, code) AS VALUES
 	(0, '杭州', '0571', '330100'), (1, '上海', '021', '310000'), (2, '北京', '010', '110000'),
 	(3, '广州', '020', '440100'), (4, '深圳', '0755', '440300'), (5, '南京', '025', '320100'),
@@ -189,6 +195,7 @@ SELECT c.id, CASE WHEN c.kind = 'individual' THEN c.name ELSE pg_temp.person(c.i
        true, c.owner_id, c.owner_id, c.created_at, c.created_at
   FROM crm.customer c;
 
+\if :with_shared
 -- The shared tables (bench/shared_reads.sql), as crm writes them, scope included:
 -- the operation log holds an update of every other customer (its phone) and of
 -- one contact in ten (its email), by the owner; three customers in ten carry a
@@ -210,6 +217,7 @@ INSERT INTO crm.record_tag (record_type, record_id, tag_id, created_by, created_
 SELECT 'customer', c.id, t.id, c.owner_id, c.created_at, 'customer', c.owner_id, c.id
   FROM crm.customer c JOIN crm.tag t ON t.name = '标签' || (1 + floor(pg_temp.u(c.id, 61) * 10))::int
  WHERE pg_temp.u(c.id, 60) < 0.3;
+\endif
 
 -- the ids above were given: move the identities past them
 SELECT setval(pg_get_serial_sequence('crm.department', 'id'), (SELECT max(id) FROM crm.department)),
@@ -230,6 +238,8 @@ WITH RECURSIVE tree (top, id) AS (
 SELECT top AS manager_id FROM share ORDER BY abs(share - 0.1), top LIMIT 1 \gset
 UPDATE crm.employee SET db_role = 'bench_manager' WHERE id = :manager_id;
 
+\endif
+
 -- ALTER TABLE refuses tables with pending trigger events: check the leaders now.
 SET CONSTRAINTS ALL IMMEDIATE;
 ALTER TABLE crm.department ENABLE TRIGGER department_stamp;
@@ -243,6 +253,7 @@ ALTER TABLE crm.record_tag ENABLE TRIGGER record_tag_record_exists;
 ALTER TABLE crm.record_tag ENABLE TRIGGER record_tag_scope;
 COMMIT;
 
+\if :with_customers
 -- Bare PostgreSQL's side: crm.customer's columns, types, identity, plain check
 -- constraints, indexes and rows, without what calls crm (the owner and status
 -- defaults, the code checks), foreign keys, triggers or row-level security; and,
@@ -274,5 +285,6 @@ UNION ALL
 SELECT 'bench_sales', array_agg(id) FROM crm.employee WHERE db_role = 'bench_sales'
 UNION ALL
 SELECT 'bench_admin', array_agg(id ORDER BY id) FROM crm.employee;
+\endif
 
 VACUUM ANALYZE;

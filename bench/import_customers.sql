@@ -4,6 +4,7 @@
 -- PostgreSQL doing the same import: COPY into a plain staging table, then one
 -- INSERT into plain customer and contact tables of the same shape.
 
+-- needs: customers
 -- setup
 COPY (SELECT i AS line, format('温州%s鞋业有限公司', i) AS name, 'company' AS kind,
              crm.uscc_with_check('91330300' || lpad(i::text, 9, '0')) AS uscc, NULL AS phone,

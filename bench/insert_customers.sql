@@ -4,6 +4,7 @@
 -- the superuser into a plain table of the same shape, owner, author and status given.
 -- The second pair adds a contact to each.
 
+-- needs: customers
 -- setup
 -- (bench_baseline.customer and .contact, the plain tables, are made by generate.sql)
 CREATE VIEW bench_baseline.new_company AS

@@ -16,6 +16,8 @@
 # The sections alternate (crm, baseline, crm, ...), each measured $reps times, after
 # a VACUUM (of the rolled-back rows) and a CHECKPOINT so repetitions start alike.
 # BENCH=name runs one benchmark (or every benchmark of bench/name.sql).
+# A file's "-- needs: customers follow_ups shared" line names the parts of the dataset
+# it reads beyond the organisation; only the parts the chosen benchmarks need are made.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +52,18 @@ if ! [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v s="$scale" 'BEGIN { exit !(s <=
 	exit 2
 fi
 
+# the parts of bench/generate.sql the chosen benchmarks need
+with_customers=false with_follow_ups=false with_shared=false
+for f in "$top"/bench/*.sql; do
+	[ "$(basename "$f")" != generate.sql ] && wanted "$f" || continue
+	for part in $(sed -n 's/^-- needs: *//p' "$f"); do
+		case $part in
+		customers | follow_ups | shared) eval "with_$part=true" ;;
+		*) echo "$f needs '$part': generate.sql makes customers, follow_ups and shared" >&2; exit 2 ;;
+		esac
+	done
+done
+
 cluster_setup "$top/tmp/bench" "${BENCH_PORT:-5497}" crm_bench
 trap 'cluster_stop "$top/tmp/bench"' EXIT
 # measurements vacuum explicitly; a background autovacuum would land on random runs.
@@ -67,8 +81,9 @@ cluster_psql -d postgres -c 'SET client_min_messages = warning' \
 	-c 'DROP DATABASE IF EXISTS crm_bench WITH (FORCE)' -c 'CREATE DATABASE crm_bench'
 cluster_psql -d crm_bench -c 'CREATE EXTENSION crm CASCADE'
 started=$SECONDS
-cluster_psql -d crm_bench -v scale="$scale" -f "$top/bench/generate.sql"
-log "generated in $((SECONDS - started))s"
+cluster_psql -d crm_bench -v scale="$scale" -v with_customers=$with_customers \
+	-v with_follow_ups=$with_follow_ups -v with_shared=$with_shared -f "$top/bench/generate.sql"
+log "generated in $((SECONDS - started))s (customers $with_customers, follow-ups $with_follow_ups, shared rows $with_shared)"
 cluster_psql -d crm_bench -At -c "SELECT format('scale %s: %s departments, %s employees, %s customers, %s follow-ups',
 	'$scale', (SELECT count(*) FROM crm.department), (SELECT count(*) FROM crm.employee),
 	(SELECT count(*) FROM crm.customer), (SELECT count(*) FROM crm.follow_up))"

@@ -7,6 +7,7 @@
 -- loads the organisation once per backend and change, not per query).  Queries
 -- of a few tenths of a millisecond are repeated 100 times, the others 20.
 
+-- needs: customers
 -- setup
 -- (bench_baseline.customer and bench_baseline.visible are made by generate.sql)
 

@@ -10,7 +10,7 @@ SELECT e.name, d.id, e.role FROM (VALUES ('Bs A', 'bs_a'), ('Bs B', 'bs_b')) e(n
  WHERE d.name = 'Bs Sales';
 INSERT INTO crm.role (name) VALUES ('Bs rep');
 INSERT INTO crm.role_scope (role_id, record_type, scope)
-SELECT r.id, t, 'self' FROM crm.role r, unnest(ARRAY['customer', 'lead', 'contact']) t WHERE r.name = 'Bs rep';
+SELECT r.id, t, 'self' FROM crm.role r, unnest(ARRAY['customer', 'lead']) t WHERE r.name = 'Bs rep';
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.create', 'contact.create', 'lead.create']) a WHERE r.name = 'Bs rep';
 INSERT INTO crm.employee_role (employee_id, role_id)

@@ -44,7 +44,7 @@ SELECT e.name, e.mobile, d.id, e.role FROM crm.department d,
  WHERE d.name = 'Rl East';
 INSERT INTO crm.role (name) VALUES ('Rl sales');
 INSERT INTO crm.role_scope (role_id, record_type, scope)
-SELECT id, t, 'self' FROM crm.role, unnest(ARRAY['lead', 'customer', 'contact']) t WHERE name = 'Rl sales';
+SELECT id, t, 'self' FROM crm.role, unnest(ARRAY['lead', 'customer']) t WHERE name = 'Rl sales';
 INSERT INTO crm.role_permission (role_id, action)
 SELECT id, a FROM crm.role, unnest(ARRAY['customer.create', 'customer.edit', 'customer.delete', 'lead.create', 'lead.edit',
 	'lead.delete', 'lead.convert', 'contact.create', 'contact.edit', 'contact.delete']) a WHERE name = 'Rl sales';

@@ -76,7 +76,7 @@ RESET ROLE;
 -- == A new owner: the rows follow the customer, its contact's and follow-up's with it
 SET ROLE rs_a;
 SELECT crm.transfer('customer', ARRAY[:cust]::bigint[], :b, keep_old_owner_on_team => false);
--- (the log rows she wrote, the transfer's included, stay hers)
+-- (the log rows she wrote, the transfer's included, and the files she added stay hers)
 SELECT (SELECT count(*) FROM crm.record_tag) AS tags, (SELECT count(*) FROM crm.attachment) AS files,
        (SELECT count(*) FROM crm.oplog) AS own_log;
 SET ROLE rs_b;
@@ -130,7 +130,7 @@ SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid) LIKE '%record_vi
   FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
  WHERE p.polrelid IN (SELECT crm.scoped_tables()) AND p.polcmd = 'r' ORDER BY 1, 2;
 SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = 'crm.oplog'::regclass AND polname = 'oplog_read';
--- a manager's count of the tags reads their index on the owners, with no sub-plan
+-- a manager's count of the tags reads an index on their scopes, with no sub-plan
 SET ROLE rs_mgr;
 SET enable_seqscan = off;
 DO $$
@@ -141,7 +141,7 @@ BEGIN
 	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT count(*) FROM crm.record_tag' LOOP
 		plan := plan || l || E'\n';
 	END LOOP;
-	RAISE NOTICE 'index on the owners: %, sub-plans: %', plan LIKE '%record_tag_scope_owner_idx%', plan LIKE '%SubPlan%';
+	RAISE NOTICE 'an index on the scopes: %, sub-plans: %', plan LIKE '%record_tag_scope_%_idx%', plan LIKE '%SubPlan%';
 END
 $$;
 RESET enable_seqscan;

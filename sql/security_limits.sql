@@ -13,7 +13,7 @@ SELECT e.name, d.id, e.role FROM (VALUES ('Sl Admin', 'sl_admin'), ('Sl Rep', 's
 INSERT INTO crm.role (name) VALUES ('Sl fields'), ('Sl rep');
 INSERT INTO crm.role_permission SELECT id, 'admin.fields' FROM crm.role WHERE name = 'Sl fields';
 INSERT INTO crm.role_scope (role_id, record_type, scope)
-SELECT r.id, t, 'self' FROM crm.role r, unnest(ARRAY['customer', 'lead', 'contact']) t WHERE r.name = 'Sl rep';
+SELECT r.id, t, 'self' FROM crm.role r, unnest(ARRAY['customer', 'lead']) t WHERE r.name = 'Sl rep';
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.create', 'customer.edit', 'contact.create', 'lead.create']) a
  WHERE r.name = 'Sl rep';

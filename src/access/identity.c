@@ -363,15 +363,12 @@ crm_current_employee(int64 *employee_id)
 static bool
 outer_employee(int64 *employee_id)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	bool		found;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	/* an error's abort restores the user, as for crm_run_as_owner() */
-	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	crm_switch_to_invoker(&sw);
 	found = crm_current_employee(employee_id);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	return found;
 }
 

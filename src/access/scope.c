@@ -212,21 +212,12 @@ typedef struct TeamCache
 static Org	org;
 static ActingScope acting;
 
-/* crm.team_member's oid, and a counter bumped when any session changes it */
-static Oid	team_relid = InvalidOid;
-static uint64 team_relid_org_generation = 0;
-static uint64 team_generation = 1;
+/* the acting employee's entries, loaded again when any session changes crm.team_member */
+static CrmTableCache team_table = {.name = "crm team entries", .tables = {"team_member", NULL}};
 static TeamCache team_cache;
 
 /* numbers the arrays the caches build, so that a caller's copy knows its source */
 static uint64 array_serial = 0;
-
-static void
-team_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == team_relid)
-		team_generation++;
-}
 
 /* Allocations for the acting scope, reset when it is computed again. */
 static MemoryContext acting_cxt = NULL;
@@ -238,7 +229,7 @@ crm_scope_init(void)
 									   ALLOCSET_SMALL_SIZES);
 	team_cache.cxt = AllocSetContextCreate(TopMemoryContext, "crm team entries",
 										   ALLOCSET_SMALL_SIZES);
-	CacheRegisterRelcacheCallback(team_relcache_callback, (Datum) 0);
+	crm_table_cache_register(&team_table);
 }
 
 static void load_org(void);
@@ -919,18 +910,6 @@ crm_is_pool(int64 employee_id)
 }
 
 /*
- * Act as the role outside every SECURITY DEFINER switch (see
- * crm.invoking_employee_id()) until invoker_end(); an error's abort restores
- * the user on its own.
- */
-static void
-invoker_begin(Oid *save_userid, int *save_sec)
-{
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(GetOuterUserId(), *save_sec);
-}
-
-/*
  * crm.invoker_scope_owners(record_type text) returns bigint[]
  *
  * crm.scope_owners() for the employee a SECURITY DEFINER function acts for.
@@ -938,13 +917,12 @@ invoker_begin(Oid *save_userid, int *save_sec)
 Datum
 crm_invoker_scope_owners(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	TypeScope  *ts;
 
-	invoker_begin(&save_userid, &save_sec);
+	crm_switch_to_invoker(&sw);
 	ts = acting_type_scope(record_type_index(PG_GETARG_TEXT_PP(0), false));
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(caller_array(fcinfo, ts->owners_array, ts->serial));
@@ -958,14 +936,13 @@ crm_invoker_scope_owners(PG_FUNCTION_ARGS)
 Datum
 crm_invoker_has_permission(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 	int64		employee_id;
 	bool		result;
 
-	invoker_begin(&save_userid, &save_sec);
+	crm_switch_to_invoker(&sw);
 	result = crm_acting_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &employee_id);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	PG_RETURN_BOOL(result);
 }
 
@@ -983,20 +960,8 @@ execute_as_owner(const char *sql, int nargs, Oid *types, Datum *values)
 	crm_switch_back(&sw);
 }
 
-/* Look crm.team_member up again whenever the org changed: the extension may be new. */
 static void
-refresh_team_relid(void)
-{
-	if (team_relid_org_generation != crm_org_generation)
-	{
-		team_relid = get_relname_relid("team_member", get_namespace_oid("crm", false));
-		team_relid_org_generation = crm_org_generation;
-		team_generation++;
-	}
-}
-
-static void
-load_team_cache(void)
+load_team_cache(uint64 generation)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(acting.employee_id)};
@@ -1007,7 +972,7 @@ load_team_cache(void)
 	MemoryContextReset(cxt);
 	memset(&team_cache, 0, sizeof(team_cache));
 	team_cache.cxt = cxt;
-	team_cache.generation = team_generation;
+	team_cache.generation = generation;
 	team_cache.employee_id = acting.employee_id;
 
 	cache_query_begin();
@@ -1059,14 +1024,15 @@ crm_team_records(PG_FUNCTION_ARGS)
 	int			t = record_type_index(PG_GETARG_TEXT_PP(0), false);
 	bool		for_edit = PG_GETARG_BOOL(1);
 	TeamRecords *tr;
+	uint64		generation;
 
 	if (!load_acting_for_statement())
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	refresh_team_relid();
-	if (!team_cache.valid || team_cache.generation != team_generation ||
+	generation = crm_table_cache_generation(&team_table);
+	if (!team_cache.valid || team_cache.generation != generation ||
 		team_cache.employee_id != acting.employee_id ||
 		GetCurrentTransactionStartTimestamp() >= team_cache.valid_until)
-		load_team_cache();
+		load_team_cache(generation);
 	tr = &team_cache.types[t];
 	if (!tr->loaded)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
@@ -1088,18 +1054,18 @@ crm_team_entries_exist(const char *record_type, Oid *relid)
 	Datum		values[1] = {CStringGetTextDatum(record_type)};
 	int			t;
 	bool		isnull;
+	uint64		changes = crm_table_cache_generation(&team_table);
 
-	refresh_team_relid();
-	*relid = team_relid;
-	if (!OidIsValid(team_relid))
+	*relid = team_table.relids[0];
+	if (!OidIsValid(*relid))
 		return true;
 	t = record_type_index(cstring_to_text(record_type), true);
 	if (t < 0)
 		return true;
-	if (generation != team_generation)
+	if (generation != changes)
 	{
 		memset(known, 0, sizeof(known));
-		generation = team_generation;
+		generation = changes;
 	}
 	if (known[t] == 0)
 	{

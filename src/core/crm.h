@@ -55,6 +55,7 @@ extern Oid	crm_owner(void);
 extern Oid	crm_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern void crm_switch_to_owner(CrmSwitch *sw);
 extern void crm_switch_pin(CrmSwitch *sw);
+extern void crm_switch_to_invoker(CrmSwitch *sw);
 extern void crm_switch_back(CrmSwitch *sw);
 extern int32 crm_run_as_owner(const char *sql, int nargs, Oid *types, Datum *values);
 
@@ -78,6 +79,7 @@ typedef struct CrmTableCache
 
 extern void crm_table_cache_register(CrmTableCache *cache);
 extern void crm_table_cache_refresh(CrmTableCache *cache);
+extern uint64 crm_table_cache_generation(CrmTableCache *cache);
 extern void crm_table_cache_invalidate(CrmTableCache *cache);
 extern void crm_table_cache_query(CrmTableCache *cache, const char *sql);
 

@@ -11,7 +11,8 @@
  * operator = as the owner; so every such query runs under the pinned
  * search_path pg_catalog, pg_temp (pg_temp is never searched for functions or
  * operators, and names of crm's objects are always qualified).  An error's
- * abort restores both the user and the setting.
+ * abort restores both the user and the setting.  This file is the one place
+ * crm changes the current user: to the owner, or back to the invoker.
  *
  *-------------------------------------------------------------------------
  */
@@ -89,6 +90,19 @@ crm_switch_to_owner(CrmSwitch *sw)
 
 	crm_switch_pin(sw);
 	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/*
+ * Act as the role outside every SECURITY DEFINER switch (the login role, or
+ * the role SET ROLE chose) until crm_switch_back(): whom a definer function
+ * or an owner switch acts for.  The search_path stays the caller's.
+ */
+void
+crm_switch_to_invoker(CrmSwitch *sw)
+{
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
+	sw->guc_level = -1;
+	SetUserIdAndSecContext(GetOuterUserId(), sw->save_sec);
 }
 
 void

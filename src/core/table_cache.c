@@ -65,17 +65,13 @@ crm_table_cache_invalidate(CrmTableCache *cache)
 }
 
 /*
- * Load the cache if a table it reads changed since it was loaded.  The
- * generation is read before loading: a change committed during the load
- * makes the next use load again.
+ * How many changes of the cache's tables this backend has heard of: for a
+ * cache that also depends on more than its tables (whose entries, until
+ * when), and so loads itself.  Looks the tables up again after an org change.
  */
-void
-crm_table_cache_refresh(CrmTableCache *cache)
+uint64
+crm_table_cache_generation(CrmTableCache *cache)
 {
-	uint64		generation;
-	CrmSwitch	sw;
-	MemoryContext old;
-
 	crm_employee_relid();		/* keeps crm_org_generation current */
 	if (cache->relids_org_generation != crm_org_generation)
 	{
@@ -88,7 +84,21 @@ crm_table_cache_refresh(CrmTableCache *cache)
 		if (cache->forget)
 			cache->forget();
 	}
-	generation = cache->generation;
+	return cache->generation;
+}
+
+/*
+ * Load the cache if a table it reads changed since it was loaded.  The
+ * generation is read before loading: a change committed during the load
+ * makes the next use load again.
+ */
+void
+crm_table_cache_refresh(CrmTableCache *cache)
+{
+	uint64		generation = crm_table_cache_generation(cache);
+	CrmSwitch	sw;
+	MemoryContext old;
+
 	if (cache->loaded == generation)
 		return;
 

@@ -261,13 +261,11 @@ lookups_counted(Oid role)
 static bool
 outer_employee_counted(int64 *employee_id, bool *acting)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CrmSwitch	sw;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(GetOuterUserId(), save_sec);
+	crm_switch_to_invoker(&sw);
 	*acting = crm_current_employee(employee_id);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	crm_switch_back(&sw);
 	return *acting && lookups_counted(GetOuterUserId());
 }
 

@@ -38,6 +38,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -68,6 +69,8 @@ typedef struct OplogNotes
 	int64	   *ids;
 	const char **actions;
 	char	  **changes;		/* JSON text, or NULL */
+	Datum	   *owners;			/* a record with an owner of its own: its owner */
+	bool	   *owner_nulls;	/* true: looked up when written (crm.record_scope) */
 } OplogNotes;
 
 /* in TopTransactionContext, and so are the notes: an abort drops them all */
@@ -266,6 +269,8 @@ crm_log_row(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		id;
 	int			id_column;
+	Datum		owner = (Datum) 0;
+	bool		owner_null = true;
 	OplogNotes *n;
 	MemoryContext old;
 
@@ -304,6 +309,21 @@ crm_log_row(PG_FUNCTION_ARGS)
 		changes = whole_row(desc, row);
 	}
 
+	/*
+	 * A type visible by its owner (the trigger's argument, from crm's
+	 * registry) decides its own scope: its owner is in the row, and the log
+	 * need not look it up.  A deleted record has no scope.
+	 */
+	if (td->tg_trigger->tgnargs > 0 && strcmp(td->tg_trigger->tgargs[0], "owner") == 0 &&
+		!TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		int			owner_column = crm_trigger_column(rel, "owner_id", INT8OID);
+
+		if (owner_column > 0)
+			owner = heap_getattr(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : row,
+								 owner_column, desc, &owner_null);
+	}
+
 	n = notes_for(RelationGetRelid(rel));
 	old = MemoryContextSwitchTo(n->cxt);
 	if (n->count == n->size)
@@ -312,10 +332,14 @@ crm_log_row(PG_FUNCTION_ARGS)
 		n->ids = n->ids ? repalloc(n->ids, sizeof(int64) * n->size) : palloc(sizeof(int64) * n->size);
 		n->actions = n->actions ? repalloc(n->actions, sizeof(char *) * n->size) : palloc(sizeof(char *) * n->size);
 		n->changes = n->changes ? repalloc(n->changes, sizeof(char *) * n->size) : palloc(sizeof(char *) * n->size);
+		n->owners = n->owners ? repalloc(n->owners, sizeof(Datum) * n->size) : palloc(sizeof(Datum) * n->size);
+		n->owner_nulls = n->owner_nulls ? repalloc(n->owner_nulls, sizeof(bool) * n->size) : palloc(sizeof(bool) * n->size);
 	}
 	n->ids[n->count] = DatumGetInt64(id);
 	n->actions[n->count] = action;
 	n->changes[n->count] = changes ? pstrdup(changes) : NULL;
+	n->owners[n->count] = owner;
+	n->owner_nulls[n->count] = owner_null;
 	n->count++;
 	MemoryContextSwitchTo(old);
 
@@ -331,6 +355,8 @@ crm_log_row(PG_FUNCTION_ARGS)
 		n->ids = NULL;
 		n->actions = NULL;
 		n->changes = NULL;
+		n->owners = NULL;
+		n->owner_nulls = NULL;
 	}
 	return PointerGetDatum(NULL);
 }
@@ -397,11 +423,15 @@ write_notes(Relation rel, List *sets)
 	Datum	   *actions;
 	Datum	   *changes;
 	bool	   *change_nulls;
+	Datum	   *owners;
+	bool	   *owner_nulls;
+	Datum	   *looked_up;		/* records whose scope the log looked up */
+	int			nlooked_up = 0;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Oid			types[6] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID, TEXTARRAYOID};
-	Datum		values[6];
-	char		nulls[7] = "      ";
+	Oid			types[7] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[7];
+	char		nulls[8] = "       ";
 	int64		employee_id;
 	bool		acting;
 	const char *source;
@@ -418,6 +448,9 @@ write_notes(Relation rel, List *sets)
 	actions = palloc(sizeof(Datum) * count);
 	changes = palloc(sizeof(Datum) * count);
 	change_nulls = palloc(sizeof(bool) * count);
+	owners = palloc(sizeof(Datum) * count);
+	owner_nulls = palloc(sizeof(bool) * count);
+	looked_up = palloc(sizeof(Datum) * count);
 	foreach(lc, sets)
 	{
 		OplogNotes *n = lfirst(lc);
@@ -433,6 +466,10 @@ write_notes(Relation rel, List *sets)
 			actions[nchanged] = CStringGetTextDatum(n->actions[i]);
 			change_nulls[nchanged] = (n->changes[i] == NULL);
 			changes[nchanged] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
+			owners[nchanged] = n->owners[i];
+			owner_nulls[nchanged] = n->owner_nulls[i];
+			if (n->owner_nulls[i] && strcmp(n->actions[i], "delete") != 0)
+				looked_up[nlooked_up++] = Int64GetDatum(n->ids[i]);
 			nchanged++;
 		}
 	}
@@ -447,8 +484,14 @@ write_notes(Relation rel, List *sets)
 	nulls[3] = acting ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(source);
 
-	/* crm 0.1's log has no scopes: until ALTER EXTENSION crm UPDATE, write it as 0.1 did */
+	/*
+	 * crm 0.1's log has no scopes: until ALTER EXTENSION crm UPDATE, write it
+	 * as 0.1 did.  Locked first, so that an update running now has committed
+	 * (or not) before the columns are looked at.
+	 */
 	oplog = get_relname_relid("oplog", get_namespace_oid("crm", false));
+	if (OidIsValid(oplog))
+		LockRelationOid(oplog, RowExclusiveLock);
 	scoped = OidIsValid(oplog) && get_attnum(oplog, "scope_type") != InvalidAttrNumber;
 
 	/* the log is written by its owner: nobody else may write it */
@@ -456,6 +499,7 @@ write_notes(Relation rel, List *sets)
 	SPI_connect();
 	if (ninserted > 0)
 	{
+		looked_up[nlooked_up++] = Int64GetDatum(inserted[0]);
 		values[1] = Int64GetDatum(inserted[0]);
 		values[2] = CStringGetTextDatum(id_ranges(inserted, ninserted));
 		types[1] = INT8OID;
@@ -481,19 +525,41 @@ write_notes(Relation rel, List *sets)
 		values[1] = PointerGetDatum(construct_array(ids, nchanged, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[2] = PointerGetDatum(construct_array(actions, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
 		values[5] = PointerGetDatum(construct_md_array(changes, change_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		values[6] = PointerGetDatum(construct_md_array(owners, owner_nulls, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		if (SPI_execute_with_args(scoped ?
 								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes,"
 								  "                       scope_type, scope_owner, scope_id)"
-								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb, s.scope_type, s.scope_owner, s.scope_id"
-								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)"
-								  "   LEFT JOIN LATERAL crm.record_scope($1, r.id) s ON true" :
+								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb,"
+								  "        coalesce(s.scope_type, CASE WHEN r.owner IS NOT NULL THEN $1 END),"
+								  "        coalesce(s.scope_owner, r.owner), coalesce(s.scope_id, CASE WHEN r.owner IS NOT NULL THEN r.id END)"
+								  "   FROM unnest($2, $3, $6, $7) AS r (id, action, changes, owner)"
+								  "   LEFT JOIN LATERAL (SELECT * FROM crm.record_scope($1, r.id) x WHERE r.owner IS NULL) s ON true" :
 								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
 								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
 								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",
-								  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+								  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg_internal("crm: writing the operation log failed")));
+	}
+
+	/*
+	 * The owners looked up were read without a lock: lock the records that
+	 * decide, and set the rows again if one changed hands meanwhile (an owner
+	 * type's own rows were locked by the change itself).
+	 */
+	if (scoped && nlooked_up > 0)
+	{
+		Oid			lock_types[2] = {TEXTOID, INT8ARRAYOID};
+		Datum		lock_values[2];
+
+		lock_values[0] = values[0];
+		lock_values[1] = PointerGetDatum(construct_array(looked_up, nlooked_up, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_with_args("SELECT crm.lock_record_scopes($1, $2, 'crm.oplog')",
+								  2, lock_types, lock_values, NULL, false, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm: locking the operation log's scopes failed")));
 	}
 	SPI_finish();
 	crm_switch_back(&sw);

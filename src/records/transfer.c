@@ -16,11 +16,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "crm.h"
 
@@ -36,10 +38,13 @@ Datum
 crm_transfer(PG_FUNCTION_ARGS)
 {
 	char	   *type;
+	char	   *relation;
 	char	   *permission;
 	Oid			types[5] = {TEXTOID, INT8ARRAYOID, INT8OID, BOOLOID, BOOLOID};
 	Datum		values[5];
 	int64		employee_id;
+	MemoryContext caller = CurrentMemoryContext;
+	CrmSwitch	pin;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -47,20 +52,40 @@ crm_transfer(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("crm.transfer needs a record type, record ids, the employee who takes them and both options")));
 	type = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (strcmp(type, "lead") != 0 && strcmp(type, "customer") != 0)
+	for (int i = 0; i < 5; i++)
+		values[i] = PG_GETARG_DATUM(i);
+
+	/*
+	 * The types that take part in transfer, and their tables, are the
+	 * registry's; crm 0.1 had none (until ALTER EXTENSION crm UPDATE).
+	 */
+	crm_switch_pin(&pin);
+	SPI_connect();
+	if (SPI_execute_with_args(OidIsValid(get_relname_relid("record_type", get_namespace_oid("crm", false))) ?
+							  "SELECT (SELECT t.relation::pg_catalog.text FROM crm.record_type t"
+							  "         WHERE t.name = $1 AND 'transfer' = ANY (t.capabilities)),"
+							  "       crm.record_types_with('transfer')" :
+							  "SELECT CASE WHEN $1 IN ('lead', 'customer') THEN 'crm.' || $1 END, 'lead, customer'",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("crm: could not look up record type %s", type)));
+	relation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (relation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("crm.transfer cannot transfer %s records", crm_quote(type, strlen(type))),
-				 errhint("Transfer leads or customers; a customer's contacts go with it (with_related).")));
+				 errhint("The record types that take part in transfer: %s (crm.record_type); a record's own records, such as a customer's contacts, go with it (with_related).",
+						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
+	relation = MemoryContextStrdup(caller, relation);
+	SPI_finish();
+	crm_switch_back(&pin);
 	permission = psprintf("%s.transfer", type);
-	for (int i = 0; i < 5; i++)
-		values[i] = PG_GETARG_DATUM(i);
 
 	if (!superuser())
 	{
 		bool		isnull;
 		Datum		outside;
-		CrmSwitch	pin;
 
 		if (!crm_acting_permission(permission, &employee_id))
 			ereport(ERROR,
@@ -78,9 +103,9 @@ crm_transfer(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args(psprintf("SELECT array_to_string((array_agg(i ORDER BY i))[1:5], ', ')"
 										   " || CASE WHEN count(*) > 5 THEN format(' and %%s more', count(*) - 5) ELSE '' END"
 										   " FROM unnest($2) i"
-										   " WHERE NOT EXISTS (SELECT FROM crm.%s r WHERE r.id = i"
+										   " WHERE NOT EXISTS (SELECT FROM %s r WHERE r.id = i"
 										   " AND r.owner_id = ANY (crm.scope_owners($1)))",
-										   quote_identifier(type)),
+										   relation),
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),

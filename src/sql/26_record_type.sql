@@ -30,7 +30,8 @@ INSERT INTO crm.record_capability (name, description, link_table) VALUES
 	('export',        '导出 (crm.customer_export)', NULL),
 	('import',        '导入 (crm.import_customers)', NULL),
 	('duplicates',    '查重: duplicate rules compare it (crm.dedupe_rule)', NULL),
-	('notifications', 'events about it tell its owner, superior, leader or team (crm.notification_rule)', NULL);
+	('notifications', 'events about it tell its owner, superior, leader or team (crm.notification_rule)', NULL),
+	('search',        '搜索: IM bots find it by a keyword in its search columns (crm.bot_search)', NULL);
 
 CREATE TABLE crm.record_type (
 	name           text NOT NULL,
@@ -43,6 +44,8 @@ CREATE TABLE crm.record_type (
 	capabilities   text[] NOT NULL DEFAULT '{}',
 	docs           text NOT NULL,
 	position       integer NOT NULL,
+	title          text,
+	search_columns name[] NOT NULL DEFAULT '{}',
 	CONSTRAINT record_type_pkey PRIMARY KEY (name),
 	CONSTRAINT record_type_relation_key UNIQUE (relation),
 	CONSTRAINT record_type_position_key UNIQUE (position),
@@ -60,6 +63,8 @@ COMMENT ON COLUMN crm.record_type.visibility IS
 	'owner: its owner_id under the data scope of a role, and its team; parent: with the record its parent_column names; record: its author, and whoever sees the record it is about';
 COMMENT ON COLUMN crm.record_type.docs IS 'The page of docs/ that explains the type (the catalog test checks it names the type)';
 COMMENT ON COLUMN crm.record_type.capabilities IS 'Names of crm.record_capability: the shared tables and functions that take this type';
+COMMENT ON COLUMN crm.record_type.title IS 'How a record is named in lists and bot answers: an SQL expression over its row as r (r.name)';
+COMMENT ON COLUMN crm.record_type.search_columns IS 'search: the text columns a keyword is looked for in (crm.bot_search)';
 
 -- A type must make sense when registered: its table in crm with a bigint id,
 -- an owner_id for owner visibility, a parent column that is a bigint, known
@@ -96,6 +101,27 @@ BEGIN
 		RAISE EXCEPTION 'record type "%" follows %, which is not visible by its owner', NEW.name, NEW.parent
 			USING ERRCODE = 'invalid_object_definition',
 			      HINT = 'A type follows a type with owner visibility (a contact its customer, a payment plan its contract).';
+	END IF;
+	IF NEW.title IS NOT NULL THEN
+		BEGIN
+			EXECUTE format('SELECT (%s)::text FROM %s r LIMIT 0', NEW.title, NEW.relation);
+		EXCEPTION WHEN syntax_error OR undefined_column OR undefined_function OR datatype_mismatch THEN
+			RAISE EXCEPTION 'record type "%" has a title that is no expression over its row: %', NEW.name, NEW.title
+				USING ERRCODE = 'invalid_object_definition', HINT = 'Name a record by its columns, as r.name.';
+		END;
+	END IF;
+	SELECT string_agg(c, ', ') INTO unknown FROM unnest(NEW.search_columns) c
+	 WHERE NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = NEW.relation AND a.attname = c
+	                                              AND a.atttypid = 'text'::regtype AND NOT a.attisdropped);
+	IF unknown IS NOT NULL THEN
+		RAISE EXCEPTION 'record type "%" searches %, which % no text column of %', NEW.name, unknown,
+			CASE WHEN unknown LIKE '%,%' THEN 'are' ELSE 'is' END, NEW.relation
+			USING ERRCODE = 'invalid_object_definition', HINT = 'Search columns are text columns of the type''s table.';
+	END IF;
+	IF 'search' = ANY (NEW.capabilities) AND (NEW.title IS NULL OR NEW.search_columns = '{}') THEN
+		RAISE EXCEPTION 'record type "%" takes part in search without a title and search columns', NEW.name
+			USING ERRCODE = 'invalid_object_definition',
+			      HINT = 'A bot names what it found (title) and looks for the keyword in search_columns.';
 	END IF;
 	SELECT string_agg(c, ', ') INTO unknown FROM unnest(NEW.capabilities) c
 	 WHERE NOT EXISTS (SELECT FROM crm.record_capability k WHERE k.name = c);
@@ -137,18 +163,22 @@ RETURN (SELECT coalesce(string_agg(t.name, ', ' ORDER BY t.position), 'none')
 -- changes its row; crm's own scripts are its only callers.
 CREATE OR REPLACE FUNCTION crm.register_record_type(name text, relation regclass, label_zh text, label_en text,
                                                     visibility text, capabilities text[], docs text,
-                                                    parent text DEFAULT NULL, parent_column name DEFAULT NULL)
+                                                    parent text DEFAULT NULL, parent_column name DEFAULT NULL,
+                                                    title text DEFAULT NULL, search_columns name[] DEFAULT '{}')
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	INSERT INTO crm.record_type AS x (name, relation, label_zh, label_en, visibility, parent, parent_column, capabilities, docs, position)
+	INSERT INTO crm.record_type AS x (name, relation, label_zh, label_en, visibility, parent, parent_column, capabilities, docs,
+	                                  position, title, search_columns)
 	VALUES (register_record_type.name, register_record_type.relation, register_record_type.label_zh,
 	        register_record_type.label_en, register_record_type.visibility, register_record_type.parent,
 	        register_record_type.parent_column, register_record_type.capabilities, register_record_type.docs,
-	        (SELECT coalesce(max(t.position), 0) + 1 FROM crm.record_type t))
+	        (SELECT coalesce(max(t.position), 0) + 1 FROM crm.record_type t),
+	        register_record_type.title, register_record_type.search_columns)
 	ON CONFLICT ON CONSTRAINT record_type_pkey DO UPDATE
 	   SET relation = excluded.relation, label_zh = excluded.label_zh, label_en = excluded.label_en,
 	       visibility = excluded.visibility, parent = excluded.parent, parent_column = excluded.parent_column,
-	       capabilities = excluded.capabilities, docs = excluded.docs;
+	       capabilities = excluded.capabilities, docs = excluded.docs, title = excluded.title,
+	       search_columns = excluded.search_columns;
 END;
-COMMENT ON FUNCTION crm.register_record_type(text, regclass, text, text, text, text[], text, text, name) IS
+COMMENT ON FUNCTION crm.register_record_type(text, regclass, text, text, text, text[], text, text, name, text, name[]) IS
 	'Register a record type: its table, labels, visibility and capabilities (crm''s install and update scripts only)';

@@ -7,20 +7,24 @@ CREATE TABLE crm.permission (
 );
 COMMENT ON TABLE crm.permission IS 'The actions a role can grant (shipped with crm; read-only)';
 
+-- Each registered record type's create, edit, delete, import, export and
+-- transfer come with its registration (crm.install_record_type).  Those of the
+-- types to come are here already, as in crm 0.1, so that roles can be prepared
+-- for them and a dump of a database whose roles grant them restores.
 INSERT INTO crm.permission (action, description)
-SELECT t || '.' || a, format('%s %s', initcap(a), replace(t, '_', ' ') || 's')
-  FROM unnest(ARRAY['lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice']) t,
+SELECT t || '.' || a, format('%s %ss', initcap(a), t)
+  FROM unnest(ARRAY['opportunity', 'contract', 'payment', 'invoice']) t,
        unnest(ARRAY['create', 'edit', 'delete', 'import', 'export', 'transfer']) a
 UNION ALL VALUES
+	('contract.approve',  'Approve contracts'),
+	('payment.approve',   'Approve payments'),
+	('invoice.approve',   'Approve invoices'),
 	('lead.convert',      'Convert leads into customers'),
 	('pool.assign',       'Assign pool customers to employees'),
 	('customer.merge',    'Merge duplicate customers'),
 	('customer.lock',     'Lock and unlock customers'),
 	('pool.claim',        'Claim customers from a public pool'),
 	('pool.release',      'Release customers to a public pool'),
-	('contract.approve',  'Approve contracts'),
-	('payment.approve',   'Approve payments'),
-	('invoice.approve',   'Approve invoices'),
 	('admin.org',         'Manage departments and employees'),
 	('admin.role',        'Manage roles, permissions and data scopes'),
 	('admin.rules',       'Manage duplicate, pool, recycling, reminder and approval rules'),
@@ -58,8 +62,6 @@ CREATE TABLE crm.role_scope (
 	departments  bigint[],
 	CONSTRAINT role_scope_pkey PRIMARY KEY (role_id, record_type),
 	CONSTRAINT role_scope_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE,
-	CONSTRAINT role_scope_record_type_check CHECK (record_type IN
-		('lead', 'customer', 'contact', 'opportunity', 'contract', 'payment', 'invoice')),
 	CONSTRAINT role_scope_scope_check CHECK (scope IN
 		('self', 'subordinates', 'department', 'department_tree', 'all', 'custom')),
 	CONSTRAINT role_scope_departments_check CHECK
@@ -95,8 +97,8 @@ CREATE TABLE crm.team_member (
 );
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
 CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
-CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_owner);
-CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id);
+CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_type, scope_owner);
+CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_type, scope_id);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
 -- Scope helpers for the policies (see src/access/scope.c).  STABLE: the planner may
@@ -345,6 +347,27 @@ CREATE OR REPLACE TRIGGER employee_role_guard_own BEFORE INSERT OR UPDATE OR DEL
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 CREATE OR REPLACE TRIGGER role_scope_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_scope
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
+
+-- A data scope is for a record type that has an owner (crm.record_type):
+-- the others follow the record they belong to.
+CREATE OR REPLACE FUNCTION crm.role_scope_valid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.role_scope'::regclass THEN RAISE 'crm.role_scope_valid() runs only on crm.role_scope, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF NOT EXISTS (SELECT FROM crm.record_type t WHERE t.name = NEW.record_type AND t.visibility = 'owner') THEN
+		RAISE EXCEPTION 'role % cannot have a data scope for %: %', NEW.role_id, crm.clip(NEW.record_type),
+			coalesce((SELECT format('%s records follow %s', t.name,
+			                        CASE t.visibility WHEN 'parent' THEN 'their ' || t.parent ELSE 'the record they are about' END)
+			            FROM crm.record_type t WHERE t.name = NEW.record_type), 'it is no record type')
+			USING ERRCODE = 'check_violation', TABLE = 'role_scope', SCHEMA = 'crm',
+			      HINT = format('Data scopes are for %s (crm.record_type).',
+			                    (SELECT string_agg(t.name, ', ' ORDER BY t.position) FROM crm.record_type t WHERE t.visibility = 'owner'));
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER role_scope_valid BEFORE INSERT OR UPDATE OF record_type ON crm.role_scope
+	FOR EACH ROW EXECUTE FUNCTION crm.role_scope_valid();
 CREATE OR REPLACE TRIGGER role_permission_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_permission
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
@@ -392,36 +415,47 @@ GRANT SELECT ON crm.permission TO crm_user;
 ALTER TABLE crm.team_member ENABLE ROW LEVEL SECURITY;
 CREATE OR REPLACE FUNCTION crm.record_visible(record_type text, record_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	relation regclass := (SELECT t.relation FROM crm.record_type t WHERE t.name = record_visible.record_type);
+	found    boolean;
 BEGIN
-	-- runs as the caller: the record tables' own policies decide
-	RETURN CASE record_type
-		WHEN 'customer' THEN EXISTS (SELECT FROM crm.customer r WHERE r.id = record_visible.record_id)
-		WHEN 'lead' THEN EXISTS (SELECT FROM crm.lead r WHERE r.id = record_visible.record_id)
-		WHEN 'contact' THEN EXISTS (SELECT FROM crm.contact r WHERE r.id = record_visible.record_id)
-		WHEN 'follow_up' THEN EXISTS (SELECT FROM crm.follow_up r WHERE r.id = record_visible.record_id)
-		ELSE false END;
+	IF relation IS NULL THEN
+		RETURN false;
+	END IF;
+	-- runs as the caller: the record table's own policies decide
+	EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.id = $1)', relation) INTO found USING record_id;
+	RETURN found;
 END
 $$;
 -- What the record tables' update policies let the caller change, with the
--- permission to edit: a lead or customer by scope or an edit entry, a contact
--- with its customer, a follow-up by its author.
+-- permission to edit (crm.record_type): a record with an owner by scope or an
+-- edit entry, one that follows a parent with its parent, a record about
+-- another record (a follow-up) by its author.
 CREATE OR REPLACE FUNCTION crm.record_editable(record_type text, record_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t      crm.record_type := (SELECT x FROM crm.record_type x WHERE x.name = record_editable.record_type);
+	p      crm.record_type := (SELECT x FROM crm.record_type x WHERE x.name = t.parent);
+	found  boolean;
 BEGIN
-	RETURN CASE record_type
-		WHEN 'customer' THEN crm.has_permission('customer.edit') AND EXISTS (
-			SELECT FROM crm.customer r WHERE r.id = record_editable.record_id
-			   AND (r.owner_id = ANY (crm.scope_owners('customer')) OR r.id = ANY (crm.team_records('customer', true))))
-		WHEN 'lead' THEN crm.has_permission('lead.edit') AND EXISTS (
-			SELECT FROM crm.lead r WHERE r.id = record_editable.record_id
-			   AND (r.owner_id = ANY (crm.scope_owners('lead')) OR r.id = ANY (crm.team_records('lead', true))))
-		WHEN 'contact' THEN crm.has_permission('contact.edit') AND EXISTS (
-			SELECT FROM crm.contact k JOIN crm.customer r ON r.id = k.customer_id
-			 WHERE k.id = record_editable.record_id
-			   AND (r.owner_id = ANY (crm.scope_owners('customer')) OR r.id = ANY (crm.team_records('customer', true))))
-		WHEN 'follow_up' THEN EXISTS (SELECT FROM crm.follow_up r WHERE r.id = record_editable.record_id
-		                                 AND r.created_by = crm.current_employee_id())
-		ELSE false END;
+	IF t.name IS NULL THEN
+		RETURN false;
+	ELSIF t.visibility = 'record' THEN
+		EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.id = $1 AND r.created_by = crm.current_employee_id())', t.relation)
+			INTO found USING record_id;
+	ELSIF NOT crm.has_permission(t.name || '.edit') THEN
+		RETURN false;
+	ELSIF t.visibility = 'owner' THEN
+		EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.id = $1'
+		               ' AND (r.owner_id = ANY (crm.scope_owners($2)) OR r.id = ANY (crm.team_records($2, true))))', t.relation)
+			INTO found USING record_id, t.name;
+	ELSE
+		EXECUTE format('SELECT EXISTS (SELECT FROM %s k JOIN %s r ON r.id = k.%I WHERE k.id = $1'
+		               ' AND (r.owner_id = ANY (crm.scope_owners($2)) OR r.id = ANY (crm.team_records($2, true))))',
+		               t.relation, p.relation, t.parent_column)
+			INTO found USING record_id, p.name;
+	END IF;
+	RETURN found;
 END
 $$;
 COMMENT ON FUNCTION crm.record_visible(text, bigint) IS 'Whether the caller sees the record';
@@ -462,6 +496,7 @@ DECLARE
 	successor crm.employee;
 	moved     integer := 0;
 	n         integer;
+	relation  regclass;
 BEGIN
 	SELECT * INTO leaving FROM crm.employee e WHERE e.id = handover_employee.employee_id FOR NO KEY UPDATE;
 	SELECT * INTO successor FROM crm.employee e WHERE e.id = handover_to FOR SHARE;
@@ -479,10 +514,11 @@ BEGIN
 			      HINT = 'Hand over to another active employee.';
 	END IF;
 
-	UPDATE crm.lead SET owner_id = successor.id WHERE owner_id = leaving.id;
-	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
-	UPDATE crm.customer SET owner_id = successor.id WHERE owner_id = leaving.id;
-	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	-- the records of every type that takes part in handover (crm.record_type)
+	FOR relation IN SELECT t.relation FROM crm.record_type t WHERE 'handover' = ANY (t.capabilities) ORDER BY t.position LOOP
+		EXECUTE format('UPDATE %s SET owner_id = $1 WHERE owner_id = $2', relation) USING successor.id, leaving.id;
+		GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	END LOOP;
 	-- team places move unless the successor already has one on that record
 	UPDATE crm.team_member t SET employee_id = successor.id
 	 WHERE t.employee_id = leaving.id

@@ -160,14 +160,15 @@ CREATE OR REPLACE TRIGGER lead_converted_kept BEFORE DELETE ON crm.lead
 -- the columns these triggers check (crm.dictionary_column, src/sql/38_dictionary.sql)
 -- crm's first record types (crm.record_type; installed by 97_record_types.sql)
 SELECT crm.register_record_type('customer', 'crm.customer', '客户', 'Customer', 'owner',
-	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, merge, export, import, duplicates, notifications}',
-	'records.md');
+	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, merge, export, import, duplicates, notifications, search}',
+	'records.md', title => 'r.name', search_columns => '{name, phone, uscc}');
 SELECT crm.register_record_type('lead', 'crm.lead', '线索', 'Lead', 'owner',
-	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, duplicates, notifications}',
-	'records.md');
+	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, duplicates, notifications, search}',
+	'records.md', title => 'concat_ws('' · '', r.name, r.company)', search_columns => '{name, company, mobile, uscc}');
 SELECT crm.register_record_type('contact', 'crm.contact', '联系人', 'Contact', 'parent',
-	'{tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, duplicates, notifications}',
-	'records.md', parent => 'customer', parent_column => 'customer_id');
+	'{tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, duplicates, notifications, search}',
+	'records.md', parent => 'customer', parent_column => 'customer_id',
+	title => 'concat_ws('' · '', r.name, r.mobile)', search_columns => '{name, mobile, email}');
 SELECT crm.register_record_type('follow_up', 'crm.follow_up', '跟进记录', 'Follow-up', 'record',
 	'{attachments, dictionaries, oplog, timeline}', 'records.md');
 

@@ -63,6 +63,8 @@ DECLARE
 	target   crm.employee;
 	moved_ids bigint[];
 	moved    integer;
+	relation regclass := (SELECT t.relation FROM crm.record_type t WHERE t.name = transfer_records.record_type);
+	related  record;
 BEGIN
 	-- nothing to move: nothing to lock either (a lock on somebody's row, held
 	-- in an open transaction, would stop their claims)
@@ -90,21 +92,26 @@ BEGIN
 
 	IF keep_old_owner_on_team THEN
 		EXECUTE format('INSERT INTO crm.team_member (record_type, record_id, employee_id, access)'
-		               ' SELECT %L, id, owner_id, ''edit'' FROM crm.%I WHERE id = ANY ($1) AND owner_id <> $2'
+		               ' SELECT %L, id, owner_id, ''edit'' FROM %s WHERE id = ANY ($1) AND owner_id <> $2'
 		               ' ON CONFLICT (record_type, record_id, employee_id) DO UPDATE SET access = ''edit'', expires_at = NULL',
-		               record_type, record_type)
+		               record_type, relation)
 			USING ids, target.id;
 	END IF;
-	EXECUTE format('WITH m AS (UPDATE crm.%I SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2 RETURNING id)'
-	               ' SELECT array_agg(id) FROM m', record_type)
+	EXECUTE format('WITH m AS (UPDATE %s SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2 RETURNING id)'
+	               ' SELECT array_agg(id) FROM m', relation)
 		INTO moved_ids USING ids, target.id;
 	moved := coalesce(cardinality(moved_ids), 0);
 	-- an owner needs no team place on their own records
 	DELETE FROM crm.team_member t
 	 WHERE t.record_type = transfer_records.record_type AND t.record_id = ANY (ids) AND t.employee_id = target.id;
-	IF with_related AND record_type = 'customer' THEN
-		UPDATE crm.contact SET owner_id = target.id WHERE customer_id = ANY (ids) AND owner_id <> target.id;
-	END IF;
+	-- the records that follow these (a customer's contacts) and have an owner of their own
+	FOR related IN SELECT t.relation, t.parent_column FROM crm.record_type t
+	                WHERE with_related AND t.parent = transfer_records.record_type
+	                  AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = t.relation AND a.attname = 'owner_id' AND NOT a.attisdropped)
+	                ORDER BY t.position LOOP
+		EXECUTE format('UPDATE %s SET owner_id = $2 WHERE %I = ANY ($1) AND owner_id <> $2', related.relation, related.parent_column)
+			USING ids, target.id;
+	END LOOP;
 	IF moved > 0 THEN
 		PERFORM crm.notify(ARRAY[target.id], 'transfer.received',
 		                   format('%s %s %s transferred to you', moved, record_type,

@@ -34,8 +34,8 @@ CREATE TABLE crm.record_tag (
 	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE
 );
 CREATE INDEX record_tag_tag_idx ON crm.record_tag (tag_id);
-CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_owner);
-CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_id);
+CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_type, scope_owner);
+CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_type, scope_id);
 CREATE TABLE crm.pin (
 	employee_id  bigint NOT NULL DEFAULT crm.current_employee_id(),
 	record_type  text NOT NULL,

@@ -79,11 +79,14 @@ CREATE TABLE crm.attachment (
 	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
-CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_owner);
-CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_id);
+CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_type, scope_owner);
+CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_type, scope_id);
 COMMENT ON TABLE crm.attachment IS 'Files on records: name, size, content type and the key of the object in the file store';
 ALTER TABLE crm.attachment ENABLE ROW LEVEL SECURITY;
--- (attachment_read comes with the record types: 97_record_types.sql)
+-- (attachment_read, for whoever sees the record, comes with the record types:
+-- 97_record_types.sql); whoever added a file sees it, as they may remove it
+CREATE POLICY attachment_own ON crm.attachment FOR SELECT TO crm_user
+	USING (created_by = (SELECT crm.current_employee_id()));
 CREATE POLICY attachment_add ON crm.attachment FOR INSERT TO crm_user
 	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY attachment_remove ON crm.attachment FOR DELETE TO crm_user

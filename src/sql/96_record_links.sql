@@ -47,17 +47,23 @@ DECLARE
 	missing    bigint;
 	capability text;
 	relation   regclass;
+	same_row   text;
 BEGIN
 	IF TG_RELID <> ALL (ARRAY(SELECT k.link_table FROM crm.record_links() k WHERE k.on_delete = 'delete')) THEN RAISE 'crm.check_record_links() runs only on tables that point at records (crm.record_links()), not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- a restore loads these rows before their records
 	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
+	-- an update checks the rows it points elsewhere, not those it left alone
+	-- (a row is known by its primary key)
+	SELECT string_agg(format('o.%1$I = n.%1$I', a.attname), ' AND ') INTO same_row
+	  FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+	 WHERE i.indrelid = TG_RELID AND i.indisprimary;
 	FOR l IN SELECT k.type_column, k.id_column FROM crm.record_links() k WHERE k.link_table = TG_RELID LOOP
-		-- (an update checks the rows it points elsewhere, not those it left alone)
 		FOR t IN EXECUTE format('SELECT n.%1$I AS record_type, array_agg(DISTINCT n.%2$I) AS ids FROM new_rows n'
-		                        || CASE WHEN TG_OP = 'UPDATE' THEN ' WHERE NOT EXISTS (SELECT FROM old_rows o WHERE o.%1$I = n.%1$I AND o.%2$I = n.%2$I)' ELSE '' END
-		                        || ' GROUP BY 1', l.type_column, l.id_column) LOOP
+		                        || CASE WHEN TG_OP = 'UPDATE' THEN ' WHERE NOT EXISTS (SELECT FROM old_rows o WHERE %3$s'
+		                                                           ' AND o.%1$I = n.%1$I AND o.%2$I = n.%2$I)' ELSE '' END
+		                        || ' GROUP BY 1', l.type_column, l.id_column, coalesce(same_row, 'true')) LOOP
 			-- a shared table takes the types registered with its capability
 			SELECT k.name INTO capability FROM crm.record_capability k WHERE k.link_table = TG_TABLE_NAME;
 			IF capability IS NOT NULL AND NOT crm.record_type_has(t.record_type, capability) THEN
@@ -79,6 +85,10 @@ BEGIN
 					USING ERRCODE = 'foreign_key_violation',
 					      DETAIL = 'Team entries, follow-ups, tags, pins and attachments belong to a record that exists, and go with it.',
 					      HINT = format('Name an existing %s.', crm.clip(t.record_type));
+			END IF;
+			-- rows that carry a scope: the owner they were stamped with is the owner now
+			IF TG_RELID IN (SELECT crm.scoped_tables()) THEN
+				PERFORM crm.lock_record_scopes(t.record_type, t.ids, TG_RELID);
 			END IF;
 		END LOOP;
 	END LOOP;

@@ -22,7 +22,8 @@ DECLARE
 		-- (named to run after the stamp: triggers fire in name order)
 		['_write_check',    'BEFORE INSERT OR UPDATE OR DELETE', 'ROW', format('crm.check_write(%L)', r.name)],
 		['_dictionary_check', 'BEFORE INSERT OR UPDATE', 'ROW', 'crm.check_dictionary()'],
-		['_log_row',        'AFTER INSERT OR UPDATE OR DELETE', 'ROW', 'crm.log_row()'],
+		-- (an owner type's log rows take their scope from the row: oplog.c)
+		['_log_row',        'AFTER INSERT OR UPDATE OR DELETE', 'ROW', format('crm.log_row(%L)', r.visibility)],
 		['_log_flush',      'AFTER INSERT OR UPDATE OR DELETE', 'STATEMENT', 'crm.log_flush()'],
 		['_dedupe_insert',  'AFTER INSERT', 'STATEMENT', 'crm.dedupe_check()'],
 		['_dedupe_update',  'AFTER UPDATE', 'STATEMENT', 'crm.dedupe_check()'],
@@ -254,30 +255,47 @@ COMMENT ON FUNCTION crm.install_record_scopes() IS
 	'Generate crm.record_scope and the read policies of the shared tables from the registry (crm''s install and update scripts only)';
 
 -- crm.timeline, generated from the registry: per record of each type with the
--- timeline capability, its creation, the follow-ups about it (joined to it, so
--- that the planner drives a narrow scope from the record's index and a wide
--- one by a hash join), the operation log's changes and, for customers, the
--- moves into and out of a public pool.  security_invoker: each reader sees
--- the entries of the records they may see (and the log entries they made).
+-- timeline capability, its creation, the follow-ups about it, the operation
+-- log's changes and, for customers, the moves into and out of a public pool;
+-- for a reader, those of the records they see (and the log entries and pool
+-- moves that are theirs).  The view reads as its owner and applies the record
+-- tables' own tests itself, where a join can use them: the follow-ups of a
+-- salesperson's customers are found from the customers, a manager's by a hash
+-- join, instead of the follow-ups' policy asking about each row's record.
+-- row_security_active() keeps what row-level security would do: no filter for
+-- whoever it does not apply to (a superuser, crm's owner).  security_barrier:
+-- a reader's own conditions run after these.
 CREATE OR REPLACE FUNCTION crm.install_timeline() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	branches text[] := '{}';
 	t        crm.record_type;
+	p        crm.record_type;
+	seen     text;
 BEGIN
 	FOR t IN SELECT * FROM crm.record_type x WHERE 'timeline' = ANY (x.capabilities) AND x.visibility <> 'record'
 	          ORDER BY x.position LOOP
+		IF t.visibility = 'owner' THEN
+			seen := format('(NOT row_security_active(%1$L::regclass) OR r.owner_id = ANY (crm.scope_owners(%2$L))'
+			               ' OR r.id = ANY (crm.team_records(%2$L, false)))', t.relation, t.name);
+		ELSE
+			p := (SELECT x FROM crm.record_type x WHERE x.name = t.parent);
+			seen := format('(NOT row_security_active(%1$L::regclass) OR EXISTS (SELECT FROM %2$s p WHERE p.id = r.%3$I'
+			               ' AND (p.owner_id = ANY (crm.scope_owners(%4$L)) OR p.id = ANY (crm.team_records(%4$L, false)))))',
+			               t.relation, p.relation, t.parent_column, p.name);
+		END IF;
 		branches := branches || format('SELECT %L::text AS record_type, r.id AS record_id, r.created_at AS at, ''insert''::text AS kind,'
 		                               ' r.created_by AS employee_id, NULL::text AS detail, NULL::text AS summary, NULL::jsonb AS changes'
-		                               ' FROM %s r', t.name, t.relation);
-	END LOOP;
-	FOR t IN SELECT * FROM crm.record_type x WHERE 'follow_ups' = ANY (x.capabilities) ORDER BY x.position LOOP
-		branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
-		                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L',
-		                               t.relation, t.name);
+		                               ' FROM %s r WHERE %s', t.name, t.relation, seen);
+		IF 'follow_ups' = ANY (t.capabilities) THEN
+			branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
+			                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L AND %s',
+			                               t.relation, t.name, seen);
+		END IF;
 	END LOOP;
 	EXECUTE format($v$
-		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = true) AS
+		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = false, security_barrier = true) AS
+		SELECT * FROM (
 		%s
 		UNION ALL
 		SELECT o.record_type, o.record_id, o.at,
@@ -287,43 +305,86 @@ BEGIN
 		       o.employee_id, o.source, NULL, o.changes
 		  FROM crm.oplog o
 		 WHERE o.action <> 'insert'
+		   AND (NOT row_security_active('crm.oplog'::regclass) OR o.employee_id = (SELECT crm.current_employee_id()) OR %s)
 		UNION ALL
 		-- moves into and out of a public pool are in the owner history, not the log
 		SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
 		       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
 		  FROM crm.customer_owner_change h
-		 WHERE h.kind <> 'transfer'$v$, array_to_string(branches, E'
-		UNION ALL
-		'));
+		 WHERE h.kind <> 'transfer'
+		   AND (NOT row_security_active('crm.customer_owner_change'::regclass)
+		        OR EXISTS (SELECT FROM crm.customer c WHERE c.id = h.customer_id
+		                      AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', false))))
+		        OR (SELECT crm.current_employee_id()) IN (h.from_owner, h.to_owner))
+		) e
+		WHERE (SELECT crm.staff_session()) OR NOT row_security_active('crm.oplog'::regclass)$v$,
+		array_to_string(branches, E'\n\t\tUNION ALL\n\t\t'),
+		(SELECT string_agg(format('(o.scope_type = %1$L AND (o.scope_owner = ANY (crm.scope_owners(%1$L))'
+		                          ' OR o.scope_id = ANY (crm.team_records(%1$L, false))))', x.name), ' OR ' ORDER BY x.position)
+		   FROM crm.record_type x WHERE x.visibility = 'owner'));
 	COMMENT ON VIEW crm.timeline IS
-		'Per record: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
+		'Per record the reader sees: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
 	GRANT SELECT ON crm.timeline TO crm_user;
 END
 $$;
 COMMENT ON FUNCTION crm.install_timeline() IS
 	'Generate crm.timeline from the registry (crm''s install and update scripts only)';
 
--- The scope of a row people write, when written or moved to another record:
--- the deciding record is locked (FOR SHARE), so that a change of its owner
--- waits for this row, or this row for the change and then reads the new owner.
+-- The scope of a row people write, when written or moved to another record
+-- (a restore loads the scopes the dump holds).  Whether the owner it read is
+-- still the owner when the row commits is settled after the row's policies
+-- let it in, by crm.check_record_links and crm.lock_record_scopes.
 CREATE OR REPLACE FUNCTION crm.stamp_record_scope() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	deciding regclass;
 BEGIN
-	IF TG_RELID <> ALL (ARRAY(SELECT crm.scoped_tables())) OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
-		RAISE 'crm.stamp_record_scope() runs only BEFORE INSERT OR UPDATE FOR EACH ROW on the tables of crm.scoped_tables(), not on %', TG_RELID::regclass
+	IF TG_RELID <> ALL ('{crm.team_member,crm.record_tag,crm.attachment}'::regclass[]) OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+		RAISE 'crm.stamp_record_scope() runs only BEFORE INSERT OR UPDATE FOR EACH ROW on crm.team_member, crm.record_tag and crm.attachment, not on %', TG_RELID::regclass
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
-	SELECT s.scope_type, s.scope_id INTO NEW.scope_type, NEW.scope_id FROM crm.record_scope(NEW.record_type, NEW.record_id) s;
-	NEW.scope_owner := NULL;
-	deciding := (SELECT t.relation FROM crm.record_type t WHERE t.name = NEW.scope_type);
-	IF deciding IS NOT NULL THEN
-		EXECUTE format('SELECT r.owner_id FROM %s r WHERE r.id = $1 FOR SHARE', deciding) INTO NEW.scope_owner USING NEW.scope_id;
+	IF crm.restoring() THEN
+		RETURN NEW;
 	END IF;
+	SELECT s.scope_type, s.scope_owner, s.scope_id INTO NEW.scope_type, NEW.scope_owner, NEW.scope_id
+	  FROM crm.record_scope(NEW.record_type, NEW.record_id) s;
 	RETURN NEW;
 END
 $$;
+
+-- The records that decide for rows just written about records of a type, and
+-- those records themselves, locked FOR SHARE (a change of owner, a contact's
+-- move, waits for the writer, or the writer for it: then the rows take the
+-- scope the records have now); with tbl, the rows of tbl about those records
+-- then take it.  Under repeatable read, a record changed since the
+-- transaction's snapshot fails it (40001).  crm's own: the triggers of the
+-- shared tables, the operation log's writer and crm.record_scope_moved().
+CREATE OR REPLACE FUNCTION crm.lock_record_scopes(record_type text, ids bigint[], tbl regclass DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t crm.record_type := (SELECT x FROM crm.record_type x WHERE x.name = lock_record_scopes.record_type);
+	d record;
+BEGIN
+	IF t.name IS NULL OR ids = '{}' THEN
+		RETURN;
+	END IF;
+	IF t.visibility <> 'owner' THEN
+		EXECUTE format('SELECT count(*) FROM (SELECT FROM %s r WHERE r.id = ANY ($1) ORDER BY r.id FOR SHARE) x', t.relation) USING ids;
+	END IF;
+	FOR d IN SELECT x.relation, array_agg(DISTINCT s.scope_id ORDER BY s.scope_id) AS ids
+	           FROM unnest(ids) i, crm.record_scope(t.name, i) s JOIN crm.record_type x ON x.name = s.scope_type
+	          GROUP BY x.relation LOOP
+		EXECUTE format('SELECT count(*) FROM (SELECT FROM %s r WHERE r.id = ANY ($1) ORDER BY r.id FOR SHARE) x', d.relation) USING d.ids;
+	END LOOP;
+	IF tbl IS NOT NULL THEN
+		EXECUTE format('UPDATE %s s SET (scope_type, scope_owner, scope_id) = (x.scope_type, x.scope_owner, x.scope_id)'
+		               '  FROM unnest($2) i LEFT JOIN LATERAL crm.record_scope($1, i) x ON true'
+		               ' WHERE s.record_type = $1 AND s.record_id = i'
+		               '   AND (s.scope_type, s.scope_owner, s.scope_id) IS DISTINCT FROM (x.scope_type, x.scope_owner, x.scope_id)', tbl)
+			USING t.name, ids;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION crm.lock_record_scopes(text, bigint[], regclass) IS
+	'Lock the records that decide who sees rows about these records (and the records), then set those rows'' scope (crm''s own)';
 
 -- After an UPDATE of records: the shared rows follow a new owner (of the
 -- record and of those it decides for), a contact moved to another customer, a
@@ -362,6 +423,8 @@ BEGIN
 		IF moved IS NULL THEN
 			RETURN NULL;
 		END IF;
+		-- (the records they now follow keep their owner until this commits)
+		PERFORM crm.lock_record_scopes(r.name, moved);
 		FOR tbl IN SELECT crm.scoped_tables() LOOP
 			PERFORM crm.change_record_links(
 				format('UPDATE %s s SET (scope_type, scope_owner, scope_id) ='
