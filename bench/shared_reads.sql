@@ -30,7 +30,7 @@ SELECT * FROM (
 	            WHEN o.action = 'update' AND o.changes ? 'status_id' THEN 'status_change' ELSE o.action END,
 	       o.employee_id, o.source, NULL, o.changes
 	  FROM crm.oplog o
-	 WHERE o.action <> 'insert' AND o.record_type = 'customer' AND (o.employee_id = me OR o.scope_owner = ANY (owners))
+	 WHERE o.action <> 'insert' AND o.record_type = 'customer' AND (o.employee_id = me OR (o.scope_type IN ('customer', 'lead') AND o.scope_owner = ANY (owners)))
 	UNION ALL
 	SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
 	       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
@@ -50,10 +50,10 @@ SELECT count(*) FROM crm.oplog;
 -- baseline manager_oplog_count
 SELECT owners FROM bench_baseline.visible WHERE who = 'bench_manager' \gset
 SELECT id AS me FROM crm.employee WHERE db_role = 'bench_manager' \gset
-SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR (scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]));
 -- repeat 20
 \timing on
-SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR (scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]));
 
 -- crm sales_oplog_count
 SET ROLE bench_sales;
@@ -65,10 +65,10 @@ SELECT count(*) FROM crm.oplog;
 -- baseline sales_oplog_count
 SELECT owners FROM bench_baseline.visible WHERE who = 'bench_sales' \gset
 SELECT id AS me FROM crm.employee WHERE db_role = 'bench_sales' \gset
-SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR (scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]));
 -- repeat 100
 \timing on
-SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.oplog WHERE employee_id = :me OR (scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]));
 
 -- crm manager_tag_count
 SET ROLE bench_manager;
@@ -79,10 +79,10 @@ SELECT count(*) FROM crm.record_tag;
 
 -- baseline manager_tag_count
 SELECT owners FROM bench_baseline.visible WHERE who = 'bench_manager' \gset
-SELECT count(*) FROM crm.record_tag WHERE scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.record_tag WHERE scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]);
 -- repeat 20
 \timing on
-SELECT count(*) FROM crm.record_tag WHERE scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.record_tag WHERE scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]);
 
 -- crm sales_tag_count
 SET ROLE bench_sales;
@@ -93,10 +93,10 @@ SELECT count(*) FROM crm.record_tag;
 
 -- baseline sales_tag_count
 SELECT owners FROM bench_baseline.visible WHERE who = 'bench_sales' \gset
-SELECT count(*) FROM crm.record_tag WHERE scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.record_tag WHERE scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]);
 -- repeat 100
 \timing on
-SELECT count(*) FROM crm.record_tag WHERE scope_owner = ANY (:'owners'::bigint[]);
+SELECT count(*) FROM crm.record_tag WHERE scope_type IN ('customer', 'lead') AND scope_owner = ANY (:'owners'::bigint[]);
 
 -- crm manager_timeline_page
 SET ROLE bench_manager;

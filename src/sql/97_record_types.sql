@@ -255,47 +255,30 @@ COMMENT ON FUNCTION crm.install_record_scopes() IS
 	'Generate crm.record_scope and the read policies of the shared tables from the registry (crm''s install and update scripts only)';
 
 -- crm.timeline, generated from the registry: per record of each type with the
--- timeline capability, its creation, the follow-ups about it, the operation
--- log's changes and, for customers, the moves into and out of a public pool;
--- for a reader, those of the records they see (and the log entries and pool
--- moves that are theirs).  The view reads as its owner and applies the record
--- tables' own tests itself, where a join can use them: the follow-ups of a
--- salesperson's customers are found from the customers, a manager's by a hash
--- join, instead of the follow-ups' policy asking about each row's record.
--- row_security_active() keeps what row-level security would do: no filter for
--- whoever it does not apply to (a superuser, crm's owner).  security_barrier:
--- a reader's own conditions run after these.
+-- timeline capability, its creation, the follow-ups about it (joined to it, so
+-- that the planner drives a narrow scope from the record's index and a wide
+-- one by a hash join), the operation log's changes and, for customers, the
+-- moves into and out of a public pool.  security_invoker: each reader sees
+-- the entries of the records they may see (and the log entries they made).
 CREATE OR REPLACE FUNCTION crm.install_timeline() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	branches text[] := '{}';
 	t        crm.record_type;
-	p        crm.record_type;
-	seen     text;
 BEGIN
 	FOR t IN SELECT * FROM crm.record_type x WHERE 'timeline' = ANY (x.capabilities) AND x.visibility <> 'record'
 	          ORDER BY x.position LOOP
-		IF t.visibility = 'owner' THEN
-			seen := format('(NOT row_security_active(%1$L::regclass) OR r.owner_id = ANY (crm.scope_owners(%2$L))'
-			               ' OR r.id = ANY (crm.team_records(%2$L, false)))', t.relation, t.name);
-		ELSE
-			p := (SELECT x FROM crm.record_type x WHERE x.name = t.parent);
-			seen := format('(NOT row_security_active(%1$L::regclass) OR EXISTS (SELECT FROM %2$s p WHERE p.id = r.%3$I'
-			               ' AND (p.owner_id = ANY (crm.scope_owners(%4$L)) OR p.id = ANY (crm.team_records(%4$L, false)))))',
-			               t.relation, p.relation, t.parent_column, p.name);
-		END IF;
 		branches := branches || format('SELECT %L::text AS record_type, r.id AS record_id, r.created_at AS at, ''insert''::text AS kind,'
 		                               ' r.created_by AS employee_id, NULL::text AS detail, NULL::text AS summary, NULL::jsonb AS changes'
-		                               ' FROM %s r WHERE %s', t.name, t.relation, seen);
-		IF 'follow_ups' = ANY (t.capabilities) THEN
-			branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
-			                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L AND %s',
-			                               t.relation, t.name, seen);
-		END IF;
+		                               ' FROM %s r', t.name, t.relation);
+	END LOOP;
+	FOR t IN SELECT * FROM crm.record_type x WHERE 'follow_ups' = ANY (x.capabilities) ORDER BY x.position LOOP
+		branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
+		                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L',
+		                               t.relation, t.name);
 	END LOOP;
 	EXECUTE format($v$
-		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = false, security_barrier = true) AS
-		SELECT * FROM (
+		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = true) AS
 		%s
 		UNION ALL
 		SELECT o.record_type, o.record_id, o.at,
@@ -305,25 +288,16 @@ BEGIN
 		       o.employee_id, o.source, NULL, o.changes
 		  FROM crm.oplog o
 		 WHERE o.action <> 'insert'
-		   AND (NOT row_security_active('crm.oplog'::regclass) OR o.employee_id = (SELECT crm.current_employee_id()) OR %s)
 		UNION ALL
 		-- moves into and out of a public pool are in the owner history, not the log
 		SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
 		       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
 		  FROM crm.customer_owner_change h
-		 WHERE h.kind <> 'transfer'
-		   AND (NOT row_security_active('crm.customer_owner_change'::regclass)
-		        OR EXISTS (SELECT FROM crm.customer c WHERE c.id = h.customer_id
-		                      AND (c.owner_id = ANY (crm.scope_owners('customer')) OR c.id = ANY (crm.team_records('customer', false))))
-		        OR (SELECT crm.current_employee_id()) IN (h.from_owner, h.to_owner))
-		) e
-		WHERE (SELECT crm.staff_session()) OR NOT row_security_active('crm.oplog'::regclass)$v$,
-		array_to_string(branches, E'\n\t\tUNION ALL\n\t\t'),
-		(SELECT string_agg(format('(o.scope_type = %1$L AND (o.scope_owner = ANY (crm.scope_owners(%1$L))'
-		                          ' OR o.scope_id = ANY (crm.team_records(%1$L, false))))', x.name), ' OR ' ORDER BY x.position)
-		   FROM crm.record_type x WHERE x.visibility = 'owner'));
+		 WHERE h.kind <> 'transfer'$v$, array_to_string(branches, E'
+		UNION ALL
+		'));
 	COMMENT ON VIEW crm.timeline IS
-		'Per record the reader sees: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
+		'Per record: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
 	GRANT SELECT ON crm.timeline TO crm_user;
 END
 $$;
