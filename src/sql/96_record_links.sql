@@ -48,12 +48,14 @@ DECLARE
 	capability text;
 	relation   regclass;
 	same_row   text;
+	scoped     boolean;
 BEGIN
 	IF TG_RELID <> ALL (ARRAY(SELECT k.link_table FROM crm.record_links() k WHERE k.on_delete = 'delete')) THEN RAISE 'crm.check_record_links() runs only on tables that point at records (crm.record_links()), not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- a restore loads these rows before their records
 	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
+	scoped := TG_RELID IN (SELECT crm.scoped_tables());
 	-- an update checks the rows it points elsewhere, not those it left alone
 	-- (a row is known by its primary key)
 	SELECT string_agg(format('o.%1$I = n.%1$I', a.attname), ' AND ') INTO same_row
@@ -87,7 +89,7 @@ BEGIN
 					      HINT = format('Name an existing %s.', crm.clip(t.record_type));
 			END IF;
 			-- rows that carry a scope: the owner they were stamped with is the owner now
-			IF TG_RELID IN (SELECT crm.scoped_tables()) THEN
+			IF scoped THEN
 				PERFORM crm.lock_record_scopes(t.record_type, t.ids, TG_RELID);
 			END IF;
 		END LOOP;
