@@ -264,6 +264,19 @@ SELECT crm.merge_customers((SELECT id FROM crm.customer WHERE name = '路径客�
                            (SELECT id FROM crm.customer WHERE name = '协作客户'));
 RESET ROLE;
 
+-- an edit collaborator who may transfer his own customers gives away none of
+-- another's by UPDATE, as crm.transfer refuses it (he made himself its owner)
+UPDATE crm.team_member SET access = 'edit'
+ WHERE record_type = 'customer' AND record_id = (SELECT id FROM crm.customer WHERE name = '协作客户')
+   AND employee_id = (SELECT id FROM crm.employee WHERE db_role = 'sec_rep');
+SET ROLE sec_rep;
+UPDATE crm.customer SET owner_id = crm.current_employee_id() WHERE name = '协作客户';
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.transfer('customer', ARRAY[id], crm.current_employee_id(), true, false) FROM crm.customer WHERE name = '协作客户';
+UPDATE crm.customer SET phone = '0571-88880001' WHERE name = '协作客户';   -- editing it is his to do
+RESET ROLE;
+SELECT c.name, e.name AS owner, c.phone FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id WHERE c.name = '协作客户';
+
 -- == Attack: row security turned off, so that crm's own code took the session
 -- for a restore and kept no history (claims and releases beyond their limits,
 -- transfers, handovers)

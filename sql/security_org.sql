@@ -161,6 +161,20 @@ SELECT crm.deactivate_employee(900012, 900000);
 RESET search_path;
 RESET ROLE;
 DROP SCHEMA regress_hr_own CASCADE;
+-- nor hands them to a report of theirs, into their view; a successor outside
+-- their scope widens nothing
+SAVEPOINT hr_report;
+INSERT INTO crm.role_scope VALUES (900000, 'customer', 'subordinates', NULL);
+INSERT INTO crm.employee (id, name, department_id, superior_id) OVERRIDING SYSTEM VALUE
+VALUES (900030, 'HR report', 900000, 900000), (900031, 'Leaver Qin', 900000, NULL), (900032, 'Successor Pan', 900000, NULL);
+INSERT INTO crm.customer (name, kind, owner_id) VALUES ('Leaver customer', 'individual', 900031);
+SET ROLE regress_org_hr;
+SELECT crm.deactivate_employee(900031, 900030);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.deactivate_employee(900031, 900032) AS handed_outside_their_scope;
+RESET ROLE;
+SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id WHERE c.name = 'Leaver customer';
+ROLLBACK TO SAVEPOINT hr_report;
 SET ROLE regress_org_hr;
 -- nor brings anyone within their reach: under someone below them, into a
 -- department under theirs, a department under theirs, or themselves into a pool

@@ -200,6 +200,12 @@ SELECT count(*) AS relations, count(*) FILTER (WHERE n > 0) AS with_rows, string
   FROM pg_temp.rows_seen('sr_nobody');
 SELECT count(*) AS relations, count(*) FILTER (WHERE n > 0) AS with_rows, string_agg(relname, ', ') FILTER (WHERE n > 0) AS which
   FROM pg_temp.rows_seen('sr_gone');
+-- nor find anything by a bot's search (it failed on the types they may not read)
+SET ROLE sr_nobody;
+SELECT count(*) AS nobody_finds FROM crm.bot_search('客户');
+SET ROLE sr_gone;
+SELECT count(*) AS leaver_finds FROM crm.bot_search('客户');
+RESET ROLE;
 -- an employee still reads the organisation, and crm_admin the configuration
 SET ROLE sr_liu;
 SELECT count(*) > 0 AS liu_sees_colleagues FROM crm.employee WHERE department_id IS NOT NULL;

@@ -82,38 +82,49 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 				 errhint("Ask another super admin.")));
 
 	/*
-	 * nor takes over the records of someone outside their own scope (a
-	 * manager may take a leaving report's), unless a super admin or a DBA:
-	 * an administrator does not widen their own access
+	 * nor hands the records of someone outside their own scope to someone
+	 * inside it (themselves, or a report), unless a super admin or a DBA: an
+	 * administrator does not widen their own access
 	 */
 	{
 		int64		me;
 		Oid			admin = get_role_oid("crm_admin", true);
 
-		if (crm_current_employee(&me) && me == PG_GETARG_INT64(1) && crm_may_administer("admin.org") &&
+		if (crm_current_employee(&me) && crm_may_administer("admin.org") &&
 			!superuser() && !crm_acting_is_super() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
 		{
-			bool		in_scope;
+			Oid			both[2] = {INT8OID, INT8OID};
+			Datum		args[2] = {Int64GetDatum(employee_id), PG_GETARG_DATUM(1)};
+			char	   *widened;
 			CrmSwitch	pin;
 
-			/* as the caller (the scopes are theirs), but under crm's search_path: not their = */
+			/*
+			 * as the caller (the scopes are theirs), but under crm's
+			 * search_path: not their =; the types are the registry's
+			 */
 			crm_switch_pin(&pin);
 			SPI_connect();
-			if (SPI_execute_with_args("SELECT $1 = ANY (crm.scope_owners('customer')) AND $1 = ANY (crm.scope_owners('lead'))",
-									  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			if (SPI_execute_with_args(crm_has_registry() ?
+									  "SELECT string_agg(t.name, ', ' ORDER BY t.position) FROM crm.record_type t"
+									  " WHERE 'handover' = ANY (t.capabilities) AND t.visibility = 'owner'"
+									  "   AND $2 = ANY (crm.scope_owners(t.name)) AND NOT $1 = ANY (crm.scope_owners(t.name))" :
+									  "SELECT string_agg(t, ', ') FROM unnest(ARRAY['lead', 'customer']) t"
+									  " WHERE $2 = ANY (crm.scope_owners(t)) AND NOT $1 = ANY (crm.scope_owners(t))",
+									  2, both, args, NULL, true, 1) != SPI_OK_SELECT)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg_internal("crm: handover scope check failed")));
-			in_scope = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			SPI_finish();
-			crm_switch_back(&pin);
-			if (!in_scope)
+			widened = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			if (widened != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("employee %lld may not take over the records of employee %lld, who is outside their scope",
-								(long long) me, (long long) employee_id),
-						 errdetail("An administrator who is not a super admin does not widen their own access."),
-						 errhint("Name another employee as handover_to, or ask a super admin.")));
+						 errmsg("employee %lld may not hand the records of employee %lld to employee %lld",
+								(long long) me, (long long) employee_id, (long long) PG_GETARG_INT64(1)),
+						 errdetail("Employee %lld is outside the %s scope of employee %lld and employee %lld is inside it; an administrator who is not a super admin does not widen their own access.",
+								   (long long) employee_id, widened, (long long) me, (long long) PG_GETARG_INT64(1)),
+						 errhint("Name a successor outside your scope, or ask a super admin.")));
+			SPI_finish();
+			crm_switch_back(&pin);
 		}
 	}
 

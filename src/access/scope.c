@@ -341,6 +341,17 @@ org_query(const char *sql)
 	MemoryContextSwitchTo(org.cxt);
 }
 
+/*
+ * Whether this database's crm has the record-type registry: crm 0.1 had
+ * none, and a database keeps running 0.1's scripts against this library
+ * until ALTER EXTENSION crm UPDATE.
+ */
+bool
+crm_has_registry(void)
+{
+	return OidIsValid(get_relname_relid("record_type", get_namespace_oid("crm", false)));
+}
+
 /* The registry's types into their slots (org.types), in org.cxt. */
 static void
 load_record_types(void)
@@ -350,7 +361,7 @@ load_record_types(void)
 
 	memset(org.types, 0, sizeof(org.types));
 	org.nslots = 0;
-	if (!OidIsValid(get_relname_relid("record_type", nsp)))
+	if (!crm_has_registry())
 	{
 		MemoryContextSwitchTo(org.cxt);	/* as org_query() leaves it */
 		for (int i = 0; i < (int) lengthof(types_0_1); i++)
@@ -1167,8 +1178,9 @@ check_employee_reference(int t, Relation rel, HeapTuple row, HeapTuple old, Trig
  * that names the rule, what the acting employee's roles do not allow:
  *	 INSERT needs <type>.create and an owner within the employee's scope;
  *	 UPDATE needs <type>.edit, <type>.lock to lock or unlock, and
- *	 <type>.transfer to change the owner, to someone within scope
- *	 (crm.transfer() hands records outside it);
+ *	 <type>.transfer to change the owner of a record whose owner is
+ *	 within scope, to someone within scope (crm.transfer() hands records
+ *	 outside it);
  *	 DELETE needs <type>.delete.
  * Superusers pass (they bypass row-level security too); sessions that are
  * nobody may not write.
@@ -1254,6 +1266,19 @@ crm_check_write(PG_FUNCTION_ARGS)
 		if (oldnull != isnull || old_owner != new_owner)
 		{
 			require_permission(t, "transfer", "transfer", id);
+
+			/*
+			 * as crm.transfer(): only records the writer owns or manages; a
+			 * collaborator's edit access reaches the row but not its owner
+			 */
+			if (!oldnull && !owner_in_scope(acting_type_scope(t), old_owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("employee %lld may not transfer %s %lld by UPDATE",
+								(long long) acting.employee_id, type_name(t), (long long) id),
+						 errdetail("Its owner, employee %lld, is outside the employee's %s scope (%s); editing it as a team member does not include giving it away.",
+								   (long long) old_owner, type_name(t), describe_scope(acting.emp, t)),
+						 errhint("Transfer only records you own or manage.")));
 			/* PostgreSQL will not let an UPDATE hide the row it changes from its writer */
 			if (!isnull && !owner_in_scope(acting_type_scope(t), new_owner))
 				ereport(ERROR,

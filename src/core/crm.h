@@ -37,6 +37,7 @@ extern void crm_guard_init(void);
 extern void crm_scope_init(void);
 extern bool crm_may_administer(const char *action);
 extern bool crm_acting_is_super(void);
+extern bool crm_has_registry(void);
 extern bool crm_acting_permission(const char *action, int64 *employee_id);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
 

@@ -55,13 +55,10 @@ crm_transfer(PG_FUNCTION_ARGS)
 	for (int i = 0; i < 5; i++)
 		values[i] = PG_GETARG_DATUM(i);
 
-	/*
-	 * The types that take part in transfer, and their tables, are the
-	 * registry's; crm 0.1 had none (until ALTER EXTENSION crm UPDATE).
-	 */
+	/* The types that take part in transfer, and their tables, are the registry's. */
 	crm_switch_pin(&pin);
 	SPI_connect();
-	if (SPI_execute_with_args(OidIsValid(get_relname_relid("record_type", get_namespace_oid("crm", false))) ?
+	if (SPI_execute_with_args(crm_has_registry() ?
 							  "SELECT (SELECT t.relation::pg_catalog.text FROM crm.record_type t"
 							  "         WHERE t.name = $1 AND 'transfer' = ANY (t.capabilities)),"
 							  "       crm.record_types_with('transfer')" :

@@ -39,6 +39,10 @@ BEGIN
 	       array_agg(t.name ORDER BY t.position)
 	  INTO hits, types
 	  FROM crm.record_type t WHERE 'search' = ANY (t.capabilities);
+	-- a login that is nobody sees no types, and so finds nothing
+	IF hits IS NULL THEN
+		RETURN;
+	END IF;
 	RETURN QUERY EXECUTE format($q$
 	WITH hits AS (%s), ranked AS (
 		SELECT h.*, count(*) OVER w AS n, row_number() OVER (w ORDER BY h.at DESC, h.id DESC) AS pos
