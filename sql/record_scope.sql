@@ -147,6 +147,16 @@ $$;
 RESET enable_seqscan;
 RESET ROLE;
 
+-- each type keeps its own scope on the shared rows (a manager who sees the leads
+-- of her department, then only her own)
+SET ROLE rs_mgr;
+SELECT scope_type, count(*) AS log_rows FROM crm.oplog GROUP BY 1 ORDER BY 1;
+RESET ROLE;
+BEGIN;
+UPDATE crm.role_scope SET scope = 'self' WHERE record_type = 'lead' AND role_id = (SELECT id FROM crm.role WHERE name = 'Sc manager');
+SET ROLE rs_mgr;
+SELECT scope_type, count(*) AS log_rows FROM crm.oplog GROUP BY 1 ORDER BY 1;
+ROLLBACK;
 -- == The machinery is crm's
 \set VERBOSITY terse
 SET ROLE rs_a;

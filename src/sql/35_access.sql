@@ -98,7 +98,9 @@ CREATE TABLE crm.team_member (
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
 CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
 CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_type, scope_owner);
-CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_type, scope_id);
+-- (the id leads its index: with the type first, the planner took it for a
+-- policy arm's type test alone and filtered every row by the whole policy)
+CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id, scope_type);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
 -- Scope helpers for the policies (see src/access/scope.c).  STABLE: the planner may

@@ -64,12 +64,12 @@ ALTER TABLE crm.record_tag ADD COLUMN scope_type text, ADD COLUMN scope_owner bi
 ALTER TABLE crm.attachment ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
 ALTER TABLE crm.oplog ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
 CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_type, scope_owner);
-CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_type, scope_id);
+CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id, scope_type);
 CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_type, scope_owner);
-CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_type, scope_id);
+CREATE INDEX record_tag_scope_id_idx ON crm.record_tag (scope_id, scope_type);
 CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_type, scope_owner);
-CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_type, scope_id);
+CREATE INDEX attachment_scope_id_idx ON crm.attachment (scope_id, scope_type);
 CREATE INDEX oplog_scope_owner_idx ON crm.oplog (scope_type, scope_owner);
-CREATE INDEX oplog_scope_id_idx ON crm.oplog (scope_type, scope_id);
+CREATE INDEX oplog_scope_id_idx ON crm.oplog (scope_id, scope_type);
 -- (one policy per command now: team_member_add, _change and _remove)
 DROP POLICY team_member_write ON crm.team_member;
