@@ -148,15 +148,24 @@ RESET enable_seqscan;
 RESET ROLE;
 
 -- each type keeps its own scope on the shared rows (a manager who sees the leads
--- of her department, then only her own)
+-- of her department, then only her own): the log, one arm per type beside its
+-- author's own rows, and the tags, led by the owners of every type
+-- (crm.scope_owners(text[]), their union)
+BEGIN;
+INSERT INTO crm.record_tag (record_type, record_id, tag_id) VALUES ('lead', :lead, :tag);
 SET ROLE rs_mgr;
 SELECT scope_type, count(*) AS log_rows FROM crm.oplog GROUP BY 1 ORDER BY 1;
+SELECT scope_type, count(*) AS tags FROM crm.record_tag GROUP BY 1 ORDER BY 1;
 RESET ROLE;
-BEGIN;
 UPDATE crm.role_scope SET scope = 'self' WHERE record_type = 'lead' AND role_id = (SELECT id FROM crm.role WHERE name = 'Sc manager');
 SET ROLE rs_mgr;
+SELECT cardinality(crm.scope_owners('customer')) AS customer_owners, cardinality(crm.scope_owners('lead')) AS lead_owners,
+       cardinality(crm.scope_owners('{customer,lead}'::text[])) AS either;
 SELECT scope_type, count(*) AS log_rows FROM crm.oplog GROUP BY 1 ORDER BY 1;
+SELECT scope_type, count(*) AS tags FROM crm.record_tag GROUP BY 1 ORDER BY 1;
 ROLLBACK;
+SELECT polname, pg_get_expr(polqual, polrelid) LIKE '%crm.scope_owners(''{customer,lead}''::text[])%' AS led_by_every_type
+  FROM pg_policy WHERE polname IN ('record_tag_read', 'oplog_read', 'team_member_read', 'attachment_read') ORDER BY 1;
 -- == The machinery is crm's
 \set VERBOSITY terse
 SET ROLE rs_a;

@@ -54,6 +54,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_scope_owners);
+PG_FUNCTION_INFO_V1(crm_scope_owners_any);
 PG_FUNCTION_INFO_V1(crm_invoker_scope_owners);
 PG_FUNCTION_INFO_V1(crm_invoker_has_permission);
 PG_FUNCTION_INFO_V1(crm_team_records);
@@ -907,6 +908,94 @@ crm_scope_owners(PG_FUNCTION_ARGS)
 	if (ts == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	PG_RETURN_DATUM(caller_array(fcinfo, ts->owners_array, ts->serial));
+}
+
+/*
+ * crm.scope_owners(record_types text[]) returns bigint[]
+ *
+ * The owners whose records of any of these types the acting employee sees,
+ * sorted: the union of crm.scope_owners(t).  A policy over rows of several
+ * types (the shared tables) reads its index once with it, and tests each
+ * type's own scope on the index's columns, with no visit to the table.
+ */
+typedef struct UnionArray
+{
+	uint64		slots;			/* the types asked for, by slot */
+	uint64		newest;			/* the newest serial of their scopes' arrays */
+	Datum		copy;			/* the union, in the call site's memory */
+} UnionArray;
+
+Datum
+crm_scope_owners_any(PG_FUNCTION_ARGS)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	uint64		slots = 0;
+	uint64		newest = 0;
+	TypeScope  *scopes[lengthof(org.types)];
+	int			nscopes = 0;
+	int			total = 0;
+	int64	   *owners;
+	Datum	   *elems;
+	Datum		result;
+	int			n = 0;
+	UnionArray *held = flinfo ? flinfo->fn_extra : NULL;
+	MemoryContext oldcxt;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
+	for (int i = 0; i < nnames; i++)
+	{
+		int			t;
+		TypeScope  *ts;
+
+		if (nulls[i])
+			continue;
+		t = record_type_index(DatumGetTextPP(names[i]), false);
+		ts = acting_type_scope(t);
+		if (ts == NULL)
+			PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+		if (slots & (UINT64CONST(1) << t))
+			continue;
+		slots |= UINT64CONST(1) << t;
+		newest = Max(newest, ts->serial);
+		scopes[nscopes++] = ts;
+		total += ts->nowners;
+	}
+
+	/*
+	 * Each array a scope is built from gets a serial newer than any before,
+	 * so the newest of them tells whether the union held is still right.
+	 */
+	if (held != NULL && held->slots == slots && held->newest == newest)
+		PG_RETURN_DATUM(held->copy);
+
+	owners = palloc(sizeof(int64) * Max(total, 1));
+	for (int i = 0; i < nscopes; i++)
+	{
+		memcpy(owners + n, scopes[i]->owners, sizeof(int64) * scopes[i]->nowners);
+		n += scopes[i]->nowners;
+	}
+	qsort(owners, n, sizeof(int64), cmp_int64);
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	total = 0;
+	for (int i = 0; i < n; i++)
+		if (i == 0 || owners[i] != owners[i - 1])
+			elems[total++] = Int64GetDatum(owners[i]);
+	result = PointerGetDatum(construct_array(elems, total, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (flinfo == NULL)
+		PG_RETURN_DATUM(result);
+	if (held == NULL)
+		held = flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(UnionArray));
+	else
+		pfree(DatumGetPointer(held->copy));
+	oldcxt = MemoryContextSwitchTo(flinfo->fn_mcxt);
+	held->copy = datumCopy(result, false, -1);
+	MemoryContextSwitchTo(oldcxt);
+	held->slots = slots;
+	held->newest = newest;
+	PG_RETURN_DATUM(held->copy);
 }
 
 /* Whether an employee row is a public pool's (src/sql/94_pool.sql). */
