@@ -783,7 +783,10 @@ load_acting(void)
  * The policies call the scope functions for every row they filter, so the
  * second and later calls of a statement skip the identity and invalidation
  * checks: within one statement (same transaction, statement start and
- * command id) for the same user, the answer cannot have changed.
+ * command id) for the same user, the answer cannot have changed.  Unless the
+ * organisation was loaded again meanwhile (another session's change, taken
+ * in by any function of the statement that reads it): the acting employee is
+ * a place in its lists, which a reload may give to someone else.
  */
 typedef struct StatementKey
 {
@@ -805,8 +808,9 @@ load_acting_for_statement(void)
 	key.statement = GetCurrentStatementStartTimestamp();
 	key.command = GetCurrentCommandId(false);
 	key.userid = GetUserId();
-	if (acting.valid && last_statement.lxid == key.lxid && last_statement.statement == key.statement &&
-		last_statement.command == key.command && last_statement.userid == key.userid)
+	if (acting.valid && acting.generation == org.generation && last_statement.lxid == key.lxid &&
+		last_statement.statement == key.statement && last_statement.command == key.command &&
+		last_statement.userid == key.userid)
 		return last_statement.acting;
 	key.acting = load_acting();
 	last_statement = key;
@@ -944,21 +948,23 @@ crm_scope_owners_any(PG_FUNCTION_ARGS)
 	UnionArray *held = flinfo ? flinfo->fn_extra : NULL;
 	MemoryContext oldcxt;
 
+	/*
+	 * The types first: looking one up may load the organisation again, and
+	 * with it the acting employee's scopes, so these are taken after.
+	 */
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
 	for (int i = 0; i < nnames; i++)
+		if (!nulls[i])
+			slots |= UINT64CONST(1) << record_type_index(DatumGetTextPP(names[i]), false);
+	for (int t = 0; t < (int) lengthof(org.types); t++)
 	{
-		int			t;
 		TypeScope  *ts;
 
-		if (nulls[i])
+		if (!(slots & (UINT64CONST(1) << t)))
 			continue;
-		t = record_type_index(DatumGetTextPP(names[i]), false);
 		ts = acting_type_scope(t);
 		if (ts == NULL)
 			PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-		if (slots & (UINT64CONST(1) << t))
-			continue;
-		slots |= UINT64CONST(1) << t;
 		newest = Max(newest, ts->serial);
 		scopes[nscopes++] = ts;
 		total += ts->nowners;
