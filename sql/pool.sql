@@ -127,8 +127,10 @@ SET ROLE po_c;
 SELECT crm.claim_customer(:tea);
 RESET ROLE;
 SELECT kind, to_owner = :b AS to_b, pool_id = :pool_a AS from_pool FROM crm.customer_owner_change WHERE customer_id = :tea ORDER BY id;
--- the moves are in the timeline from the owner history, not twice from the operation log
+-- the moves are in the new owner's timeline from the owner history, not twice from the operation log
+SET ROLE po_b;
 SELECT kind, detail, summary FROM crm.timeline WHERE record_type = 'customer' AND record_id = :tea AND kind <> 'insert' ORDER BY at;
+RESET ROLE;
 SELECT count(*) AS logged_moves FROM crm.oplog WHERE record_id = :tea AND changes ? 'owner_id';
 -- nor are their contacts' moves, which the DBA's trigger saw
 SELECT m.from_owner = :pool_a AS from_pool, m.to_owner = :b AS to_b,

@@ -122,6 +122,26 @@ VALUES ('customer', :chen_customer, 'c.pdf', 1, 'application/pdf', 'sr/c');
 RESET ROLE;
 SELECT count(*) AS chen_timeline_injected FROM crm.timeline WHERE record_type = 'customer' AND record_id = :chen_customer
    AND summary = 'Sr injected';
+-- the timeline's follow-ups are read as crm's owner, the record's scope tested there
+-- (crm.timeline_follow_up): 刘洋 reads none of 陈静's, not even through a cheap
+-- condition of his own that the planner would like to run first
+SET ROLE sr_chen;
+INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', :chen_customer, 'Sr 陈 secret');
+RESET ROLE;
+CREATE FUNCTION public.sr_peek(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
+BEGIN
+	RAISE NOTICE 'peeked at %', t;
+	RETURN true;
+END
+$$;
+SET ROLE sr_liu;
+SELECT count(*) AS liu_reads FROM crm.timeline_follow_up WHERE public.sr_peek(content);
+SELECT count(*) AS chen_follow_ups FROM crm.timeline_follow_up WHERE record_id = :chen_customer;
+SELECT count(*) AS chen_timeline FROM crm.timeline WHERE record_type = 'customer' AND record_id = :chen_customer AND public.sr_peek(summary);
+SET ROLE sr_chen;
+SELECT summary FROM crm.timeline WHERE record_type = 'customer' AND record_id = :chen_customer AND kind = 'follow_up' ORDER BY summary;
+RESET ROLE;
+DROP FUNCTION public.sr_peek(text);
 
 -- 4. Recycling clocks set by hand: derived columns are crm's alone
 SET ROLE sr_liu;

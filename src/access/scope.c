@@ -398,16 +398,49 @@ load_record_types(void)
 	}
 }
 
+/*
+ * One snapshot, one organisation.  A change another session commits while a
+ * query runs is taken in by any catalog look-up halfway through it (or between
+ * the fetches of a cursor); the query's snapshot does not see that change, and
+ * neither do its scopes: a query under a later snapshot, or after the
+ * transaction's own writes, loads the organisation again.  Mixing the two let
+ * one test of a policy answer from the old organisation and another from the
+ * new (the tags' policy tests each type's scope only when the types' scopes
+ * differ, which it asks once).
+ */
+typedef struct OrgSnapshot
+{
+	LocalTransactionId lxid;
+	uint64		completions;	/* transactions ended before the snapshot */
+	CommandId	curcid;
+} OrgSnapshot;
+
+static OrgSnapshot org_snapshot;
+
 static void
 load_org(void)
 {
 	uint64		generation;
 	CrmSwitch	sw;
 	SPITupleTable *tt;
+	OrgSnapshot now = {InvalidLocalTransactionId, 0, InvalidCommandId};
+	bool		same_snapshot;
 
 	crm_employee_relid();		/* sets up the invalidation we rely on */
 	generation = crm_org_generation;
-	if (org.generation == generation)
+	if (ActiveSnapshotSet())
+	{
+		Snapshot	snapshot = GetActiveSnapshot();
+
+		now.lxid = MyProc->lxid;
+		now.completions = snapshot->snapXactCompletionCount;
+		now.curcid = snapshot->curcid;
+	}
+	same_snapshot = now.lxid != InvalidLocalTransactionId && now.completions != 0 &&
+		org_snapshot.lxid == now.lxid && org_snapshot.completions == now.completions &&
+		org_snapshot.curcid == now.curcid;
+	org_snapshot = now;
+	if (org.generation != 0 && (org.generation == generation || same_snapshot))
 		return;
 
 	if (org.cxt == NULL)
@@ -743,14 +776,14 @@ load_acting(void)
 
 	if (!crm_current_employee(&employee_id))
 		return false;
-	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == crm_org_generation &&
+	load_org();
+	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == org.generation &&
 		acting.employee_id == employee_id)
 		return true;
 
 	/* callers hold copies only (caller_array()) */
 	MemoryContextReset(acting_cxt);
 	acting.valid = false;
-	load_org();
 
 	memset(&acting, 0, sizeof(acting));
 	acting.emp = id_lookup(org.emp_index, employee_id);

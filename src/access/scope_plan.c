@@ -32,8 +32,8 @@
  * included, it keeps for the rest of the transaction, while the acting
  * employee, the organisation and the team entries may change; and it scans
  * no rows.  And a test is hashed only where it decides whether a row is
- * kept (a WHERE or JOIN condition, a policy, a WITH CHECK, through AND
- * and OR): there null and false are alike, while over an empty array the
+ * kept (a WHERE or JOIN condition, a policy, a WITH CHECK, through AND,
+ * OR and a CASE's results, or a CASE's WHEN): there null and false are alike, while over an empty array the
  * hashed test answers null for a null on the left where PostgreSQL answers
  * false, which "IS FALSE" or NOT would tell apart.
  *
@@ -60,6 +60,7 @@ static planner_hook_type prev_planner_hook = NULL;
 /* the scope functions' oids, looked up again after any org change */
 static uint64 oids_generation = 0;
 static Oid	scope_owners_oid = InvalidOid;
+static Oid	scope_owners_any_oid = InvalidOid;	/* crm.scope_owners(text[]) */
 static Oid	team_records_oid = InvalidOid;
 
 typedef struct ScopePlanContext
@@ -75,19 +76,27 @@ static bool
 lookup_scope_functions(void)
 {
 	Oid			owners_args[1] = {TEXTOID};
+	Oid			owners_any_args[1] = {TEXTARRAYOID};
 	Oid			team_args[2] = {TEXTOID, BOOLOID};
 	if (oids_generation == crm_org_generation)
 		return OidIsValid(scope_owners_oid);
 	oids_generation = crm_org_generation;
-	scope_owners_oid = team_records_oid = InvalidOid;
+	scope_owners_oid = scope_owners_any_oid = team_records_oid = InvalidOid;
 	/* a schema named crm is not enough: the functions must be the extension's */
 	if (!OidIsValid(get_extension_oid("crm", true)))
 		return false;
 	scope_owners_oid = crm_function_oid("scope_owners", 1, owners_args);
+	scope_owners_any_oid = crm_function_oid("scope_owners", 1, owners_any_args);
 	team_records_oid = crm_function_oid("team_records", 2, team_args);
 	if (!OidIsValid(team_records_oid))
 		scope_owners_oid = InvalidOid;
 	return OidIsValid(scope_owners_oid);
+}
+
+static bool
+is_scope_function(Oid funcid)
+{
+	return funcid == scope_owners_oid || funcid == scope_owners_any_oid || funcid == team_records_oid;
 }
 
 /* Does the query (its policies included) call a scope function? */
@@ -96,8 +105,7 @@ calls_scope_functions(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncExpr) &&
-		(((FuncExpr *) node)->funcid == scope_owners_oid || ((FuncExpr *) node)->funcid == team_records_oid))
+	if (IsA(node, FuncExpr) && is_scope_function(((FuncExpr *) node)->funcid))
 		return true;
 	if (IsA(node, Query))
 		return query_tree_walker((Query *) node, calls_scope_functions, context, 0);
@@ -231,6 +239,33 @@ scope_mutator(Node *node, ScopePlanContext *context)
 	/* AND and OR keep a condition a condition (implicit ANDs, lists, too); NOT does not */
 	if ((IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop != NOT_EXPR) || IsA(node, List))
 		return mutate_children(node, context, context->in_qual);
+
+	/*
+	 * A CASE's results are what its condition is (the shared tables' policies
+	 * test each type's scope in one); a WHEN takes null for false anyway.
+	 */
+	if (IsA(node, CaseExpr))
+	{
+		CaseExpr   *expr = makeNode(CaseExpr);
+		ListCell   *lc;
+
+		memcpy(expr, node, sizeof(CaseExpr));
+
+		expr->arg = (Expr *) mutate_as((Node *) expr->arg, context, false);
+		expr->args = NIL;
+		foreach(lc, ((CaseExpr *) node)->args)
+		{
+			CaseWhen   *when = makeNode(CaseWhen);
+
+			memcpy(when, lfirst(lc), sizeof(CaseWhen));
+
+			when->expr = (Expr *) mutate_as((Node *) when->expr, context, true);
+			when->result = (Expr *) mutate_as((Node *) when->result, context, context->in_qual);
+			expr->args = lappend(expr->args, when);
+		}
+		expr->defresult = (Expr *) mutate_as((Node *) expr->defresult, context, context->in_qual);
+		return (Node *) expr;
+	}
 	if (IsA(node, ScalarArrayOpExpr))
 	{
 		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
@@ -240,8 +275,7 @@ scope_mutator(Node *node, ScopePlanContext *context)
 		Oid			lefthash;
 		Oid			righthash;
 
-		if (func == NULL || (func->funcid != scope_owners_oid && func->funcid != team_records_oid) ||
-			!fixed_arguments(func, context->bound_params))
+		if (func == NULL || !is_scope_function(func->funcid) || !fixed_arguments(func, context->bound_params))
 			return expression_tree_mutator(node, scope_mutator, context);
 
 		/*

@@ -3,6 +3,19 @@
 -- piece, so that the functions the triggers call exist; every update runs it
 -- again, so that a changed trigger or policy reaches existing databases.
 
+-- Who may read (or edit) a record of a type with owner visibility, as an SQL
+-- test of its owner and id columns: the owner is in the reader's data scope, or
+-- the reader is on its team (with edit access, to edit).  The one text of that
+-- rule: the type's own policies, the arms of the shared tables' policies and the
+-- timeline's follow-ups are made from it.
+CREATE OR REPLACE FUNCTION crm.scope_test(record_type text, owner_column text, id_column text, editing boolean)
+RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT format('(%2$s = ANY (crm.scope_owners(%1$L)) OR %3$s = ANY (crm.team_records(%1$L, %4$s)))',
+	              record_type, owner_column, id_column, CASE WHEN editing THEN 'true' ELSE 'false' END)
+$$;
+COMMENT ON FUNCTION crm.scope_test(text, text, text, boolean) IS
+	'The read or edit test of an owner-scoped record type over the given owner and id columns, as SQL (crm''s install and update scripts only)';
+
 -- Adds the permissions of the type's actions, and installs on its table,
 -- replacing what an earlier install made: the
 -- stamps and, for a table with an owner, the write check (src/access/scope.c); for
@@ -83,19 +96,14 @@ BEGIN
 		EXECUTE format('DROP POLICY %I ON %s', old, r.relation);
 	END LOOP;
 	IF r.visibility = 'owner' THEN
-		EXECUTE format($q$
-			CREATE POLICY %1$I ON %2$s FOR SELECT TO crm_user USING (
-				owner_id = ANY (crm.scope_owners(%3$L)) OR id = ANY (crm.team_records(%3$L, false)))$q$,
-			r.name || '_read', r.relation, r.name);
+		EXECUTE format('CREATE POLICY %I ON %s FOR SELECT TO crm_user USING %s',
+		               r.name || '_read', r.relation, crm.scope_test(r.name, 'owner_id', 'id', false));
 		EXECUTE format($q$
 			CREATE POLICY %1$I ON %2$s FOR INSERT TO crm_user WITH CHECK (
 				owner_id = ANY (crm.scope_owners(%3$L)))$q$,
 			r.name || '_insert', r.relation, r.name);
-		EXECUTE format($q$
-			CREATE POLICY %1$I ON %2$s FOR UPDATE TO crm_user USING (
-				owner_id = ANY (crm.scope_owners(%3$L)) OR id = ANY (crm.team_records(%3$L, true)))
-				WITH CHECK (true)$q$,
-			r.name || '_update', r.relation, r.name);
+		EXECUTE format('CREATE POLICY %I ON %s FOR UPDATE TO crm_user USING %s WITH CHECK (true)',
+		               r.name || '_update', r.relation, crm.scope_test(r.name, 'owner_id', 'id', true));
 		EXECUTE format($q$
 			CREATE POLICY %1$I ON %2$s FOR DELETE TO crm_user USING (
 				owner_id = ANY (crm.scope_owners(%3$L)))$q$,
@@ -110,10 +118,10 @@ BEGIN
 			r.name || '_read', r.relation, p.relation, r.parent_column);
 		FOR c IN SELECT * FROM (VALUES ('insert', 'WITH CHECK'), ('update', 'USING'), ('delete', 'USING')) v(cmd, clause) LOOP
 			EXECUTE format($q$
-				CREATE POLICY %1$I ON %2$s FOR %6$s TO crm_user %7$s (
-					EXISTS (SELECT FROM %3$s p WHERE p.id = %2$s.%4$I
-					           AND (p.owner_id = ANY (crm.scope_owners(%5$L)) OR p.id = ANY (crm.team_records(%5$L, true)))))$q$,
-				r.name || '_' || c.cmd, r.relation, p.relation, r.parent_column, p.name, upper(c.cmd), c.clause);
+				CREATE POLICY %1$I ON %2$s FOR %5$s TO crm_user %6$s (
+					EXISTS (SELECT FROM %3$s p WHERE p.id = %2$s.%4$I AND %7$s))$q$,
+				r.name || '_' || c.cmd, r.relation, p.relation, r.parent_column, upper(c.cmd), c.clause,
+				crm.scope_test(p.name, 'p.owner_id', 'p.id', true));
 		END LOOP;
 	END IF;
 END
@@ -204,15 +212,23 @@ BEGIN
 	COMMENT ON FUNCTION crm.record_scope(text, bigint) IS
 		'The record that decides who sees a record''s shared rows, and its owner (generated from crm.record_type; crm''s own)';
 
-	SELECT string_agg(format('(scope_type = %1$L AND (scope_owner = ANY (crm.scope_owners(%1$L))'
-	                         ' OR scope_id = ANY (crm.team_records(%1$L, false))))', x.name), ' OR ' ORDER BY x.position),
+	SELECT string_agg(format('(scope_type = %L AND %s)', x.name, crm.scope_test(x.name, 'scope_owner', 'scope_id', false)),
+	                  ' OR ' ORDER BY x.position),
 	       -- the same rule, led by the owners of every type: one index condition, and
-	       -- each type's own scope tested on the index's columns
-	       format('(scope_type = ANY (%1$L) AND scope_owner = ANY (crm.scope_owners(%1$L::text[])) AND (%2$s)) OR %3$s',
+	       -- each type's own scope tested on the index's columns, unless the reader
+	       -- sees the same owners for every type (most roles), which a sub-plan
+	       -- tells once per statement: the row then needs no other test
+	       format('(scope_type = ANY (%1$L) AND scope_owner = ANY (crm.scope_owners(%1$L::text[]))'
+	              ' AND CASE WHEN %4$s THEN true ELSE %2$s END) OR %3$s',
 	              array_agg(x.name ORDER BY x.position),
 	              string_agg(format('(scope_type = %1$L AND scope_owner = ANY (crm.scope_owners(%1$L)))', x.name), ' OR ' ORDER BY x.position),
-	              string_agg(format('(scope_type = %1$L AND scope_id = ANY (crm.team_records(%1$L, false)))', x.name), ' OR ' ORDER BY x.position))
-	  INTO arms, union_arms FROM crm.record_type x WHERE x.visibility = 'owner' HAVING count(*) > 0;
+	              string_agg(format('(scope_type = %1$L AND scope_id = ANY (crm.team_records(%1$L, false)))', x.name), ' OR ' ORDER BY x.position),
+	              coalesce('(SELECT ' || string_agg(format('crm.scope_owners(%L) = crm.scope_owners(%L)', x.name, first.name), ' AND ' ORDER BY x.position)
+	                                      FILTER (WHERE x.name <> first.name) || ')', 'true'))
+	  INTO arms, union_arms
+	  FROM crm.record_type x,
+	       LATERAL (SELECT y.name FROM crm.record_type y WHERE y.visibility = 'owner' ORDER BY y.position LIMIT 1) first
+	 WHERE x.visibility = 'owner' HAVING count(*) > 0;
 	FOR tbl IN SELECT crm.scoped_tables() LOOP
 		IF EXISTS (SELECT FROM pg_policy y WHERE y.polrelid = tbl AND y.polname = (SELECT relname FROM pg_class WHERE oid = tbl) || '_read') THEN
 			EXECUTE format('DROP POLICY %I ON %s', (SELECT relname FROM pg_class WHERE oid = tbl) || '_read', tbl);
@@ -270,16 +286,29 @@ COMMENT ON FUNCTION crm.install_record_scopes() IS
 	'Generate crm.record_scope and the read policies of the shared tables from the registry (crm''s install and update scripts only)';
 
 -- crm.timeline, generated from the registry: per record of each type with the
--- timeline capability, its creation, the follow-ups about it (joined to it, so
--- that the planner drives a narrow scope from the record's index and a wide
--- one by a hash join), the operation log's changes and, for customers, the
--- moves into and out of a public pool.  security_invoker: each reader sees
--- the entries of the records they may see (and the log entries they made).
+-- timeline capability, its creation, the follow-ups about it, the operation
+-- log's changes and, for customers, the moves into and out of a public pool.
+-- security_invoker: each reader sees the entries of the records they may see
+-- (and the log entries they made).
+-- The follow-ups come from crm.timeline_follow_up, which joins each to its
+-- record and tests the record's scope itself (crm.scope_test, as the record's
+-- own policy does), reading the follow-ups as its owner: under the reader, the
+-- follow-ups' own policy would test every row's record again in a sub-plan,
+-- which the planner prices so high that it gives up the hash join a wide
+-- scope needs (a manager's page took twice as long).  Its rows are a subset
+-- of what that policy lets the reader see; security_barrier keeps a reader's
+-- own conditions from seeing the rows it leaves out.  A superuser, whom the
+-- policies leave alone, sees there the follow-ups of the records in the scope
+-- of the employee they act as, none when they act as nobody (a branch for
+-- them, behind a test made once, still priced the whole table into every
+-- reader's plan: enough for PostgreSQL to compile a salesperson's page).
+-- They read crm.follow_up itself.
 CREATE OR REPLACE FUNCTION crm.install_timeline() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	branches text[] := '{}';
-	t        crm.record_type;
+	branches   text[] := '{}';
+	follow_ups text[];
+	t          crm.record_type;
 BEGIN
 	FOR t IN SELECT * FROM crm.record_type x WHERE 'timeline' = ANY (x.capabilities) AND x.visibility <> 'record'
 	          ORDER BY x.position LOOP
@@ -288,10 +317,24 @@ BEGIN
 		                               ' FROM %s r', t.name, t.relation);
 	END LOOP;
 	FOR t IN SELECT * FROM crm.record_type x WHERE 'follow_ups' = ANY (x.capabilities) ORDER BY x.position LOOP
-		branches := branches || format('SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL'
-		                               ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L',
-		                               t.relation, t.name);
+		follow_ups := follow_ups || format('SELECT f.record_type, f.record_id, f.created_at, f.created_by, f.method, f.content'
+		                                   ' FROM crm.follow_up f JOIN %s r ON r.id = f.record_id WHERE f.record_type = %L AND %s',
+		                                   t.relation, t.name, crm.scope_test(t.name, 'r.owner_id', 'r.id', false));
 	END LOOP;
+	-- (the union is wrapped: PostgreSQL flattens a view that is a UNION ALL into
+	-- the reader's query, security_barrier or not, and a reader's function in
+	-- WHERE then ran on every branch's rows)
+	EXECUTE format($v$
+		CREATE OR REPLACE VIEW crm.timeline_follow_up WITH (security_barrier = true) AS
+		SELECT * FROM (
+		%s
+		) f$v$, coalesce(array_to_string(follow_ups, E'
+		UNION ALL
+		'), 'SELECT f.record_type, f.record_id, f.created_at, f.created_by, f.method, f.content FROM crm.follow_up f WHERE false'));
+	COMMENT ON VIEW crm.timeline_follow_up IS
+		'The follow-ups about the records the reader sees (crm.timeline''s follow-up entries)';
+	GRANT SELECT ON crm.timeline_follow_up TO crm_user;
+	branches := branches || 'SELECT f.record_type, f.record_id, f.created_at, ''follow_up'', f.created_by, f.method, f.content, NULL FROM crm.timeline_follow_up f'::text;
 	EXECUTE format($v$
 		CREATE OR REPLACE VIEW crm.timeline WITH (security_invoker = true) AS
 		%s
