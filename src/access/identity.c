@@ -32,6 +32,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "commands/trigger.h"
@@ -152,7 +153,11 @@ load_employee_catalog(void)
 
 /*
  * Find one employee by a unique key; true if a row exists, with its id and
- * whether it may act: an active person, not a pool's row.
+ * whether it may act: an active person, not a pool's row.  Read under a
+ * snapshot taken now, not the statement's: a repeatable read transaction, or a
+ * PL/pgSQL statement planned under its block's older snapshot, would otherwise
+ * find, and cache for the transaction, someone deactivated since (a parallel
+ * query cannot take one, and reads its own).
  */
 static bool
 lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
@@ -163,7 +168,8 @@ lookup_employee(Oid index, AttrNumber keyatt, RegProcedure eqproc, Datum key,
 	ScanKeyData skey;
 	HeapTuple	tuple;
 	bool		found = false;
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	Snapshot	snapshot = IsInParallelMode() ?
+		(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot()) : GetLatestSnapshot();
 
 	rel = table_open(employee_catalog.relid, AccessShareLock);
 	ScanKeyInit(&skey, keyatt, BTEqualStrategyNumber, eqproc, key);

@@ -55,6 +55,7 @@
 
 PG_FUNCTION_INFO_V1(crm_scope_owners);
 PG_FUNCTION_INFO_V1(crm_scope_owners_any);
+PG_FUNCTION_INFO_V1(crm_common_scope_owners);
 PG_FUNCTION_INFO_V1(crm_invoker_scope_owners);
 PG_FUNCTION_INFO_V1(crm_invoker_has_permission);
 PG_FUNCTION_INFO_V1(crm_team_records);
@@ -398,49 +399,16 @@ load_record_types(void)
 	}
 }
 
-/*
- * One snapshot, one organisation.  A change another session commits while a
- * query runs is taken in by any catalog look-up halfway through it (or between
- * the fetches of a cursor); the query's snapshot does not see that change, and
- * neither do its scopes: a query under a later snapshot, or after the
- * transaction's own writes, loads the organisation again.  Mixing the two let
- * one test of a policy answer from the old organisation and another from the
- * new (the tags' policy tests each type's scope only when the types' scopes
- * differ, which it asks once).
- */
-typedef struct OrgSnapshot
-{
-	LocalTransactionId lxid;
-	uint64		completions;	/* transactions ended before the snapshot */
-	CommandId	curcid;
-} OrgSnapshot;
-
-static OrgSnapshot org_snapshot;
-
 static void
 load_org(void)
 {
 	uint64		generation;
 	CrmSwitch	sw;
 	SPITupleTable *tt;
-	OrgSnapshot now = {InvalidLocalTransactionId, 0, InvalidCommandId};
-	bool		same_snapshot;
 
 	crm_employee_relid();		/* sets up the invalidation we rely on */
 	generation = crm_org_generation;
-	if (ActiveSnapshotSet())
-	{
-		Snapshot	snapshot = GetActiveSnapshot();
-
-		now.lxid = MyProc->lxid;
-		now.completions = snapshot->snapXactCompletionCount;
-		now.curcid = snapshot->curcid;
-	}
-	same_snapshot = now.lxid != InvalidLocalTransactionId && now.completions != 0 &&
-		org_snapshot.lxid == now.lxid && org_snapshot.completions == now.completions &&
-		org_snapshot.curcid == now.curcid;
-	org_snapshot = now;
-	if (org.generation != 0 && (org.generation == generation || same_snapshot))
+	if (org.generation == generation)
 		return;
 
 	if (org.cxt == NULL)
@@ -776,14 +744,14 @@ load_acting(void)
 
 	if (!crm_current_employee(&employee_id))
 		return false;
-	load_org();
-	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == org.generation &&
+	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == crm_org_generation &&
 		acting.employee_id == employee_id)
 		return true;
 
 	/* callers hold copies only (caller_array()) */
 	MemoryContextReset(acting_cxt);
 	acting.valid = false;
+	load_org();
 
 	memset(&acting, 0, sizeof(acting));
 	acting.emp = id_lookup(org.emp_index, employee_id);
@@ -1035,6 +1003,61 @@ crm_scope_owners_any(PG_FUNCTION_ARGS)
 	held->slots = slots;
 	held->newest = newest;
 	PG_RETURN_DATUM(held->copy);
+}
+
+/*
+ * crm.common_scope_owners(record_types text[]) returns bigint[]
+ *
+ * The owners whose records of every one of these types the acting employee
+ * sees, sorted: the intersection of crm.scope_owners(t).  The tags' policy asks
+ * it once per statement (a sub-select): a row whose owner is among them is
+ * visible whatever its type.  The scopes are all taken from one organisation.
+ */
+Datum
+crm_common_scope_owners(PG_FUNCTION_ARGS)
+{
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	uint64		slots = 0;
+	TypeScope  *scopes[lengthof(org.types)];
+	int			nscopes = 0;
+	TypeScope  *narrowest = NULL;
+	Datum	   *elems;
+	int			n = 0;
+
+	/* the types first: looking one up may load the organisation again */
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
+	for (int i = 0; i < nnames; i++)
+		if (!nulls[i])
+			slots |= UINT64CONST(1) << record_type_index(DatumGetTextPP(names[i]), false);
+	for (int t = 0; t < (int) lengthof(org.types); t++)
+	{
+		TypeScope  *ts;
+
+		if (!(slots & (UINT64CONST(1) << t)))
+			continue;
+		ts = acting_type_scope(t);
+		if (ts == NULL)
+			PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+		scopes[nscopes++] = ts;
+		if (narrowest == NULL || ts->nowners < narrowest->nowners)
+			narrowest = ts;
+	}
+	if (narrowest == NULL)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+
+	elems = palloc(sizeof(Datum) * Max(narrowest->nowners, 1));
+	for (int i = 0; i < narrowest->nowners; i++)
+	{
+		bool		everywhere = true;
+
+		for (int k = 0; k < nscopes && everywhere; k++)
+			everywhere = owner_in_scope(scopes[k], narrowest->owners[i]);
+		if (everywhere)
+			elems[n++] = Int64GetDatum(narrowest->owners[i]);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /* Whether an employee row is a public pool's (src/sql/94_pool.sql). */

@@ -22,6 +22,10 @@
  *	   value and probes it for every row.  A manager's policy otherwise
  *	   compares each row it filters with hundreds of owners in turn.
  *
+ * Hashed too is a test against the sub-select "(SELECT
+ * crm.common_scope_owners(...))", which PostgreSQL evaluates once (an init
+ * plan), and no other.
+ *
  * Both apply only to calls whose arguments cannot change during the
  * statement and are not null (a null argument makes the array null, which
  * hashed evaluation cannot take): constants, or parameters whose value the
@@ -49,6 +53,7 @@
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -61,6 +66,7 @@ static planner_hook_type prev_planner_hook = NULL;
 static uint64 oids_generation = 0;
 static Oid	scope_owners_oid = InvalidOid;
 static Oid	scope_owners_any_oid = InvalidOid;	/* crm.scope_owners(text[]) */
+static Oid	common_scope_owners_oid = InvalidOid;
 static Oid	team_records_oid = InvalidOid;
 
 typedef struct ScopePlanContext
@@ -81,12 +87,13 @@ lookup_scope_functions(void)
 	if (oids_generation == crm_org_generation)
 		return OidIsValid(scope_owners_oid);
 	oids_generation = crm_org_generation;
-	scope_owners_oid = scope_owners_any_oid = team_records_oid = InvalidOid;
+	scope_owners_oid = scope_owners_any_oid = common_scope_owners_oid = team_records_oid = InvalidOid;
 	/* a schema named crm is not enough: the functions must be the extension's */
 	if (!OidIsValid(get_extension_oid("crm", true)))
 		return false;
 	scope_owners_oid = crm_function_oid("scope_owners", 1, owners_args);
 	scope_owners_any_oid = crm_function_oid("scope_owners", 1, owners_any_args);
+	common_scope_owners_oid = crm_function_oid("common_scope_owners", 1, owners_any_args);
 	team_records_oid = crm_function_oid("team_records", 2, team_args);
 	if (!OidIsValid(team_records_oid))
 		scope_owners_oid = InvalidOid;
@@ -96,7 +103,8 @@ lookup_scope_functions(void)
 static bool
 is_scope_function(Oid funcid)
 {
-	return funcid == scope_owners_oid || funcid == scope_owners_any_oid || funcid == team_records_oid;
+	return funcid == scope_owners_oid || funcid == scope_owners_any_oid || funcid == common_scope_owners_oid ||
+		funcid == team_records_oid;
 }
 
 /* Does the query (its policies included) call a scope function? */
@@ -147,6 +155,37 @@ fixed_arguments(FuncExpr *func, ParamListInfo bound_params)
 		if (!fixed_argument(lfirst(lc), bound_params))
 			return false;
 	return true;
+}
+
+/*
+ * Is the array the sub-select "(SELECT crm.common_scope_owners(<types>))", and
+ * nothing more?  PostgreSQL evaluates it once per execution (an init plan),
+ * its answer is never null and its elements are held by value, so a hashed
+ * test may build its table from it once (the tags' policy asks it for the
+ * owners the reader sees for every type).  Any other sub-select is left alone:
+ * one that can answer no row gives a null array, which the hashed test cannot
+ * take, and others are evaluated again for each row of a query around them.
+ */
+static bool
+fixed_sublink(Node *array, ParamListInfo bound_params)
+{
+	SubLink    *sublink = (SubLink *) array;
+	Query	   *sub;
+	Node	   *expr;
+
+	if (!IsA(array, SubLink) || sublink->subLinkType != EXPR_SUBLINK || !IsA(sublink->subselect, Query))
+		return false;
+	sub = (Query *) sublink->subselect;
+	if (sub->commandType != CMD_SELECT || sub->rtable != NIL || sub->jointree == NULL ||
+		sub->jointree->fromlist != NIL || sub->jointree->quals != NULL || sub->cteList != NIL ||
+		sub->setOperations != NULL || sub->hasAggs || sub->hasWindowFuncs || sub->hasTargetSRFs ||
+		sub->hasSubLinks || sub->groupClause != NIL || sub->groupingSets != NIL || sub->havingQual != NULL ||
+		sub->distinctClause != NIL || sub->sortClause != NIL || sub->limitCount != NULL ||
+		sub->limitOffset != NULL || sub->rowMarks != NIL || list_length(sub->targetList) != 1)
+		return false;
+	expr = (Node *) ((TargetEntry *) linitial(sub->targetList))->expr;
+	return IsA(expr, FuncExpr) && ((FuncExpr *) expr)->funcid == common_scope_owners_oid &&
+		((FuncExpr *) expr)->funcresulttype == INT8ARRAYOID && fixed_arguments((FuncExpr *) expr, bound_params);
 }
 
 static Node *scope_mutator(Node *node, ScopePlanContext *context);
@@ -275,7 +314,8 @@ scope_mutator(Node *node, ScopePlanContext *context)
 		Oid			lefthash;
 		Oid			righthash;
 
-		if (func == NULL || !is_scope_function(func->funcid) || !fixed_arguments(func, context->bound_params))
+		if (func == NULL ? !fixed_sublink(array, context->bound_params) :
+			(!is_scope_function(func->funcid) || !fixed_arguments(func, context->bound_params)))
 			return expression_tree_mutator(node, scope_mutator, context);
 
 		/*
@@ -284,7 +324,7 @@ scope_mutator(Node *node, ScopePlanContext *context)
 		 * the operator and even for a null on the left.  Only a left side
 		 * that is evaluated for nothing but the test may go with it.
 		 */
-		if (func->funcid == team_records_oid && IsA(linitial(func->args), Const) &&
+		if (func != NULL && func->funcid == team_records_oid && IsA(linitial(func->args), Const) &&
 			(IsA(scalar, Var) || IsA(scalar, Const) || IsA(scalar, Param)))
 		{
 			Const	   *type = linitial(func->args);

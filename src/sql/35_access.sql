@@ -109,6 +109,8 @@ CREATE OR REPLACE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.scope_owners(record_types text[]) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_scope_owners_any' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE OR REPLACE FUNCTION crm.common_scope_owners(record_types text[]) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'crm_common_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_invoker_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.invoker_has_permission(action text) RETURNS boolean
@@ -128,6 +130,7 @@ CREATE OR REPLACE FUNCTION crm.explain_access(record_type text, id bigint)
 	AS 'MODULE_PATHNAME', 'crm_explain_access' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION crm.scope_owners(text) IS 'Owners whose records of this type the acting employee sees (every employee for scope all)';
 COMMENT ON FUNCTION crm.scope_owners(text[]) IS 'Owners whose records of any of these types the acting employee sees: the union of crm.scope_owners(t)';
+COMMENT ON FUNCTION crm.common_scope_owners(text[]) IS 'Owners whose records of every one of these types the acting employee sees: the intersection of crm.scope_owners(t)';
 COMMENT ON FUNCTION crm.invoker_scope_owners(text) IS 'crm.scope_owners() of the employee a SECURITY DEFINER function acts for';
 COMMENT ON FUNCTION crm.invoker_has_permission(text) IS 'crm.has_permission() of the employee a SECURITY DEFINER function acts for';
 COMMENT ON FUNCTION crm.team_records(text, boolean) IS 'Records shared with the acting employee through a current team entry';

@@ -215,19 +215,24 @@ BEGIN
 	SELECT string_agg(format('(scope_type = %L AND %s)', x.name, crm.scope_test(x.name, 'scope_owner', 'scope_id', false)),
 	                  ' OR ' ORDER BY x.position),
 	       -- the same rule, led by the owners of every type: one index condition, and
-	       -- each type's own scope tested on the index's columns, unless the reader
-	       -- sees the same owners for every type (most roles), which a sub-plan
-	       -- tells once per statement: the row then needs no other test
-	       format('(scope_type = ANY (%1$L) AND scope_owner = ANY (crm.scope_owners(%1$L::text[]))'
-	              ' AND CASE WHEN %4$s THEN true ELSE %2$s END) OR %3$s',
+	       -- each type's own scope tested on the index's columns.  A sub-select gives
+	       -- once per statement the owners the reader sees for every type (for most
+	       -- roles, all of them), and a row whose owner is among them needs no other
+	       -- test.  (An index condition is evaluated again whenever its scan
+	       -- restarts, and may meet an organisation changed meanwhile: the row is held
+	       -- to the sub-select's answer or to its own type's scope.  The tests per type
+	       -- wait in a CASE, which the planner does not price by evaluating scopes.)
+	       format('(scope_type = ANY (%L) AND scope_owner = ANY (crm.scope_owners(%1$L::text[]))%s) OR %s',
 	              array_agg(x.name ORDER BY x.position),
-	              string_agg(format('(scope_type = %1$L AND scope_owner = ANY (crm.scope_owners(%1$L)))', x.name), ' OR ' ORDER BY x.position),
-	              string_agg(format('(scope_type = %1$L AND scope_id = ANY (crm.team_records(%1$L, false)))', x.name), ' OR ' ORDER BY x.position),
-	              coalesce('(SELECT ' || string_agg(format('crm.scope_owners(%L) = crm.scope_owners(%L)', x.name, first.name), ' AND ' ORDER BY x.position)
-	                                      FILTER (WHERE x.name <> first.name) || ')', 'true'))
+	              CASE WHEN count(*) > 1 THEN
+	                format(' AND CASE WHEN scope_owner = ANY ((SELECT crm.common_scope_owners(%L::text[]))::bigint[])'
+	                       ' THEN true ELSE %s END',
+	                       array_agg(x.name ORDER BY x.position),
+	                       string_agg(format('(scope_type = %1$L AND scope_owner = ANY (crm.scope_owners(%1$L)))', x.name), ' OR ' ORDER BY x.position))
+	              ELSE '' END,
+	              string_agg(format('(scope_type = %1$L AND scope_id = ANY (crm.team_records(%1$L, false)))', x.name), ' OR ' ORDER BY x.position))
 	  INTO arms, union_arms
-	  FROM crm.record_type x,
-	       LATERAL (SELECT y.name FROM crm.record_type y WHERE y.visibility = 'owner' ORDER BY y.position LIMIT 1) first
+	  FROM crm.record_type x
 	 WHERE x.visibility = 'owner' HAVING count(*) > 0;
 	FOR tbl IN SELECT crm.scoped_tables() LOOP
 		IF EXISTS (SELECT FROM pg_policy y WHERE y.polrelid = tbl AND y.polname = (SELECT relname FROM pg_class WHERE oid = tbl) || '_read') THEN

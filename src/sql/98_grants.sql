@@ -15,6 +15,7 @@ GRANT EXECUTE ON FUNCTION
 	crm.staff_session(),
 	crm.scope_owners(text),
 	crm.scope_owners(text[]),
+	crm.common_scope_owners(text[]),
 	crm.team_records(text, boolean),
 	crm.has_permission(text),
 	crm.may_administer(text),
