@@ -916,6 +916,37 @@ crm_scope_owners(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The acting employee's scopes of the types named in a text array, in slot
+ * order; -1 when nobody is acting.  The types are looked up first: looking one
+ * up may load the organisation again, and with it the acting employee's
+ * scopes, so these are taken after.
+ */
+static int
+acting_type_scopes(ArrayType *types, TypeScope **scopes)
+{
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	uint64		slots = 0;
+	int			nscopes = 0;
+
+	deconstruct_array(types, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
+	for (int i = 0; i < nnames; i++)
+		if (!nulls[i])
+			slots |= UINT64CONST(1) << record_type_index(DatumGetTextPP(names[i]), false);
+	for (int t = 0; t < (int) lengthof(org.types); t++)
+	{
+		if (!(slots & (UINT64CONST(1) << t)))
+			continue;
+		scopes[nscopes] = acting_type_scope(t);
+		if (scopes[nscopes] == NULL)
+			return -1;
+		nscopes++;
+	}
+	return nscopes;
+}
+
+/*
  * crm.scope_owners(record_types text[]) returns bigint[]
  *
  * The owners whose records of any of these types the acting employee sees,
@@ -934,13 +965,10 @@ Datum
 crm_scope_owners_any(PG_FUNCTION_ARGS)
 {
 	FmgrInfo   *flinfo = fcinfo->flinfo;
-	Datum	   *names;
-	bool	   *nulls;
-	int			nnames;
 	uint64		slots = 0;
 	uint64		newest = 0;
 	TypeScope  *scopes[lengthof(org.types)];
-	int			nscopes = 0;
+	int			nscopes = acting_type_scopes(PG_GETARG_ARRAYTYPE_P(0), scopes);
 	int			total = 0;
 	int64	   *owners;
 	Datum	   *elems;
@@ -949,26 +977,13 @@ crm_scope_owners_any(PG_FUNCTION_ARGS)
 	UnionArray *held = flinfo ? flinfo->fn_extra : NULL;
 	MemoryContext oldcxt;
 
-	/*
-	 * The types first: looking one up may load the organisation again, and
-	 * with it the acting employee's scopes, so these are taken after.
-	 */
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
-	for (int i = 0; i < nnames; i++)
-		if (!nulls[i])
-			slots |= UINT64CONST(1) << record_type_index(DatumGetTextPP(names[i]), false);
-	for (int t = 0; t < (int) lengthof(org.types); t++)
+	if (nscopes < 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	for (int i = 0; i < nscopes; i++)
 	{
-		TypeScope  *ts;
-
-		if (!(slots & (UINT64CONST(1) << t)))
-			continue;
-		ts = acting_type_scope(t);
-		if (ts == NULL)
-			PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-		newest = Max(newest, ts->serial);
-		scopes[nscopes++] = ts;
-		total += ts->nowners;
+		slots |= UINT64CONST(1) << (scopes[i] - acting.types);
+		newest = Max(newest, scopes[i]->serial);
+		total += scopes[i]->nowners;
 	}
 
 	/*
@@ -1016,34 +1031,15 @@ crm_scope_owners_any(PG_FUNCTION_ARGS)
 Datum
 crm_common_scope_owners(PG_FUNCTION_ARGS)
 {
-	Datum	   *names;
-	bool	   *nulls;
-	int			nnames;
-	uint64		slots = 0;
 	TypeScope  *scopes[lengthof(org.types)];
-	int			nscopes = 0;
+	int			nscopes = acting_type_scopes(PG_GETARG_ARRAYTYPE_P(0), scopes);
 	TypeScope  *narrowest = NULL;
 	Datum	   *elems;
 	int			n = 0;
 
-	/* the types first: looking one up may load the organisation again */
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
-	for (int i = 0; i < nnames; i++)
-		if (!nulls[i])
-			slots |= UINT64CONST(1) << record_type_index(DatumGetTextPP(names[i]), false);
-	for (int t = 0; t < (int) lengthof(org.types); t++)
-	{
-		TypeScope  *ts;
-
-		if (!(slots & (UINT64CONST(1) << t)))
-			continue;
-		ts = acting_type_scope(t);
-		if (ts == NULL)
-			PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-		scopes[nscopes++] = ts;
-		if (narrowest == NULL || ts->nowners < narrowest->nowners)
-			narrowest = ts;
-	}
+	for (int i = 0; i < nscopes; i++)
+		if (narrowest == NULL || scopes[i]->nowners < narrowest->nowners)
+			narrowest = scopes[i];
 	if (narrowest == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 
