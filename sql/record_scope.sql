@@ -171,6 +171,7 @@ ROLLBACK;
 -- a type that is not registered is an error, not an empty scope
 SET ROLE rs_mgr;
 SELECT crm.scope_owners('{customer,deal}'::text[]);
+SELECT crm.common_scope_owners('{customer,deal}');
 RESET ROLE;
 SELECT polname, pg_get_expr(polqual, polrelid) LIKE '%crm.scope_owners(''{customer,lead}''::text[])%' AS led_by_every_type
   FROM pg_policy WHERE polname IN ('record_tag_read', 'oplog_read', 'team_member_read', 'attachment_read') ORDER BY 1;

@@ -24,10 +24,10 @@
  *
  * Hashed too is a test against the sub-select "(SELECT
  * crm.common_scope_owners(...))", which PostgreSQL evaluates once (an init
- * plan), and no other.
+ * plan), and against no other sub-select.
  *
- * Both apply only to calls whose arguments cannot change during the
- * statement and are not null (a null argument makes the array null, which
+ * Dropping and hashing apply only to calls whose arguments cannot change
+ * during the statement and are not null (a null argument makes the array null, which
  * hashed evaluation cannot take): constants, or parameters whose value the
  * planner is given.  crm.scope_owners(x) of a column, or of a parameter of a
  * generic plan, is left to the executor.  Nor is anything hashed in a query
@@ -37,9 +37,10 @@
  * employee, the organisation and the team entries may change; and it scans
  * no rows.  And a test is hashed only where it decides whether a row is
  * kept (a WHERE or JOIN condition, a policy, a WITH CHECK, through AND,
- * OR and a CASE's results, or a CASE's WHEN): there null and false are alike, while over an empty array the
- * hashed test answers null for a null on the left where PostgreSQL answers
- * false, which "IS FALSE" or NOT would tell apart.
+ * OR and a CASE's results, or a CASE's WHEN): there null and false are
+ * alike, while over an empty array the hashed test answers null for a null
+ * on the left where PostgreSQL answers false, which "IS FALSE" or NOT would
+ * tell apart.
  *
  * Neither depends on who is acting, so cached plans stay right for everyone.
  * A query that calls neither scope function is left alone, and finding the
