@@ -10,7 +10,9 @@
 --                     ~500,000 customers, against the equivalent UPDATE of a
 --                     plain copy of crm.customer_recycling
 
--- needs: customers follow_ups
+-- needs: customers follow_ups shared
+-- (the customers moved take their log rows and tags along: measured with them,
+-- as in a full run)
 -- setup
 INSERT INTO crm.pool (name, is_default, open_to_all) VALUES ('bench pool', true, true) ON CONFLICT DO NOTHING;
 -- second-level departments (with their trees), largest first, until they hold

@@ -473,8 +473,10 @@ BEGIN
 		       CASE WHEN x.kind = 'recycle' THEN r.reason ELSE why END,
 		       actor
 		  FROM unnest(moved, from_owner, to_owner) AS m(id, from_owner, to_owner)
-		  LEFT JOIN crm.customer_recycling k ON k.customer_id = m.id
-		  LEFT JOIN (SELECT r.id, crm.describe_recycle_rule(r) AS reason FROM crm.recycle_rule r) r ON r.id = k.rule_id
+		  -- (a look-up per customer: a join hashed every clock, 600,000 of
+		  -- them, for each batch of the recycling job)
+		  LEFT JOIN (SELECT r.id, crm.describe_recycle_rule(r) AS reason FROM crm.recycle_rule r) r
+		         ON r.id = (SELECT k.rule_id FROM crm.customer_recycling k WHERE k.customer_id = m.id)
 		 CROSS JOIN LATERAL (SELECT coalesce(labelled, CASE WHEN m.from_owner = ANY (pools) THEN 'assign'
 		                                                 WHEN m.to_owner = ANY (pools) THEN 'release' ELSE 'transfer' END) AS kind) x;
 		-- into or out of a pool, contacts go with their customer, and a pool
@@ -904,8 +906,10 @@ COMMENT ON FUNCTION crm.recycling_preview(timestamptz) IS 'Dry run: the customer
 -- The recycling job: moves every customer that is due, in batches that skip
 -- customers someone is editing (the next run takes them), tells former
 -- owners once per run, then sends the reminders due (once per customer and
--- deadline).  Idempotent: a rerun finds nothing left to do.
-CREATE OR REPLACE FUNCTION crm.run_recycling(batch_size integer DEFAULT 5000) RETURNS integer
+-- deadline).  Idempotent: a rerun finds nothing left to do.  The run is one
+-- transaction whatever the batches: each batch's search for due clocks walks
+-- past those the batches before it changed, so they are large.
+CREATE OR REPLACE FUNCTION crm.run_recycling(batch_size integer DEFAULT 50000) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	started  timestamptz := clock_timestamp();
