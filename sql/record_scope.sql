@@ -87,6 +87,24 @@ SELECT DISTINCT scope_owner = :b AS all_b FROM crm.oplog WHERE scope_type = 'cus
 UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.record_tag WHERE tag_id = :tag
 UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.attachment WHERE storage_key LIKE 'sc/%';
 
+-- a DBA's trigger that gives the customer back within the same statement: the rows
+-- follow the owner it ends with, not the one the statement wrote
+CREATE FUNCTION public.rs_give_back() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE crm.customer SET owner_id = current_setting('rs.keeper')::bigint WHERE id = NEW.id;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER rs_give_back AFTER UPDATE OF owner_id ON crm.customer FOR EACH ROW
+	WHEN (NEW.owner_id <> current_setting('rs.keeper')::bigint) EXECUTE FUNCTION public.rs_give_back();
+SELECT set_config('rs.keeper', :'b', false) IS NOT NULL AS kept_by_b;
+UPDATE crm.customer SET owner_id = :a WHERE id = :cust;
+DROP TRIGGER rs_give_back ON crm.customer;
+DROP FUNCTION public.rs_give_back();
+SELECT owner_id = :b AS owner_b FROM crm.customer WHERE id = :cust;
+SELECT DISTINCT scope_owner = :b AS all_b FROM crm.oplog WHERE scope_type = 'customer' AND scope_id = :cust
+UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.record_tag WHERE tag_id = :tag
+UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.attachment WHERE storage_key LIKE 'sc/%';
+
 -- a team entry shows the customer's rows to its collaborator
 SET ROLE rs_b;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access) VALUES ('customer', :cust, :a, 'read');

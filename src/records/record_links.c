@@ -28,17 +28,16 @@
 PG_FUNCTION_INFO_V1(crm_change_record_links);
 
 /*
- * crm.change_record_links(statement text, record_type text, ids bigint[],
- * owners bigint[]): runs a DELETE or UPDATE of links with $1 the record type,
- * $2 the ids and $3 the owners.  crm's own (crm.drop_record_links builds the
- * statements from the catalog, crm.record_scope_moved from the registry).
+ * crm.change_record_links(statement text, record_type text, ids bigint[]):
+ * runs a DELETE or UPDATE of links with $1 the record type and $2 the ids.
+ * crm's own (crm.drop_record_links builds the statements from the catalog).
  */
 Datum
 crm_change_record_links(PG_FUNCTION_ARGS)
 {
-	Oid			types[3] = {TEXTOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[2] = {TEXTOID, INT8ARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
 	SPIPlanPtr	plan;
 	bool		xact_snapshot = IsolationUsesXactSnapshot();
 
@@ -50,17 +49,9 @@ crm_change_record_links(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
 		nulls[1] = 'n';
-	/* (crm 0.1 declared no owners: its triggers may call this library) */
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-		values[2] = PG_GETARG_DATUM(3);
-	else
-	{
-		values[2] = (Datum) 0;
-		nulls[2] = 'n';
-	}
 
 	SPI_connect();
-	plan = SPI_prepare(text_to_cstring(PG_GETARG_TEXT_PP(0)), 3, types);
+	plan = SPI_prepare(text_to_cstring(PG_GETARG_TEXT_PP(0)), 2, types);
 	if (plan == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

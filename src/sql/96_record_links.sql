@@ -101,13 +101,11 @@ $$;
 -- What ON DELETE CASCADE (or SET NULL) would do for every link of the given
 -- records, set-based; ids NULL: every record of the type (a TRUNCATE).  Links
 -- that are records themselves (follow-ups) take their own links along, through
--- their own trigger.  The shared rows' scopes follow their records' new owners
--- the same way ($3: the owners, in the order of the ids; 97_record_types.sql).
--- Internal: only crm's triggers call it.
-CREATE OR REPLACE FUNCTION crm.change_record_links(statement text, record_type text, ids bigint[], owners bigint[] DEFAULT NULL) RETURNS void
+-- their own trigger.  Internal: only the triggers below call it.
+CREATE OR REPLACE FUNCTION crm.change_record_links(statement text, record_type text, ids bigint[]) RETURNS void
 	AS 'MODULE_PATHNAME', 'crm_change_record_links' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION crm.change_record_links(text, text, bigint[], bigint[]) IS
-	'Run a statement dropping or changing links of changed records ($1 their type, $2 their ids, $3 the owners given), as a foreign key''s action would (crm''s own)';
+COMMENT ON FUNCTION crm.change_record_links(text, text, bigint[]) IS
+	'Run a statement dropping or unsetting links of deleted records, as a foreign key''s action would (crm''s own)';
 
 CREATE OR REPLACE FUNCTION crm.drop_record_links(record_type text, ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -433,7 +433,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r      crm.record_type;
 	moved  bigint[];
-	owners bigint[];
 	tbl    regclass;
 BEGIN
 	IF TG_RELID <> ALL (ARRAY(SELECT t.relation FROM crm.record_type t)) OR TG_OP <> 'UPDATE' OR TG_LEVEL <> 'STATEMENT' THEN
@@ -442,18 +441,18 @@ BEGIN
 	END IF;
 	r := (SELECT t FROM crm.record_type t WHERE t.relation = TG_RELID);
 	IF r.visibility = 'owner' THEN
-		SELECT array_agg(n.id), array_agg(n.owner_id) INTO moved, owners
-		  FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.owner_id IS DISTINCT FROM n.owner_id;
-		IF moved IS NULL THEN
+		moved := ARRAY(SELECT n.id FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.owner_id IS DISTINCT FROM n.owner_id);
+		IF moved = '{}' THEN
 			RETURN NULL;
 		END IF;
-		-- (the new owners come from the statement's rows, which it holds locked:
-		-- a join with the record table read all of it for a large move)
+		-- (each record's owner now is read by its key: joined, the record table
+		-- was read whole for a large move, a million customers per batch)
 		FOR tbl IN SELECT crm.scoped_tables() LOOP
 			PERFORM crm.change_record_links(
-				format('UPDATE %s s SET scope_owner = m.owner_id FROM unnest($2, $3) m (id, owner_id)'
-				       ' WHERE s.scope_type = $1 AND s.scope_id = m.id AND s.scope_owner IS DISTINCT FROM m.owner_id', tbl),
-				r.name, moved, owners);
+				format('UPDATE %s s SET scope_owner = m.owner_id'
+				       '  FROM (SELECT i AS id, (SELECT r.owner_id FROM %s r WHERE r.id = i) AS owner_id FROM unnest($2) i) m'
+				       ' WHERE s.scope_type = $1 AND s.scope_id = m.id AND s.scope_owner IS DISTINCT FROM m.owner_id', tbl, r.relation),
+				r.name, moved);
 		END LOOP;
 	ELSE
 		EXECUTE format('SELECT array_agg(n.id) FROM old_rows o JOIN new_rows n ON n.id = o.id'

@@ -17,8 +17,6 @@ ALTER TABLE crm.dedupe_rule DROP CONSTRAINT dedupe_rule_record_type_check;
 ALTER TABLE crm.role_scope DROP CONSTRAINT role_scope_record_type_check;
 
 DROP FUNCTION crm.record_tables();
--- (it takes the owners a move gives as well: replaced, not overloaded)
-DROP FUNCTION crm.change_record_links(text, text, bigint[]);
 
 -- crm 0.1's install script resolved names under a path that held public: where
 -- others could create objects there before it ran, its constraints, defaults,
