@@ -265,7 +265,11 @@ SELECT count(*) AS b_previews_none FROM crm.recycling_preview();
 RESET ROLE;
 SELECT c.name, p.pool_id = :pool_a AS to_pool_a, p.reason
   FROM crm.recycling_preview() p JOIN crm.customer c ON c.id = p.customer_id WHERE c.name LIKE 'Po %';
-SELECT crm.run_recycling() AS recycled;
+-- (batches of one: a run moves every due customer whatever its batches; no batch
+-- is no run)
+SELECT crm.run_recycling(0);
+SELECT crm.run_recycling(NULL);
+SELECT crm.run_recycling(1) AS recycled;
 SELECT crm.run_recycling() AS recycled_again;
 SELECT c.name, h.kind, h.from_owner = :a AS from_a, h.to_owner = :pool_a AS to_pool_a, h.rule_id = :quiet AS by_rule, h.reason
   FROM crm.customer_owner_change h JOIN crm.customer c ON c.id = h.customer_id

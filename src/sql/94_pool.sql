@@ -919,6 +919,11 @@ DECLARE
 	reminded integer;
 	last_change bigint := coalesce((SELECT max(id) FROM crm.customer_owner_change), 0);
 BEGIN
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'the recycling job takes due customers in batches of at least one, not %', coalesce(batch_size::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Call crm.run_recycling() for the default of 50,000 customers a batch.';
+	END IF;
 	PERFORM set_config('crm.change_source', 'job', true);
 	LOOP
 		n := 0;
