@@ -1199,6 +1199,28 @@ crm_team_records(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The registered type whose records a table holds: its name, how its records
+ * are seen ('o'wner, 'p'arent, 'r'ecord, as crm.record_type says) and the
+ * column naming the record it follows (NULL: its record_type and record_id),
+ * copied into the current memory context.  false for any other table.
+ */
+bool
+crm_record_type_of_table(Oid relid, char **name, char *visibility, char **parent_column)
+{
+	load_org();
+	for (int i = 0; i < org.nslots; i++)
+	{
+		if (org.types[i].name == NULL || org.types[i].relid != relid || !OidIsValid(relid))
+			continue;
+		*name = pstrdup(org.types[i].name);
+		*visibility = org.types[i].visibility;
+		*parent_column = org.types[i].parent_column ? pstrdup(org.types[i].parent_column) : NULL;
+		return true;
+	}
+	return false;
+}
+
+/*
  * Whether crm.team_member holds any entry for the record type; answered once
  * per change of that table.  Also returns the table's oid, on which a plan
  * relying on the answer must depend.

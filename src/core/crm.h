@@ -40,6 +40,7 @@ extern bool crm_acting_is_super(void);
 extern bool crm_has_registry(void);
 extern bool crm_acting_permission(const char *action, int64 *employee_id);
 extern bool crm_team_entries_exist(const char *record_type, Oid *relid);
+extern bool crm_record_type_of_table(Oid relid, char **name, char *visibility, char **parent_column);
 
 /* validate.c */
 extern char *crm_quote(const char *s, int len);

@@ -409,7 +409,9 @@ id_ranges(int64 *ids, int count)
  * inserted get one row together, their ids as a multirange in record_ids
  * (record_id is the first): a bulk insert logs in one row, not thousands.
  * Each row takes the scope of its record (crm.record_scope, which the planner
- * inlines), the first record's for an insert; a deleted record has none.
+ * inlines), the first record's for an insert; a deleted record has none.  A
+ * record whose owner the row trigger noted is not looked up (OFFSET 0 keeps
+ * that test inside the look-up: pulled up into the join, it came after one).
  */
 static void
 write_notes(Relation rel, List *sets)
@@ -533,7 +535,7 @@ write_notes(Relation rel, List *sets)
 								  "        coalesce(s.scope_type, CASE WHEN r.owner IS NOT NULL THEN $1 END),"
 								  "        coalesce(s.scope_owner, r.owner), coalesce(s.scope_id, CASE WHEN r.owner IS NOT NULL THEN r.id END)"
 								  "   FROM unnest($2, $3, $6, $7) AS r (id, action, changes, owner)"
-								  "   LEFT JOIN LATERAL (SELECT * FROM crm.record_scope($1, r.id) x WHERE r.owner IS NULL) s ON true" :
+								  "   LEFT JOIN LATERAL (SELECT * FROM crm.record_scope($1, r.id) x WHERE r.owner IS NULL OFFSET 0) s ON true" :
 								  "INSERT INTO crm.oplog (record_type, record_id, action, employee_id, source, changes)"
 								  " SELECT $1, r.id, r.action, $4, $5, r.changes::jsonb"
 								  "   FROM unnest($2, $3, $6) AS r (id, action, changes)",

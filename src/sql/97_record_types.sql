@@ -428,23 +428,13 @@ COMMENT ON FUNCTION crm.lock_record_scopes(text, bigint[], regclass) IS
 -- follow-up moved to another record.  Through crm.change_record_links, as a
 -- foreign key's action: under repeatable read a row committed after the
 -- transaction's snapshot fails it rather than keep the old scope.
-CREATE OR REPLACE FUNCTION crm.record_scope_moved() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION crm.move_record_scopes(record_type text, moved bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	r      crm.record_type;
-	moved  bigint[];
-	tbl    regclass;
+	r   crm.record_type := (SELECT t FROM crm.record_type t WHERE t.name = move_record_scopes.record_type);
+	tbl regclass;
 BEGIN
-	IF TG_RELID <> ALL (ARRAY(SELECT t.relation FROM crm.record_type t)) OR TG_OP <> 'UPDATE' OR TG_LEVEL <> 'STATEMENT' THEN
-		RAISE 'crm.record_scope_moved() runs only AFTER UPDATE FOR EACH STATEMENT on the record tables (crm.record_type), not on %', TG_RELID::regclass
-			USING ERRCODE = 'wrong_object_type';
-	END IF;
-	r := (SELECT t FROM crm.record_type t WHERE t.relation = TG_RELID);
 	IF r.visibility = 'owner' THEN
-		moved := ARRAY(SELECT n.id FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.owner_id IS DISTINCT FROM n.owner_id);
-		IF moved = '{}' THEN
-			RETURN NULL;
-		END IF;
 		-- (each record's owner now is read by its key: joined, the record table
 		-- was read whole for a large move, a million customers per batch)
 		FOR tbl IN SELECT crm.scoped_tables() LOOP
@@ -455,13 +445,6 @@ BEGIN
 				r.name, moved);
 		END LOOP;
 	ELSE
-		EXECUTE format('SELECT array_agg(n.id) FROM old_rows o JOIN new_rows n ON n.id = o.id'
-		               ' WHERE (o.%1$I, o.%2$I) IS DISTINCT FROM (n.%1$I, n.%2$I)',
-		               coalesce(r.parent_column, 'record_type'), coalesce(r.parent_column, 'record_id'))
-			INTO moved;
-		IF moved IS NULL THEN
-			RETURN NULL;
-		END IF;
 		-- (the records they now follow keep their owner until this commits)
 		PERFORM crm.lock_record_scopes(r.name, moved);
 		FOR tbl IN SELECT crm.scoped_tables() LOOP
@@ -472,9 +455,15 @@ BEGIN
 				r.name, moved);
 		END LOOP;
 	END IF;
-	RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION crm.move_record_scopes(text, bigint[]) IS
+	'Set the scope of the shared rows about records that changed owner or moved to another record (crm''s own: crm.record_scope_moved())';
+
+-- (C: one pass over the statement's old and new rows finds the moved records,
+-- src/records/record_scope.c)
+CREATE OR REPLACE FUNCTION crm.record_scope_moved() RETURNS trigger
+AS 'MODULE_PATHNAME', 'crm_record_scope_moved' LANGUAGE C;
 
 -- Sets the scope of every row of the scoped tables that lacks one (all_rows:
 -- of every row) from its record as it is now; the rows of deleted records keep
