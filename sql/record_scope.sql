@@ -130,6 +130,18 @@ SET ROLE rs_a;
 SELECT (SELECT count(*) FROM crm.record_tag) AS tags, (SELECT count(*) FROM crm.attachment) AS files;
 RESET ROLE;
 
+-- a MERGE that moves the contact and adds another (its old and new rows mixed
+-- with an insert's) moves the contact's rows, and only them
+MERGE INTO crm.contact k USING (VALUES (:contact::bigint), (0)) v (id) ON k.id = v.id
+WHEN MATCHED THEN UPDATE SET customer_id = :cust
+WHEN NOT MATCHED THEN INSERT (customer_id, name, mobile, owner_id) VALUES (:cust2, '冯合并', '13900087002', :a);
+SELECT 'tag' AS t, scope_id = :cust AS moved_back FROM crm.record_tag WHERE record_type = 'contact' AND record_id = :contact
+UNION ALL SELECT DISTINCT 'log', scope_id = :cust FROM crm.oplog WHERE record_type = 'contact' AND record_id = :contact
+UNION ALL SELECT 'new contact', scope_id = :cust FROM crm.oplog WHERE record_type = 'contact' AND record_id <> :contact AND action = 'insert' AND scope_id IN (:cust, :cust2)
+ORDER BY 1;
+DELETE FROM crm.contact WHERE name = '冯合并';
+UPDATE crm.contact SET customer_id = :cust2 WHERE id = :contact;
+
 -- == A deleted record's history is shown to whoever made it, no longer by its scope
 DELETE FROM crm.record_tag WHERE record_id = :contact;
 DELETE FROM crm.contact WHERE id = :contact;
