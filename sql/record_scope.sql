@@ -105,6 +105,26 @@ SELECT DISTINCT scope_owner = :b AS all_b FROM crm.oplog WHERE scope_type = 'cus
 UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.record_tag WHERE tag_id = :tag
 UNION ALL SELECT DISTINCT scope_owner = :b FROM crm.attachment WHERE storage_key LIKE 'sc/%';
 
+-- a DBA's trigger that fires before the log's and hands the customer to someone
+-- else as a colleague edits it: the edit's log row follows the customer too
+CREATE FUNCTION public.rs_hand_over() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE crm.customer SET owner_id = current_setting('rs.keeper')::bigint
+	 WHERE id = NEW.id AND owner_id <> current_setting('rs.keeper')::bigint;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER assign_key_account AFTER UPDATE OF phone ON crm.customer FOR EACH ROW EXECUTE FUNCTION public.rs_hand_over();
+SELECT set_config('rs.keeper', :'a', false) IS NOT NULL AS kept_by_a;
+UPDATE crm.customer SET phone = '0576-87009999' WHERE id = :cust;
+DROP TRIGGER assign_key_account ON crm.customer;
+DROP FUNCTION public.rs_hand_over();
+SET ROLE rs_b;
+SELECT count(*) AS b_sees_phone_edit FROM crm.oplog WHERE record_type = 'customer' AND record_id = :cust AND changes ? 'phone';
+RESET ROLE;
+SELECT DISTINCT scope_owner = :a AS all_a FROM crm.oplog WHERE scope_type = 'customer' AND scope_id = :cust;
+SELECT crm.refresh_record_scopes(true) AS drifted;
+UPDATE crm.customer SET owner_id = :b WHERE id = :cust;
+
 -- a team entry shows the customer's rows to its collaborator
 SET ROLE rs_b;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access) VALUES ('customer', :cust, :a, 'read');
@@ -141,6 +161,18 @@ UNION ALL SELECT 'new contact', scope_id = :cust FROM crm.oplog WHERE record_typ
 ORDER BY 1;
 DELETE FROM crm.contact WHERE name = '冯合并';
 UPDATE crm.contact SET customer_id = :cust2 WHERE id = :contact;
+
+-- a superuser renumbering a customer: the statement goes through (the old and new
+-- rows at the same position are of different ids) and the rows about the old id,
+-- which names no customer any more, lose its owner: only their authors see them
+INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('丽水改号有限公司', crm.uscc_with_check('91331100MA2C08703'), :a);
+SELECT id AS renumbered FROM crm.customer WHERE name = '丽水改号有限公司' \gset
+INSERT INTO crm.record_tag (record_type, record_id, tag_id) VALUES ('customer', :renumbered, :tag);
+UPDATE crm.customer SET id = DEFAULT WHERE id = :renumbered;
+SELECT scope_id = :renumbered AS old_id, scope_owner IS NULL AS no_owner FROM crm.record_tag WHERE record_id = :renumbered;
+DELETE FROM crm.record_tag WHERE record_id = :renumbered;
+DELETE FROM crm.customer WHERE name = '丽水改号有限公司';
+DELETE FROM crm.oplog WHERE record_type = 'customer' AND record_id IN (:renumbered, :renumbered + 1);
 
 -- == A deleted record's history is shown to whoever made it, no longer by its scope
 DELETE FROM crm.record_tag WHERE record_id = :contact;

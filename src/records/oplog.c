@@ -255,6 +255,20 @@ require_trigger(FunctionCallInfo fcinfo, bool row, const char *name)
 }
 
 /*
+ * Whether a row version was updated or deleted after it was written: its
+ * xmax is set, and not by a mere lock (a foreign key's check locks records).
+ * An update rolled back whose hint is not yet set counts too: the owner is
+ * then looked up, which is never wrong.
+ */
+static bool
+row_superseded(HeapTuple tuple)
+{
+	uint16		infomask = tuple->t_data->t_infomask;
+
+	return !(infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(infomask);
+}
+
+/*
  * crm.log_row(): AFTER INSERT OR UPDATE OR DELETE row trigger.
  */
 Datum
@@ -312,16 +326,19 @@ crm_log_row(PG_FUNCTION_ARGS)
 	/*
 	 * A type visible by its owner (the trigger's argument, from crm's
 	 * registry) decides its own scope: its owner is in the row, and the log
-	 * need not look it up.  A deleted record has no scope.
+	 * need not look it up.  A deleted record has no scope.  A row that a
+	 * trigger firing before this one updated or deleted again (a DBA's, giving
+	 * the customer to someone else, whose moves ran then) is looked up when
+	 * written, as the record is then.
 	 */
 	if (td->tg_trigger->tgnargs > 0 && strcmp(td->tg_trigger->tgargs[0], "owner") == 0 &&
 		!TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
+		HeapTuple	current = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : row;
 		int			owner_column = crm_trigger_column(rel, "owner_id", INT8OID);
 
-		if (owner_column > 0)
-			owner = heap_getattr(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : row,
-								 owner_column, desc, &owner_null);
+		if (owner_column > 0 && !row_superseded(current))
+			owner = heap_getattr(current, owner_column, desc, &owner_null);
 	}
 
 	n = notes_for(RelationGetRelid(rel));

@@ -124,28 +124,29 @@ crm_record_scope_moved(PG_FUNCTION_ARGS)
 	{
 		bool		more_old = tuplestore_gettupleslot(td->tg_oldtable, true, false, o);
 		bool		more_new = tuplestore_gettupleslot(td->tg_newtable, true, false, n);
-		bool		onull,
-					nnull = true;
-		Datum		id = (Datum) 0;
+		bool		isnull;
+		Datum		old_id = more_old ? slot_getattr(o, id_column, &isnull) : (Datum) 0;
+		Datum		new_id = more_new ? slot_getattr(n, id_column, &isnull) : (Datum) 0;
 
-		if (more_old && more_new)
-			id = slot_getattr(n, id_column, &nnull);
-		else if (!more_old && !more_new)
+		if (!more_old && !more_new)
 			break;
-		if (more_old != more_new || nnull ||
-			DatumGetInt64(slot_getattr(o, id_column, &onull)) != DatumGetInt64(id) || onull)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg_internal("crm.record_scope_moved(): the old and new rows of an update of \"%s\" do not pair up",
-									 RelationGetRelationName(rel))));
-		if (same_columns(o, n, desc, cols, ncols))
+		/*
+		 * Rows of another record at the same position (an update of id
+		 * itself) move both: the move sets a record's rows to the scope it
+		 * has now, which is never wrong.
+		 */
+		if (more_old && more_new && DatumGetInt64(old_id) == DatumGetInt64(new_id) &&
+			same_columns(o, n, desc, cols, ncols))
 			continue;
-		if (nmoved == size)
+		if (nmoved + 2 > size)
 		{
 			size *= 2;
 			moved = repalloc(moved, sizeof(Datum) * size);
 		}
-		moved[nmoved++] = id;
+		if (more_new)
+			moved[nmoved++] = new_id;
+		if (more_old && (!more_new || DatumGetInt64(old_id) != DatumGetInt64(new_id)))
+			moved[nmoved++] = old_id;
 	}
 	ExecDropSingleTupleTableSlot(o);
 	ExecDropSingleTupleTableSlot(n);
