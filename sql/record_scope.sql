@@ -125,6 +125,29 @@ SELECT DISTINCT scope_owner = :a AS all_a FROM crm.oplog WHERE scope_type = 'cus
 SELECT crm.refresh_record_scopes(true) AS drifted;
 UPDATE crm.customer SET owner_id = :b WHERE id = :cust;
 
+-- the same in a subtransaction (an exception block), firing after the log's trigger:
+-- the hand-over's moves did not see the edit's pending log row, which is written after
+CREATE FUNCTION public.rs_hand_over_safely() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		UPDATE crm.customer SET owner_id = current_setting('rs.keeper')::bigint
+		 WHERE id = NEW.id AND owner_id <> current_setting('rs.keeper')::bigint;
+	EXCEPTION WHEN others THEN
+		RAISE WARNING '%', SQLERRM;
+	END;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER zz_hand_over AFTER UPDATE OF phone ON crm.customer FOR EACH ROW EXECUTE FUNCTION public.rs_hand_over_safely();
+SELECT set_config('rs.keeper', :'a', false) IS NOT NULL AS kept_by_a;
+UPDATE crm.customer SET phone = '0576-87009998' WHERE id = :cust;
+DROP TRIGGER zz_hand_over ON crm.customer;
+DROP FUNCTION public.rs_hand_over_safely();
+SET ROLE rs_b;
+SELECT count(*) AS b_sees_second_edit FROM crm.oplog WHERE record_type = 'customer' AND record_id = :cust AND changes ? 'phone';
+RESET ROLE;
+SELECT crm.refresh_record_scopes(true) AS drifted;
+UPDATE crm.customer SET owner_id = :b WHERE id = :cust;
+
 -- a team entry shows the customer's rows to its collaborator
 SET ROLE rs_b;
 INSERT INTO crm.team_member (record_type, record_id, employee_id, access) VALUES ('customer', :cust, :a, 'read');

@@ -85,6 +85,9 @@ extern uint64 crm_table_cache_generation(CrmTableCache *cache);
 extern void crm_table_cache_invalidate(CrmTableCache *cache);
 extern void crm_table_cache_query(CrmTableCache *cache, const char *sql);
 
+/* record_links.c */
+extern uint64 crm_record_links_changes;
+
 /* oplog.c */
 extern int	crm_oplog_work_mem;
 extern void crm_oplog_init(void);

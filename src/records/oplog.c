@@ -71,6 +71,7 @@ typedef struct OplogNotes
 	char	  **changes;		/* JSON text, or NULL */
 	Datum	   *owners;			/* a record with an owner of its own: its owner */
 	bool	   *owner_nulls;	/* true: looked up when written (crm.record_scope) */
+	uint64		owners_since;	/* crm_record_links_changes at the first note */
 } OplogNotes;
 
 /* in TopTransactionContext, and so are the notes: an abort drops them all */
@@ -343,6 +344,8 @@ crm_log_row(PG_FUNCTION_ARGS)
 
 	n = notes_for(RelationGetRelid(rel));
 	old = MemoryContextSwitchTo(n->cxt);
+	if (n->count == 0)
+		n->owners_since = crm_record_links_changes;
 	if (n->count == n->size)
 	{
 		n->size = Max(64, n->size * 2);
@@ -474,6 +477,13 @@ write_notes(Relation rel, List *sets)
 	{
 		OplogNotes *n = lfirst(lc);
 
+		/*
+		 * The owners noted hold unless shared rows changed scope since (a
+		 * nested statement, in a subtransaction of a DBA's trigger, gave a
+		 * customer away or deleted it: its moves did not see these notes).
+		 */
+		bool		owners_current = (n->owners_since == crm_record_links_changes);
+
 		for (int i = 0; i < n->count; i++)
 		{
 			if (strcmp(n->actions[i], "insert") == 0)
@@ -486,8 +496,8 @@ write_notes(Relation rel, List *sets)
 			change_nulls[nchanged] = (n->changes[i] == NULL);
 			changes[nchanged] = n->changes[i] ? CStringGetTextDatum(n->changes[i]) : (Datum) 0;
 			owners[nchanged] = n->owners[i];
-			owner_nulls[nchanged] = n->owner_nulls[i];
-			if (n->owner_nulls[i] && strcmp(n->actions[i], "delete") != 0)
+			owner_nulls[nchanged] = n->owner_nulls[i] || !owners_current;
+			if (owner_nulls[nchanged] && strcmp(n->actions[i], "delete") != 0)
 				looked_up[nlooked_up++] = Int64GetDatum(n->ids[i]);
 			nchanged++;
 		}

@@ -27,6 +27,9 @@
 
 PG_FUNCTION_INFO_V1(crm_change_record_links);
 
+/* Statements run that change links: the operation log's notes of owners taken before one are stale */
+uint64		crm_record_links_changes = 0;
+
 /*
  * crm.change_record_links(statement text, record_type text, ids bigint[]):
  * runs a DELETE or UPDATE of links with $1 the record type and $2 the ids.
@@ -45,6 +48,7 @@ crm_change_record_links(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("crm.change_record_links needs a statement and a record type")));
+	crm_record_links_changes++;
 	values[0] = PG_GETARG_DATUM(1);
 	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
