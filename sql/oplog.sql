@@ -167,6 +167,37 @@ RESET crm.oplog_work_mem;
 DROP TRIGGER zz_oplog_peak ON crm.customer;
 DROP FUNCTION public.oplog_peak();
 
+-- a DBA's trigger on the log that changes a logged record: its change is noted and
+-- written apart (it joined the notes being written, which its statement wrote again
+-- and freed under the writer: the server crashed), at the end of a statement as when
+-- the notes outgrow crm.oplog_work_mem
+CREATE FUNCTION public.oplog_echo() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF pg_trigger_depth() < 3 THEN
+		UPDATE crm.customer SET industry = current_setting('regress.echo_industry')
+		 WHERE id = current_setting('regress.echo_customer')::bigint
+		   AND industry IS DISTINCT FROM current_setting('regress.echo_industry');
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER zz_oplog_echo AFTER INSERT ON crm.oplog FOR EACH STATEMENT EXECUTE FUNCTION public.oplog_echo();
+SELECT min(id) AS echoed, max(id) AS edited FROM crm.customer WHERE name LIKE '量%' \gset
+SELECT set_config('regress.echo_customer', :'echoed', false) IS NOT NULL AS echo_on,
+       set_config('regress.echo_industry', 'wholesale_retail', false) IS NOT NULL AS first;
+SET ROLE log_rep;
+UPDATE crm.customer SET phone = '0571-9' WHERE id = :edited;
+RESET ROLE;
+SELECT set_config('regress.echo_industry', 'it', false) IS NOT NULL AS second;
+SET crm.oplog_work_mem = 64;
+UPDATE crm.customer SET phone = '0574-' || id WHERE name LIKE '量%';
+RESET crm.oplog_work_mem;
+DROP TRIGGER zz_oplog_echo ON crm.oplog;
+DROP FUNCTION public.oplog_echo();
+SELECT (SELECT count(*) FROM crm.oplog WHERE record_id = :edited AND changes -> 'phone' ->> 1 = '0571-9') AS edit,
+       (SELECT count(*) FROM crm.oplog WHERE record_id = :echoed AND 'wholesale_retail' IN (changes -> 'industry' ->> 0, changes -> 'industry' ->> 1)) AS echoes,
+       (SELECT count(*) FROM crm.oplog WHERE changes -> 'phone' ->> 1 LIKE '0574-%')
+         = (SELECT count(*) FROM crm.customer WHERE name LIKE '量%') AS each_once;
+
 -- == crm's own functions act for the employee who calls them
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.transfer', 'customer.merge', 'admin.rules', 'admin.org']) a

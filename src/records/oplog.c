@@ -146,6 +146,28 @@ notes_for(Oid relid)
 
 static void write_notes(Relation rel, List *sets);
 
+/*
+ * Takes sets of notes out of the list, writes and frees them.  Taken first:
+ * writing the log runs its triggers, a DBA's among them, whose changes to
+ * logged tables note afresh, and are written by their own statements.
+ */
+static void
+write_taken_notes(Relation rel, List *sets)
+{
+	ListCell   *lc;
+
+	foreach(lc, sets)
+		notes = list_delete_ptr(notes, lfirst(lc));
+	write_notes(rel, sets);
+	foreach(lc, sets)
+	{
+		OplogNotes *n = lfirst(lc);
+
+		MemoryContextDelete(n->cxt);
+		pfree(n);
+	}
+}
+
 /* "name": "value" (or null) into a JSON object under construction */
 static void
 append_field(StringInfo buf, TupleDesc desc, int attno, Datum value, bool isnull)
@@ -368,16 +390,7 @@ crm_log_row(PG_FUNCTION_ARGS)
 	 * in the current subtransaction, so that they still roll back with it.
 	 */
 	if (MemoryContextMemAllocated(n->cxt, false) > (Size) crm_oplog_work_mem * 1024)
-	{
-		write_notes(td->tg_relation, list_make1(n));
-		MemoryContextReset(n->cxt);
-		n->count = n->size = 0;
-		n->ids = NULL;
-		n->actions = NULL;
-		n->changes = NULL;
-		n->owners = NULL;
-		n->owner_nulls = NULL;
-	}
+		write_taken_notes(td->tg_relation, list_make1(n));
 	return PointerGetDatum(NULL);
 }
 
@@ -617,17 +630,7 @@ crm_log_flush(PG_FUNCTION_ARGS)
 		if (n->relid == relid && n->subxact == subxact)
 			sets = lappend(sets, n);
 	}
-	if (sets == NIL)
-		return PointerGetDatum(NULL);
-	write_notes(td->tg_relation, sets);
-	/* the notes are taken: start afresh for the next statement */
-	foreach(lc, sets)
-	{
-		OplogNotes *n = lfirst(lc);
-
-		notes = list_delete_ptr(notes, n);
-		MemoryContextDelete(n->cxt);
-		pfree(n);
-	}
+	if (sets != NIL)
+		write_taken_notes(td->tg_relation, sets);
 	return PointerGetDatum(NULL);
 }

@@ -130,23 +130,26 @@ crm_record_scope_moved(PG_FUNCTION_ARGS)
 
 		if (!more_old && !more_new)
 			break;
-		/*
-		 * Rows of another record at the same position (an update of id
-		 * itself) move both: the move sets a record's rows to the scope it
-		 * has now, which is never wrong.
-		 */
-		if (more_old && more_new && DatumGetInt64(old_id) == DatumGetInt64(new_id) &&
-			same_columns(o, n, desc, cols, ncols))
+		if (more_old != more_new)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("crm.record_scope_moved(): an update of \"%s\" has %s old rows than new ones",
+									 RelationGetRelationName(rel), more_old ? "more" : "fewer")));
+		/* what names a record by its id would name another, or none */
+		if (DatumGetInt64(old_id) != DatumGetInt64(new_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s %lld cannot change its id", type, (long long) DatumGetInt64(old_id)),
+					 errdetail("Its follow-ups, tags, team entries, attachments and operation log name it by its id."),
+					 errhint("Keep the id; to start over, create a new %s and merge or delete this one.", type)));
+		if (same_columns(o, n, desc, cols, ncols))
 			continue;
-		if (nmoved + 2 > size)
+		if (nmoved == size)
 		{
 			size *= 2;
 			moved = repalloc(moved, sizeof(Datum) * size);
 		}
-		if (more_new)
-			moved[nmoved++] = new_id;
-		if (more_old && (!more_new || DatumGetInt64(old_id) != DatumGetInt64(new_id)))
-			moved[nmoved++] = old_id;
+		moved[nmoved++] = new_id;
 	}
 	ExecDropSingleTupleTableSlot(o);
 	ExecDropSingleTupleTableSlot(n);
