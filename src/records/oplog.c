@@ -149,7 +149,8 @@ static void write_notes(Relation rel, List *sets);
 /*
  * Takes sets of notes out of the list, writes and frees them.  Taken first:
  * writing the log runs its triggers, a DBA's among them, whose changes to
- * logged tables note afresh, and are written by their own statements.
+ * logged tables note afresh, and are written by their own statements.  Freed
+ * even when the writing fails: off the list, no subtransaction's abort would.
  */
 static void
 write_taken_notes(Relation rel, List *sets)
@@ -158,14 +159,21 @@ write_taken_notes(Relation rel, List *sets)
 
 	foreach(lc, sets)
 		notes = list_delete_ptr(notes, lfirst(lc));
-	write_notes(rel, sets);
-	foreach(lc, sets)
+	PG_TRY();
 	{
-		OplogNotes *n = lfirst(lc);
-
-		MemoryContextDelete(n->cxt);
-		pfree(n);
+		write_notes(rel, sets);
 	}
+	PG_FINALLY();
+	{
+		foreach(lc, sets)
+		{
+			OplogNotes *n = lfirst(lc);
+
+			MemoryContextDelete(n->cxt);
+			pfree(n);
+		}
+	}
+	PG_END_TRY();
 }
 
 /* "name": "value" (or null) into a JSON object under construction */
