@@ -62,32 +62,9 @@ Connections are trusted on this machine only; every demo employee logs in as the
   others: li_na (sales director, sees all), yang_lei (South manager), xu_ming (customer
   service, reads both regions), zhang_wei (super admin), sun_li (organisation and roles)
 
-A short tour (run the same statements as 王芳 and as 刘洋, and compare):
+A short tour (run the same statements as 王芳 and as 刘洋, and compare; demo/tour.sql):
 
-  SELECT crm.current_employee_id();                    -- who am I?
-  SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id
-   ORDER BY owner, c.name;                             -- she sees her region; he sees his own
-  SELECT rule, grants, detail FROM crm.explain_access('customer', 4);
-                                                       -- why (customer 4 belongs to 刘洋;
-                                                       -- try 9 too, a South customer)
-  SELECT c.name, f.method, f.content, f.created_at
-    FROM crm.follow_up f JOIN crm.customer c ON c.id = f.record_id AND f.record_type = 'customer'
-   ORDER BY f.created_at DESC LIMIT 5;                 -- the follow-up timeline, scoped alike
-  SELECT event, title, read_at FROM crm.notification;  -- my inbox: 刘洋 was given a customer
-  INSERT INTO crm.customer (name, uscc, phone)
-  VALUES ('新客户有限公司', crm.uscc_with_check('91330106MA2B0A1Y7'), '0571-12345678');
-                                                       -- owner and author are filled in
-  INSERT INTO crm.customer (name, uscc, owner_id) VALUES ('代建客户', crm.uscc_with_check('91330106MA2B0A1Y8'), 1);
-                                                       -- refused, with the reason
-  UPDATE crm.role_scope SET scope = 'all';             -- refused: needs admin.role
-  INSERT INTO crm.customer (name, uscc) VALUES ('广州珠江电子（集团）股份有限公司',
-         crm.uscc_with_check('91440101MA5A6B7C9'));     -- refused: it is 杨磊's already
-  SELECT * FROM crm.find_duplicates('customer', '{"name": "广州珠江电子有限公司"}');
-                                                       -- whose it is, without showing it
-                                                       -- (similar names: only among yours)
-  SELECT name, pool_name, phone FROM crm.pool_customer;  -- the public pool, phones masked
-  SELECT name, days_left, reason FROM crm.customers_due_for_recycling;
-                                                       -- 刘洋: one goes back to the pool soon
+$(sed 's/^/  /' "$top/demo/tour.sql" | tail -n +3)
 
 As the superuser: SELECT * FROM crm.job; SELECT jobname, schedule FROM cron.job;
 Stop with: make demo-stop    Read on: docs/index.md

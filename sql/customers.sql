@@ -115,18 +115,38 @@ RETURNING (SELECT name FROM crm.customer_status s WHERE s.id = status_id) AS sta
 RESET ROLE;
 SELECT status_reversible, builtin FROM crm.settings;
 
--- the status list: at most 10, initial and final fixed, deletion moves customers
+-- the status list: at most 10 and one initial; final statuses end it, each won
+-- or lost (seed 001: 成单 and 丢单), and a won one remains
 SET ROLE cus_admin;
-INSERT INTO crm.customer_status (name, position) SELECT '状态' || n, 10 + n FROM generate_series(1, 6) n;
-UPDATE crm.customer_status SET name = '已签约' WHERE is_final;
+UPDATE crm.settings SET status_reversible = false;
+UPDATE crm.customer_status SET name = '成单' WHERE outcome = 'won';
+INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('丢单', 6, true, 'lost');
+INSERT INTO crm.customer_status (name, position, is_final) VALUES ('搁置', 7, true);
+INSERT INTO crm.customer_status (name, position) VALUES ('回访', 7);
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.customer_status SET position = position + 10 WHERE is_final;
+INSERT INTO crm.customer_status (name, position) SELECT '状态' || n, 5 + n FROM generate_series(1, 4) n;
+INSERT INTO crm.customer_status (name, position) VALUES ('状态5', 10);
+UPDATE crm.customer_status SET outcome = 'lost' WHERE outcome = 'won';
 UPDATE crm.customer_status SET is_initial = false WHERE is_initial;
 UPDATE crm.customer_status SET name = '首次接触' WHERE is_initial;
 DELETE FROM crm.customer_status WHERE is_initial;
-DELETE FROM crm.customer_status WHERE position = 2;
-SELECT crm.delete_customer_status((SELECT id FROM crm.customer_status WHERE position = 2),
-                                  (SELECT id FROM crm.customer_status WHERE position = 3)) AS moved;
-SELECT name, position, is_initial, is_final, builtin FROM crm.customer_status ORDER BY position;
 RESET ROLE;
+-- a customer the team lost: that status now means something for it
+SET ROLE cus_rep;
+UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE name = '丢单') WHERE id = :tea;
+RESET ROLE;
+SET ROLE cus_admin;
+UPDATE crm.customer_status SET outcome = 'won' WHERE name = '丢单';
+DELETE FROM crm.customer_status WHERE name = '丢单';
+-- deleting it moves its customers where the admin says, here back to 需求确认
+-- (customers themselves move forward only), in one statement
+SELECT crm.delete_customer_status((SELECT id FROM crm.customer_status WHERE name = '丢单'),
+                                  (SELECT id FROM crm.customer_status WHERE name = '需求确认')) AS moved;
+SELECT crm.delete_customer_status((SELECT id FROM crm.customer_status WHERE name = '需求确认'), 999999);
+SELECT name, position, is_initial, is_final, outcome, builtin FROM crm.customer_status ORDER BY position;
+RESET ROLE;
+SELECT c.name, s.name AS status FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id WHERE c.id = :tea;
 SET ROLE cus_rep;
 SELECT crm.delete_customer_status(3, 4);
 RESET ROLE;
@@ -136,6 +156,7 @@ DELETE FROM crm.follow_up;
 DELETE FROM crm.customer;
 ALTER TABLE crm.customer_status DISABLE TRIGGER USER;
 UPDATE crm.customer_status SET name = '初步接触', builtin = true WHERE is_initial;
+UPDATE crm.customer_status SET name = '成交客户', position = 5, builtin = true WHERE outcome = 'won';
 DELETE FROM crm.customer_status WHERE NOT builtin;
 INSERT INTO crm.customer_status (id, name, position, builtin) OVERRIDING SYSTEM VALUE
 SELECT 2, '需求确认', 2, true WHERE NOT EXISTS (SELECT FROM crm.customer_status WHERE id = 2);

@@ -66,6 +66,29 @@ SELECT crm.schedule_jobs();
 UPDATE crm.job SET command = 'SELECT pg_sleep(1)';
 UPDATE crm.job SET schedule = '0 4 * * *' WHERE name = 'crm-housekeeping';
 RESET ROLE;
+-- and that change reaches pg_cron at once (here the job was disabled above:
+-- enabling it is a change too), in UTC: 04:00 in Beijing is 20:00 UTC
+SET ROLE regress_admin;
+UPDATE crm.job SET enabled = true WHERE name = 'crm-housekeeping';
+RESET ROLE;
+SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+
+-- schedules are checked when written, and read in the company's time zone
+UPDATE crm.job SET schedule = '99 * * * *' WHERE name = 'crm-housekeeping';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.job SET schedule = '0 3 * *' WHERE name = 'crm-housekeeping';
+UPDATE crm.job SET schedule = '0 3 * 13 *' WHERE name = 'crm-housekeeping';
+UPDATE crm.job SET schedule = '*/0 * * * *' WHERE name = 'crm-housekeeping';
+SELECT s AS beijing, crm.cron_in_utc(s) AS utc
+  FROM unnest(ARRAY['17 3 * * *', '*/5 * * * *', '40 */2 * * *', '30 2 * * mon', '0 8-20 * * 1-5', '0,30 9 * jan-mar *']) s;
+-- the first of the month at 03:00 in Beijing is another day in UTC: no single line says it
+SELECT crm.cron_in_utc('0 3 1 * *');
+UPDATE crm.settings SET timezone = 'Asia/Kolkata';
+SELECT s AS kolkata, crm.cron_in_utc(s) AS utc FROM unnest(ARRAY['0 9 * * *', '15 3 * * 1']) s;
+SELECT crm.cron_in_utc('0,45 9 * * *');
+-- a company that moves its time zone has its jobs moved with it
+SELECT jobname, schedule FROM cron.job WHERE jobname = 'crm-housekeeping';
+UPDATE crm.settings SET timezone = 'Asia/Shanghai';
 
 ALTER TABLE crm.job DISABLE TRIGGER job_builtin_edited;
 UPDATE crm.job SET enabled = true, builtin = true, schedule = '17 3 * * *' WHERE name = 'crm-housekeeping';

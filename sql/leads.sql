@@ -54,6 +54,51 @@ SELECT crm.convert_lead(id) FROM crm.lead WHERE name = '周涛';
 SELECT crm.convert_lead((SELECT max(id) FROM crm.lead) - 1);
 RESET ROLE;
 
+-- the company is a customer already: the lead's person joins its contacts
+SET ROLE ld_rep;
+INSERT INTO crm.lead (name, company, mobile) VALUES ('李工', '嘉兴南湖电气有限公司', '13700000006');
+SELECT crm.convert_lead(id, into_customer => :customer) = :customer AS same_customer FROM crm.lead WHERE name = '李工';
+SELECT k.name, k.mobile, k.is_decision_maker FROM crm.contact k WHERE k.customer_id = :customer ORDER BY k.id;
+SELECT l.status, c.name AS customer FROM crm.lead l JOIN crm.customer c ON c.id = l.customer_id WHERE l.name = '李工';
+INSERT INTO crm.lead (name, mobile) VALUES ('王工', '13700000010');
+SELECT crm.convert_lead(id, into_customer => 999999) FROM crm.lead WHERE name = '王工';
+\echo :LAST_ERROR_SQLSTATE
+
+-- a company customer needs its credit code while crm.settings.uscc_required:
+-- the refusal names the lead, or the customer
+INSERT INTO crm.lead (name, company, mobile) VALUES ('吴经理', '湖州织里童装有限公司', '13700000007');
+SELECT crm.convert_lead(id) FROM crm.lead WHERE name = '吴经理';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.customer (name) VALUES ('湖州织里童装有限公司');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- a team that has it only at signing turns the requirement off
+UPDATE crm.settings SET uscc_required = false;
+SET ROLE ld_rep;
+SELECT crm.convert_lead(id) AS wu FROM crm.lead WHERE name = '吴经理' \gset
+SELECT c.name, c.kind, c.uscc FROM crm.customer c WHERE c.id = :wu;
+RESET ROLE;
+
+-- one person's two leads of one company: converting one is not blocked by the
+-- other; a colleague's lead of the company is, and so is a customer one
+-- already has, with a hint that does not tell them to ask themselves
+INSERT INTO crm.dedupe_rule (name, record_type, fields, against) VALUES ('Ld company', 'customer', '{name}', '{customers, leads}');
+SET ROLE ld_intern;
+INSERT INTO crm.lead (name, company, mobile) VALUES ('冯实习', '宁波北仑港务有限公司', '13700000013');
+RESET ROLE;
+SET ROLE ld_rep;
+INSERT INTO crm.lead (name, company, mobile) VALUES ('郑一', '绍兴柯桥纺织有限公司', '13700000011'),
+	('郑二', '绍兴柯桥纺织有限公司', '13700000012'), ('冯一', '宁波北仑港务有限公司', '13700000014');
+SELECT crm.convert_lead(id) AS zheng FROM crm.lead WHERE name = '郑一' \gset
+SELECT c.name FROM crm.customer c WHERE c.id = :zheng;
+SELECT crm.convert_lead(id) FROM crm.lead WHERE name = '冯一';
+INSERT INTO crm.customer (name) VALUES ('绍兴柯桥纺织有限公司');
+RESET ROLE;
+DELETE FROM crm.dedupe_rule WHERE name = 'Ld company';
+ALTER TABLE crm.settings DISABLE TRIGGER USER;
+UPDATE crm.settings SET uscc_required = true, builtin = true;
+ALTER TABLE crm.settings ENABLE TRIGGER USER;
+
 ALTER TABLE crm.lead DISABLE TRIGGER lead_converted_kept;
 DELETE FROM crm.lead;
 ALTER TABLE crm.lead ENABLE TRIGGER lead_converted_kept;

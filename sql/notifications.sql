@@ -62,7 +62,8 @@ RESET ROLE;
 SET ROLE nt_mgr;
 SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name LIKE 'Nt customer %'), :b) AS moved;
 RESET ROLE;
--- B is told of the transfer, A that she stays on the teams; each sees only their own
+-- B is told of the transfer, A that her customers went to B and she stays on
+-- their teams (not that she was added to them); each sees only their own
 SET ROLE nt_b;
 SELECT event, title, record_type, record_id, read_at IS NULL AS unread FROM crm.notification;
 RESET ROLE;
@@ -109,7 +110,8 @@ SELECT count(*) AS deliveries_before FROM crm.im_delivery \gset
 SET ROLE nt_mgr;
 SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name = 'Nt customer 1'), :a) AS moved;
 RESET ROLE;
--- B stayed on the team: an inbox row without deliveries; the transfer itself told A, not B
+-- B stayed on the team, which is no news to its owner; what went is (transfer.away),
+-- but B chose to hear nothing but team news
 SELECT event, title FROM crm.notification WHERE recipient_id = :b ORDER BY id OFFSET :before;
 SELECT crm.im_expand(1000) \g /dev/null
 SELECT count(*) - :deliveries_before AS new_deliveries FROM crm.im_delivery;

@@ -243,6 +243,8 @@ INSERT INTO crm.employee (name, department_id, db_role)
 SELECT 'Leaver', id, 'log_leaver' FROM crm.department WHERE name = 'Log Sales';
 SELECT id AS other FROM crm.employee WHERE db_role = 'log_other' \gset
 SELECT id AS leaver FROM crm.employee WHERE db_role = 'log_leaver' \gset
+-- (final statuses end the list: the won one moves past the new ones, and back)
+UPDATE crm.customer_status SET position = 50 WHERE outcome = 'won';
 INSERT INTO crm.customer_status (name, position) VALUES ('日志状态', 40), ('日志后续', 41);
 SET ROLE log_rep;
 INSERT INTO crm.customer (name, uscc) VALUES
@@ -273,5 +275,8 @@ DROP FUNCTION public.log_dba_guard(), public.log_dba_nested();
 DELETE FROM crm.contact WHERE name LIKE '联系%';
 DELETE FROM crm.customer WHERE name LIKE '量%' OR name IN ('转移客户', '合并客户');
 DELETE FROM crm.customer_status WHERE name = '日志后续';
+ALTER TABLE crm.customer_status DISABLE TRIGGER customer_status_builtin_edited;
+UPDATE crm.customer_status SET position = 5, builtin = true WHERE outcome = 'won';
+ALTER TABLE crm.customer_status ENABLE TRIGGER customer_status_builtin_edited;
 DELETE FROM crm.role WHERE name = 'Log sales';
 DROP OWNED BY log_rep, log_other, log_leaver;

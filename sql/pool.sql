@@ -277,6 +277,14 @@ SELECT c.name, h.kind, h.from_owner = :a AS from_a, h.to_owner = :pool_a AS to_p
 SELECT * FROM clock;
 SELECT event, title, body FROM crm.notification WHERE recipient_id = :a AND event = 'pool.recycled' ORDER BY id;
 SELECT event, title FROM crm.notification WHERE recipient_id = :a AND event = 'pool.recycle_soon' ORDER BY id;
+-- the reminder says when (in the company's time zone, whatever the session's),
+-- by which rule, and how to keep the customer
+SET TimeZone = 'America/New_York';
+SELECT regexp_replace(n.body, '\d{4}-\d\d-\d\d \d\d:\d\d', '<date>') AS body,
+       n.body LIKE '%' || to_char(k.reminded_for AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') || '收回%' AS beijing_time
+  FROM crm.notification n, crm.customer_recycling k JOIN crm.customer c ON c.id = k.customer_id
+ WHERE n.recipient_id = :a AND n.event = 'pool.recycle_soon' AND c.name = 'Po rule 6';
+RESET TimeZone;
 SELECT job, processed, details FROM crm.job_run WHERE job = 'crm-recycling' ORDER BY id;
 -- a new deadline is a new reminder
 INSERT INTO crm.follow_up (record_type, record_id, content, created_at)

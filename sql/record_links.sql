@@ -118,7 +118,7 @@ SET ROLE rl_liu;
 DELETE FROM crm.customer WHERE id = :lc;
 RESET ROLE;
 SELECT * FROM rl_links;
-SELECT count(*) AS notifications_kept FROM crm.notification WHERE event = 'team.added' AND title LIKE '%customer ' || :lc;
+SELECT count(*) AS notifications_kept FROM crm.notification WHERE event = 'team.added' AND title LIKE '%「Rl 刘 customer」%';
 SELECT record_type, action FROM crm.oplog WHERE (record_type, record_id) IN (('customer', :lc), ('contact', :lk)) AND action = 'delete' ORDER BY 1;
 -- the stored files of the attachments that went are queued for removal
 SELECT storage_key, file_name, size_bytes FROM crm.files_to_remove WHERE storage_key LIKE 'rl/%' ORDER BY storage_key;

@@ -141,7 +141,8 @@ CREATE TABLE crm.rt_deal (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, na
                           updated_at timestamptz NOT NULL DEFAULT now());
 ALTER TABLE crm.rt_deal ENABLE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT (name, owner_id), UPDATE (name, owner_id) ON crm.rt_deal TO crm_user;
-SELECT crm.register_record_type('deal', 'crm.rt_deal', '商机', 'Deal', 'owner', '{}', 'records.md');
+-- (its English label names the permissions: "Create opportunities")
+SELECT crm.register_record_type('deal', 'crm.rt_deal', '商机', 'Opportunity', 'owner', '{}', 'records.md');
 SELECT crm.install_record_type('deal');
 INSERT INTO crm.employee (name, department_id) SELECT '孙强', id FROM crm.department WHERE name = 'Rt Sales';
 SELECT action, description FROM crm.permission WHERE action LIKE 'deal.%' ORDER BY 1;

@@ -167,7 +167,7 @@ SET crm.converting_lead = '5';                   -- switched off lead matching i
 SET crm.change_source = 'job';                   -- labelled a person's edits as a job's
 SELECT set_config('crm.change_source', 'import', true);
 SET crm.oplog_work_mem = '64GB';                 -- held a huge statement's log notes in memory
-SELECT crm.convert_lead_apply(1);                -- the work behind crm.convert_lead, without it
+SELECT crm.convert_lead_apply(1, NULL);          -- the work behind crm.convert_lead, without it
 RESET ROLE;
 
 -- crm's own functions still set them for their own work: an import is logged as one
@@ -319,9 +319,11 @@ INSERT INTO crm.dedupe_rule (name, record_type, fields, action) VALUES ('sec pho
 INSERT INTO crm.customer (name, uscc, phone, owner_id, created_by)
 SELECT '隐藏客户二', crm.uscc_with_check('91330100000170006'), '0571-88880000', id, id FROM crm.employee WHERE name = 'Sec Other';
 UPDATE crm.customer SET phone = '0571-88880000' WHERE name = '隐藏客户';
-SELECT count(*) AS flagged FROM crm.duplicate_set WHERE rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone');
+SELECT count(*) AS flagged FROM crm.duplicate_set d JOIN crm.customer c ON c.id IN (d.record_id, d.match_id)
+ WHERE d.rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone') AND c.name = '隐藏客户';
 DELETE FROM crm.customer WHERE name = '隐藏客户二';                  -- the one it matched
-SELECT count(*) AS flagged FROM crm.duplicate_set WHERE rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone');
+SELECT count(*) AS flagged FROM crm.duplicate_set d JOIN crm.customer c ON c.id IN (d.record_id, d.match_id)
+ WHERE d.rule_id = (SELECT id FROM crm.dedupe_rule WHERE name = 'sec phone') AND c.name = '隐藏客户';
 DELETE FROM crm.customer WHERE name = '隐藏客户';
 DELETE FROM crm.dedupe_rule WHERE name = 'sec phone';
 -- == Attack: a customer created locked, which recycling never takes (locking

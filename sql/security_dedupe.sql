@@ -100,7 +100,7 @@ DELETE FROM crm.im_channel WHERE name = 'Sd robot';
 INSERT INTO crm.pool (name) SELECT v FROM hostile WHERE v LIKE '%pwn%';
 INSERT INTO crm.customer (name, uscc, phone, owner_id)
 SELECT '丽水石雕有限公司', crm.uscc_with_check('91330100MA5F01904'), '13912341017', id FROM crm.pool WHERE name LIKE '%pwn%';
-INSERT INTO crm.customer_status (name, position) SELECT v, 901 FROM hostile WHERE v LIKE '%pwn%';
+INSERT INTO crm.customer_status (name, position, is_final, outcome) SELECT v, 901, true, 'lost' FROM hostile WHERE v LIKE '%pwn%';
 SELECT crm.add_field('customer', 'sd_note', 'text', label => v) FROM hostile WHERE v LIKE '%pwn%';
 INSERT INTO crm.dictionary (kind, code, label) SELECT 'industry', 'sd_x', v FROM hostile WHERE v LIKE '%pwn%';
 INSERT INTO crm.im_channel (name, platform, kind, webhook_url, events)

@@ -155,9 +155,11 @@ RESET ROLE;
 DELETE FROM crm.dedupe_rule;
 INSERT INTO crm.customer (name, uscc, owner_id) VALUES (repeat('池', 196) || '有限公司', crm.uscc_with_check('91330200026008000'), :pool);
 SET ROLE sl_admin;
-SELECT crm.assign_customer(id, :rep) FROM crm.customer WHERE name = repeat('池', 196) || '有限公司';
+SELECT a.owner_name, length(a.customer_name) AS name_chars FROM crm.customer c, crm.assign_customer(c.id, :rep) a WHERE c.name = repeat('池', 196) || '有限公司';
 RESET ROLE;
 INSERT INTO crm.employee (name, department_id) SELECT repeat('离', 200), department_id FROM crm.employee WHERE id = :rep;
+-- (a leaver with work: a handover of nothing tells nobody)
+INSERT INTO crm.lead (name, owner_id) SELECT 'Sl lead of the leaver', id FROM crm.employee WHERE name = repeat('离', 200);
 SELECT crm.deactivate_employee(id, :rep) FROM crm.employee WHERE name = repeat('离', 200);
 INSERT INTO crm.customer (name, uscc, created_at, owner_id, created_by)
 SELECT repeat('旧', 190) || n || '有限公司', crm.uscc_with_check('9133020002610' || lpad(n::text, 4, '0')),
@@ -186,4 +188,4 @@ RESET ROLE;
 -- a pool's name and a role's action are refused by their own names, before any
 -- other row or index takes them
 INSERT INTO crm.pool (name) VALUES (repeat('池', 201));
-INSERT INTO crm.role_permission (role_id, action) SELECT min(id), repeat('a', 100000) FROM crm.role;
+INSERT INTO crm.role_permission (role_id, action) SELECT id, repeat('a', 100000) FROM crm.role WHERE name = 'Dd rep';

@@ -83,6 +83,20 @@ SET ROLE tr_mgr;
 SELECT crm.transfer('customer', ARRAY(SELECT id FROM crm.customer WHERE name IN ('Tr customer 4', 'Tr customer 5')), :b);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS nothing_moved FROM crm.customer WHERE owner_id = :b;
+RESET ROLE;
+-- the limit holds on every path, with the same message: B (limit 1) creating
+-- customers himself, an UPDATE of owner_id; a signed customer does not count
+SET ROLE tr_b;
+INSERT INTO crm.customer (name, uscc) VALUES ('Tr customer 6', crm.uscc_with_check('91330100000606000'));
+INSERT INTO crm.customer (name, uscc) VALUES ('Tr customer 7', crm.uscc_with_check('91330100000607000'));
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+UPDATE crm.customer SET owner_id = :b WHERE name = 'Tr customer 4';
+UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE outcome = 'won') WHERE name = 'Tr customer 6';
+SET ROLE tr_b;
+INSERT INTO crm.customer (name, uscc) VALUES ('Tr customer 7', crm.uscc_with_check('91330100000607000')) RETURNING name;
+RESET ROLE;
+SET ROLE tr_mgr;
 
 -- locking needs its own permission
 UPDATE crm.customer SET locked = true WHERE name = 'Tr customer 4' RETURNING name, locked;

@@ -35,6 +35,9 @@ cron.database_name = '$db'
 cron.use_background_workers = on
 crm.database_name = '$db'
 max_worker_processes = 16
+# the company's time zone (crm.settings.timezone): what psql shows; crm's
+# jobs run at its hours whatever this says (crm.cron_in_utc)
+timezone = 'Asia/Shanghai'
 CONF
 	fi
 	if ! as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" status >/dev/null 2>&1; then

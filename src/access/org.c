@@ -8,7 +8,7 @@
  *
  * Who may ask is decided here, with the caller's own identity; the work then
  * runs as the owner of the crm tables, in an owner-only PL/pgSQL function
- * (crm.handover_employee, crm.move_customer_status).  A SECURITY DEFINER
+ * (crm.hand_over_work, crm.move_customer_status).  A SECURITY DEFINER
  * function could not do this: inside it, the caller's identity is gone.
  *
  *-------------------------------------------------------------------------
@@ -24,6 +24,7 @@
 #include "crm.h"
 
 PG_FUNCTION_INFO_V1(crm_deactivate_employee);
+PG_FUNCTION_INFO_V1(crm_handover_employee);
 PG_FUNCTION_INFO_V1(crm_delete_customer_status);
 
 /* crm_run_as_owner for an admin action with two bigint arguments */
@@ -43,12 +44,11 @@ call_as_owner(const char *action, const char *what, const char *sql, int64 arg1,
 }
 
 /*
- * crm.deactivate_employee(employee_id bigint, handover_to bigint) returns integer
- *
- * Returns the number of records, team places and other items handed over.
+ * An employee's work to another, as crm.hand_over_work, deactivating them or
+ * not; returns the number of records, team places and other items handed over.
  */
-Datum
-crm_deactivate_employee(PG_FUNCTION_ARGS)
+static int32
+hand_over(FunctionCallInfo fcinfo, bool deactivate)
 {
 	int64		employee_id;
 	Oid			types[1] = {INT8OID};
@@ -60,7 +60,8 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("crm.deactivate_employee needs the employee and the employee who takes over"),
+				 errmsg("crm.%s needs the employee and the employee who takes over",
+						deactivate ? "deactivate_employee" : "handover_employee"),
 				 errhint("Name an active employee as handover_to; records are never left without an owner.")));
 	employee_id = PG_GETARG_INT64(0);
 
@@ -78,7 +79,8 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 	if (is_super && crm_may_administer("admin.org") && !superuser() && !crm_acting_is_super())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a super admin may deactivate super admin %lld", (long long) employee_id),
+				 errmsg("only a super admin may %s super admin %lld",
+						deactivate ? "deactivate" : "hand over the work of", (long long) employee_id),
 				 errhint("Ask another super admin.")));
 
 	/*
@@ -128,8 +130,29 @@ crm_deactivate_employee(PG_FUNCTION_ARGS)
 		}
 	}
 
-	PG_RETURN_INT32(call_as_owner("admin.org", psprintf("deactivate employee %lld", (long long) employee_id),
-								  "SELECT crm.handover_employee($1, $2)", employee_id, PG_GETARG_INT64(1)));
+	return call_as_owner("admin.org",
+						 psprintf(deactivate ? "deactivate employee %lld" : "hand over the work of employee %lld", (long long) employee_id),
+						 deactivate ? "SELECT crm.hand_over_work($1, $2, true)" : "SELECT crm.hand_over_work($1, $2, false)",
+						 employee_id, PG_GETARG_INT64(1));
+}
+
+/* crm.deactivate_employee(employee_id bigint, handover_to bigint) returns integer */
+Datum
+crm_deactivate_employee(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(hand_over(fcinfo, true));
+}
+
+/*
+ * crm.handover_employee(employee_id bigint, handover_to bigint) returns integer
+ *
+ * The same for an employee who stays as they are: one deactivated already
+ * (directory sync, an UPDATE) or changing jobs.
+ */
+Datum
+crm_handover_employee(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(hand_over(fcinfo, false));
 }
 
 /*

@@ -126,6 +126,7 @@ typedef struct Emp
 	int			superior;
 	bool		active;
 	bool		is_pool;		/* a public pool's row, not a person */
+	char	   *name;			/* quoted for messages */
 	int			first_sub;		/* direct subordinates: first_sub, next_sub... */
 	int			next_sub;
 	int			next_in_dept;	/* members of a department: first_member... */
@@ -449,7 +450,7 @@ load_org(void)
 	}
 
 	/* employees */
-	org_query("SELECT id, department_id, superior_id, active, is_pool FROM crm.employee");
+	org_query("SELECT id, department_id, superior_id, active, is_pool, name FROM crm.employee");
 	tt = SPI_tuptable;
 	org.nemps = SPI_processed;
 	org.emps = palloc0(sizeof(Emp) * Max(org.nemps, 1));
@@ -463,6 +464,8 @@ load_org(void)
 		e->dept = id_lookup(org.dept_index, spi_int8(tt->vals[i], tt->tupdesc, 2, &isnull));
 		e->active = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
 		e->is_pool = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
+		e->name = SPI_getvalue(tt->vals[i], tt->tupdesc, 6);
+		e->name = psprintf("\"%s\"", crm_quote(e->name, strlen(e->name)));
 		e->first_sub = -1;
 		e->roles = NIL;
 		id_index_add(org.emp_index, e->id, i);
@@ -1270,21 +1273,6 @@ crm_has_permission(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(load_acting() && acting_has_permission(action));
 }
 
-static void
-require_permission(int t, const char *verb, const char *action, int64 record_id)
-{
-	char	   *permission = psprintf("%s.%s", type_name(t), action);
-
-	if (!acting_has_permission(permission))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("employee %lld may not %s %s %lld",
-						(long long) acting.employee_id, verb, type_name(t), (long long) record_id),
-				 errdetail("None of the employee's roles grants the permission \"%s\".", permission),
-				 errhint("Ask an administrator to add \"%s\" to one of your roles (crm.role_permission).",
-						 permission)));
-}
-
 static int64
 tuple_int8(HeapTuple tuple, Relation rel, const char *column, bool *isnull)
 {
@@ -1298,6 +1286,54 @@ tuple_int8(HeapTuple tuple, Relation rel, const char *column, bool *isnull)
 	}
 	d = heap_getattr(tuple, att, RelationGetDescr(rel), isnull);
 	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* an employee as messages name them: by name, else (a row written meanwhile) by id */
+static char *
+employee_named(int64 id)
+{
+	int			i = id_lookup(org.emp_index, id);
+
+	return i >= 0 ? org.emps[i].name : psprintf("%lld", (long long) id);
+}
+
+/*
+ * A record as messages name it: by its name when its table has one (a row
+ * being inserted has no id anyone could look up), else by its id.
+ */
+static char *
+record_named(Relation rel, HeapTuple row)
+{
+	int			att = crm_trigger_column(rel, "name", TEXTOID);
+	bool		isnull;
+	Datum		d;
+
+	if (att > 0)
+	{
+		d = heap_getattr(row, att, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+		{
+			char	   *name = TextDatumGetCString(d);
+
+			return psprintf("\"%s\"", crm_quote(name, strlen(name)));
+		}
+	}
+	return psprintf("%lld", (long long) tuple_int8(row, rel, "id", &isnull));
+}
+
+static void
+require_permission(int t, const char *verb, const char *action, Relation rel, HeapTuple row)
+{
+	char	   *permission = psprintf("%s.%s", type_name(t), action);
+
+	if (!acting_has_permission(permission))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("employee %s may not %s %s %s",
+						employee_named(acting.employee_id), verb, type_name(t), record_named(rel, row)),
+				 errdetail("None of the employee's roles grants the permission \"%s\".", permission),
+				 errhint("Ask an administrator to add \"%s\" to one of your roles (crm.role_permission).",
+						 permission)));
 }
 
 /*
@@ -1362,7 +1398,6 @@ crm_check_write(PG_FUNCTION_ARGS)
 	HeapTuple	row;
 	int			t;
 	bool		isnull;
-	int64		id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs != 1)
@@ -1390,7 +1425,6 @@ crm_check_write(PG_FUNCTION_ARGS)
 						   GetUserNameFromId(GetUserId(), false)),
 				 errhint("Log in with your employee's role, or have crm.employee.db_role name this role.")));
 
-	id = tuple_int8(row, td->tg_relation, "id", &isnull);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
 		int64		owner = tuple_int8(row, td->tg_relation, "owner_id", &isnull);
@@ -1398,18 +1432,19 @@ crm_check_write(PG_FUNCTION_ARGS)
 		TypeScope  *ts;
 		bool		lock_null;
 
-		require_permission(t, "create", "create", id);
+		require_permission(t, "create", "create", td->tg_relation, row);
 		/* a record created locked is never recycled: locking it needs the permission, as by UPDATE */
 		if (locked > 0 && DatumGetBool(heap_getattr(row, locked, desc, &lock_null)) && !lock_null)
-			require_permission(t, "lock", "lock", id);
+			require_permission(t, "lock", "lock", td->tg_relation, row);
 		ts = acting_type_scope(t);
 		if (!isnull && !owner_in_scope(ts, owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("employee %lld may not create %s %lld for employee %lld",
-							(long long) acting.employee_id, type_name(t), (long long) id, (long long) owner),
-					 errdetail("Employee %lld is outside the employee's %s scope (%s).",
-							   (long long) owner, type_name(t), describe_scope(acting.emp, t)),
+					 errmsg("employee %s may not create %s %s for employee %s",
+							employee_named(acting.employee_id), type_name(t), record_named(td->tg_relation, row),
+							employee_named(owner)),
+					 errdetail("Employee %s is outside the employee's %s scope (%s).",
+							   employee_named(owner), type_name(t), describe_scope(acting.emp, t)),
 					 errhint("Create it for yourself or someone in your scope; giving records to others needs \"%s.transfer\".",
 							 type_name(t))));
 	}
@@ -1421,7 +1456,7 @@ crm_check_write(PG_FUNCTION_ARGS)
 
 		int			locked = crm_trigger_column(td->tg_relation, "locked", BOOLOID);
 
-		require_permission(t, "edit", "edit", id);
+		require_permission(t, "edit", "edit", td->tg_relation, row);
 		if (locked > 0)
 		{
 			bool		was_null,
@@ -1430,11 +1465,11 @@ crm_check_write(PG_FUNCTION_ARGS)
 			bool		now = DatumGetBool(heap_getattr(row, locked, desc, &is_null));
 
 			if (was != now)
-				require_permission(t, now ? "lock" : "unlock", "lock", id);
+				require_permission(t, now ? "lock" : "unlock", "lock", td->tg_relation, row);
 		}
 		if (oldnull != isnull || old_owner != new_owner)
 		{
-			require_permission(t, "transfer", "transfer", id);
+			require_permission(t, "transfer", "transfer", td->tg_relation, row);
 
 			/*
 			 * as crm.transfer(): only records the writer owns or manages; a
@@ -1443,25 +1478,25 @@ crm_check_write(PG_FUNCTION_ARGS)
 			if (!oldnull && !owner_in_scope(acting_type_scope(t), old_owner))
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("employee %lld may not transfer %s %lld by UPDATE",
-								(long long) acting.employee_id, type_name(t), (long long) id),
-						 errdetail("Its owner, employee %lld, is outside the employee's %s scope (%s); editing it as a team member does not include giving it away.",
-								   (long long) old_owner, type_name(t), describe_scope(acting.emp, t)),
+						 errmsg("employee %s may not transfer %s %s by UPDATE",
+								employee_named(acting.employee_id), type_name(t), record_named(td->tg_relation, row)),
+						 errdetail("Its owner, employee %s, is outside the employee's %s scope (%s); editing it as a team member does not include giving it away.",
+								   employee_named(old_owner), type_name(t), describe_scope(acting.emp, t)),
 						 errhint("Transfer only records you own or manage.")));
 			/* PostgreSQL will not let an UPDATE hide the row it changes from its writer */
 			if (!isnull && !owner_in_scope(acting_type_scope(t), new_owner))
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("employee %lld may not move %s %lld out of their scope by UPDATE",
-								(long long) acting.employee_id, type_name(t), (long long) id),
-						 errdetail("Employee %lld is outside the employee's %s scope (%s).",
-								   (long long) new_owner, type_name(t), describe_scope(acting.emp, t)),
+						 errmsg("employee %s may not move %s %s out of their scope by UPDATE",
+								employee_named(acting.employee_id), type_name(t), record_named(td->tg_relation, row)),
+						 errdetail("Employee %s is outside the employee's %s scope (%s).",
+								   employee_named(new_owner), type_name(t), describe_scope(acting.emp, t)),
 						 errhint("Use crm.transfer(), which hands records to anyone when a role grants \"%s.transfer\".",
 								 type_name(t))));
 		}
 	}
 	else
-		require_permission(t, "delete", "delete", id);
+		require_permission(t, "delete", "delete", td->tg_relation, row);
 
 	return PointerGetDatum(row);
 }

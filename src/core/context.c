@@ -24,11 +24,17 @@
 
 #include "crm.h"
 
-/* crm.<function>(arg) as the caller, with a superuser-only setting set meanwhile */
+/*
+ * crm.<function>(args) as the caller, with a superuser-only setting set
+ * meanwhile; the arguments (NULL ones too) and the result are the caller's.
+ */
 static Datum
-call_with_setting(const char *function, Oid argtype, Datum arg, const char *setting, const char *value)
+call_with_setting(FunctionCallInfo caller, const char *function, Oid *argtypes, const char *setting, const char *value)
 {
-	Oid			oid = crm_function_oid(function, 1, &argtype);
+	int			nargs = caller->nargs;
+	Oid			oid = crm_function_oid(function, nargs, argtypes);
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
 	int			level;
 	Datum		result;
 
@@ -37,21 +43,32 @@ call_with_setting(const char *function, Oid argtype, Datum arg, const char *sett
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function crm.%s is missing", function),
 				 errhint("crm's install script defines it: the extension was altered by hand.")));
+	fmgr_info(oid, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, nargs, InvalidOid, NULL, NULL);
+	for (int i = 0; i < nargs; i++)
+		fcinfo->args[i] = caller->args[i];
 	level = NewGUCNestLevel();
 	(void) set_config_option(setting, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	result = OidFunctionCall1(oid, arg);
+	result = FunctionCallInvoke(fcinfo);
 	AtEOXact_GUC(true, level);
+	caller->isnull = fcinfo->isnull;
 	return result;
 }
 
 PG_FUNCTION_INFO_V1(crm_convert_lead);
 
-/* crm.convert_lead(lead_id bigint) returns bigint: src/sql/55_convert.sql */
+/* crm.convert_lead(lead_id bigint, into_customer bigint) returns bigint: src/sql/55_convert.sql */
 Datum
 crm_convert_lead(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(call_with_setting("convert_lead_apply", INT8OID, PG_GETARG_DATUM(0), "crm.converting_lead",
-									  psprintf(INT64_FORMAT, PG_GETARG_INT64(0))));
+	Oid			types[2] = {INT8OID, INT8OID};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.convert_lead needs the lead to convert")));
+	return call_with_setting(fcinfo, "convert_lead_apply", types, "crm.converting_lead",
+							 psprintf(INT64_FORMAT, PG_GETARG_INT64(0)));
 }
 
 PG_FUNCTION_INFO_V1(crm_import_customers);
@@ -60,6 +77,7 @@ PG_FUNCTION_INFO_V1(crm_import_customers);
 Datum
 crm_import_customers(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(call_with_setting("import_customers_apply", REGCLASSOID, PG_GETARG_DATUM(0),
-									  "crm.change_source", "import"));
+	Oid			types[1] = {REGCLASSOID};
+
+	return call_with_setting(fcinfo, "import_customers_apply", types, "crm.change_source", "import");
 }

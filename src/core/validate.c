@@ -245,6 +245,9 @@ crm_uscc_with_check(PG_FUNCTION_ARGS)
  * crm.check_company_uscc(kind text, uscc text) returns boolean
  *
  * Seed 001: a company customer is identified by its code; an individual is not.
+ * crm 0.1's install script makes it a CHECK of crm.customer, and a database
+ * keeps running 0.1's scripts against this library until it is updated; 0.2
+ * asks crm.settings.uscc_required first (crm.require_company_uscc()).
  */
 Datum
 crm_check_company_uscc(PG_FUNCTION_ARGS)

@@ -13,17 +13,26 @@
  * shipped rows that never change outside an extension update; an unknown one
  * reloads the cache once before it is refused.
  *
+ * crm.notification_text() writes what a notification says from the rows of
+ * crm.notification_template in the company's language, cached per backend
+ * the same way.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include "crm.h"
 
@@ -68,10 +77,29 @@ static CrmTableCache notify_cache = {
 	.forget = forget,
 };
 
+typedef struct Text
+{
+	char	   *event;
+	char	   *title;
+	char	   *body;			/* or NULL */
+	char	   *item;			/* or NULL */
+} Text;
+
+static List *texts;				/* Text *: each event's, in the company's language */
+
+static void load_texts(void);
+
+static CrmTableCache text_cache = {
+	.name = "crm notification texts",
+	.tables = {"notification_template", "settings", NULL},
+	.load = load_texts,
+};
+
 void
 crm_notify_init(void)
 {
 	crm_table_cache_register(&notify_cache);
+	crm_table_cache_register(&text_cache);
 }
 
 static bool
@@ -366,4 +394,242 @@ crm_notify(PG_FUNCTION_ARGS)
 	if (pending_any)
 		crm_worker_wake_at_commit();
 	PG_RETURN_INT32(kept);
+}
+
+/* an event without a text in the company's language speaks zh-CN */
+static void
+load_texts(void)
+{
+	texts = NIL;
+	crm_table_cache_query(&text_cache,
+						  "SELECT DISTINCT ON (t.event) t.event, t.title, t.body, t.item "
+						  "  FROM crm.notification_template t, crm.settings s "
+						  " WHERE t.language IN (s.language, 'zh-CN') "
+						  " ORDER BY t.event, t.language = s.language DESC");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Text	   *t = palloc(sizeof(Text));
+
+		t->event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		t->title = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		t->body = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		t->item = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+		texts = lappend(texts, t);
+	}
+}
+
+/* what notification.title and .body hold; a list takes at most ITEM_CHARS of a body */
+#define TITLE_CHARS 200
+#define BODY_CHARS 2000
+#define ITEM_CHARS 1800
+
+static const char *
+ellipsis(void)
+{
+	return GetDatabaseEncoding() == PG_UTF8 ? "\u2026" : "...";
+}
+
+/*
+ * The value of placeholder name (len bytes) as text: from params, else from
+ * outer; NULL when neither has it.  Names are quoted as messages quote them.
+ */
+static char *
+value_of(JsonbContainer *params, JsonbContainer *outer, const char *name, int len)
+{
+	JsonbValue	buf;
+	JsonbValue *v = NULL;
+
+	if (params)
+		v = getKeyJsonValueFromContainer(params, name, len, &buf);
+	if (v == NULL && outer)
+		v = getKeyJsonValueFromContainer(outer, name, len, &buf);
+	if (v == NULL)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvString:
+			return crm_quote(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return v->val.boolean ? "true" : "false";
+		default:
+			return NULL;
+	}
+}
+
+/* {name|a=text|*=text}: the text of the option value names, else of "*" */
+static void
+choose(StringInfo out, const char *options, const char *end, const char *value)
+{
+	for (const char *o = options; o < end;)
+	{
+		const char *start = o + 1;
+		const char *next = memchr(start, '|', end - start);
+		const char *eq;
+
+		if (next == NULL)
+			next = end;
+		eq = memchr(start, '=', next - start);
+		if (eq && ((eq - start == 1 && *start == '*') ||
+				   (value && strlen(value) == (size_t) (eq - start) && strncmp(value, start, eq - start) == 0)))
+		{
+			appendBinaryStringInfo(out, eq + 1, next - eq - 1);
+			return;
+		}
+		o = next;
+	}
+}
+
+static void fill(StringInfo out, const char *tmpl, JsonbContainer *params, JsonbContainer *outer, const char *item);
+
+/* {items}: the item line once per element of params' items, as many as fit, then "… +N" */
+static void
+list_items(StringInfo out, JsonbContainer *params, const char *item)
+{
+	JsonbValue	buf;
+	JsonbValue *items = params ? getKeyJsonValueFromContainer(params, "items", 5, &buf) : NULL;
+	JsonbValue *more;
+	JsonbContainer *list;
+	StringInfoData line;
+	int			n,
+				shown = 0,
+				used = 0;
+
+	if (items == NULL || items->type != jbvBinary || !JsonContainerIsArray(items->val.binary.data))
+		return;
+	list = items->val.binary.data;
+	n = JsonContainerSize(list);
+	initStringInfo(&line);
+	for (; shown < (int) JsonContainerSize(list); shown++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(list, shown);
+		int			chars;
+
+		resetStringInfo(&line);
+		fill(&line, item, e->type == jbvBinary && JsonContainerIsObject(e->val.binary.data) ? e->val.binary.data : NULL,
+			 params, NULL);
+		chars = pg_mbstrlen_with_len(line.data, line.len) + 1;
+		if (used + chars > ITEM_CHARS)
+			break;
+		if (shown > 0)
+			appendStringInfoChar(out, '\n');
+		appendBinaryStringInfo(out, line.data, line.len);
+		used += chars;
+	}
+	/* callers with thousands of items pass the first ones and how many more */
+	more = getKeyJsonValueFromContainer(params, "items_more", 10, &buf);
+	if (more && more->type == jbvNumeric)
+		n += DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(more->val.numeric)));
+	if (shown < n)
+		appendStringInfo(out, "%s%s +%d", shown > 0 ? "\n" : "", ellipsis(), n - shown);
+	pfree(line.data);
+}
+
+/*
+ * tmpl with each {name} replaced by its value, each {name|a=text|*=text} by
+ * the text its value chooses and {items} by the list (when item is given).
+ * A brace without its pair is text.
+ */
+static void
+fill(StringInfo out, const char *tmpl, JsonbContainer *params, JsonbContainer *outer, const char *item)
+{
+	const char *p = tmpl;
+
+	while (*p)
+	{
+		const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+		const char *name = p + 1;
+		const char *bar;
+		int			len;
+
+		if (close == NULL || memchr(name, '{', close - name) != NULL)
+		{
+			appendStringInfoChar(out, *p++);
+			continue;
+		}
+		bar = memchr(name, '|', close - name);
+		len = (bar ? bar : close) - name;
+		if (item && len == 5 && strncmp(name, "items", 5) == 0)
+			list_items(out, params, item);
+		else
+		{
+			char	   *value = value_of(params, outer, name, len);
+
+			if (bar)
+				choose(out, bar, close, value);
+			else if (value)
+				appendStringInfoString(out, value);
+		}
+		p = close + 1;
+	}
+}
+
+/* s cut to max_chars characters, the last of them "…" */
+static Datum
+fitted(StringInfo s, int max_chars)
+{
+	if (pg_mbstrlen_with_len(s->data, s->len) > max_chars)
+	{
+		s->len = pg_mbcharcliplen(s->data, s->len, max_chars - 1);
+		s->data[s->len] = '\0';
+		appendStringInfoString(s, ellipsis());
+	}
+	return PointerGetDatum(cstring_to_text_with_len(s->data, s->len));
+}
+
+PG_FUNCTION_INFO_V1(crm_notification_text);
+
+/* crm.notification_text(event, params, OUT title, OUT body) */
+Datum
+crm_notification_text(PG_FUNCTION_ARGS)
+{
+	char	   *event;
+	JsonbContainer *params = NULL;
+	Text	   *found = NULL;
+	ListCell   *lc;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	StringInfoData s;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a notification text needs an event")));
+	event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(1))
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(1);
+
+		if (!JB_ROOT_IS_OBJECT(jb))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the values of a notification text of \"%s\" must be a JSON object", crm_quote(event, strlen(event))),
+					 errhint("Pass jsonb_build_object('name', value, ...).")));
+		params = &jb->root;
+	}
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "crm.notification_text must return a record");
+	crm_table_cache_refresh(&text_cache);
+	foreach(lc, texts)
+		if (strcmp(((Text *) lfirst(lc))->event, event) == 0)
+			found = lfirst(lc);
+	if (found == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("notification event \"%s\" has no text", crm_quote(event, strlen(event))),
+				 errhint("The texts are the rows of crm.notification_template; every event has a zh-CN one.")));
+	initStringInfo(&s);
+	fill(&s, found->title, params, NULL, found->item);
+	values[0] = fitted(&s, TITLE_CHARS);
+	if (found->body == NULL)
+		nulls[1] = true;
+	else
+	{
+		initStringInfo(&s);
+		fill(&s, found->body, params, NULL, found->item);
+		values[1] = fitted(&s, BODY_CHARS);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -20,8 +20,6 @@ CREATE OR REPLACE FUNCTION crm.check_mobile(mobile text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_mobile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE OR REPLACE FUNCTION crm.check_email(email text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_email' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION crm.check_company_uscc(kind text, uscc text) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_check_company_uscc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- A value as messages quote it: whole up to 64 bytes, else its first whole
 -- characters and "..." (src/core/validate.c).

@@ -95,6 +95,17 @@ BEGIN
 			      DETAIL = 'Every member of a role may SET ROLE to it and would act as this employee.',
 			      HINT = 'Give the employee a login role of their own (CREATE ROLE ... LOGIN IN ROLE crm_user).';
 	END IF;
+	-- a role that does not exist yet would become this employee whoever creates it
+	IF NEW.db_role IS NOT NULL AND NOT crm.restoring() AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = NEW.db_role) THEN
+		RAISE EXCEPTION 'employee "%" cannot log in as role "%", which does not exist', crm.clip(NEW.name), crm.clip(NEW.db_role)
+			USING ERRCODE = 'undefined_object',
+			      HINT = format('Create it first: CREATE ROLE %s LOGIN IN ROLE crm_user.', quote_ident(NEW.db_role));
+	END IF;
+	IF NEW.db_role IS NOT NULL AND EXISTS (SELECT FROM crm.employee e WHERE e.db_role = NEW.db_role AND e.id <> NEW.id) THEN
+		RAISE EXCEPTION 'employee "%" cannot log in as role "%": another employee does', crm.clip(NEW.name), crm.clip(NEW.db_role)
+			USING ERRCODE = 'unique_violation',
+			      HINT = 'A login role acts as one employee: give each their own, or take it from the other first.';
+	END IF;
 	RETURN NEW;
 END
 $$;

@@ -376,6 +376,25 @@ END
 $$;
 CREATE OR REPLACE TRIGGER role_scope_valid BEFORE INSERT OR UPDATE OF record_type ON crm.role_scope
 	FOR EACH ROW EXECUTE FUNCTION crm.role_scope_valid();
+-- a permission granted is one crm has: said with the role's name (the foreign
+-- key stays the rule)
+CREATE OR REPLACE FUNCTION crm.role_permission_valid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.role_permission'::regclass THEN RAISE 'crm.role_permission_valid() runs only on crm.role_permission, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF NOT crm.restoring() AND NOT EXISTS (SELECT FROM crm.permission p WHERE p.action = NEW.action) THEN
+		RAISE EXCEPTION 'role "%" cannot be granted "%": crm has no such permission',
+			coalesce((SELECT crm.clip(r.name) FROM crm.role r WHERE r.id = NEW.role_id), NEW.role_id::text), crm.clip(NEW.action)
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = coalesce('Did you mean ' || (SELECT string_agg(format('"%s"', p.action), ' or ' ORDER BY p.action)
+			                                          FROM crm.permission p WHERE p.action LIKE split_part(NEW.action, '.', 1) || '.%') || '? ', '')
+			             || 'The permissions are the rows of crm.permission.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER role_permission_valid BEFORE INSERT OR UPDATE OF action ON crm.role_permission
+	FOR EACH ROW EXECUTE FUNCTION crm.role_permission_valid();
 CREATE OR REPLACE TRIGGER role_permission_guard_own BEFORE INSERT OR UPDATE OR DELETE ON crm.role_permission
 	FOR EACH ROW EXECUTE FUNCTION crm.guard_own_access();
 
@@ -491,47 +510,86 @@ GRANT SELECT, DELETE ON crm.team_member TO crm_user;
 -- an entry's record and employee stay what they were: adding someone is an insert, which tells them
 GRANT INSERT (record_type, record_id, employee_id, access, expires_at), UPDATE (access, expires_at)
 	ON crm.team_member TO crm_user;
+-- What is written about a record (a team entry, follow-up, tag, attachment)
+-- needs the record within reach: seen (argument visible) or editable.  Row
+-- security would refuse it anyway, with a message naming a policy; this names
+-- the record and says why, before it does.
+CREATE OR REPLACE FUNCTION crm.check_record_reach() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID NOT IN ('crm.team_member'::regclass, 'crm.follow_up'::regclass, 'crm.record_tag'::regclass, 'crm.attachment'::regclass) THEN RAISE 'crm.check_record_reach() runs only on crm.team_member, crm.follow_up, crm.record_tag and crm.attachment, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- (crm's own code and superusers pass row security; NOT NULL names a missing record)
+	IF NOT row_security_active(TG_RELID) OR crm.restoring() OR NEW.record_id IS NULL OR NEW.record_type IS NULL THEN
+		RETURN NEW;
+	END IF;
+	IF NOT (CASE TG_ARGV[0] WHEN 'visible' THEN crm.record_visible(NEW.record_type, NEW.record_id)
+	                        ELSE crm.record_editable(NEW.record_type, NEW.record_id) END) THEN
+		RAISE EXCEPTION '% cannot % % %: %', coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e
+		                                               WHERE e.id = crm.current_employee_id()), 'nobody'),
+			TG_ARGV[1], crm.clip(NEW.record_type), NEW.record_id,
+			CASE TG_ARGV[0] WHEN 'visible' THEN 'no such record is visible to them' ELSE 'they may not edit it' END
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = CASE TG_ARGV[0] WHEN 'visible' THEN 'Write about records you can see; crm.explain_access(record_type, id) says who sees one.'
+			                  ELSE 'Its owner, someone who manages them, or an edit collaborator can; crm.explain_access(record_type, id) says why not you.' END;
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER team_member_reach BEFORE INSERT OR UPDATE OF record_type, record_id ON crm.team_member
+	FOR EACH ROW EXECUTE FUNCTION crm.check_record_reach('editable', 'change the team of');
 CREATE OR REPLACE TRIGGER team_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.team_member
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 ALTER TABLE crm.team_member ENABLE ALWAYS TRIGGER team_member_changed;
 
--- crm.deactivate_employee() (src/access/org.c) checks who asks, then runs this as the
--- owner of the crm tables: every record moves, whoever can see it.
-CREATE OR REPLACE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
+-- crm.deactivate_employee() and crm.handover_employee() (src/access/org.c) check
+-- who asks, then run this as the owner of the crm tables: every record moves,
+-- whoever can see it.  The leaver may already be inactive (directory sync, an
+-- UPDATE of crm.employee): their work still moves.
+CREATE OR REPLACE FUNCTION crm.hand_over_work(employee_id bigint, handover_to bigint, deactivate boolean) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	leaving   crm.employee;
 	successor crm.employee;
+	actor     bigint := crm.invoking_employee_id();
 	moved     integer := 0;
 	n         integer;
-	relation  regclass;
+	t         record;
 BEGIN
-	SELECT * INTO leaving FROM crm.employee e WHERE e.id = handover_employee.employee_id FOR NO KEY UPDATE;
+	SELECT * INTO leaving FROM crm.employee e WHERE e.id = hand_over_work.employee_id FOR NO KEY UPDATE;
 	SELECT * INTO successor FROM crm.employee e WHERE e.id = handover_to FOR SHARE;
 	IF leaving.id IS NULL OR successor.id IS NULL THEN
 		RAISE EXCEPTION 'employee % does not exist', CASE WHEN leaving.id IS NULL THEN employee_id ELSE handover_to END
 			USING ERRCODE = 'no_data_found', HINT = 'Name employees by their crm.employee id.';
-	ELSIF NOT leaving.active THEN
-		RAISE EXCEPTION 'employee % (%) is already deactivated', leaving.id, crm.clip(leaving.name)
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	ELSIF NOT successor.active OR successor.id = leaving.id THEN
+	ELSIF leaving.is_pool OR NOT successor.active OR successor.is_pool OR successor.id = leaving.id THEN
 		RAISE EXCEPTION 'employee % (%) cannot take over from employee % (%)', successor.id, crm.clip(successor.name), leaving.id, crm.clip(leaving.name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = CASE WHEN successor.id = leaving.id THEN 'An employee cannot hand over to themselves.'
+			                    WHEN leaving.is_pool OR successor.is_pool THEN 'A public pool neither hands over nor takes over; its customers are claimed and released.'
 			                    ELSE 'The successor is deactivated.' END,
 			      HINT = 'Hand over to another active employee.';
 	END IF;
 
 	-- the records of every type that takes part in handover (crm.record_type)
-	FOR relation IN SELECT t.relation FROM crm.record_type t WHERE 'handover' = ANY (t.capabilities) ORDER BY t.position LOOP
-		EXECUTE format('UPDATE %s SET owner_id = $1 WHERE owner_id = $2', relation) USING successor.id, leaving.id;
+	FOR t IN SELECT r.relation FROM crm.record_type r WHERE 'handover' = ANY (r.capabilities) ORDER BY r.position LOOP
+		EXECUTE format('UPDATE %s SET owner_id = $1 WHERE owner_id = $2', t.relation) USING successor.id, leaving.id;
+		GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
+	END LOOP;
+	-- records that belong to another (a customer's contacts) follow it: the
+	-- leaver's go to whoever owns the record they belong to now
+	FOR t IN SELECT r.relation, r.parent_column, p.relation AS parent_relation
+	           FROM crm.record_type r JOIN crm.record_type p ON p.name = r.parent
+	          WHERE NOT 'handover' = ANY (r.capabilities)
+	            AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = r.relation AND a.attname = 'owner_id' AND NOT a.attisdropped)
+	          ORDER BY r.position LOOP
+		EXECUTE format('UPDATE %s c SET owner_id = p.owner_id FROM %s p WHERE p.id = c.%I AND c.owner_id = $1 AND p.owner_id <> $1',
+		               t.relation, t.parent_relation, t.parent_column) USING leaving.id;
 		GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
 	END LOOP;
 	-- team places move unless the successor already has one on that record
-	UPDATE crm.team_member t SET employee_id = successor.id
-	 WHERE t.employee_id = leaving.id
+	UPDATE crm.team_member tm SET employee_id = successor.id
+	 WHERE tm.employee_id = leaving.id
 	   AND NOT EXISTS (SELECT FROM crm.team_member s
-	                    WHERE s.record_type = t.record_type AND s.record_id = t.record_id
+	                    WHERE s.record_type = tm.record_type AND s.record_id = tm.record_id
 	                      AND s.employee_id = successor.id);
 	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
 	DELETE FROM crm.team_member WHERE team_member.employee_id = leaving.id;
@@ -539,13 +597,32 @@ BEGIN
 	GET DIAGNOSTICS n = ROW_COUNT; moved := moved + n;
 	-- subordinates report to the leaver's own superior: the chain loses a link, never gains a cycle
 	UPDATE crm.employee SET superior_id = leaving.superior_id WHERE superior_id = leaving.id;
-	UPDATE crm.employee SET active = false WHERE id = leaving.id;
-	PERFORM crm.notify(ARRAY[successor.id], 'handover.received',
-	                   format('Handover from %s: %s %s now yours', crm.clip(leaving.name), moved,
-		                          CASE WHEN moved = 1 THEN 'record is' ELSE 'records are' END), NULL, 'employee', leaving.id);
+	IF deactivate AND leaving.active THEN
+		UPDATE crm.employee SET active = false WHERE id = leaving.id;
+	END IF;
+	-- the successor hears what came, and the leader of the leaver's department
+	-- (when someone else) where it went
+	IF moved = 0 THEN
+		RETURN 0;
+	END IF;
+	PERFORM crm.notify(ARRAY[successor.id], 'handover.received', m.title, m.body, 'employee', leaving.id)
+	   FROM crm.notification_text('handover.received', jsonb_build_object(
+	            'leaver', leaving.name, 'count', moved,
+	            'actor', coalesce((SELECT e.name FROM crm.employee e WHERE e.id = actor), 'crm'))) m;
+	PERFORM crm.notify(ARRAY[d.leader_id], 'handover.done', m.title, m.body, 'employee', leaving.id)
+	   FROM crm.department d,
+	        crm.notification_text('handover.done', jsonb_build_object(
+	            'leaver', leaving.name, 'count', moved, 'successor', successor.name,
+	            'actor', coalesce((SELECT e.name FROM crm.employee e WHERE e.id = actor), 'crm'))) m
+	  WHERE d.id = leaving.department_id AND d.leader_id IS DISTINCT FROM successor.id AND d.leader_id IS DISTINCT FROM actor;
 	RETURN moved;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION crm.handover_employee(employee_id bigint, handover_to bigint) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_handover_employee' LANGUAGE C;
+COMMENT ON FUNCTION crm.handover_employee(bigint, bigint) IS
+	'Hand an employee''s records, team places and leadership to another (a leaver already deactivated, or someone changing jobs)';
 
 CREATE OR REPLACE FUNCTION crm.deactivate_employee(employee_id bigint, handover_to bigint) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_deactivate_employee' LANGUAGE C;

@@ -6,10 +6,13 @@ CREATE TABLE crm.settings (
 	singleton          boolean NOT NULL DEFAULT true,
 	status_reversible  boolean NOT NULL DEFAULT false,
 	builtin            boolean NOT NULL DEFAULT false,
+	timezone           text NOT NULL DEFAULT 'Asia/Shanghai',
 	CONSTRAINT settings_pkey PRIMARY KEY (singleton),
-	CONSTRAINT settings_singleton_check CHECK (singleton)
+	CONSTRAINT settings_singleton_check CHECK (singleton),
+	CONSTRAINT settings_timezone_check CHECK (now() AT TIME ZONE timezone IS NOT NULL)
 );
 COMMENT ON TABLE crm.settings IS 'crm''s switches: one row';
+COMMENT ON COLUMN crm.settings.timezone IS 'The company''s time zone: where its day starts and ends (daily claim limits), the times notifications give, and when jobs run (crm.job)';
 COMMENT ON COLUMN crm.settings.status_reversible IS 'Whether a customer''s status may move back to an earlier one (off: only forward)';
 INSERT INTO crm.settings (builtin) VALUES (true);
 SELECT crm.keep_builtin_edits('crm.settings', 'singleton');
@@ -117,8 +120,9 @@ COMMENT ON TABLE crm.dictionary_column IS 'Columns of crm tables whose values mu
 CREATE OR REPLACE FUNCTION crm.check_dictionary() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_dictionary' LANGUAGE C;
 
--- Customer follow-up statuses (跟进状态): at most 10, in order; the initial
--- and final ones always exist, and the final one's meaning (signed) is fixed.
+-- Customer follow-up statuses (跟进状态): at most 10, in order.  One initial
+-- status; final ones come last, each won (成单: the customer signed) or lost
+-- (丢单), and a won one always exists (39_status_outcomes.sql).
 CREATE TABLE crm.customer_status (
 	id          bigint GENERATED ALWAYS AS IDENTITY,
 	name        text NOT NULL,
@@ -146,34 +150,46 @@ CREATE OR REPLACE FUNCTION crm.guard_customer_status() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.guard_customer_status() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF TG_OP <> 'DELETE' AND NEW.is_final <> (NEW.outcome IS NOT NULL) THEN
+		RAISE EXCEPTION 'customer status "%" %', crm.clip(NEW.name),
+			CASE WHEN NEW.is_final THEN 'is final and needs an outcome' ELSE 'is not final and can have no outcome' END
+			USING ERRCODE = 'check_violation',
+			      DETAIL = 'A final status says whether its customers were won (signed) or lost.',
+			      HINT = 'Set is_final and outcome (''won'' or ''lost'') together, or neither.';
+	END IF;
 	IF TG_OP = 'INSERT' THEN
 		IF (SELECT count(*) FROM crm.customer_status) >= 10 THEN
 			RAISE EXCEPTION 'customer status "%" would be the 11th', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
 				      DETAIL = 'A follow-up status list has at most 10 statuses.',
 				      HINT = 'Rename or delete a status instead.';
-		ELSIF NEW.is_initial OR NEW.is_final THEN
-			RAISE EXCEPTION 'customer status "%" cannot be a second initial or final status', crm.clip(NEW.name)
+		ELSIF NEW.is_initial THEN
+			RAISE EXCEPTION 'customer status "%" cannot be a second initial status', crm.clip(NEW.name)
 				USING ERRCODE = 'check_violation',
-				      HINT = 'Rename the existing initial or final status instead.';
+				      HINT = 'Rename the existing initial status instead.';
 		END IF;
 	ELSIF TG_OP = 'UPDATE' THEN
-		IF NEW.is_initial <> OLD.is_initial OR NEW.is_final <> OLD.is_final
-		   OR (OLD.is_final AND NEW.name <> OLD.name) THEN
-			RAISE EXCEPTION 'customer status % (%) cannot change %', OLD.id, crm.clip(OLD.name),
-				CASE WHEN OLD.is_final AND NEW.name <> OLD.name THEN 'its name: it is the final status'
-				     ELSE 'whether it is the initial or the final status' END
+		IF NEW.is_initial <> OLD.is_initial THEN
+			RAISE EXCEPTION 'customer status "%" cannot change whether it is the initial status', crm.clip(OLD.name)
 				USING ERRCODE = 'check_violation',
-				      DETAIL = 'The initial and final statuses are fixed; the final one means the customer signed.',
-				      HINT = 'Rename or reorder the statuses between them.';
+				      DETAIL = 'New customers start in the initial status; there is always exactly one.',
+				      HINT = 'Rename or reorder the statuses instead.';
+		ELSIF (NEW.is_final, NEW.outcome) IS DISTINCT FROM (OLD.is_final, OLD.outcome)
+		      AND EXISTS (SELECT FROM crm.customer WHERE status_id = OLD.id) THEN
+			RAISE EXCEPTION 'customer status "%" is in use and cannot change what it means', crm.clip(OLD.name)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      DETAIL = 'Whether a status is final, won or lost decides whether its customers count as signed.',
+				      HINT = format('Add a status with the new meaning and move the customers: SELECT crm.delete_customer_status(%s, <new status>).', OLD.id);
 		END IF;
-	ELSIF OLD.is_initial OR OLD.is_final THEN
-		RAISE EXCEPTION 'customer status % (%) cannot be deleted', OLD.id, crm.clip(OLD.name)
+	ELSIF OLD.is_initial THEN
+		RAISE EXCEPTION 'customer status "%" cannot be deleted: it is the initial status', crm.clip(OLD.name)
 			USING ERRCODE = 'restrict_violation',
-			      DETAIL = 'The initial and final statuses always exist.';
+			      DETAIL = 'New customers start in the initial status; there is always exactly one.',
+			      HINT = 'Rename it instead.';
 	ELSIF EXISTS (SELECT FROM crm.customer WHERE status_id = OLD.id) THEN
-		RAISE EXCEPTION 'customer status % (%) is still in use', OLD.id, crm.clip(OLD.name)
+		RAISE EXCEPTION 'customer status "%" is still in use', crm.clip(OLD.name)
 			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = format('%s customers have it.', (SELECT count(*) FROM crm.customer WHERE status_id = OLD.id)),
 			      HINT = format('Use SELECT crm.delete_customer_status(%s, <status its customers move to>).', OLD.id);
 	END IF;
 	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -194,16 +210,24 @@ CREATE OR REPLACE FUNCTION crm.initial_customer_status() RETURNS bigint
 CREATE OR REPLACE FUNCTION crm.move_customer_status(status_id bigint, move_to bigint) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	moved integer;
+	gone   crm.customer_status := (SELECT s FROM crm.customer_status s WHERE s.id = move_customer_status.status_id);
+	target crm.customer_status := (SELECT s FROM crm.customer_status s WHERE s.id = move_to);
+	moved  integer;
 BEGIN
-	IF move_to = status_id OR NOT EXISTS (SELECT FROM crm.customer_status WHERE id = move_to) THEN
-		RAISE EXCEPTION 'customers of status % cannot move to status %', status_id, move_to
+	IF gone.id IS NULL OR target.id IS NULL OR target.id = gone.id THEN
+		RAISE EXCEPTION 'customers of status % cannot move to status %',
+			CASE WHEN gone.id IS NULL THEN format('%s, which does not exist,', status_id) ELSE format('"%s"', crm.clip(gone.name)) END,
+			CASE WHEN target.id IS NULL THEN format('%s, which does not exist', move_to) ELSE format('"%s"', crm.clip(target.name)) END
 			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'Name another existing status.';
+			      HINT = 'Name another existing status (crm.customer_status).';
 	END IF;
+	-- forward or backward alike: the status that goes first sorts before every
+	-- other, so that no move is back from it (checked when the transaction ends)
+	SET CONSTRAINTS crm.customer_status_order, crm.customer_status_position_key DEFERRED;
+	UPDATE crm.customer_status SET position = (SELECT min(s.position) - 1 FROM crm.customer_status s) WHERE id = gone.id;
 	UPDATE crm.customer SET status_id = move_to WHERE customer.status_id = move_customer_status.status_id;
 	GET DIAGNOSTICS moved = ROW_COUNT;
-	DELETE FROM crm.customer_status WHERE id = status_id;
+	DELETE FROM crm.customer_status WHERE id = gone.id;
 	RETURN moved;
 END
 $$;

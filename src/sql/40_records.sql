@@ -62,10 +62,9 @@ CREATE TABLE crm.customer (
 	CONSTRAINT customer_phone_length CHECK (crm.check_length(phone, 40, 'customer.phone')),
 	CONSTRAINT customer_kind_check CHECK (kind IN ('company', 'individual')),
 	-- seed 001: a company is identified by its unified social credit code
-	CONSTRAINT customer_company_uscc_check CHECK (crm.check_company_uscc(kind, uscc)),
 	CONSTRAINT customer_uscc_check CHECK (crm.check_uscc(uscc))
 );
-COMMENT ON COLUMN crm.customer.uscc IS 'Unified social credit code (统一社会信用代码); required for companies, check digit verified';
+COMMENT ON COLUMN crm.customer.uscc IS 'Unified social credit code (统一社会信用代码); check digit verified; required for companies while crm.settings.uscc_required';
 COMMENT ON COLUMN crm.customer.status_id IS 'Follow-up status (crm.customer_status); moves only forward unless crm.settings.status_reversible';
 COMMENT ON COLUMN crm.customer.locked IS 'Locked customers are never recycled to a pool';
 
@@ -204,6 +203,29 @@ $$;
 CREATE OR REPLACE TRIGGER customer_status_move BEFORE UPDATE OF status_id ON crm.customer
 	FOR EACH ROW WHEN (OLD.status_id IS DISTINCT FROM NEW.status_id) EXECUTE FUNCTION crm.check_status_move();
 
+-- Seed 001's form requires a company's unified social credit code; many teams
+-- only have it at signing: a setting, on by default.  The trigger runs only
+-- for a company row without one.
+ALTER TABLE crm.settings ADD COLUMN uscc_required boolean NOT NULL DEFAULT true;
+COMMENT ON COLUMN crm.settings.uscc_required IS
+	'Whether a company customer needs its unified social credit code (seed 001); off: it can wait until signing';
+GRANT UPDATE (uscc_required) ON crm.settings TO crm_user;
+CREATE OR REPLACE FUNCTION crm.require_company_uscc() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.require_company_uscc() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF (SELECT s.uscc_required FROM crm.settings s) AND NOT crm.restoring() THEN
+		RAISE EXCEPTION 'company customer "%" needs its unified social credit code', crm.clip(NEW.name)
+			USING ERRCODE = 'check_violation',
+			      DETAIL = 'Company customers are identified by their 统一社会信用代码 (uscc); crm.settings.uscc_required is on.',
+			      HINT = 'Give uscc, or record a person with kind ''individual''; an administrator can let it wait until signing: UPDATE crm.settings SET uscc_required = false.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER customer_company_uscc BEFORE INSERT OR UPDATE OF kind, uscc ON crm.customer
+	FOR EACH ROW WHEN (NEW.kind = 'company' AND NEW.uscc IS NULL) EXECUTE FUNCTION crm.require_company_uscc();
+
 -- seed 001: an individual customer needs a contact with a mobile number, checked
 -- when the transaction commits so that both can be written in either order.
 CREATE OR REPLACE FUNCTION crm.check_individual_contact() RETURNS trigger
@@ -270,6 +292,8 @@ ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
 -- written by its author about a record they see: follow_up_read and
 -- follow_up_write come with the record types (97_record_types.sql).
 -- (moved to another record, a follow-up must be one its author may add there)
+CREATE OR REPLACE TRIGGER follow_up_reach BEFORE INSERT OR UPDATE OF record_type, record_id ON crm.follow_up
+	FOR EACH ROW EXECUTE FUNCTION crm.check_record_reach('visible', 'write a follow-up on');
 CREATE POLICY follow_up_edit ON crm.follow_up FOR UPDATE TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()))
 	WITH CHECK (created_by = (SELECT crm.current_employee_id()) AND crm.record_visible(record_type, record_id));

@@ -28,32 +28,58 @@ CREATE POLICY customer_owner_change_visible ON crm.customer_owner_change FOR SEL
 GRANT SELECT ON crm.customer_owner_change TO crm_user;
 
 -- seeds 000, 002: a holding limit (the employee's own, else crm.settings'
--- default) counts the customers not yet signed.  The caller has locked the
--- employee's row, which serialises everything that hands them customers.
-CREATE OR REPLACE FUNCTION crm.check_holding_limit(target crm.employee, ids bigint[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- default) counts the customers not yet signed (not in a won status).  It
+-- holds on every path that gives an employee customers: creating them, an
+-- import, a transfer, a claim or assignment from a pool, an UPDATE of owner_id.
+-- So it is checked once the statement has given them (the new owners' rows
+-- locked, which serialises everything that hands them customers), and the
+-- statement fails whole.  Public pools hold without a limit.
+CREATE OR REPLACE FUNCTION crm.check_holding_limit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	cap      integer := coalesce(target.holding_limit, (SELECT s.holding_limit FROM crm.settings s));
+	default_cap integer := (SELECT s.holding_limit FROM crm.settings s);
+	ids      bigint[];
+	target   crm.employee;
+	cap      integer;
 	held     bigint;
 	incoming bigint;
 BEGIN
-	IF cap IS NULL THEN
-		RETURN;
+	IF TG_RELID <> 'crm.customer'::regclass THEN RAISE 'crm.check_holding_limit() runs only on crm.customer, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF crm.restoring() OR default_cap IS NULL AND NOT EXISTS (SELECT FROM crm.employee e WHERE e.holding_limit IS NOT NULL) THEN
+		RETURN NULL;
 	END IF;
-	SELECT count(*) FILTER (WHERE c.owner_id = target.id AND NOT c.id = ANY (ids)),
-	       count(*) FILTER (WHERE c.id = ANY (ids) AND c.owner_id <> target.id)
-	  INTO held, incoming
-	  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
-	 WHERE NOT s.is_final AND (c.owner_id = target.id OR c.id = ANY (ids));
-	IF incoming > 0 AND held + incoming > cap THEN
-		RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
-			target.id, crm.clip(target.name), held + incoming, cap
-			USING ERRCODE = 'check_violation',
-			      DETAIL = format('They hold %s customers not yet signed; this brings %s more.', held, incoming),
-			      HINT = 'Hand over fewer, or raise crm.employee.holding_limit (or crm.settings.holding_limit); signed customers do not count.';
+	-- the customers the statement gave someone: every row inserted, the rows
+	-- updated whose owner changed
+	IF TG_OP = 'INSERT' THEN
+		ids := ARRAY(SELECT n.id FROM given n);
+	ELSE
+		ids := ARRAY(SELECT n.id FROM given n JOIN taken o ON o.id = n.id WHERE o.owner_id IS DISTINCT FROM n.owner_id);
 	END IF;
+	FOR target IN
+		SELECT e.* FROM crm.employee e
+		 WHERE e.id IN (SELECT c.owner_id FROM crm.customer c WHERE c.id = ANY (ids))
+		   AND NOT e.is_pool AND coalesce(e.holding_limit, default_cap) IS NOT NULL
+		 ORDER BY e.id FOR NO KEY UPDATE OF e
+	LOOP
+		cap := coalesce(target.holding_limit, default_cap);
+		SELECT count(*), count(*) FILTER (WHERE c.id = ANY (ids)) INTO held, incoming
+		  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
+		 WHERE c.owner_id = target.id AND s.outcome IS DISTINCT FROM 'won';
+		IF incoming > 0 AND held > cap THEN
+			RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
+				target.id, crm.clip(target.name), held, cap
+				USING ERRCODE = 'check_violation',
+				      DETAIL = format('They hold %s customers not yet signed; this brings %s more.', held - incoming, incoming),
+				      HINT = 'Hand over fewer, or raise crm.employee.holding_limit (or crm.settings.holding_limit); signed customers do not count.';
+		END IF;
+	END LOOP;
+	RETURN NULL;
 END
 $$;
+CREATE OR REPLACE TRIGGER customer_holding_limit_insert AFTER INSERT ON crm.customer
+	REFERENCING NEW TABLE AS given FOR EACH STATEMENT EXECUTE FUNCTION crm.check_holding_limit();
+CREATE OR REPLACE TRIGGER customer_holding_limit_update AFTER UPDATE ON crm.customer
+	REFERENCING OLD TABLE AS taken NEW TABLE AS given FOR EACH STATEMENT EXECUTE FUNCTION crm.check_holding_limit();
 
 -- crm.transfer() (src/records/transfer.c) checks the caller, then runs this as the owner.
 CREATE OR REPLACE FUNCTION crm.transfer_records(record_type text, ids bigint[], to_employee bigint,
@@ -61,7 +87,9 @@ CREATE OR REPLACE FUNCTION crm.transfer_records(record_type text, ids bigint[], 
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	target   crm.employee;
+	actor    crm.employee := (SELECT e FROM crm.employee e WHERE e.id = crm.invoking_employee_id());
 	moved_ids bigint[];
+	from_owners bigint[];
 	moved    integer;
 	relation regclass := (SELECT t.relation FROM crm.record_type t WHERE t.name = transfer_records.record_type);
 	related  record;
@@ -86,20 +114,18 @@ BEGIN
 			      HINT = 'Transfer to an active employee.';
 	END IF;
 
-	IF record_type = 'customer' THEN
-		PERFORM crm.check_holding_limit(target, ids);
-	END IF;
-
 	IF keep_old_owner_on_team THEN
-		EXECUTE format('INSERT INTO crm.team_member (record_type, record_id, employee_id, access)'
-		               ' SELECT %L, id, owner_id, ''edit'' FROM %s WHERE id = ANY ($1) AND owner_id <> $2'
+		EXECUTE format('INSERT INTO crm.team_member (record_type, record_id, employee_id, access, added_by)'
+		               ' SELECT %L, id, owner_id, ''edit'', $3 FROM %s WHERE id = ANY ($1) AND owner_id <> $2'
 		               ' ON CONFLICT (record_type, record_id, employee_id) DO UPDATE SET access = ''edit'', expires_at = NULL',
 		               record_type, relation)
-			USING ids, target.id;
+			USING ids, target.id, actor.id;
 	END IF;
-	EXECUTE format('WITH m AS (UPDATE %s SET owner_id = $2 WHERE id = ANY ($1) AND owner_id <> $2 RETURNING id)'
-	               ' SELECT array_agg(id) FROM m', relation)
-		INTO moved_ids USING ids, target.id;
+	-- (with the old owners, read beside the rows the update locks)
+	EXECUTE format('WITH m AS (UPDATE %1$s r SET owner_id = $2 FROM %1$s o'
+	               ' WHERE o.id = r.id AND r.id = ANY ($1) AND r.owner_id <> $2 RETURNING r.id, o.owner_id)'
+	               ' SELECT array_agg(m.id ORDER BY m.id), array_agg(m.owner_id ORDER BY m.id) FROM m', relation)
+		INTO moved_ids, from_owners USING ids, target.id;
 	moved := coalesce(cardinality(moved_ids), 0);
 	-- an owner needs no team place on their own records
 	DELETE FROM crm.team_member t
@@ -112,11 +138,21 @@ BEGIN
 		EXECUTE format('UPDATE %s SET owner_id = $2 WHERE %I = ANY ($1) AND owner_id <> $2', related.relation, related.parent_column)
 			USING ids, target.id;
 	END LOOP;
+	-- the new owner hears what came, and each old owner but the one who acted what went
 	IF moved > 0 THEN
-		PERFORM crm.notify(ARRAY[target.id], 'transfer.received',
-		                   format('%s %s %s transferred to you', moved, record_type,
-		                          CASE WHEN moved = 1 THEN 'record was' ELSE 'records were' END),
-		                   NULL, record_type, CASE WHEN moved = 1 THEN moved_ids[1] END);
+		PERFORM crm.notify(ARRAY[target.id], 'transfer.received', m.title, m.body,
+		                   record_type, CASE WHEN moved = 1 THEN moved_ids[1] END)
+		  FROM crm.notification_text('transfer.received', jsonb_build_object(
+		           'actor', coalesce(actor.name, 'crm'), 'count', moved, 'type', crm.record_type_label(record_type),
+		           'items', crm.record_items(record_type, moved_ids), 'items_more', greatest(moved - 200, 0))) m;
+		PERFORM crm.notify(ARRAY[a.owner_id], 'transfer.away', m.title, m.body,
+		                   record_type, CASE WHEN cardinality(a.ids) = 1 THEN a.ids[1] END)
+		  FROM (SELECT f.owner_id, array_agg(f.id ORDER BY f.id) AS ids FROM unnest(moved_ids, from_owners) f(id, owner_id)
+		         WHERE f.owner_id IS DISTINCT FROM actor.id GROUP BY f.owner_id) a,
+		       crm.notification_text('transfer.away', jsonb_build_object(
+		           'actor', coalesce(actor.name, 'crm'), 'count', cardinality(a.ids), 'type', crm.record_type_label(record_type),
+		           'to', target.name, 'kept', keep_old_owner_on_team,
+		           'items', crm.record_items(record_type, a.ids), 'items_more', greatest(cardinality(a.ids) - 200, 0))) m;
 	END IF;
 	RETURN moved;
 END

@@ -20,6 +20,23 @@ CREATE TABLE crm.tag (
 	CONSTRAINT tag_name_check CHECK (crm.check_length(name, 200, 'tag.name') AND btrim(name) <> ''),
 	CONSTRAINT tag_color_check CHECK (color ~ '^#[0-9a-fA-F]{6}$')
 );
+-- a colour is # and six hex digits: said with the tag's name (the CHECK above
+-- stays the rule)
+CREATE OR REPLACE FUNCTION crm.tag_color_valid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.tag'::regclass THEN RAISE 'crm.tag_color_valid() runs only on crm.tag, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF NEW.color !~ '^#[0-9a-fA-F]{6}$' THEN
+		RAISE EXCEPTION 'tag "%" cannot have colour "%"', crm.clip(NEW.name), crm.clip(NEW.color)
+			USING ERRCODE = 'check_violation',
+			      HINT = 'Give # and six hexadecimal digits, such as #1E90FF, or NULL for the default.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER tag_color_valid BEFORE INSERT OR UPDATE OF color ON crm.tag
+	FOR EACH ROW WHEN (NEW.color IS NOT NULL) EXECUTE FUNCTION crm.tag_color_valid();
+
 CREATE TABLE crm.record_tag (
 	record_type  text NOT NULL,
 	record_id    bigint NOT NULL,
@@ -64,6 +81,8 @@ GRANT INSERT (group_id, name, color, position), UPDATE (group_id, name, color, p
 
 ALTER TABLE crm.record_tag ENABLE ROW LEVEL SECURITY;
 -- (record_tag_read comes with the record types: 97_record_types.sql)
+CREATE OR REPLACE TRIGGER record_tag_reach BEFORE INSERT ON crm.record_tag
+	FOR EACH ROW EXECUTE FUNCTION crm.check_record_reach('editable', 'tag');
 CREATE POLICY record_tag_write ON crm.record_tag FOR INSERT TO crm_user
 	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY record_tag_remove ON crm.record_tag FOR DELETE TO crm_user

@@ -135,12 +135,12 @@ BEGIN
 	EXECUTE format($q$
 	UPDATE %1$s i SET status = 'error', sqlstate = '23514',
 	       message = format('owner %%s would hold more than their limit of %%s customers', v.owner, v.holding_limit)
-	  FROM (SELECT i2.line, e.id AS owner, e.holding_limit,
+	  FROM (SELECT i2.line, e.id AS owner, coalesce(e.holding_limit, (SELECT st.holding_limit FROM crm.settings st)) AS holding_limit,
 	               row_number() OVER (PARTITION BY e.id ORDER BY i2.line)
 	               + (SELECT count(*) FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
-	                   WHERE c.owner_id = e.id AND NOT s.is_final) AS would_hold
+	                   WHERE c.owner_id = e.id AND s.outcome IS DISTINCT FROM 'won') AS would_hold
 	          FROM %1$s i2 JOIN crm.employee e ON e.id = coalesce(i2.owner_id, $1)
-	         WHERE i2.status = 'pending' AND e.holding_limit IS NOT NULL) v
+	         WHERE i2.status = 'pending' AND NOT e.is_pool) v
 	 WHERE i.line = v.line AND v.would_hold > v.holding_limit$q$, staging)
 	USING me;
 

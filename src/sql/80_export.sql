@@ -78,6 +78,25 @@ CREATE TABLE crm.attachment (
 		AND content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$'),
 	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
+-- a file's name and content type, said with the name (the CHECKs above stay the rule)
+CREATE OR REPLACE FUNCTION crm.attachment_valid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_RELID <> 'crm.attachment'::regclass THEN RAISE 'crm.attachment_valid() runs only on crm.attachment, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF btrim(NEW.file_name) = '' OR NEW.file_name ~ '[/\\]' THEN
+		RAISE EXCEPTION 'an attachment cannot be named "%"', crm.clip(NEW.file_name)
+			USING ERRCODE = 'check_violation',
+			      HINT = 'Give the file''s own name, without folders or slashes, such as 报价单.pdf.';
+	ELSIF NEW.content_type !~ '^[a-z]+/[a-zA-Z0-9.+-]+$' THEN
+		RAISE EXCEPTION 'attachment "%" cannot have content type "%"', crm.clip(NEW.file_name), crm.clip(NEW.content_type)
+			USING ERRCODE = 'check_violation',
+			      HINT = 'Give a media type such as application/pdf or image/png.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER attachment_valid BEFORE INSERT OR UPDATE OF file_name, content_type ON crm.attachment
+	FOR EACH ROW EXECUTE FUNCTION crm.attachment_valid();
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
 CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_type, scope_owner);
 -- (the id leads its index: with the type first, the planner took it for a
@@ -89,6 +108,8 @@ ALTER TABLE crm.attachment ENABLE ROW LEVEL SECURITY;
 -- 97_record_types.sql); whoever added a file sees it, as they may remove it
 CREATE POLICY attachment_own ON crm.attachment FOR SELECT TO crm_user
 	USING (created_by = (SELECT crm.current_employee_id()));
+CREATE OR REPLACE TRIGGER attachment_reach BEFORE INSERT ON crm.attachment
+	FOR EACH ROW EXECUTE FUNCTION crm.check_record_reach('editable', 'attach files to');
 CREATE POLICY attachment_add ON crm.attachment FOR INSERT TO crm_user
 	WITH CHECK (crm.record_editable(record_type, record_id));
 CREATE POLICY attachment_remove ON crm.attachment FOR DELETE TO crm_user

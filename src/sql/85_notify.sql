@@ -84,8 +84,7 @@ CREATE TABLE crm.notification (
 );
 -- Only crm.notify() writes here; it takes recipients from crm.employee and
 -- checks the event once per call, where foreign keys would check every row.
--- The texts crm builds quote names through crm.clip() and list items through
--- crm.notification_lines(), so that they always fit.
+-- The texts crm builds (crm.notification_text) always fit.
 CREATE INDEX notification_inbox_idx ON crm.notification (recipient_id, created_at DESC) WHERE read_at IS NULL;
 CREATE INDEX notification_recipient_idx ON crm.notification (recipient_id, created_at DESC);
 -- a deleted record's notifications lose their link (src/sql/96_record_links.sql)
@@ -287,18 +286,6 @@ CREATE OR REPLACE TRIGGER settings_im_resumed AFTER UPDATE OF im_paused ON crm.s
 -- may want it, and wakes the worker at commit.  The worker expands those rows
 -- into deliveries (crm.im_expand), so the business transaction writes one row
 -- per recipient.  In C (src/notify/notify.c): it runs per transfer and per reminder.
--- A body listing items, one a line: as many as fit notification.body (1960
--- characters leave room for the last line), then how many more there are.
-CREATE OR REPLACE FUNCTION crm.notification_lines(items text[]) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT nullif(concat_ws(E'\n', string_agg(l.item, E'\n' ORDER BY l.n) FILTER (WHERE l.upto <= 1960),
-                                CASE WHEN max(l.upto) > 1960
-                                     THEN format('… and %s more', count(*) FILTER (WHERE l.upto > 1960)) END), '')
-          FROM (SELECT u.item, u.n, sum(length(u.item) + 1) OVER (ORDER BY u.n) AS upto
-                  FROM unnest(items) WITH ORDINALITY u(item, n) WHERE u.item IS NOT NULL) l);
-COMMENT ON FUNCTION crm.notification_lines(text[]) IS
-	'The items, one a line, as many as a notification body holds, then "… and N more"';
-
 CREATE OR REPLACE FUNCTION crm.notify(recipients bigint[], event text, title text, body text,
                            record_type text DEFAULT NULL, record_id bigint DEFAULT NULL) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_notify' LANGUAGE C VOLATILE;
@@ -356,13 +343,14 @@ END;
 COMMENT ON FUNCTION crm.mark_read(bigint) IS 'Mark one of my notifications read; false if it was not unread or not mine';
 
 -- Collaborators learn they were added by someone else: added_by tells, since
--- crm.current_employee_id() in a SECURITY DEFINER function is nobody.
--- (Transfers and handovers notify from crm.transfer_records and
--- crm.handover_employee.)
+-- crm.current_employee_id() in a SECURITY DEFINER function is nobody.  An
+-- owner put on their own record's team (a transfer keeping the old owner)
+-- is not news: crm.transfer_records tells them what went.
 CREATE OR REPLACE FUNCTION crm.notify_team_added() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	r record;
+	r     record;
+	owner bigint;
 BEGIN
 	IF TG_RELID <> 'crm.team_member'::regclass THEN RAISE 'crm.notify_team_added() runs only on crm.team_member, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	-- restores run with row_security off (which makes anyone under row-level
@@ -370,11 +358,16 @@ BEGIN
 	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
-	FOR r IN SELECT record_type, record_id, access, array_agg(employee_id) AS who
-	           FROM added WHERE employee_id IS DISTINCT FROM added_by
-	          GROUP BY record_type, record_id, access LOOP
-		PERFORM crm.notify(r.who, 'team.added', format('You were added to %s %s', r.record_type, r.record_id),
-		                   format('Access: %s', r.access), r.record_type, r.record_id);
+	FOR r IN SELECT a.record_type, a.record_id, a.access, a.added_by, array_agg(a.employee_id) AS who
+	           FROM added a WHERE a.employee_id IS DISTINCT FROM a.added_by
+	          GROUP BY a.record_type, a.record_id, a.access, a.added_by LOOP
+		owner := (crm.record_recipients(r.record_type, r.record_id, '{owner}'))[1];
+		PERFORM crm.notify(array_remove(r.who, owner), 'team.added', m.title, m.body, r.record_type, r.record_id)
+		  FROM crm.notification_text('team.added', jsonb_build_object(
+		           'actor', coalesce((SELECT e.name FROM crm.employee e WHERE e.id = r.added_by), 'crm'),
+		           'type', crm.record_type_label(r.record_type), 'record', crm.record_items(r.record_type, ARRAY[r.record_id]) -> 0 ->> 'record',
+		           'access', r.access)) m
+		 WHERE owner IS NULL OR r.who <> ARRAY[owner];
 	END LOOP;
 	RETURN NULL;
 END

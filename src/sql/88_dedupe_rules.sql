@@ -124,7 +124,11 @@ INSERT INTO crm.notification_event (event, description) VALUES
 CREATE OR REPLACE FUNCTION crm.dedupe_targets() RETURNS TABLE (target text, record_type text, class text, key_column text, condition text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	SELECT * FROM (VALUES
+	SELECT t.target, t.record_type, t.class, t.key_column,
+	       coalesce(t.condition, 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'
+	                             ' AND x.owner_id IS DISTINCT FROM (SELECT l.owner_id FROM crm.lead l'
+	                             ' WHERE l.id = nullif(current_setting(''crm.converting_lead''), '''')::bigint)')
+	  FROM (VALUES
 		('customers', 'customer', 'company', 'name_key', 'x.kind = ''company'' AND NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
 		('customers', 'customer', 'person', 'name_key', 'x.kind = ''individual'' AND NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
 		('customers', 'customer', 'phone', 'phone_key', 'NOT x.owner_id IN (SELECT p.id FROM crm.pool p)'),
@@ -135,11 +139,14 @@ BEGIN ATOMIC
 		('pool', 'customer', 'phone', 'phone_key', 'x.owner_id IN (SELECT p.id FROM crm.pool p)'),
 		('pool', 'customer', 'uscc', 'uscc', 'x.owner_id IN (SELECT p.id FROM crm.pool p)'),
 		('pool', 'customer', 'contact_phone', 'contact_mobile_key', 'x.kind = ''individual'' AND x.owner_id IN (SELECT p.id FROM crm.pool p)'),
-		('leads', 'lead', 'company', 'company_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
-		('leads', 'lead', 'person', 'name_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
-		('leads', 'lead', 'phone', 'mobile_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
-		('leads', 'lead', 'email', 'email_key', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
-		('leads', 'lead', 'uscc', 'uscc', 'x.status IN (''new'', ''following'') AND x.id::text IS DISTINCT FROM current_setting(''crm.converting_lead'')'),
+		-- (open leads, but neither the lead crm.convert_lead is converting nor
+		-- the other leads of its owner: one person's two leads of a company
+		-- are not two people's)
+		('leads', 'lead', 'company', 'company_key', NULL),
+		('leads', 'lead', 'person', 'name_key', NULL),
+		('leads', 'lead', 'phone', 'mobile_key', NULL),
+		('leads', 'lead', 'email', 'email_key', NULL),
+		('leads', 'lead', 'uscc', 'uscc', NULL),
 		('contacts', 'contact', 'person', 'name_key', 'true'),
 		('contacts', 'contact', 'phone', 'mobile_key', 'true'),
 		('contacts', 'contact', 'email', 'email_key', 'true')) t(target, record_type, class, key_column, condition);
@@ -418,6 +425,7 @@ BEGIN
 					      DETAIL = format('Rule "%s" compares %s with %s and blocks a match.', crm.clip(r.name),
 					                      array_to_string(r.fields, ', '), array_to_string(r.against, ', ')),
 					      HINT = CASE WHEN hit.is_pool THEN format('Claim it from pool "%s" (crm.pool_customer lists it to the pool''s members), or look with crm.find_duplicates.', hit.owner)
+					                  WHEN hit.owner_id = crm.invoking_employee_id() THEN 'It is yours already: work on that one (crm.find_duplicates shows it), or convert a lead into it with crm.convert_lead(lead_id, into_customer => id).'
 					                  ELSE format('It is %s''s already: ask them to transfer it or add you to its team, or look with crm.find_duplicates.',
 					                              coalesce(hit.owner, 'nobody')) END;
 			END IF;
@@ -433,9 +441,8 @@ BEGIN
 					ON CONFLICT DO NOTHING
 					RETURNING record_id, match_type, match_id)
 				 SELECT jsonb_agg(jsonb_build_object(''recipient'', t.recipient, ''record_type'', $2, ''record_id'', f.record_id,
-				                                     ''name'', crm.clip(n.name),
-				                                     ''why'', format(''Rule "%%s" matches it with a %%s of %%s.'', crm.clip($3), f.match_type,
-				                                                    coalesce(crm.clip(o.name), ''nobody''))))
+				                                     ''name'', n.name, ''rule'', $3, ''match_type'', crm.record_type_label(f.match_type),
+				                                     ''match_owner'', coalesce(o.name, ''?'')))
 				   FROM flagged f
 				   JOIN crm.%I n ON n.id = f.record_id
 				   JOIN h x ON x.new_id = f.record_id AND x.match_type = f.match_type AND x.match_id = f.match_id
@@ -457,17 +464,17 @@ BEGIN
 		                WHERE p.recipient_id IN (SELECT (x ->> 'recipient')::bigint FROM jsonb_array_elements(notices) x)
 		                  AND p.event = 'duplicate.found' AND p.read_at IS NULL AND p.created_at > now() - interval '1 day');
 		last_notice := coalesce((SELECT max(p.id) FROM crm.notification p), 0);
-		PERFORM crm.notify(ARRAY[t.recipient], 'duplicate.found',
-		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1
-		                        THEN format('Possible duplicate %s: %s', min(t.record_type), min(t.name))
-		                        ELSE format('%s possible duplicates among new %s records', count(DISTINCT (t.record_type, t.record_id)),
-		                                    string_agg(DISTINCT t.record_type, ' and ')) END,
-		                   CASE WHEN count(*) = 1 THEN min(t.why)
-		                        ELSE crm.notification_lines(array_agg(t.name || ': ' || t.why ORDER BY t.record_type, t.record_id, t.why)) END,
-		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_type) END,
-		                   CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_id) END)
-		  FROM jsonb_to_recordset(notices) t(recipient bigint, record_type text, record_id bigint, name text, why text)
-		 GROUP BY t.recipient;
+		PERFORM crm.notify(ARRAY[h.recipient], 'duplicate.found', m.title, m.body, h.record_type, h.record_id)
+		  FROM (SELECT t.recipient, count(DISTINCT (t.record_type, t.record_id)) AS n,
+		               CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_type) END AS record_type,
+		               CASE WHEN count(DISTINCT (t.record_type, t.record_id)) = 1 THEN min(t.record_id) END AS record_id,
+		               jsonb_agg(jsonb_build_object('type', crm.record_type_label(t.record_type), 'record', t.name, 'rule', t.rule,
+		                                            'match_type', t.match_type, 'match_owner', t.match_owner)
+		                         ORDER BY t.record_type, t.record_id, t.rule) AS items
+		          FROM jsonb_to_recordset(notices) t(recipient bigint, record_type text, record_id bigint, name text,
+		                                             rule text, match_type text, match_owner text)
+		         GROUP BY t.recipient) h,
+		       crm.notification_text('duplicate.found', jsonb_build_object('count', h.n, 'items', h.items)) m;
 		UPDATE crm.notification p SET im_pending = false
 		 WHERE p.id > last_notice AND p.created_at = now() AND p.recipient_id = ANY (quiet)
 		   AND p.event = 'duplicate.found' AND p.im_pending;

@@ -11,13 +11,10 @@
 ALTER TABLE crm.settings
 	ADD COLUMN holding_limit integer,
 	ADD COLUMN daily_claim_limit integer,
-	ADD COLUMN timezone text NOT NULL DEFAULT 'Asia/Shanghai',
 	ADD CONSTRAINT settings_holding_limit_check CHECK (holding_limit >= 0),
-	ADD CONSTRAINT settings_daily_claim_limit_check CHECK (daily_claim_limit >= 0),
-	ADD CONSTRAINT settings_timezone_check CHECK (now() AT TIME ZONE timezone IS NOT NULL);
+	ADD CONSTRAINT settings_daily_claim_limit_check CHECK (daily_claim_limit >= 0);
 COMMENT ON COLUMN crm.settings.holding_limit IS 'Customers not yet signed an employee may hold when crm.employee.holding_limit is not set (seed 000)';
 COMMENT ON COLUMN crm.settings.daily_claim_limit IS 'Customers an employee may claim from pools per day when crm.employee.daily_claim_limit is not set';
-COMMENT ON COLUMN crm.settings.timezone IS 'Where the company''s day starts and ends, for daily claim limits';
 
 -- Times in messages, in the company's time zone whatever the session's.
 CREATE OR REPLACE FUNCTION crm.local_time(t timestamptz) RETURNS text
@@ -380,8 +377,8 @@ SELECT DISTINCT ON (c.id, c.owner_id) c.id AS customer_id, c.owner_id, a.rule_id
   LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id
   LEFT JOIN applies a ON a.employee_id = c.owner_id AND NOT c.locked
         AND CASE a.kind
-            WHEN 'no_follow_up' THEN (a.status_ids = '{}' OR c.status_id = ANY (a.status_ids)) AND (a.include_won OR NOT s.is_final)
-            ELSE NOT s.is_final AND NOT c.status_id = ANY (a.exempt_status_ids) END
+            WHEN 'no_follow_up' THEN (a.status_ids = '{}' OR c.status_id = ANY (a.status_ids)) AND (a.include_won OR s.outcome IS DISTINCT FROM 'won')
+            ELSE s.outcome IS DISTINCT FROM 'won' AND NOT c.status_id = ANY (a.exempt_status_ids) END
  ORDER BY c.id, c.owner_id, recycle_at NULLS LAST;
 COMMENT ON VIEW crm.recycle_deadline IS 'When each customer is due back in a pool and by which rule, computed now; crm.customer_recycling keeps it';
 
@@ -712,7 +709,7 @@ $$;
 -- self-claims count), the holding limit, the former owner's cool-down and
 -- the release freeze, all checked in the claim's own transaction with the
 -- claimer's row locked, so that concurrent claims cannot both slip under.
-CREATE OR REPLACE FUNCTION crm.claim_customer(customer_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION crm.claim_customer(customer_id bigint) RETURNS TABLE (customer bigint, customer_name text, owner bigint, owner_name text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me       crm.employee := crm.pool_actor('pool.claim', 'claim');
@@ -780,16 +777,16 @@ BEGIN
 				      HINT = 'Assigned, transferred and self-created customers do not count; raise crm.employee.daily_claim_limit or crm.settings.daily_claim_limit.';
 		END IF;
 	END IF;
-	PERFORM crm.check_holding_limit(me, ARRAY[(pick.cust).id]);
 	PERFORM crm.pool_move(ARRAY[(pick.cust).id], me.id, 'claim', NULL);
+	RETURN QUERY SELECT (pick.cust).id, (pick.cust).name, me.id, me.name;
 END
 $$;
 COMMENT ON FUNCTION crm.claim_customer(bigint) IS
-	'Claim a customer from one of my pools, within the daily claim limit, holding limit, cool-down and freeze';
+	'Claim a customer from one of my pools, within the daily claim limit, holding limit, cool-down and freeze; returns the customer and its new owner';
 
 -- Assign a pool customer to an employee: pool admins, or holders of pool.assign.
 -- Cool-downs, freezes and the daily limit stop only self-claims; the holding limit holds.
-CREATE OR REPLACE FUNCTION crm.assign_customer(customer_id bigint, to_employee bigint) RETURNS void
+CREATE OR REPLACE FUNCTION crm.assign_customer(customer_id bigint, to_employee bigint) RETURNS TABLE (customer bigint, customer_name text, owner bigint, owner_name text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me     crm.employee := crm.pool_actor(NULL, 'assign');
@@ -810,21 +807,21 @@ BEGIN
 			      DETAIL = 'Assigning needs the pool''s admin (crm.pool_member.is_admin) or the permission "pool.assign".',
 			      HINT = 'Ask an administrator to make you an admin of the pool.';
 	END IF;
-	PERFORM crm.check_holding_limit(target, ARRAY[(pick.cust).id]);
 	PERFORM crm.pool_move(ARRAY[(pick.cust).id], target.id, 'assign', NULL);
 	IF target.id <> me.id THEN
-		PERFORM crm.notify(ARRAY[target.id], 'pool.assigned',
-		                   format('Customer %s from pool "%s" was assigned to you', crm.clip((pick.cust).name), crm.clip((pick.pool).name)),
-		                   format('Assigned by %s.', crm.clip(me.name)), 'customer', (pick.cust).id);
+		PERFORM crm.notify(ARRAY[target.id], 'pool.assigned', m.title, m.body, 'customer', (pick.cust).id)
+		   FROM crm.notification_text('pool.assigned', jsonb_build_object(
+		            'actor', me.name, 'record', (pick.cust).name, 'pool', (pick.pool).name)) m;
 	END IF;
+	RETURN QUERY SELECT (pick.cust).id, (pick.cust).name, target.id, target.name;
 END
 $$;
 COMMENT ON FUNCTION crm.assign_customer(bigint, bigint) IS
-	'Give a pool customer to an employee (pool admins and holders of pool.assign); the holding limit applies';
+	'Give a pool customer to an employee (pool admins and holders of pool.assign); the holding limit applies; returns the customer and its new owner';
 
 -- Release a customer to a pool (seed 000 放弃), with a reason from the
 -- dictionary pool_release_reason; to_pool defaults to the default pool.
-CREATE OR REPLACE FUNCTION crm.release_customer(customer_id bigint, reason text, to_pool bigint DEFAULT NULL) RETURNS void
+CREATE OR REPLACE FUNCTION crm.release_customer(customer_id bigint, reason text, to_pool bigint DEFAULT NULL) RETURNS TABLE (customer bigint, customer_name text, owner bigint, owner_name text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	me    crm.employee := crm.pool_actor('pool.release', 'release');
@@ -859,10 +856,11 @@ BEGIN
 	END IF;
 	PERFORM crm.pool_move(ARRAY[cust.id], pool.id, 'release',
 	                      (SELECT d.label FROM crm.dictionary d WHERE d.kind = 'pool_release_reason' AND d.code = reason));
+	RETURN QUERY SELECT cust.id, cust.name, pool.id, pool.name;
 END
 $$;
 COMMENT ON FUNCTION crm.release_customer(bigint, text, bigint) IS
-	'Give a customer up to a pool (the default one unless named), with a reason from the dictionary pool_release_reason';
+	'Give a customer up to a pool (the default one unless named), with a reason from the dictionary pool_release_reason; returns the customer and the pool that owns it now';
 
 -- What recycling would move at a time: the customers whose kept deadline has
 -- passed by then, with their rule and destination pool (NULL: the default).
@@ -947,21 +945,22 @@ BEGIN
 	END LOOP;
 
 	-- each former owner hears once, of all their customers this run moved
-	PERFORM crm.notify(ARRAY[h.from_owner], 'pool.recycled',
-	                   CASE WHEN h.n = 1 THEN format('Customer %s went back to pool "%s"', crm.clip(c.name), crm.clip(p.name))
-	                        ELSE format('%s of your customers went back to a public pool', h.n) END,
-	                   h.reasons, 'customer', CASE WHEN h.n = 1 THEN h.first_id END)
-	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id, min(x.pool_id) AS pool_id,
-	               crm.notification_lines(array_agg(DISTINCT x.reason)) AS reasons
-	          FROM crm.customer_owner_change x
-	         WHERE x.id > last_change AND x.kind = 'recycle'
-	         GROUP BY x.from_owner) h
-	  JOIN crm.customer c ON c.id = h.first_id
-	  JOIN crm.pool p ON p.id = h.pool_id;
+	PERFORM crm.notify(ARRAY[h.from_owner], 'pool.recycled', m.title, m.body, 'customer', CASE WHEN h.n = 1 THEN h.first_id END)
+	  FROM (SELECT x.from_owner, count(*) AS n, min(x.customer_id) AS first_id,
+	               jsonb_agg(jsonb_build_object('record', c.name, 'pool', p.name, 'rule', r.name, 'kind', r.kind, 'days', r.days)
+	                         ORDER BY x.customer_id) FILTER (WHERE x.n <= 200) AS items
+	          FROM (SELECT x.*, row_number() OVER (PARTITION BY x.from_owner ORDER BY x.customer_id) AS n
+	                  FROM crm.customer_owner_change x WHERE x.id > last_change AND x.kind = 'recycle') x
+	          JOIN crm.customer c ON c.id = x.customer_id
+	          JOIN crm.pool p ON p.id = x.pool_id
+	          LEFT JOIN crm.recycle_rule r ON r.id = x.rule_id
+	         GROUP BY x.from_owner) h,
+	       crm.notification_text('pool.recycled', jsonb_build_object(
+	           'count', h.n, 'items', h.items, 'items_more', greatest(h.n - 200, 0))) m;
 
 	-- reminders, X days before (seed 000)
 	WITH due AS (
-		SELECT k.customer_id, d.owner_id, d.recycle_at, d.reason
+		SELECT k.customer_id, d.owner_id, d.recycle_at, d.rule_id
 		  FROM crm.recycling_due(now() + make_interval(days => (SELECT max(r.remind_days_before) FROM crm.recycle_rule r WHERE r.enabled))) d
 		  JOIN crm.customer_recycling k ON k.customer_id = d.customer_id
 		 WHERE d.remind_days_before > 0 AND d.recycle_at <= now() + make_interval(days => d.remind_days_before)
@@ -972,20 +971,18 @@ BEGIN
 		  FROM due WHERE k.customer_id = due.customer_id
 		RETURNING due.*
 	), told AS (
-		SELECT crm.notify(ARRAY[m.owner_id], 'pool.recycle_soon',
-		                  CASE WHEN m.n = 1 THEN format('Customer %s goes back to a public pool in %s days', crm.clip(m.first_name),
-		                                                ceil(extract(epoch FROM m.first_at - now()) / 86400))
-		                       ELSE format('%s of your customers go back to a public pool soon', m.n) END,
-		                  m.lines, 'customer', CASE WHEN m.n = 1 THEN m.first_id END)
-		       , m.n
+		SELECT crm.notify(ARRAY[m.owner_id], 'pool.recycle_soon', t.title, t.body, 'customer', CASE WHEN m.n = 1 THEN m.first_id END), m.n
 		  FROM (SELECT marked.owner_id, count(*) AS n, min(marked.customer_id) AS first_id,
-		               (array_agg(c.name ORDER BY marked.customer_id))[1] AS first_name,
-		               (array_agg(marked.recycle_at ORDER BY marked.customer_id))[1] AS first_at,
-		               crm.notification_lines(array_agg(format('%s: %s (%s)', crm.clip(c.name),
-		                                 to_char(marked.recycle_at AT TIME ZONE (SELECT s.timezone FROM crm.settings s), 'YYYY-MM-DD'),
-		                                 marked.reason) ORDER BY marked.recycle_at)) AS lines
-		          FROM marked JOIN crm.customer c ON c.id = marked.customer_id
-		         GROUP BY marked.owner_id) m
+		               jsonb_agg(jsonb_build_object('record', c.name, 'rule', r.name, 'kind', r.kind, 'days', r.days,
+		                                            'date', to_char(marked.recycle_at AT TIME ZONE (SELECT s.timezone FROM crm.settings s), 'YYYY-MM-DD HH24:MI'))
+		                         ORDER BY marked.recycle_at, marked.customer_id) FILTER (WHERE marked.n <= 200) AS items
+		          FROM (SELECT marked.*, row_number() OVER (PARTITION BY marked.owner_id ORDER BY marked.recycle_at, marked.customer_id) AS n
+		                  FROM marked) marked
+		          JOIN crm.customer c ON c.id = marked.customer_id
+		          LEFT JOIN crm.recycle_rule r ON r.id = marked.rule_id
+		         GROUP BY marked.owner_id) m,
+		       crm.notification_text('pool.recycle_soon', jsonb_build_object(
+		           'count', m.n, 'items', m.items, 'items_more', greatest(m.n - 200, 0))) t
 	)
 	SELECT coalesce(sum(told.n), 0) INTO reminded FROM told;
 

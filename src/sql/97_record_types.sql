@@ -55,7 +55,7 @@ BEGIN
 	-- the actions a role can grant on an owned type, <type>.create and so on
 	-- (a type that follows the record it is about follows its rules)
 	INSERT INTO crm.permission (action, description)
-	SELECT r.name || '.' || a, format('%s %s', initcap(a), lower(r.label_en) || 's')
+	SELECT r.name || '.' || a, format('%s %s', initcap(a), regexp_replace(lower(r.label_en), '([^aeiou])y$', '\1ie') || 's')
 	  FROM unnest(ARRAY['create', 'edit', 'delete', 'import', 'export', 'transfer']) a
 	 WHERE r.visibility IN ('owner', 'parent')
 	ON CONFLICT ON CONSTRAINT permission_pkey DO NOTHING;
@@ -494,5 +494,6 @@ COMMENT ON FUNCTION crm.refresh_record_scopes(boolean) IS
 SELECT crm.install_record_type(t.name) FROM crm.record_type t ORDER BY t.position;
 SELECT crm.install_record_scopes();
 SELECT crm.install_timeline();
+SELECT crm.install_pending_handover();
 -- (an update from 0.1: the shared rows it kept get their scope)
 SELECT crm.refresh_record_scopes();

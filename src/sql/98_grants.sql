@@ -35,7 +35,6 @@ GRANT EXECUTE ON FUNCTION
 	crm.check_uscc(text),
 	crm.check_mobile(text),
 	crm.check_email(text),
-	crm.check_company_uscc(text, text),
 	crm.check_codes(text, text[]),
 	crm.check_length(text, integer, text),
 	crm.check_dictionary_column(text, text),
@@ -51,9 +50,12 @@ TO crm_user;
 -- what people call
 GRANT EXECUTE ON FUNCTION
 	crm.explain_access(text, bigint),
+	crm.notification_text(text, jsonb),
 	crm.deactivate_employee(bigint, bigint),
+	crm.handover_employee(bigint, bigint),
+	crm.default_successor(bigint),
 	crm.delete_customer_status(bigint, bigint),
-	crm.convert_lead(bigint),
+	crm.convert_lead(bigint, bigint),
 	crm.transfer(text, bigint[], bigint, boolean, boolean),
 	crm.add_field(text, text, text, boolean, boolean, text, text),
 	crm.drop_field(text, text),

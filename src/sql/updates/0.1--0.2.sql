@@ -17,6 +17,21 @@ ALTER TABLE crm.dedupe_rule DROP CONSTRAINT dedupe_rule_record_type_check;
 ALTER TABLE crm.role_scope DROP CONSTRAINT role_scope_record_type_check;
 
 DROP FUNCTION crm.record_tables();
+-- notification texts are rows now (95_notification_text.sql), lists are their items
+DROP FUNCTION crm.notification_lines(text[]);
+-- the holding limit is a trigger on every path that gives customers (50_transfer.sql)
+DROP FUNCTION crm.check_holding_limit(crm.employee, bigint[]);
+-- claims, assignments and releases return what they did
+DROP FUNCTION crm.claim_customer(bigint);
+DROP FUNCTION crm.assign_customer(bigint, bigint);
+DROP FUNCTION crm.release_customer(bigint, text, bigint);
+-- a lead converts into a new customer or an existing one (55_convert.sql)
+DROP FUNCTION crm.convert_lead(bigint);
+DROP FUNCTION crm.convert_lead_apply(bigint);
+-- whether a company customer needs its credit code is a setting (40_records.sql)
+ALTER TABLE crm.customer DROP CONSTRAINT customer_company_uscc_check;
+DROP FUNCTION crm.check_company_uscc(text, text);
+ALTER TABLE crm.settings ADD COLUMN uscc_required boolean NOT NULL DEFAULT true;
 
 -- crm 0.1's install script resolved names under a path that held public: where
 -- others could create objects there before it ran, its constraints, defaults,
