@@ -16,16 +16,44 @@ END
 $$;
 COMMENT ON FUNCTION crm.require_permission(text) IS 'True, or an insufficient_privilege error naming the missing permission';
 
+-- A record's custom fields (crm.added_field) for an export: {label: value},
+-- choices as their dictionary labels.  A label two fields share is told apart
+-- by the field's name; a field without a label goes by its name.  It reads the
+-- row as jsonb, so the views do not depend on the columns a field adds.
+CREATE OR REPLACE FUNCTION crm.export_fields(record_type text, record jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce(jsonb_object_agg(f.key, CASE
+	               WHEN f.type = 'single' THEN to_jsonb(coalesce(
+	                    (SELECT d.label FROM crm.dictionary d WHERE d.kind = f.dictionary AND d.code = record ->> f.name),
+	                    record ->> f.name))
+	               WHEN f.type = 'multiple' AND jsonb_typeof(record -> f.name) = 'array' THEN
+	                    (SELECT jsonb_agg(coalesce(d.label, u.code) ORDER BY u.n)
+	                       FROM jsonb_array_elements_text(record -> f.name) WITH ORDINALITY u(code, n)
+	                       LEFT JOIN crm.dictionary d ON d.kind = f.dictionary AND d.code = u.code)
+	               ELSE record -> f.name END), '{}')
+	  FROM (SELECT a.name, a.type, a.dictionary,
+	               CASE WHEN count(*) OVER (PARTITION BY coalesce(a.label, a.name)) > 1
+	                    THEN format('%s (%s)', coalesce(a.label, a.name), a.name)
+	                    ELSE coalesce(a.label, a.name) END AS key
+	          FROM crm.added_field a WHERE a.record_type = export_fields.record_type) f;
+END;
+COMMENT ON FUNCTION crm.export_fields(text, jsonb) IS
+	'A record''s custom fields as {label: value}, choices as their dictionary labels: the custom_fields column of the export views';
+
+-- Outer joins throughout: a pool's customers have an owner without a
+-- department, and an export leaves out no record the reader sees.
 CREATE OR REPLACE VIEW crm.customer_export WITH (security_invoker = true) AS
 SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END AS kind, c.uscc, c.phone,
        ind.label AS industry, src.label AS source, lvl.label AS level, st.name AS status,
        o.name AS owner, d.name AS department, c.locked,
        k.name AS contact, k.mobile AS contact_mobile, k.email AS contact_email,
-       c.last_follow_up_at, c.created_at, c.updated_at
+       c.last_follow_up_at, c.created_at, c.updated_at,
+       crm.export_fields('customer', to_jsonb(c)) AS custom_fields
   FROM crm.customer c
-  JOIN crm.employee o ON o.id = c.owner_id
-  JOIN crm.department d ON d.id = o.department_id
-  JOIN crm.customer_status st ON st.id = c.status_id
+  LEFT JOIN crm.employee o ON o.id = c.owner_id
+  LEFT JOIN crm.department d ON d.id = o.department_id
+  LEFT JOIN crm.customer_status st ON st.id = c.status_id
   LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = c.industry
   LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = c.source
   LEFT JOIN crm.dictionary lvl ON lvl.kind = 'customer_level' AND lvl.code = c.level
@@ -35,17 +63,24 @@ SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END 
 
 CREATE OR REPLACE VIEW crm.contact_export WITH (security_invoker = true) AS
 SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS customer, o.name AS owner,
-       k.created_at, k.updated_at
+       k.created_at, k.updated_at,
+       crm.export_fields('contact', to_jsonb(k)) AS custom_fields
   FROM crm.contact k
-  JOIN crm.customer c ON c.id = k.customer_id
-  JOIN crm.employee o ON o.id = k.owner_id
+  LEFT JOIN crm.customer c ON c.id = k.customer_id
+  LEFT JOIN crm.employee o ON o.id = k.owner_id
  WHERE crm.require_permission('contact.export');
 
 CREATE OR REPLACE VIEW crm.lead_export WITH (security_invoker = true) AS
 SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, ind.label AS industry,
-       l.requirement, l.expected_amount, l.status, o.name AS owner, l.customer_id, l.converted_at, l.created_at
+       l.requirement, l.expected_amount,
+       CASE l.status WHEN 'new' THEN '新线索' WHEN 'following' THEN '跟进中'
+                     WHEN 'converted' THEN '已转化' WHEN 'invalid' THEN '无效' END AS status,
+       o.name AS owner, l.customer_id, l.converted_at, l.created_at,
+       c.name AS customer,
+       crm.export_fields('lead', to_jsonb(l)) AS custom_fields
   FROM crm.lead l
-  JOIN crm.employee o ON o.id = l.owner_id
+  LEFT JOIN crm.employee o ON o.id = l.owner_id
+  LEFT JOIN crm.customer c ON c.id = l.customer_id
   LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = l.source
   LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = l.industry
  WHERE crm.require_permission('lead.export');
