@@ -60,6 +60,26 @@ SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END 
   LEFT JOIN LATERAL (SELECT name, mobile, email FROM crm.contact WHERE customer_id = c.id
                       ORDER BY is_decision_maker DESC, id LIMIT 1) k ON true
  WHERE crm.require_permission('customer.export');
+COMMENT ON VIEW crm.customer_export IS 'Customers for a spreadsheet, codes as labels; each reader exports their own scope; needs customer.export';
+COMMENT ON COLUMN crm.customer_export.id IS 'Customer id';
+COMMENT ON COLUMN crm.customer_export.name IS 'Customer name';
+COMMENT ON COLUMN crm.customer_export.kind IS '企业 (company) or 个人 (individual)';
+COMMENT ON COLUMN crm.customer_export.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.customer_export.phone IS 'Main phone number';
+COMMENT ON COLUMN crm.customer_export.industry IS 'Industry label';
+COMMENT ON COLUMN crm.customer_export.source IS 'Source label';
+COMMENT ON COLUMN crm.customer_export.level IS 'Level label';
+COMMENT ON COLUMN crm.customer_export.status IS 'Follow-up status name';
+COMMENT ON COLUMN crm.customer_export.owner IS 'Owner''s name, or the pool''s';
+COMMENT ON COLUMN crm.customer_export.department IS 'Owner''s department (none for a pool)';
+COMMENT ON COLUMN crm.customer_export.locked IS 'Locked customers are never recycled to a pool';
+COMMENT ON COLUMN crm.customer_export.contact IS 'Key contact: a decision maker first, else the first contact';
+COMMENT ON COLUMN crm.customer_export.contact_mobile IS 'Key contact''s mobile';
+COMMENT ON COLUMN crm.customer_export.contact_email IS 'Key contact''s e-mail';
+COMMENT ON COLUMN crm.customer_export.last_follow_up_at IS 'Time of the latest follow-up';
+COMMENT ON COLUMN crm.customer_export.created_at IS 'When the customer was created';
+COMMENT ON COLUMN crm.customer_export.updated_at IS 'When the customer last changed';
+COMMENT ON COLUMN crm.customer_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 CREATE OR REPLACE VIEW crm.contact_export WITH (security_invoker = true) AS
 SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS customer, o.name AS owner,
@@ -69,6 +89,18 @@ SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS 
   LEFT JOIN crm.customer c ON c.id = k.customer_id
   LEFT JOIN crm.employee o ON o.id = k.owner_id
  WHERE crm.require_permission('contact.export');
+COMMENT ON VIEW crm.contact_export IS 'Contacts for a spreadsheet; each reader exports their own scope; needs contact.export';
+COMMENT ON COLUMN crm.contact_export.id IS 'Contact id';
+COMMENT ON COLUMN crm.contact_export.name IS 'Contact name';
+COMMENT ON COLUMN crm.contact_export.mobile IS 'Mobile';
+COMMENT ON COLUMN crm.contact_export.email IS 'E-mail';
+COMMENT ON COLUMN crm.contact_export.title IS 'Job title';
+COMMENT ON COLUMN crm.contact_export.is_decision_maker IS 'Key decision maker (关键决策人)';
+COMMENT ON COLUMN crm.contact_export.customer IS 'Customer name';
+COMMENT ON COLUMN crm.contact_export.owner IS 'Owner''s name';
+COMMENT ON COLUMN crm.contact_export.created_at IS 'When the contact was created';
+COMMENT ON COLUMN crm.contact_export.updated_at IS 'When the contact last changed';
+COMMENT ON COLUMN crm.contact_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 CREATE OR REPLACE VIEW crm.lead_export WITH (security_invoker = true) AS
 SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, ind.label AS industry,
@@ -84,6 +116,24 @@ SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, 
   LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = l.source
   LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = l.industry
  WHERE crm.require_permission('lead.export');
+COMMENT ON VIEW crm.lead_export IS 'Leads for a spreadsheet, codes as labels; each reader exports their own scope; needs lead.export';
+COMMENT ON COLUMN crm.lead_export.id IS 'Lead id';
+COMMENT ON COLUMN crm.lead_export.name IS 'Person''s name';
+COMMENT ON COLUMN crm.lead_export.company IS 'Company name';
+COMMENT ON COLUMN crm.lead_export.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.lead_export.mobile IS 'Mobile';
+COMMENT ON COLUMN crm.lead_export.email IS 'E-mail';
+COMMENT ON COLUMN crm.lead_export.source IS 'Source label';
+COMMENT ON COLUMN crm.lead_export.industry IS 'Industry label';
+COMMENT ON COLUMN crm.lead_export.requirement IS 'What the lead needs';
+COMMENT ON COLUMN crm.lead_export.expected_amount IS 'Expected deal size in yuan';
+COMMENT ON COLUMN crm.lead_export.status IS '新线索 (new), 跟进中 (following), 已转化 (converted) or 无效 (invalid)';
+COMMENT ON COLUMN crm.lead_export.owner IS 'Owner''s name';
+COMMENT ON COLUMN crm.lead_export.customer_id IS 'Id of the customer the lead became';
+COMMENT ON COLUMN crm.lead_export.converted_at IS 'When the lead was converted';
+COMMENT ON COLUMN crm.lead_export.created_at IS 'When the lead was created';
+COMMENT ON COLUMN crm.lead_export.customer IS 'Name of the customer the lead became, if the reader sees it';
+COMMENT ON COLUMN crm.lead_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export TO crm_user;
 
@@ -113,6 +163,18 @@ CREATE TABLE crm.attachment (
 		AND content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$'),
 	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
+COMMENT ON COLUMN crm.attachment.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.record_type IS 'Type of the record the file is on (crm.record_type.name)';
+COMMENT ON COLUMN crm.attachment.record_id IS 'Id of the record the file is on';
+COMMENT ON COLUMN crm.attachment.file_name IS 'Original file name, without path separators; at most 255 characters';
+COMMENT ON COLUMN crm.attachment.size_bytes IS 'File size in bytes';
+COMMENT ON COLUMN crm.attachment.content_type IS 'MIME type, e.g. application/pdf';
+COMMENT ON COLUMN crm.attachment.storage_key IS 'Key of the object in the file store; unique';
+COMMENT ON COLUMN crm.attachment.created_by IS 'Employee (crm.employee.id) who added the file; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.created_at IS 'When the file was added; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_type IS 'Type of the record that decides who sees this row (a contact''s customer, a follow-up''s record); kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_owner IS 'Owner (crm.employee.id) of the deciding record, copied so the read policy is an index test; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_id IS 'Id of the deciding record; kept by crm; not writable';
 CREATE INDEX attachment_record_idx ON crm.attachment (record_type, record_id);
 CREATE INDEX attachment_scope_owner_idx ON crm.attachment (scope_type, scope_owner);
 -- (the id leads its index: with the type first, the planner took it for a
