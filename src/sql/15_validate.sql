@@ -16,17 +16,22 @@ COMMENT ON FUNCTION crm.uscc_with_check(text) IS 'The first 17 characters of a c
 -- raise check_violation with the reason, or return true
 CREATE OR REPLACE FUNCTION crm.check_uscc(code text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_uscc' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.check_uscc(text) IS 'True, or a check_violation saying why the unified social credit code is malformed or its check digit wrong (a CHECK)';
 CREATE OR REPLACE FUNCTION crm.check_mobile(mobile text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_mobile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.check_mobile(text) IS 'True, or a check_violation saying why the mobile number is malformed (a CHECK)';
 CREATE OR REPLACE FUNCTION crm.check_email(email text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_email' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.check_email(text) IS 'True, or a check_violation saying why the e-mail address is malformed (a CHECK)';
 
 -- A value as messages quote it: whole up to 64 bytes, else its first whole
 -- characters and "..." (src/core/validate.c).
 CREATE OR REPLACE FUNCTION crm.clip(value text) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_clip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clip(text) IS 'A value as messages quote it: whole up to 64 bytes, else its first whole characters and "..."';
 
 -- The length limits of text columns (docs/records.md lists them): raise
 -- string_data_right_truncation naming the column, or return true.
 CREATE OR REPLACE FUNCTION crm.check_length(value text, max_chars integer, what text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_check_length' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.check_length(text, integer, text) IS 'True, or a string_data_right_truncation naming the column when the text is longer than max_chars characters (a CHECK)';

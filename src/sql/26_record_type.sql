@@ -14,6 +14,9 @@ CREATE TABLE crm.record_capability (
 	CONSTRAINT record_capability_pkey PRIMARY KEY (name)
 );
 COMMENT ON TABLE crm.record_capability IS 'The shared capabilities a record type can take part in (shipped with crm; read-only)';
+COMMENT ON COLUMN crm.record_capability.name IS 'Capability name, e.g. follow_ups, tags, export';
+COMMENT ON COLUMN crm.record_capability.description IS 'What taking part means';
+COMMENT ON COLUMN crm.record_capability.link_table IS 'The shared table whose rows point at records of the types taking part, if any';
 INSERT INTO crm.record_capability (name, description, link_table) VALUES
 	('team',          '协作人: employees with read or edit access to a record', 'team_member'),
 	('follow_ups',    '跟进记录: follow-ups written about a record', 'follow_up'),
@@ -57,6 +60,13 @@ CREATE TABLE crm.record_type (
 	CONSTRAINT record_type_parent_check CHECK
 		((visibility = 'parent') = (parent IS NOT NULL AND parent_column IS NOT NULL))
 );
+COMMENT ON COLUMN crm.record_type.name IS 'Type name used in record_type columns, e.g. customer';
+COMMENT ON COLUMN crm.record_type.relation IS 'The type''s table';
+COMMENT ON COLUMN crm.record_type.label_zh IS 'Chinese name people see, e.g. 客户';
+COMMENT ON COLUMN crm.record_type.label_en IS 'English name';
+COMMENT ON COLUMN crm.record_type.parent IS 'visibility parent: the type whose records decide who sees these';
+COMMENT ON COLUMN crm.record_type.parent_column IS 'visibility parent: the column naming the parent record';
+COMMENT ON COLUMN crm.record_type.position IS 'Order of the types (1 to 64)';
 CREATE INDEX record_type_parent_idx ON crm.record_type (parent);
 COMMENT ON TABLE crm.record_type IS 'The business record types and the shared capabilities each takes part in (crm''s own; read-only)';
 COMMENT ON COLUMN crm.record_type.visibility IS
@@ -155,6 +165,7 @@ CREATE OR REPLACE FUNCTION crm.record_types_with(capability text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT coalesce(string_agg(t.name, ', ' ORDER BY t.position), 'none')
           FROM crm.record_type t WHERE record_types_with.capability = ANY (t.capabilities));
+COMMENT ON FUNCTION crm.record_types_with(text) IS 'The record types taking part in a capability, for messages: "lead, customer or contact"';
 
 -- The one way a record type is added: a row of the registry, validated, written
 -- by the type's own piece right after its table (40_records.sql for crm's

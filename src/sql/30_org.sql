@@ -15,6 +15,13 @@ CREATE TABLE crm.department (
 	CONSTRAINT department_name_key UNIQUE NULLS NOT DISTINCT (parent_id, name)
 );
 COMMENT ON TABLE crm.department IS 'Department tree (parent_id NULL for a top department)';
+COMMENT ON COLUMN crm.department.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.department.name IS 'Department name; unique among its siblings';
+COMMENT ON COLUMN crm.department.parent_id IS 'Parent department (crm.department.id); NULL for a top department';
+COMMENT ON COLUMN crm.department.leader_id IS 'Department leader (crm.employee.id)';
+COMMENT ON COLUMN crm.department.position IS 'Order among siblings';
+COMMENT ON COLUMN crm.department.created_at IS 'When the department was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.department.updated_at IS 'When the department last changed; kept by crm; not writable';
 
 CREATE TABLE crm.employee (
 	id                bigint GENERATED ALWAYS AS IDENTITY,
@@ -61,6 +68,20 @@ COMMENT ON TABLE crm.employee IS 'Employees; db_role is the login role that acts
 COMMENT ON COLUMN crm.employee.db_role IS 'Login role mapped to this employee (crm.current_employee_id())';
 COMMENT ON COLUMN crm.employee.active IS 'Deactivated employees resolve to nobody; employees are never deleted';
 COMMENT ON COLUMN crm.employee.is_pool IS 'The row through which a public pool (crm.pool) owns its customers; not a person';
+COMMENT ON COLUMN crm.employee.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.employee.name IS 'Full name';
+COMMENT ON COLUMN crm.employee.mobile IS 'Mobile number; at most 40 characters';
+COMMENT ON COLUMN crm.employee.email IS 'E-mail address; at most 254 characters';
+COMMENT ON COLUMN crm.employee.department_id IS 'Department (crm.department.id); NULL only for a pool';
+COMMENT ON COLUMN crm.employee.superior_id IS 'Direct superior (crm.employee.id), for the subordinates scope';
+COMMENT ON COLUMN crm.employee.in_statistics IS 'Counted in reports and rankings';
+COMMENT ON COLUMN crm.employee.holding_limit IS 'Customers not yet signed this employee may hold; NULL: crm.settings.holding_limit';
+COMMENT ON COLUMN crm.employee.daily_claim_limit IS 'Customers this employee may claim from pools per day; NULL: crm.settings.daily_claim_limit';
+COMMENT ON COLUMN crm.employee.wecom_userid IS 'WeCom userid, for messages and directory sync';
+COMMENT ON COLUMN crm.employee.feishu_open_id IS 'Feishu open_id, for messages and directory sync';
+COMMENT ON COLUMN crm.employee.dingtalk_userid IS 'DingTalk userid, for messages and directory sync';
+COMMENT ON COLUMN crm.employee.created_at IS 'When the employee was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.employee.updated_at IS 'When the employee last changed; kept by crm; not writable';
 
 -- department.leader_id and employee.department_id reference each other, and a dump
 -- restores departments first: the leader check waits for the end of the transaction,
@@ -125,6 +146,7 @@ CREATE TABLE crm.org_tree_lock (
 	CONSTRAINT org_tree_lock_pkey PRIMARY KEY (tree)
 );
 COMMENT ON TABLE crm.org_tree_lock IS 'A row per tree (department, employee) that a change of the tree locks while it is checked (crm''s own)';
+COMMENT ON COLUMN crm.org_tree_lock.tree IS 'department or employee; kept by crm; not writable';
 INSERT INTO crm.org_tree_lock VALUES ('department'), ('employee');
 
 -- (as its owner: to lock crm.org_tree_lock)

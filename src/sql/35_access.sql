@@ -6,6 +6,8 @@ CREATE TABLE crm.permission (
 	CONSTRAINT permission_pkey PRIMARY KEY (action)
 );
 COMMENT ON TABLE crm.permission IS 'The actions a role can grant (shipped with crm; read-only)';
+COMMENT ON COLUMN crm.permission.action IS 'Action name, e.g. customer.export or admin.role; shipped with crm';
+COMMENT ON COLUMN crm.permission.description IS 'What the action allows';
 
 -- Each registered record type's create, edit, delete, import, export and
 -- transfer come with its registration (crm.install_record_type).  Those of the
@@ -44,6 +46,12 @@ CREATE TABLE crm.role (
 	CONSTRAINT role_description_length CHECK (crm.check_length(description, 2000, 'role.description'))
 );
 COMMENT ON TABLE crm.role IS 'Roles: action permissions and a data scope per record type; is_super grants everything';
+COMMENT ON COLUMN crm.role.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.role.name IS 'Role name; unique';
+COMMENT ON COLUMN crm.role.is_super IS 'Super admin: every permission and scope all';
+COMMENT ON COLUMN crm.role.description IS 'What the role is for';
+COMMENT ON COLUMN crm.role.created_at IS 'When the role was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.role.updated_at IS 'When the role last changed; kept by crm; not writable';
 
 CREATE TABLE crm.role_permission (
 	role_id  bigint NOT NULL,
@@ -53,6 +61,9 @@ CREATE TABLE crm.role_permission (
 	CONSTRAINT role_permission_action_fkey FOREIGN KEY (action) REFERENCES crm.permission (action),
 	CONSTRAINT role_permission_action_check CHECK (crm.check_length(action, 100, 'role_permission.action'))
 );
+COMMENT ON TABLE crm.role_permission IS 'The actions each role grants (crm.permission)';
+COMMENT ON COLUMN crm.role_permission.role_id IS 'The role (crm.role.id)';
+COMMENT ON COLUMN crm.role_permission.action IS 'The action (crm.permission.action), e.g. customer.export';
 CREATE INDEX role_permission_action_idx ON crm.role_permission (action);
 
 CREATE TABLE crm.role_scope (
@@ -68,6 +79,10 @@ CREATE TABLE crm.role_scope (
 		((scope = 'custom') = (departments IS NOT NULL AND cardinality(departments) > 0))
 );
 COMMENT ON COLUMN crm.role_scope.departments IS 'For scope custom: the departments whose members'' records are visible';
+COMMENT ON TABLE crm.role_scope IS 'Each role''s data scope per record type: whose records its employees see';
+COMMENT ON COLUMN crm.role_scope.role_id IS 'The role (crm.role.id)';
+COMMENT ON COLUMN crm.role_scope.record_type IS 'Record type (crm.record_type.name) with owner visibility';
+COMMENT ON COLUMN crm.role_scope.scope IS 'self, subordinates, department, department_tree, all, or custom (the departments listed)';
 
 CREATE TABLE crm.employee_role (
 	employee_id  bigint NOT NULL,
@@ -76,6 +91,9 @@ CREATE TABLE crm.employee_role (
 	CONSTRAINT employee_role_employee_fkey FOREIGN KEY (employee_id) REFERENCES crm.employee (id),
 	CONSTRAINT employee_role_role_fkey FOREIGN KEY (role_id) REFERENCES crm.role (id) ON DELETE CASCADE
 );
+COMMENT ON TABLE crm.employee_role IS 'Which roles each employee has; permissions add up, the widest scope wins';
+COMMENT ON COLUMN crm.employee_role.employee_id IS 'The employee (crm.employee.id)';
+COMMENT ON COLUMN crm.employee_role.role_id IS 'The role (crm.role.id)';
 CREATE INDEX employee_role_role_idx ON crm.employee_role (role_id);
 
 CREATE TABLE crm.team_member (
@@ -95,6 +113,16 @@ CREATE TABLE crm.team_member (
 	CONSTRAINT team_member_added_by_fkey FOREIGN KEY (added_by) REFERENCES crm.employee (id),
 	CONSTRAINT team_member_access_check CHECK (access IN ('read', 'edit'))
 );
+COMMENT ON COLUMN crm.team_member.record_type IS 'Type of the shared record';
+COMMENT ON COLUMN crm.team_member.record_id IS 'Id of the shared record';
+COMMENT ON COLUMN crm.team_member.employee_id IS 'The collaborator (crm.employee.id)';
+COMMENT ON COLUMN crm.team_member.access IS 'read or edit';
+COMMENT ON COLUMN crm.team_member.expires_at IS 'When the access ends; NULL: never';
+COMMENT ON COLUMN crm.team_member.created_at IS 'When the entry was added; kept by crm; not writable';
+COMMENT ON COLUMN crm.team_member.added_by IS 'Employee (crm.employee.id) who added the entry; kept by crm; not writable';
+COMMENT ON COLUMN crm.team_member.scope_type IS 'Type of the record that decides who sees this row (a contact''s customer, a follow-up''s record); kept by crm; not writable';
+COMMENT ON COLUMN crm.team_member.scope_owner IS 'Owner (crm.employee.id) of the deciding record, copied so the read policy is an index test; kept by crm; not writable';
+COMMENT ON COLUMN crm.team_member.scope_id IS 'Id of the deciding record; kept by crm; not writable';
 CREATE INDEX team_member_employee_idx ON crm.team_member (employee_id, record_type);
 CREATE INDEX team_member_added_by_idx ON crm.team_member (added_by);
 CREATE INDEX team_member_scope_owner_idx ON crm.team_member (scope_type, scope_owner);
@@ -119,10 +147,13 @@ CREATE OR REPLACE FUNCTION crm.team_records(record_type text, for_edit boolean) 
 	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.has_permission(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.has_permission(text) IS 'Whether the acting employee''s roles grant the action (crm.permission)';
 CREATE OR REPLACE FUNCTION crm.may_administer(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_may_administer_sql' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.may_administer(text) IS 'Whether the acting session may make changes needing the admin action: a superuser, a crm_admin member or an employee whose roles grant it';
 CREATE OR REPLACE FUNCTION crm.acting_is_super() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_acting_is_super_sql' LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.acting_is_super() IS 'Whether one of the acting employee''s roles is a super admin role';
 CREATE OR REPLACE FUNCTION crm.check_write() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_write' LANGUAGE C;
 CREATE OR REPLACE FUNCTION crm.explain_access(record_type text, id bigint)
@@ -140,6 +171,7 @@ CREATE OR REPLACE FUNCTION crm.is_super_admin(employee_id bigint) RETURNS boolea
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT FROM crm.employee_role er JOIN crm.role r ON r.id = er.role_id
                 WHERE er.employee_id = is_super_admin.employee_id AND r.is_super);
+COMMENT ON FUNCTION crm.is_super_admin(bigint) IS 'Whether one of the employee''s roles is a super admin role';
 
 -- Writes to organisation and access tables: superusers, crm_admin members, and
 -- employees whose roles grant the admin action named by the trigger argument.

@@ -14,6 +14,8 @@ CREATE TABLE crm.settings (
 COMMENT ON TABLE crm.settings IS 'crm''s switches: one row';
 COMMENT ON COLUMN crm.settings.timezone IS 'The company''s time zone: where its day starts and ends (daily claim limits), the times notifications give, and when jobs run (crm.job)';
 COMMENT ON COLUMN crm.settings.status_reversible IS 'Whether a customer''s status may move back to an earlier one (off: only forward)';
+COMMENT ON COLUMN crm.settings.singleton IS 'Always true: one row; kept by crm; not writable';
+COMMENT ON COLUMN crm.settings.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 INSERT INTO crm.settings (builtin) VALUES (true);
 SELECT crm.keep_builtin_edits('crm.settings', 'singleton');
 
@@ -33,6 +35,12 @@ CREATE TABLE crm.dictionary (
 	CONSTRAINT dictionary_label_check CHECK (crm.check_length(label, 200, 'dictionary.label') AND btrim(label) <> '')
 );
 COMMENT ON TABLE crm.dictionary IS 'Data dictionaries (数据字典): codes are stable, labels and order may change; disable instead of delete';
+COMMENT ON COLUMN crm.dictionary.kind IS 'Dictionary: customer_source, industry, customer_level, follow_up_method, product_category, unit or pool_release_reason';
+COMMENT ON COLUMN crm.dictionary.code IS 'Stable code stored in records: lowercase letters, digits, underscores; at most 60';
+COMMENT ON COLUMN crm.dictionary.label IS 'What people see; may change';
+COMMENT ON COLUMN crm.dictionary.position IS 'Order within the dictionary';
+COMMENT ON COLUMN crm.dictionary.enabled IS 'Disabled codes stay in old records but cannot be chosen any more';
+COMMENT ON COLUMN crm.dictionary.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 
 INSERT INTO crm.dictionary (kind, code, label, position, builtin)
 SELECT kind, code, label, n, true FROM (VALUES
@@ -101,6 +109,7 @@ BEGIN
 	RETURN true;
 END
 $$;
+COMMENT ON FUNCTION crm.check_dictionary_column(text, text) IS 'True, or an error saying why the column cannot take dictionary codes (a CHECK of crm.dictionary_column)';
 
 -- Which columns take which dictionary's codes; add_field registers its own.
 -- src/records/dictionary.c copies kinds into fixed-size keys: the lengths are bounded here.
@@ -115,6 +124,10 @@ CREATE TABLE crm.dictionary_column (
 	CONSTRAINT dictionary_column_text_check CHECK (crm.check_dictionary_column(table_name, column_name))
 );
 COMMENT ON TABLE crm.dictionary_column IS 'Columns of crm tables whose values must be enabled codes of a dictionary';
+COMMENT ON COLUMN crm.dictionary_column.table_name IS 'crm table, e.g. customer';
+COMMENT ON COLUMN crm.dictionary_column.column_name IS 'Text column of the table whose values are codes';
+COMMENT ON COLUMN crm.dictionary_column.kind IS 'Dictionary (crm.dictionary.kind) the codes come from';
+COMMENT ON COLUMN crm.dictionary_column.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 -- (the shipped mappings come with their tables, src/sql/40_records.sql)
 
 CREATE OR REPLACE FUNCTION crm.check_dictionary() RETURNS trigger
@@ -136,6 +149,13 @@ CREATE TABLE crm.customer_status (
 	CONSTRAINT customer_status_name_check CHECK (crm.check_length(name, 200, 'customer_status.name') AND btrim(name) <> ''),
 	CONSTRAINT customer_status_not_both CHECK (NOT (is_initial AND is_final))
 );
+COMMENT ON TABLE crm.customer_status IS 'Customer follow-up statuses (跟进状态): at most 10, in order; one initial, one final (signed)';
+COMMENT ON COLUMN crm.customer_status.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_status.name IS 'Status name people see; unique; the final status''s cannot change';
+COMMENT ON COLUMN crm.customer_status.position IS 'Order of the statuses; unique';
+COMMENT ON COLUMN crm.customer_status.is_initial IS 'The status new customers get; exactly one; fixed';
+COMMENT ON COLUMN crm.customer_status.is_final IS 'The status meaning signed (成交); exactly one; fixed';
+COMMENT ON COLUMN crm.customer_status.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 CREATE UNIQUE INDEX customer_status_one_initial ON crm.customer_status (is_initial) WHERE is_initial;
 CREATE UNIQUE INDEX customer_status_one_final ON crm.customer_status (is_final) WHERE is_final;
 INSERT INTO crm.customer_status (name, position, is_initial, is_final, builtin) VALUES
@@ -203,6 +223,7 @@ CREATE OR REPLACE TRIGGER customer_status_guard BEFORE INSERT OR UPDATE OR DELET
 
 CREATE OR REPLACE FUNCTION crm.initial_customer_status() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_initial_customer_status' LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION crm.initial_customer_status() IS 'The id of the initial customer status: the default of crm.customer.status_id';
 
 -- Deleting a status names where its customers go, in one statement:
 -- crm.delete_customer_status() (src/access/org.c) checks who asks, then runs this as

@@ -40,6 +40,22 @@ CREATE TABLE crm.lead (
 );
 COMMENT ON COLUMN crm.lead.customer_id IS 'The customer the lead was converted into (crm.convert_lead); a converted lead is read-only';
 COMMENT ON COLUMN crm.lead.requirement IS 'What the lead needs; with expected_amount, the start of an opportunity';
+COMMENT ON TABLE crm.lead IS 'Leads (线索): prospects not yet customers; converted into a customer with crm.convert_lead';
+COMMENT ON COLUMN crm.lead.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.name IS 'Name of the person; at most 200 characters';
+COMMENT ON COLUMN crm.lead.company IS 'Company name; at most 200 characters';
+COMMENT ON COLUMN crm.lead.uscc IS 'Unified social credit code (统一社会信用代码) of the company, check digit verified';
+COMMENT ON COLUMN crm.lead.mobile IS 'Mobile number (format checked)';
+COMMENT ON COLUMN crm.lead.email IS 'E-mail address (checked)';
+COMMENT ON COLUMN crm.lead.source IS 'Code of dictionary customer_source (crm.dictionary)';
+COMMENT ON COLUMN crm.lead.industry IS 'Code of dictionary industry (crm.dictionary)';
+COMMENT ON COLUMN crm.lead.expected_amount IS 'Expected deal size in yuan; not negative';
+COMMENT ON COLUMN crm.lead.owner_id IS 'Owning employee (crm.employee.id); defaults to the acting employee';
+COMMENT ON COLUMN crm.lead.status IS 'new, following, converted (set by crm.convert_lead, with customer_id and converted_at) or invalid';
+COMMENT ON COLUMN crm.lead.converted_at IS 'When the lead was converted; set by crm.convert_lead';
+COMMENT ON COLUMN crm.lead.created_by IS 'Employee (crm.employee.id) who created the lead; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.created_at IS 'When the lead was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.updated_at IS 'When the lead last changed; kept by crm; not writable';
 
 CREATE TABLE crm.customer (
 	id                bigint GENERATED ALWAYS AS IDENTITY,
@@ -67,6 +83,19 @@ CREATE TABLE crm.customer (
 COMMENT ON COLUMN crm.customer.uscc IS 'Unified social credit code (统一社会信用代码); check digit verified; required for companies while crm.settings.uscc_required';
 COMMENT ON COLUMN crm.customer.status_id IS 'Follow-up status (crm.customer_status); moves only forward unless crm.settings.status_reversible';
 COMMENT ON COLUMN crm.customer.locked IS 'Locked customers are never recycled to a pool';
+COMMENT ON TABLE crm.customer IS 'Customers (客户): companies and individuals, each owned by an employee or a public pool';
+COMMENT ON COLUMN crm.customer.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.name IS 'Company or person name; at most 200 characters';
+COMMENT ON COLUMN crm.customer.kind IS 'company (企业, needs a uscc) or individual (个人)';
+COMMENT ON COLUMN crm.customer.phone IS 'Switchboard or main phone number; at most 40 characters';
+COMMENT ON COLUMN crm.customer.industry IS 'Code of dictionary industry (crm.dictionary)';
+COMMENT ON COLUMN crm.customer.source IS 'Code of dictionary customer_source (crm.dictionary): how the customer came';
+COMMENT ON COLUMN crm.customer.level IS 'Code of dictionary customer_level (crm.dictionary), e.g. a to d';
+COMMENT ON COLUMN crm.customer.owner_id IS 'Owning employee (crm.employee.id), or the pool holding the customer; defaults to the acting employee';
+COMMENT ON COLUMN crm.customer.last_follow_up_at IS 'Time of the latest follow-up on the customer; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.created_by IS 'Employee (crm.employee.id) who created the customer; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.created_at IS 'When the customer was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.updated_at IS 'When the customer last changed; kept by crm; not writable';
 
 -- Checked at commit: a delete of the customer is refused at the end of its
 -- statement by crm.record_deleted(), which names the customer and gives the
@@ -99,6 +128,17 @@ CREATE TABLE crm.contact (
 	CONSTRAINT contact_email_check CHECK (crm.check_email(email))
 );
 COMMENT ON COLUMN crm.contact.is_decision_maker IS 'Key decision maker (关键决策人)';
+COMMENT ON TABLE crm.contact IS 'Contacts (联系人) of customers; visible and writable with their customer';
+COMMENT ON COLUMN crm.contact.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.customer_id IS 'The customer (crm.customer.id) the contact belongs to; deleting the customer deletes its contacts';
+COMMENT ON COLUMN crm.contact.name IS 'Full name; at most 200 characters';
+COMMENT ON COLUMN crm.contact.mobile IS 'Mobile number (format checked)';
+COMMENT ON COLUMN crm.contact.email IS 'E-mail address (checked)';
+COMMENT ON COLUMN crm.contact.title IS 'Job title; at most 200 characters';
+COMMENT ON COLUMN crm.contact.owner_id IS 'Owning employee (crm.employee.id); defaults to the acting employee';
+COMMENT ON COLUMN crm.contact.created_by IS 'Employee (crm.employee.id) who created the contact; kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.created_at IS 'When the contact was created; kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.updated_at IS 'When the contact last changed; kept by crm; not writable';
 
 CREATE TABLE crm.follow_up (
 	id               bigint GENERATED ALWAYS AS IDENTITY,
@@ -115,6 +155,15 @@ CREATE TABLE crm.follow_up (
 	CONSTRAINT follow_up_content_check CHECK (crm.check_length(content, 20000, 'follow_up.content') AND btrim(content) <> '')
 );
 COMMENT ON COLUMN crm.follow_up.created_at IS 'When the follow-up happened; defaults to now(), may be given for imported history';
+COMMENT ON TABLE crm.follow_up IS 'Follow-ups (跟进记录) on leads and customers; visible with their record, written by their author';
+COMMENT ON COLUMN crm.follow_up.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.follow_up.record_type IS 'Type of the record followed up (lead or customer)';
+COMMENT ON COLUMN crm.follow_up.record_id IS 'Id of the record followed up';
+COMMENT ON COLUMN crm.follow_up.method IS 'Code of dictionary follow_up_method (crm.dictionary): phone, email, visit, sms, im, other';
+COMMENT ON COLUMN crm.follow_up.content IS 'What was said or done; at most 20,000 characters';
+COMMENT ON COLUMN crm.follow_up.next_contact_at IS 'When to contact again, if planned';
+COMMENT ON COLUMN crm.follow_up.created_by IS 'Author (crm.employee.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.follow_up.updated_at IS 'When the follow-up last changed; kept by crm; not writable';
 
 -- Scope columns lead the indexes: RLS filters on them first.
 CREATE INDEX lead_owner_idx ON crm.lead (owner_id, updated_at DESC);

@@ -12,15 +12,23 @@ ALTER TABLE crm.customer
 	ADD COLUMN name_key text GENERATED ALWAYS AS
 		(crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name)) STORED,
 	ADD COLUMN phone_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', phone)) STORED;
+COMMENT ON COLUMN crm.customer.phone_key IS 'Duplicate key of phone (digits only); generated; kept by crm; not writable';
 ALTER TABLE crm.lead
 	ADD COLUMN name_key text GENERATED ALWAYS AS (crm.dedupe_key('name', name)) STORED,
 	ADD COLUMN company_key text GENERATED ALWAYS AS (crm.dedupe_key('company', company)) STORED,
 	ADD COLUMN mobile_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', mobile)) STORED,
 	ADD COLUMN email_key text GENERATED ALWAYS AS (crm.dedupe_key('email', email)) STORED;
+COMMENT ON COLUMN crm.lead.name_key IS 'Duplicate key of name; generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.company_key IS 'Duplicate key of company (normalised with ICU); generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.mobile_key IS 'Duplicate key of mobile; generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.email_key IS 'Duplicate key of email; generated; kept by crm; not writable';
 ALTER TABLE crm.contact
 	ADD COLUMN name_key text GENERATED ALWAYS AS (crm.dedupe_key('name', name)) STORED,
 	ADD COLUMN mobile_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', mobile)) STORED,
 	ADD COLUMN email_key text GENERATED ALWAYS AS (crm.dedupe_key('email', email)) STORED;
+COMMENT ON COLUMN crm.contact.name_key IS 'Duplicate key of name (normalised with ICU, crm.dedupe_key); generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.mobile_key IS 'Duplicate key of mobile (digits only); generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.email_key IS 'Duplicate key of email (lowercased); generated; kept by crm; not writable';
 CREATE INDEX customer_name_key_idx ON crm.customer (name_key);
 CREATE INDEX customer_phone_key_idx ON crm.customer (phone_key);
 CREATE INDEX customer_uscc_idx ON crm.customer (uscc);
@@ -51,6 +59,9 @@ CREATE TABLE crm.key_build (
 	CONSTRAINT key_build_only_row CHECK (only_row)
 );
 COMMENT ON TABLE crm.key_build IS 'The ICU version the stored duplicate keys were computed with (crm.key_check(), crm.rebuild_keys())';
+COMMENT ON COLUMN crm.key_build.only_row IS 'Always true: one row; kept by crm; not writable';
+COMMENT ON COLUMN crm.key_build.icu_version IS 'ICU version the stored duplicate keys were computed with; kept by crm; not writable';
+COMMENT ON COLUMN crm.key_build.built_at IS 'When the keys were last computed; kept by crm; not writable';
 INSERT INTO crm.key_build (icu_version) VALUES (crm.icu_version());
 
 -- Whether the stored keys were built with the ICU this server runs; a WARNING
@@ -119,6 +130,8 @@ ALTER TABLE crm.customer
 		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED,
 	ADD COLUMN name_initials text GENERATED ALWAYS AS (crm.dedupe_key('initials',
 		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED;
+COMMENT ON COLUMN crm.customer.name_pinyin IS 'Name in pinyin, for search and similar names; generated; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.name_initials IS 'Initials of the name''s pinyin, for search; generated; kept by crm; not writable';
 -- pg_trgm's operator class, named in whichever schema pg_trgm was installed: the
 -- script does not search that schema (00_header.sql)
 DO $trgm$

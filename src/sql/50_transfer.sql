@@ -16,6 +16,16 @@ CREATE TABLE crm.customer_owner_change (
 	CONSTRAINT customer_owner_change_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE,
 	CONSTRAINT customer_owner_change_kind_check CHECK (kind IN ('transfer', 'claim', 'assign', 'release', 'recycle'))
 );
+COMMENT ON COLUMN crm.customer_owner_change.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.customer_id IS 'The customer (crm.customer.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.kind IS 'transfer, claim, assign, release or recycle; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.from_owner IS 'Owner before (crm.employee.id; a pool''s id when it came from a pool); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.to_owner IS 'Owner after (crm.employee.id; a pool''s id when it went to a pool); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.pool_id IS 'The pool (crm.pool.id) of a claim, assignment, release or recycling; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.rule_id IS 'The recycling rule (crm.recycle_rule.id) of a recycling; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.reason IS 'Why, as given to the release or by the recycling rule; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.changed_by IS 'Employee (crm.employee.id) who made the change; NULL for a job; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_owner_change.changed_at IS 'When the owner changed; kept by crm; not writable';
 CREATE INDEX customer_owner_change_customer_idx ON crm.customer_owner_change (customer_id, changed_at DESC);
 -- daily claim counts, cool-downs and freezes read these
 CREATE INDEX customer_owner_change_claims_idx ON crm.customer_owner_change (to_owner, changed_at) WHERE kind = 'claim';

@@ -19,6 +19,15 @@ CREATE TABLE crm.oplog (
 	CONSTRAINT oplog_action_check CHECK (action IN ('insert', 'update', 'delete')),
 	CONSTRAINT oplog_source_check CHECK (source IN ('person', 'import', 'job', 'system'))
 );
+COMMENT ON COLUMN crm.oplog.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.at IS 'When the change was made; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.record_type IS 'Type of the record changed; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.record_id IS 'Id of the record changed; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.action IS 'insert, update or delete; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.source IS 'person, import, job or system: what made the change; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.scope_type IS 'Type of the record that decides who sees this row (a contact''s customer, a follow-up''s record); kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.scope_owner IS 'Owner (crm.employee.id) of the deciding record, copied so the read policy is an index test; kept by crm; not writable';
+COMMENT ON COLUMN crm.oplog.scope_id IS 'Id of the deciding record; kept by crm; not writable';
 CREATE INDEX oplog_record_idx ON crm.oplog (record_type, record_id, id);
 CREATE INDEX oplog_employee_idx ON crm.oplog (employee_id, at DESC);
 CREATE INDEX oplog_scope_owner_idx ON crm.oplog (scope_type, scope_owner);

@@ -8,6 +8,10 @@ CREATE TABLE crm.tag_group (
 	CONSTRAINT tag_group_name_key UNIQUE (name),
 	CONSTRAINT tag_group_name_check CHECK (crm.check_length(name, 200, 'tag_group.name') AND btrim(name) <> '')
 );
+COMMENT ON TABLE crm.tag_group IS 'Groups of tags, e.g. 客户类型';
+COMMENT ON COLUMN crm.tag_group.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.tag_group.name IS 'Group name; unique';
+COMMENT ON COLUMN crm.tag_group.position IS 'Order of the groups';
 CREATE TABLE crm.tag (
 	id        bigint GENERATED ALWAYS AS IDENTITY,
 	group_id  bigint NOT NULL,
@@ -20,6 +24,12 @@ CREATE TABLE crm.tag (
 	CONSTRAINT tag_name_check CHECK (crm.check_length(name, 200, 'tag.name') AND btrim(name) <> ''),
 	CONSTRAINT tag_color_check CHECK (color ~ '^#[0-9a-fA-F]{6}$')
 );
+COMMENT ON TABLE crm.tag IS 'Tags (标签), in groups';
+COMMENT ON COLUMN crm.tag.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.tag.group_id IS 'The group (crm.tag_group.id)';
+COMMENT ON COLUMN crm.tag.name IS 'Tag name; unique in its group';
+COMMENT ON COLUMN crm.tag.color IS 'Colour as #rrggbb';
+COMMENT ON COLUMN crm.tag.position IS 'Order within the group';
 -- a colour is # and six hex digits: said with the tag's name (the CHECK above
 -- stays the rule)
 CREATE OR REPLACE FUNCTION crm.tag_color_valid() RETURNS trigger
@@ -50,6 +60,14 @@ CREATE TABLE crm.record_tag (
 	CONSTRAINT record_tag_pkey PRIMARY KEY (record_type, record_id, tag_id),
 	CONSTRAINT record_tag_tag_fkey FOREIGN KEY (tag_id) REFERENCES crm.tag (id) ON DELETE CASCADE
 );
+COMMENT ON COLUMN crm.record_tag.record_type IS 'Type of the tagged record';
+COMMENT ON COLUMN crm.record_tag.record_id IS 'Id of the tagged record';
+COMMENT ON COLUMN crm.record_tag.tag_id IS 'The tag (crm.tag.id)';
+COMMENT ON COLUMN crm.record_tag.created_by IS 'Employee (crm.employee.id) who tagged the record; kept by crm; not writable';
+COMMENT ON COLUMN crm.record_tag.created_at IS 'When the record was tagged; kept by crm; not writable';
+COMMENT ON COLUMN crm.record_tag.scope_type IS 'Type of the record that decides who sees this row (a contact''s customer, a follow-up''s record); kept by crm; not writable';
+COMMENT ON COLUMN crm.record_tag.scope_owner IS 'Owner (crm.employee.id) of the deciding record, copied so the read policy is an index test; kept by crm; not writable';
+COMMENT ON COLUMN crm.record_tag.scope_id IS 'Id of the deciding record; kept by crm; not writable';
 CREATE INDEX record_tag_tag_idx ON crm.record_tag (tag_id);
 CREATE INDEX record_tag_scope_owner_idx ON crm.record_tag (scope_type, scope_owner);
 -- (the id leads its index: with the type first, the planner took it for a
@@ -64,6 +82,10 @@ CREATE TABLE crm.pin (
 );
 COMMENT ON TABLE crm.record_tag IS 'Tags on records; visible and writable with the record (writing needs <type>.edit)';
 COMMENT ON TABLE crm.pin IS 'Records an employee pinned to the top of their lists; each sees only their own';
+COMMENT ON COLUMN crm.pin.employee_id IS 'Employee (crm.employee.id) who pinned the record; kept by crm; not writable';
+COMMENT ON COLUMN crm.pin.record_type IS 'Type of the pinned record';
+COMMENT ON COLUMN crm.pin.record_id IS 'Id of the pinned record';
+COMMENT ON COLUMN crm.pin.pinned_at IS 'When the record was pinned; kept by crm; not writable';
 
 DO $tags$
 DECLARE

@@ -23,6 +23,14 @@ CREATE TABLE crm.added_field (
 	CONSTRAINT added_field_dictionary_kind_check CHECK (octet_length(dictionary) <= 30 AND dictionary ~ '^[a-z][a-z0-9_]{0,29}$')
 );
 COMMENT ON TABLE crm.added_field IS 'Custom fields: each row is a real column of its record table; insert or delete rows to add or drop them';
+COMMENT ON COLUMN crm.added_field.record_type IS 'Record type the field is a column of: lead, customer or contact (types with custom_fields)';
+COMMENT ON COLUMN crm.added_field.name IS 'Column name: 2 to 41 lowercase letters, digits and underscores; cannot change';
+COMMENT ON COLUMN crm.added_field.type IS 'text, number, money, date, datetime, boolean, single, multiple, phone or email; cannot change';
+COMMENT ON COLUMN crm.added_field.label IS 'What people see for the field (exports key its values by it); at most 200 characters';
+COMMENT ON COLUMN crm.added_field.required IS 'The column is NOT NULL; refused on a table with rows lacking a value';
+COMMENT ON COLUMN crm.added_field.filterable IS 'The column is indexed (GIN for multiple)';
+COMMENT ON COLUMN crm.added_field.dictionary IS 'Dictionary kind (crm.dictionary) whose enabled codes a single or multiple field takes; cannot change';
+COMMENT ON COLUMN crm.added_field.created_at IS 'When the field was added; kept by crm; not writable';
 
 CREATE OR REPLACE FUNCTION crm.added_field_ddl() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -162,6 +170,7 @@ BEGIN
 	RETURN true;
 END
 $$;
+COMMENT ON FUNCTION crm.check_codes(text, text[]) IS 'True, or an error naming the first value that is not an enabled code of the dictionary (the CHECK of multiple-choice fields)';
 
 -- Who may is checked as the caller (the statement trigger fires first); the
 -- DDL then runs as the owner of the crm tables.
@@ -187,5 +196,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	DELETE FROM crm.added_field f WHERE f.record_type = drop_field.record_type AND f.name = drop_field.name;
 END;
+COMMENT ON FUNCTION crm.drop_field(text, text) IS 'Drop a custom field: its crm.added_field row and its column, with the values';
 COMMENT ON FUNCTION crm.add_field(text, text, text, boolean, boolean, text, text) IS
 	'Add a custom field: a typed column (text, number, money, date, datetime, boolean, single, multiple, phone, email)';

@@ -31,6 +31,22 @@ CREATE TABLE crm.customer_import (
 );
 COMMENT ON TABLE crm.customer_import IS
 	'The shape of a staging table for crm.import_customers (CREATE TEMP TABLE t (LIKE crm.customer_import INCLUDING ALL)); holds no rows';
+COMMENT ON COLUMN crm.customer_import.line IS 'Line of the file the row came from; results are reported by it';
+COMMENT ON COLUMN crm.customer_import.name IS 'Customer name';
+COMMENT ON COLUMN crm.customer_import.kind IS 'company or individual (empty: company)';
+COMMENT ON COLUMN crm.customer_import.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.customer_import.phone IS 'Main phone number';
+COMMENT ON COLUMN crm.customer_import.industry IS 'Code of dictionary industry';
+COMMENT ON COLUMN crm.customer_import.source IS 'Code of dictionary customer_source';
+COMMENT ON COLUMN crm.customer_import.level IS 'Code of dictionary customer_level';
+COMMENT ON COLUMN crm.customer_import.owner_id IS 'Owning employee (crm.employee.id); empty: the importing employee';
+COMMENT ON COLUMN crm.customer_import.contact_name IS 'Name of a first contact to create with the customer';
+COMMENT ON COLUMN crm.customer_import.contact_mobile IS 'That contact''s mobile';
+COMMENT ON COLUMN crm.customer_import.contact_email IS 'That contact''s e-mail';
+COMMENT ON COLUMN crm.customer_import.status IS 'Result, written by crm.import_customers: pending, ok or error';
+COMMENT ON COLUMN crm.customer_import.customer_id IS 'Result: the id of the customer created (status ok)';
+COMMENT ON COLUMN crm.customer_import.sqlstate IS 'Result: the SQLSTATE that refused the row (status error)';
+COMMENT ON COLUMN crm.customer_import.message IS 'Result: the message that refused the row (status error)';
 GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody writes rows into it
 
 -- crm.import_customers() (C, src/core/context.c) logs the changes of this, its work,

@@ -16,39 +16,124 @@ END
 $$;
 COMMENT ON FUNCTION crm.require_permission(text) IS 'True, or an insufficient_privilege error naming the missing permission';
 
+-- A record's custom fields (crm.added_field) for an export: {label: value},
+-- choices as their dictionary labels.  A label two fields share is told apart
+-- by the field's name; a field without a label goes by its name.  It reads the
+-- row as jsonb, so the views do not depend on the columns a field adds.
+CREATE OR REPLACE FUNCTION crm.export_fields(record_type text, record jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce(jsonb_object_agg(f.key, CASE
+	               WHEN f.type = 'single' THEN to_jsonb(coalesce(
+	                    (SELECT d.label FROM crm.dictionary d WHERE d.kind = f.dictionary AND d.code = record ->> f.name),
+	                    record ->> f.name))
+	               WHEN f.type = 'multiple' AND jsonb_typeof(record -> f.name) = 'array' THEN
+	                    (SELECT jsonb_agg(coalesce(d.label, u.code) ORDER BY u.n)
+	                       FROM jsonb_array_elements_text(record -> f.name) WITH ORDINALITY u(code, n)
+	                       LEFT JOIN crm.dictionary d ON d.kind = f.dictionary AND d.code = u.code)
+	               ELSE record -> f.name END), '{}')
+	  FROM (SELECT a.name, a.type, a.dictionary,
+	               CASE WHEN count(*) OVER (PARTITION BY coalesce(a.label, a.name)) > 1
+	                    THEN format('%s (%s)', coalesce(a.label, a.name), a.name)
+	                    ELSE coalesce(a.label, a.name) END AS key
+	          FROM crm.added_field a WHERE a.record_type = export_fields.record_type) f;
+END;
+COMMENT ON FUNCTION crm.export_fields(text, jsonb) IS
+	'A record''s custom fields as {label: value}, choices as their dictionary labels: the custom_fields column of the export views';
+
+-- Outer joins throughout: a pool's customers have an owner without a
+-- department, and an export leaves out no record the reader sees.
 CREATE OR REPLACE VIEW crm.customer_export WITH (security_invoker = true) AS
 SELECT c.id, c.name, CASE c.kind WHEN 'company' THEN '企业' ELSE '个人' END AS kind, c.uscc, c.phone,
        ind.label AS industry, src.label AS source, lvl.label AS level, st.name AS status,
        o.name AS owner, d.name AS department, c.locked,
        k.name AS contact, k.mobile AS contact_mobile, k.email AS contact_email,
-       c.last_follow_up_at, c.created_at, c.updated_at
+       c.last_follow_up_at, c.created_at, c.updated_at,
+       crm.export_fields('customer', to_jsonb(c)) AS custom_fields
   FROM crm.customer c
-  JOIN crm.employee o ON o.id = c.owner_id
-  JOIN crm.department d ON d.id = o.department_id
-  JOIN crm.customer_status st ON st.id = c.status_id
+  LEFT JOIN crm.employee o ON o.id = c.owner_id
+  LEFT JOIN crm.department d ON d.id = o.department_id
+  LEFT JOIN crm.customer_status st ON st.id = c.status_id
   LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = c.industry
   LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = c.source
   LEFT JOIN crm.dictionary lvl ON lvl.kind = 'customer_level' AND lvl.code = c.level
   LEFT JOIN LATERAL (SELECT name, mobile, email FROM crm.contact WHERE customer_id = c.id
                       ORDER BY is_decision_maker DESC, id LIMIT 1) k ON true
  WHERE crm.require_permission('customer.export');
+COMMENT ON VIEW crm.customer_export IS 'Customers for a spreadsheet, codes as labels; each reader exports their own scope; needs customer.export';
+COMMENT ON COLUMN crm.customer_export.id IS 'Customer id';
+COMMENT ON COLUMN crm.customer_export.name IS 'Customer name';
+COMMENT ON COLUMN crm.customer_export.kind IS '企业 (company) or 个人 (individual)';
+COMMENT ON COLUMN crm.customer_export.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.customer_export.phone IS 'Main phone number';
+COMMENT ON COLUMN crm.customer_export.industry IS 'Industry label';
+COMMENT ON COLUMN crm.customer_export.source IS 'Source label';
+COMMENT ON COLUMN crm.customer_export.level IS 'Level label';
+COMMENT ON COLUMN crm.customer_export.status IS 'Follow-up status name';
+COMMENT ON COLUMN crm.customer_export.owner IS 'Owner''s name, or the pool''s';
+COMMENT ON COLUMN crm.customer_export.department IS 'Owner''s department (none for a pool)';
+COMMENT ON COLUMN crm.customer_export.locked IS 'Locked customers are never recycled to a pool';
+COMMENT ON COLUMN crm.customer_export.contact IS 'Key contact: a decision maker first, else the first contact';
+COMMENT ON COLUMN crm.customer_export.contact_mobile IS 'Key contact''s mobile';
+COMMENT ON COLUMN crm.customer_export.contact_email IS 'Key contact''s e-mail';
+COMMENT ON COLUMN crm.customer_export.last_follow_up_at IS 'Time of the latest follow-up';
+COMMENT ON COLUMN crm.customer_export.created_at IS 'When the customer was created';
+COMMENT ON COLUMN crm.customer_export.updated_at IS 'When the customer last changed';
+COMMENT ON COLUMN crm.customer_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 CREATE OR REPLACE VIEW crm.contact_export WITH (security_invoker = true) AS
 SELECT k.id, k.name, k.mobile, k.email, k.title, k.is_decision_maker, c.name AS customer, o.name AS owner,
-       k.created_at, k.updated_at
+       k.created_at, k.updated_at,
+       crm.export_fields('contact', to_jsonb(k)) AS custom_fields
   FROM crm.contact k
-  JOIN crm.customer c ON c.id = k.customer_id
-  JOIN crm.employee o ON o.id = k.owner_id
+  LEFT JOIN crm.customer c ON c.id = k.customer_id
+  LEFT JOIN crm.employee o ON o.id = k.owner_id
  WHERE crm.require_permission('contact.export');
+COMMENT ON VIEW crm.contact_export IS 'Contacts for a spreadsheet; each reader exports their own scope; needs contact.export';
+COMMENT ON COLUMN crm.contact_export.id IS 'Contact id';
+COMMENT ON COLUMN crm.contact_export.name IS 'Contact name';
+COMMENT ON COLUMN crm.contact_export.mobile IS 'Mobile';
+COMMENT ON COLUMN crm.contact_export.email IS 'E-mail';
+COMMENT ON COLUMN crm.contact_export.title IS 'Job title';
+COMMENT ON COLUMN crm.contact_export.is_decision_maker IS 'Key decision maker (关键决策人)';
+COMMENT ON COLUMN crm.contact_export.customer IS 'Customer name';
+COMMENT ON COLUMN crm.contact_export.owner IS 'Owner''s name';
+COMMENT ON COLUMN crm.contact_export.created_at IS 'When the contact was created';
+COMMENT ON COLUMN crm.contact_export.updated_at IS 'When the contact last changed';
+COMMENT ON COLUMN crm.contact_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 CREATE OR REPLACE VIEW crm.lead_export WITH (security_invoker = true) AS
 SELECT l.id, l.name, l.company, l.uscc, l.mobile, l.email, src.label AS source, ind.label AS industry,
-       l.requirement, l.expected_amount, l.status, o.name AS owner, l.customer_id, l.converted_at, l.created_at
+       l.requirement, l.expected_amount,
+       CASE l.status WHEN 'new' THEN '新线索' WHEN 'following' THEN '跟进中'
+                     WHEN 'converted' THEN '已转化' WHEN 'invalid' THEN '无效' END AS status,
+       o.name AS owner, l.customer_id, l.converted_at, l.created_at,
+       c.name AS customer,
+       crm.export_fields('lead', to_jsonb(l)) AS custom_fields
   FROM crm.lead l
-  JOIN crm.employee o ON o.id = l.owner_id
+  LEFT JOIN crm.employee o ON o.id = l.owner_id
+  LEFT JOIN crm.customer c ON c.id = l.customer_id
   LEFT JOIN crm.dictionary src ON src.kind = 'customer_source' AND src.code = l.source
   LEFT JOIN crm.dictionary ind ON ind.kind = 'industry' AND ind.code = l.industry
  WHERE crm.require_permission('lead.export');
+COMMENT ON VIEW crm.lead_export IS 'Leads for a spreadsheet, codes as labels; each reader exports their own scope; needs lead.export';
+COMMENT ON COLUMN crm.lead_export.id IS 'Lead id';
+COMMENT ON COLUMN crm.lead_export.name IS 'Person''s name';
+COMMENT ON COLUMN crm.lead_export.company IS 'Company name';
+COMMENT ON COLUMN crm.lead_export.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.lead_export.mobile IS 'Mobile';
+COMMENT ON COLUMN crm.lead_export.email IS 'E-mail';
+COMMENT ON COLUMN crm.lead_export.source IS 'Source label';
+COMMENT ON COLUMN crm.lead_export.industry IS 'Industry label';
+COMMENT ON COLUMN crm.lead_export.requirement IS 'What the lead needs';
+COMMENT ON COLUMN crm.lead_export.expected_amount IS 'Expected deal size in yuan';
+COMMENT ON COLUMN crm.lead_export.status IS '新线索 (new), 跟进中 (following), 已转化 (converted) or 无效 (invalid)';
+COMMENT ON COLUMN crm.lead_export.owner IS 'Owner''s name';
+COMMENT ON COLUMN crm.lead_export.customer_id IS 'Id of the customer the lead became';
+COMMENT ON COLUMN crm.lead_export.converted_at IS 'When the lead was converted';
+COMMENT ON COLUMN crm.lead_export.created_at IS 'When the lead was created';
+COMMENT ON COLUMN crm.lead_export.customer IS 'Name of the customer the lead became, if the reader sees it';
+COMMENT ON COLUMN crm.lead_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
 GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export TO crm_user;
 
@@ -78,6 +163,18 @@ CREATE TABLE crm.attachment (
 		AND content_type ~ '^[a-z]+/[a-zA-Z0-9.+-]+$'),
 	CONSTRAINT attachment_storage_key_length CHECK (crm.check_length(storage_key, 1024, 'attachment.storage_key'))
 );
+COMMENT ON COLUMN crm.attachment.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.record_type IS 'Type of the record the file is on (crm.record_type.name)';
+COMMENT ON COLUMN crm.attachment.record_id IS 'Id of the record the file is on';
+COMMENT ON COLUMN crm.attachment.file_name IS 'Original file name, without path separators; at most 255 characters';
+COMMENT ON COLUMN crm.attachment.size_bytes IS 'File size in bytes';
+COMMENT ON COLUMN crm.attachment.content_type IS 'MIME type, e.g. application/pdf';
+COMMENT ON COLUMN crm.attachment.storage_key IS 'Key of the object in the file store; unique';
+COMMENT ON COLUMN crm.attachment.created_by IS 'Employee (crm.employee.id) who added the file; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.created_at IS 'When the file was added; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_type IS 'Type of the record that decides who sees this row (a contact''s customer, a follow-up''s record); kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_owner IS 'Owner (crm.employee.id) of the deciding record, copied so the read policy is an index test; kept by crm; not writable';
+COMMENT ON COLUMN crm.attachment.scope_id IS 'Id of the deciding record; kept by crm; not writable';
 -- a file's name and content type, said with the name (the CHECKs above stay the rule)
 CREATE OR REPLACE FUNCTION crm.attachment_valid() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

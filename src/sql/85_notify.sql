@@ -10,6 +10,9 @@ CREATE TABLE crm.notification_event (
 	description  text NOT NULL,
 	CONSTRAINT notification_event_pkey PRIMARY KEY (event)
 );
+COMMENT ON TABLE crm.notification_event IS 'The events crm notifies of (shipped with crm; read-only)';
+COMMENT ON COLUMN crm.notification_event.event IS 'Event name, e.g. transfer.received';
+COMMENT ON COLUMN crm.notification_event.description IS 'What the event means';
 INSERT INTO crm.notification_event (event, description) VALUES
 	('transfer.received', 'Records were transferred to you'),
 	('handover.received', 'A departing colleague''s work was handed over to you'),
@@ -29,6 +32,8 @@ CREATE TABLE crm.notification_rule (
 );
 COMMENT ON TABLE crm.notification_rule IS
 	'Extra recipients of an event about a record: its owner, the owner''s superior, the leader of the owner''s department, its team';
+COMMENT ON COLUMN crm.notification_rule.event IS 'Event (crm.notification_event.event)';
+COMMENT ON COLUMN crm.notification_rule.rule IS 'Who else hears of it: owner, superior (the owner''s), leader (of the owner''s department) or team';
 CREATE OR REPLACE TRIGGER notification_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.notification_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.im');
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm.notification_rule TO crm_user;
@@ -82,6 +87,16 @@ CREATE TABLE crm.notification (
 	CONSTRAINT notification_title_length CHECK (crm.check_length(title, 200, 'notification.title')),
 	CONSTRAINT notification_body_length CHECK (crm.check_length(body, 2000, 'notification.body'))
 );
+COMMENT ON COLUMN crm.notification.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.recipient_id IS 'Recipient (crm.employee.id); each reads only their own; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.event IS 'Event (crm.notification_event.event); kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.title IS 'Title; at most 200 characters; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.body IS 'Text; at most 2,000 characters; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.record_type IS 'Type of the record the notification is about, if any; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.record_id IS 'Id of the record the notification is about, if any; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.created_at IS 'When the notification was made; kept by crm; not writable';
+COMMENT ON COLUMN crm.notification.read_at IS 'When the recipient read it (crm.mark_read); NULL: unread';
+COMMENT ON COLUMN crm.notification.im_pending IS 'Waiting for the worker to make its IM deliveries; kept by crm; not writable';
 -- Only crm.notify() writes here; it takes recipients from crm.employee and
 -- checks the event once per call, where foreign keys would check every row.
 -- The texts crm builds (crm.notification_text) always fit.
@@ -111,6 +126,10 @@ CREATE TABLE crm.notification_preference (
 	CONSTRAINT notification_preference_delivery_check CHECK (delivery IN ('inapp', 'app', 'none')),
 	CONSTRAINT notification_preference_event_fkey FOREIGN KEY (event) REFERENCES crm.notification_event (event)
 );
+COMMENT ON TABLE crm.notification_preference IS 'How each employee wants to hear of each event (event ''*'': every event without a row of its own)';
+COMMENT ON COLUMN crm.notification_preference.employee_id IS 'The employee (crm.employee.id); defaults to the acting employee';
+COMMENT ON COLUMN crm.notification_preference.event IS 'Event (crm.notification_event.event), or ''*'' for all';
+COMMENT ON COLUMN crm.notification_preference.delivery IS 'inapp (inbox only), app (inbox and IM app message) or none';
 CREATE INDEX notification_preference_event_idx ON crm.notification_preference (event);
 ALTER TABLE crm.notification_preference ENABLE ROW LEVEL SECURITY;
 CREATE POLICY notification_preference_own ON crm.notification_preference TO crm_user
@@ -153,6 +172,18 @@ CREATE TABLE crm.im_channel (
 );
 COMMENT ON TABLE crm.im_channel IS 'WeCom, Feishu and DingTalk robots and apps; secrets are readable by crm_admin only';
 COMMENT ON COLUMN crm.im_channel.events IS 'Robots: the events posted to the group (''*'': all); apps message each recipient';
+COMMENT ON COLUMN crm.im_channel.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.im_channel.name IS 'Channel name; unique';
+COMMENT ON COLUMN crm.im_channel.platform IS 'wecom, feishu or dingtalk; set when added';
+COMMENT ON COLUMN crm.im_channel.kind IS 'robot (posts to a group through webhook_url) or app (messages each recipient); set when added';
+COMMENT ON COLUMN crm.im_channel.webhook_url IS 'Robot webhook address (with its key); crm_admin only';
+COMMENT ON COLUMN crm.im_channel.secret IS 'Robot signing secret; crm_admin only';
+COMMENT ON COLUMN crm.im_channel.app_id IS 'App id (WeCom corpid, Feishu app_id, DingTalk AppKey)';
+COMMENT ON COLUMN crm.im_channel.app_secret IS 'App secret; crm_admin only';
+COMMENT ON COLUMN crm.im_channel.agent_id IS 'WeCom or DingTalk agent id of the app';
+COMMENT ON COLUMN crm.im_channel.api_base IS 'Base URL of the platform''s API; set when added';
+COMMENT ON COLUMN crm.im_channel.rate_per_minute IS 'Messages the worker sends per minute at most';
+COMMENT ON COLUMN crm.im_channel.enabled IS 'Disabled channels send nothing; their deliveries wait';
 -- the platforms' hosts and limits unless a row says otherwise (docs/im-platforms.md)
 CREATE OR REPLACE FUNCTION crm.im_channel_defaults() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -217,6 +248,14 @@ CREATE TABLE crm.im_delivery (
 	CONSTRAINT im_delivery_pkey PRIMARY KEY (id),
 	CONSTRAINT im_delivery_status_check CHECK (status IN ('pending', 'sent', 'failed', 'dead'))
 );
+COMMENT ON COLUMN crm.im_delivery.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.im_delivery.notification_id IS 'The notification (crm.notification.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.im_delivery.channel_id IS 'The channel (crm.im_channel.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.im_delivery.attempts IS 'Attempts so far; kept by the worker (crm_admin may reset it)';
+COMMENT ON COLUMN crm.im_delivery.next_attempt_at IS 'When the worker tries next; kept by the worker (crm_admin may move it)';
+COMMENT ON COLUMN crm.im_delivery.last_error IS 'The platform''s message of the last failed attempt; kept by crm; not writable';
+COMMENT ON COLUMN crm.im_delivery.idempotency_key IS 'Key sent with the message so a retry is not delivered twice; kept by crm; not writable';
+COMMENT ON COLUMN crm.im_delivery.sent_at IS 'When the message was sent; kept by crm; not writable';
 -- No foreign keys: only crm.im_expand() writes deliveries, taking
 -- notifications and channels from the rows it reads.  Checking them per row
 -- cost 0.25 s per 100,000 deliveries for the channel; for the notification, a
@@ -257,6 +296,18 @@ SELECT c.id AS channel_id, c.name, c.platform, c.kind, c.enabled,
   LEFT JOIN crm.im_delivery d ON d.channel_id = c.id
  GROUP BY c.id;
 COMMENT ON VIEW crm.im_channel_status IS 'Per IM channel: deliveries pending, failing (to be retried), sent and dead, and the latest error code';
+COMMENT ON COLUMN crm.im_channel_status.channel_id IS 'The channel (crm.im_channel.id)';
+COMMENT ON COLUMN crm.im_channel_status.name IS 'Channel name';
+COMMENT ON COLUMN crm.im_channel_status.platform IS 'wecom, feishu or dingtalk';
+COMMENT ON COLUMN crm.im_channel_status.kind IS 'robot or app';
+COMMENT ON COLUMN crm.im_channel_status.enabled IS 'Whether the channel sends';
+COMMENT ON COLUMN crm.im_channel_status.pending IS 'Deliveries not yet tried';
+COMMENT ON COLUMN crm.im_channel_status.failing IS 'Deliveries that failed and will be retried';
+COMMENT ON COLUMN crm.im_channel_status.sent IS 'Deliveries sent';
+COMMENT ON COLUMN crm.im_channel_status.dead IS 'Deliveries given up';
+COMMENT ON COLUMN crm.im_channel_status.next_attempt_at IS 'Earliest next attempt of a pending or failing delivery';
+COMMENT ON COLUMN crm.im_channel_status.last_sent_at IS 'When the latest delivery was sent';
+COMMENT ON COLUMN crm.im_channel_status.last_code IS 'Error code of the latest failed or dead delivery';
 GRANT SELECT ON crm.im_channel_status TO crm_admin;
 
 -- Wake the notification worker when the calling transaction commits.

@@ -11,6 +11,10 @@ CREATE TABLE crm.dedupe_field (
 	key_column   text NOT NULL,
 	CONSTRAINT dedupe_field_pkey PRIMARY KEY (record_type, field)
 );
+COMMENT ON COLUMN crm.dedupe_field.record_type IS 'Record type (lead, customer or contact); shipped with crm';
+COMMENT ON COLUMN crm.dedupe_field.field IS 'Field a rule may name, e.g. name, uscc, phone; shipped with crm';
+COMMENT ON COLUMN crm.dedupe_field.class IS 'What the field is compared as (company, person, phone, email, uscc); shipped with crm';
+COMMENT ON COLUMN crm.dedupe_field.key_column IS 'Column holding the field''s duplicate key; shipped with crm';
 INSERT INTO crm.dedupe_field VALUES
 	('customer', 'name', 'company', 'name_key'),
 	('customer', 'phone', 'phone', 'phone_key'),
@@ -50,6 +54,13 @@ CREATE TABLE crm.dedupe_rule (
 COMMENT ON TABLE crm.dedupe_rule IS 'Duplicate rules: a new or changed record whose fields match one already in "against" is blocked or flagged';
 COMMENT ON COLUMN crm.dedupe_rule.match IS 'any: one field matching is a duplicate; all: every field on the same record';
 COMMENT ON COLUMN crm.dedupe_rule.against IS 'Where to look: customers (owned by employees), pool (customers in a public pool), leads (unconverted) and contacts';
+COMMENT ON COLUMN crm.dedupe_rule.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.dedupe_rule.name IS 'Rule name people see in refusals and warnings; unique';
+COMMENT ON COLUMN crm.dedupe_rule.record_type IS 'Record type the rule checks: lead, customer or contact';
+COMMENT ON COLUMN crm.dedupe_rule.customer_kind IS 'company or individual: the rule checks only customers of that kind; NULL: all';
+COMMENT ON COLUMN crm.dedupe_rule.fields IS 'Fields compared (crm.dedupe_field.field)';
+COMMENT ON COLUMN crm.dedupe_rule.action IS 'block: refuse the write; warn: let it through and flag it in crm.duplicate_set';
+COMMENT ON COLUMN crm.dedupe_rule.enabled IS 'Whether the rule applies';
 CREATE OR REPLACE TRIGGER dedupe_rule_require_admin BEFORE INSERT OR UPDATE OR DELETE ON crm.dedupe_rule
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin('admin.rules');
 GRANT SELECT, DELETE ON crm.dedupe_rule TO crm_user;
@@ -108,6 +119,13 @@ CREATE TABLE crm.duplicate_set (
 	CONSTRAINT duplicate_set_pair_key UNIQUE (rule_id, record_type, record_id, match_type, match_id),
 	CONSTRAINT duplicate_set_rule_fkey FOREIGN KEY (rule_id) REFERENCES crm.dedupe_rule (id) ON DELETE CASCADE
 );
+COMMENT ON COLUMN crm.duplicate_set.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.rule_id IS 'The warn rule (crm.dedupe_rule.id) that matched; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.record_type IS 'Type of the record written; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.record_id IS 'Id of the record written; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.match_type IS 'Type of the record it matches; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.match_id IS 'Id of the record it matches; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_set.found_at IS 'When the match was found; kept by crm; not writable';
 -- a pair goes with either of its records (src/sql/96_record_links.sql)
 CREATE INDEX duplicate_set_record_idx ON crm.duplicate_set (record_type, record_id);
 CREATE INDEX duplicate_set_match_idx ON crm.duplicate_set (match_type, match_id);
@@ -222,6 +240,7 @@ CREATE UNLOGGED TABLE crm.dedupe_claim (
 	CONSTRAINT dedupe_claim_pkey PRIMARY KEY (key)
 );
 COMMENT ON TABLE crm.dedupe_claim IS 'Duplicate keys claimed by the transactions writing them (crm''s own; pruned by housekeeping)';
+COMMENT ON COLUMN crm.dedupe_claim.key IS 'A 64-bit hash of a duplicate key''s class and value; kept by crm; not writable';
 
 CREATE OR REPLACE FUNCTION crm.xid_horizon(rel regclass) RETURNS xid
 	AS 'MODULE_PATHNAME', 'crm_xid_horizon' LANGUAGE C STABLE STRICT;
@@ -573,6 +592,12 @@ CREATE TABLE crm.duplicate_lookup (
 	fields       text[] NOT NULL,
 	CONSTRAINT duplicate_lookup_pkey PRIMARY KEY (id)
 );
+COMMENT ON COLUMN crm.duplicate_lookup.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_lookup.looked_at IS 'When the look-up ran; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_lookup.employee_id IS 'Employee (crm.employee.id) who looked; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_lookup.role_name IS 'Database role the look-up ran as; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_lookup.record_type IS 'Record type looked up; kept by crm; not writable';
+COMMENT ON COLUMN crm.duplicate_lookup.fields IS 'Names of the candidate''s fields (not their values); kept by crm; not writable';
 CREATE INDEX duplicate_lookup_employee_idx ON crm.duplicate_lookup (employee_id, looked_at);
 
 COMMENT ON TABLE crm.duplicate_lookup IS 'Look-ups of crm.find_duplicates: who, when, the record type and the candidate''s fields (not their values); super admins read it';
@@ -608,6 +633,13 @@ CREATE TABLE crm.customer_merge (
 	CONSTRAINT customer_merge_pkey PRIMARY KEY (id)
 );
 COMMENT ON TABLE crm.customer_merge IS 'Customers merged into others: the merged row as it was, and how many rows of each table moved';
+COMMENT ON COLUMN crm.customer_merge.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.keep_id IS 'The customer kept (crm.customer.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.merged_id IS 'The id the merged customer had; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.merged_row IS 'The merged customer''s row as it was, as JSON; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.moved IS 'Rows moved to the kept customer, per table: {"contact": 2, ...}; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.merged_by IS 'Employee (crm.employee.id) who merged; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_merge.merged_at IS 'When the merge happened; kept by crm; not writable';
 ALTER TABLE crm.customer_merge ENABLE ROW LEVEL SECURITY;
 CREATE POLICY customer_merge_visible ON crm.customer_merge FOR SELECT TO crm_user
 	USING (EXISTS (SELECT FROM crm.customer c WHERE c.id = customer_merge.keep_id));

@@ -15,6 +15,11 @@ CREATE TABLE crm.job (
 	CONSTRAINT job_schedule_check CHECK (schedule ~ '^\S+( \S+){4}$')
 );
 COMMENT ON TABLE crm.job IS 'Jobs crm.schedule_jobs() registers with pg_cron; edit schedule or enabled, then call it again';
+COMMENT ON COLUMN crm.job.name IS 'Job name, crm-<name>; the pg_cron job''s name';
+COMMENT ON COLUMN crm.job.schedule IS 'Five-field cron schedule, in GMT (pg_cron)';
+COMMENT ON COLUMN crm.job.command IS 'SQL the job runs';
+COMMENT ON COLUMN crm.job.enabled IS 'Whether crm.schedule_jobs() registers the job';
+COMMENT ON COLUMN crm.job.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 
 SELECT crm.keep_builtin_edits('crm.job', 'name');
 
@@ -166,6 +171,12 @@ CREATE TABLE crm.job_run (
 	details      jsonb NOT NULL DEFAULT '{}',
 	CONSTRAINT job_run_pkey PRIMARY KEY (id)
 );
+COMMENT ON COLUMN crm.job_run.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.job_run.job IS 'Job name (crm.job.name); kept by crm; not writable';
+COMMENT ON COLUMN crm.job_run.started_at IS 'When the run started; kept by crm; not writable';
+COMMENT ON COLUMN crm.job_run.finished_at IS 'When the run finished; kept by crm; not writable';
+COMMENT ON COLUMN crm.job_run.processed IS 'Rows the run processed; kept by crm; not writable';
+COMMENT ON COLUMN crm.job_run.details IS 'What the run did, per kind, as JSON; kept by crm; not writable';
 CREATE INDEX job_run_job_idx ON crm.job_run (job, started_at DESC);
 COMMENT ON TABLE crm.job_run IS 'What each job run did: rows processed and why';
 

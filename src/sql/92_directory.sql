@@ -12,6 +12,8 @@ ALTER TABLE crm.department
 	ADD CONSTRAINT department_feishu_department_id_key UNIQUE (feishu_department_id),
 	ADD CONSTRAINT department_dingtalk_department_id_key UNIQUE (dingtalk_department_id);
 COMMENT ON COLUMN crm.department.feishu_department_id IS 'open_department_id; "0" is the company';
+COMMENT ON COLUMN crm.department.wecom_department_id IS 'WeCom department id, matched by directory sync';
+COMMENT ON COLUMN crm.department.dingtalk_department_id IS 'DingTalk dept_id, matched by directory sync';
 GRANT INSERT (wecom_department_id, feishu_department_id, dingtalk_department_id),
       UPDATE (wecom_department_id, feishu_department_id, dingtalk_department_id) ON crm.department TO crm_user;
 
@@ -65,6 +67,16 @@ CREATE TABLE crm.directory_sync (
 	CONSTRAINT directory_sync_platform_check CHECK (platform IN ('wecom', 'feishu', 'dingtalk')),
 	CONSTRAINT directory_sync_status_check CHECK (status IN ('queued', 'running', 'done', 'failed'))
 );
+COMMENT ON COLUMN crm.directory_sync.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.platform IS 'wecom, feishu or dingtalk; given to crm.sync_directory';
+COMMENT ON COLUMN crm.directory_sync.channel_id IS 'The app channel (crm.im_channel.id) read with; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.requested_at IS 'When the run was queued; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.requested_by IS 'Employee (crm.employee.id) who queued it; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.started_at IS 'When the worker started the run; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.finished_at IS 'When the run ended; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.status IS 'queued, running, done or failed; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.requests IS 'HTTP requests made to the platform; kept by crm; not writable';
+COMMENT ON COLUMN crm.directory_sync.error IS 'Why a failed run failed; kept by crm; not writable';
 -- one run at a time per platform
 CREATE UNIQUE INDEX directory_sync_active_key ON crm.directory_sync (platform) WHERE status IN ('queued', 'running');
 COMMENT ON TABLE crm.directory_sync IS 'Directory sync runs: queued by crm.sync_directory, run by the worker, with what they changed';

@@ -43,6 +43,13 @@ CREATE TABLE crm.pool (
 	CONSTRAINT pool_freeze_after_releases_check CHECK (freeze_after_releases > 0),
 	CONSTRAINT pool_default_active CHECK (active OR NOT is_default)
 );
+COMMENT ON COLUMN crm.pool.id IS 'Identity: the id of the crm.employee row that owns the pool''s customers; kept by crm; not writable';
+COMMENT ON COLUMN crm.pool.name IS 'Pool name; unique';
+COMMENT ON COLUMN crm.pool.active IS 'Inactive pools take no customers and show none; pools are deactivated, not deleted';
+COMMENT ON COLUMN crm.pool.mask_phones IS 'Members other than admins see phone numbers, mobiles and e-mails masked until they claim';
+COMMENT ON COLUMN crm.pool.freeze_period_days IS 'Days over which freeze_after_releases counts releases';
+COMMENT ON COLUMN crm.pool.freeze_days IS 'Days an employee may not claim from the pool once frozen';
+COMMENT ON COLUMN crm.pool.created_at IS 'When the pool was created; kept by crm; not writable';
 CREATE UNIQUE INDEX pool_one_default ON crm.pool (is_default) WHERE is_default;
 COMMENT ON TABLE crm.pool IS 'Public pools (公海); the id is the crm.employee row that owns the pool''s customers';
 COMMENT ON COLUMN crm.pool.is_default IS 'Where released and recycled customers go when nothing names another pool';
@@ -65,6 +72,11 @@ CREATE TABLE crm.pool_member (
 	CONSTRAINT pool_member_one_check CHECK ((employee_id IS NULL) <> (department_id IS NULL)),
 	CONSTRAINT pool_member_key UNIQUE NULLS NOT DISTINCT (pool_id, employee_id, department_id)
 );
+COMMENT ON COLUMN crm.pool_member.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.pool_member.pool_id IS 'The pool (crm.pool.id)';
+COMMENT ON COLUMN crm.pool_member.employee_id IS 'A member employee (crm.employee.id); or department_id';
+COMMENT ON COLUMN crm.pool_member.department_id IS 'A member department (crm.department.id) with its sub-departments; or employee_id';
+COMMENT ON COLUMN crm.pool_member.is_admin IS 'Admins assign the pool''s customers and see them, unmasked, as records in their scope';
 CREATE INDEX pool_member_employee_idx ON crm.pool_member (employee_id);
 CREATE INDEX pool_member_department_idx ON crm.pool_member (department_id);
 COMMENT ON TABLE crm.pool_member IS 'Who may see and claim from a pool; is_admin: who assigns its customers and sees them unmasked';
@@ -87,6 +99,9 @@ SELECT x.pool_id, x.employee_id, bool_or(x.is_admin) AS is_admin
         SELECT p.id, e.id, false FROM crm.pool p JOIN crm.employee e ON NOT e.is_pool WHERE p.open_to_all) x
  GROUP BY x.pool_id, x.employee_id;
 COMMENT ON VIEW crm.pool_membership IS 'Each employee''s pools, departments expanded to their sub-departments';
+COMMENT ON COLUMN crm.pool_membership.pool_id IS 'The pool (crm.pool.id)';
+COMMENT ON COLUMN crm.pool_membership.employee_id IS 'A member (crm.employee.id)';
+COMMENT ON COLUMN crm.pool_membership.is_admin IS 'Whether the employee administers the pool';
 
 -- A pool's employee row is made with it, follows its name and active flag,
 -- and outlives it never: pools are deactivated, not deleted.
@@ -235,6 +250,10 @@ CREATE TABLE crm.customer_recycling (
 	CONSTRAINT customer_recycling_pkey PRIMARY KEY (customer_id),
 	CONSTRAINT customer_recycling_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE
 );
+COMMENT ON COLUMN crm.customer_recycling.customer_id IS 'The customer (crm.customer.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_recycling.status_since IS 'Since when the customer is in its current status; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_recycling.recycle_at IS 'When the customer goes back to a pool; NULL: no rule applies; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_recycling.rule_id IS 'The recycling rule (crm.recycle_rule.id) that sets recycle_at; kept by crm; not writable';
 CREATE INDEX customer_recycling_due_idx ON crm.customer_recycling (recycle_at) WHERE recycle_at IS NOT NULL;
 COMMENT ON TABLE crm.customer_recycling IS 'When each customer goes back to a pool (recycle_at) and under which rule; kept by triggers. No row: owned and in its status since it was created, no deadline';
 COMMENT ON COLUMN crm.customer_recycling.owned_since IS 'When the current owner got the customer';
@@ -253,6 +272,10 @@ CREATE TABLE crm.customer_status_time (
 	CONSTRAINT customer_status_time_pkey PRIMARY KEY (customer_id, status_id),
 	CONSTRAINT customer_status_time_customer_fkey FOREIGN KEY (customer_id) REFERENCES crm.customer (id) ON DELETE CASCADE
 );
+COMMENT ON TABLE crm.customer_status_time IS 'Time each customer spent in each earlier status under its current owner, for no_deal rules (crm''s own)';
+COMMENT ON COLUMN crm.customer_status_time.customer_id IS 'The customer (crm.customer.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_status_time.status_id IS 'The status (crm.customer_status.id); kept by crm; not writable';
+COMMENT ON COLUMN crm.customer_status_time.spent IS 'Time spent in the status under the current owner; kept by crm; not writable';
 ALTER TABLE crm.customer_status_time ENABLE ROW LEVEL SECURITY;
 
 -- Recycling rules (seeds 000, 002).
@@ -278,6 +301,15 @@ CREATE TABLE crm.recycle_rule (
 	CONSTRAINT recycle_rule_days_check CHECK (days > 0),
 	CONSTRAINT recycle_rule_remind_check CHECK (remind_days_before >= 0 AND remind_days_before < days)
 );
+COMMENT ON COLUMN crm.recycle_rule.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.recycle_rule.name IS 'Rule name people see in reminders; unique';
+COMMENT ON COLUMN crm.recycle_rule.kind IS 'no_follow_up (days without a follow-up) or no_deal (days owned without signing)';
+COMMENT ON COLUMN crm.recycle_rule.days IS 'Days until the customer goes back to a pool';
+COMMENT ON COLUMN crm.recycle_rule.status_ids IS 'no_follow_up: only customers in these statuses (crm.customer_status.id); empty: all';
+COMMENT ON COLUMN crm.recycle_rule.exempt_status_ids IS 'no_deal: time in these statuses does not count (the clock stops while in one)';
+COMMENT ON COLUMN crm.recycle_rule.employee_ids IS 'Owners the rule applies to, by employee (crm.employee.id); see department_ids';
+COMMENT ON COLUMN crm.recycle_rule.exempt_employee_ids IS 'Owners the rule never applies to';
+COMMENT ON COLUMN crm.recycle_rule.enabled IS 'Whether the rule applies';
 CREATE INDEX recycle_rule_pool_idx ON crm.recycle_rule (pool_id);
 COMMENT ON TABLE crm.recycle_rule IS 'When customers go back to a pool: no_follow_up (N days without a follow-up while in status_ids) or no_deal (N days owned without signing, not counting exempt statuses)';
 COMMENT ON COLUMN crm.recycle_rule.pool_id IS 'Where the rule sends customers; NULL: the default pool';
@@ -350,6 +382,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	   AND (cardinality(department_ids) = 0 AND cardinality(employee_ids) = 0
 	        OR e.id = ANY (employee_ids) OR e.department_id IN (SELECT id FROM tree))
 $$;
+COMMENT ON FUNCTION crm.recycle_rule_employees(bigint[], bigint[], bigint[]) IS 'The employees a recycling rule applies to: those of the departments (with sub-departments) and the employees listed, less the exempt';
 
 -- The one definition of when a customer goes back to a pool: the earliest
 -- deadline of the enabled rules that apply to its owner.  Locked customers,
@@ -381,6 +414,13 @@ SELECT DISTINCT ON (c.id, c.owner_id) c.id AS customer_id, c.owner_id, a.rule_id
             ELSE s.outcome IS DISTINCT FROM 'won' AND NOT c.status_id = ANY (a.exempt_status_ids) END
  ORDER BY c.id, c.owner_id, recycle_at NULLS LAST;
 COMMENT ON VIEW crm.recycle_deadline IS 'When each customer is due back in a pool and by which rule, computed now; crm.customer_recycling keeps it';
+COMMENT ON COLUMN crm.recycle_deadline.customer_id IS 'The customer (crm.customer.id)';
+COMMENT ON COLUMN crm.recycle_deadline.owner_id IS 'Its owner (crm.employee.id)';
+COMMENT ON COLUMN crm.recycle_deadline.rule_id IS 'The rule (crm.recycle_rule.id) with the earliest deadline';
+COMMENT ON COLUMN crm.recycle_deadline.kept IS 'Whether crm.customer_recycling has a row for the customer';
+COMMENT ON COLUMN crm.recycle_deadline.owned_since IS 'Since when the owner holds it';
+COMMENT ON COLUMN crm.recycle_deadline.status_since IS 'Since when it is in its status';
+COMMENT ON COLUMN crm.recycle_deadline.recycle_at IS 'When it goes back to a pool';
 
 -- Bring the kept deadlines of these customers (or of these owners' customers)
 -- up to date: one pass over the view, updating the rows there are and adding
@@ -524,6 +564,7 @@ CREATE OR REPLACE FUNCTION crm.describe_recycle_rule(r crm.recycle_rule) RETURNS
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN format('%s: %s', crm.clip(r.name), CASE r.kind WHEN 'no_follow_up' THEN format('%s days without a follow-up', r.days)
                                             ELSE format('%s days without signing', r.days) END);
+COMMENT ON FUNCTION crm.describe_recycle_rule(crm.recycle_rule) IS 'A recycling rule in words, as reminders and crm.customers_due_for_recycling give it';
 
 -- A rule edit recomputes, in one statement, the customers of every owner the
 -- rule applied to before or applies to now.
@@ -602,9 +643,11 @@ CREATE OR REPLACE FUNCTION crm.mask_phone(phone text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN length(phone) >= 8 THEN left(phone, 3) || repeat('*', length(phone) - 7) || right(phone, 4)
             ELSE regexp_replace(phone, '.', '*', 'g') END;
+COMMENT ON FUNCTION crm.mask_phone(text) IS 'A phone number as pool members see it: its first 3 and last 4 digits';
 CREATE OR REPLACE FUNCTION crm.mask_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN left(email, 1) || '***' || substr(email, strpos(email, '@'));
+COMMENT ON FUNCTION crm.mask_email(text) IS 'An e-mail address as pool members see it: its first character, ***, and the domain';
 
 CREATE OR REPLACE VIEW crm.pool_customer WITH (security_barrier) AS
 SELECT c.id, c.name, c.kind, p.id AS pool_id, p.name AS pool_name,
@@ -617,6 +660,20 @@ SELECT c.id, c.name, c.kind, p.id AS pool_id, p.name AS pool_name,
   LEFT JOIN crm.customer_recycling k ON k.customer_id = c.id
  WHERE m.employee_id = crm.current_employee_id();
 COMMENT ON VIEW crm.pool_customer IS 'The customers of my pools, phone numbers masked until claimed';
+COMMENT ON COLUMN crm.pool_customer.id IS 'Customer id';
+COMMENT ON COLUMN crm.pool_customer.name IS 'Customer name';
+COMMENT ON COLUMN crm.pool_customer.kind IS 'company or individual';
+COMMENT ON COLUMN crm.pool_customer.pool_id IS 'The pool (crm.pool.id)';
+COMMENT ON COLUMN crm.pool_customer.pool_name IS 'The pool''s name';
+COMMENT ON COLUMN crm.pool_customer.phone IS 'Phone, masked unless the pool shows it';
+COMMENT ON COLUMN crm.pool_customer.uscc IS 'Unified social credit code';
+COMMENT ON COLUMN crm.pool_customer.industry IS 'Code of dictionary industry';
+COMMENT ON COLUMN crm.pool_customer.source IS 'Code of dictionary customer_source';
+COMMENT ON COLUMN crm.pool_customer.level IS 'Code of dictionary customer_level';
+COMMENT ON COLUMN crm.pool_customer.status_id IS 'Follow-up status (crm.customer_status.id)';
+COMMENT ON COLUMN crm.pool_customer.last_follow_up_at IS 'Time of the latest follow-up';
+COMMENT ON COLUMN crm.pool_customer.in_pool_since IS 'Since when the pool holds the customer';
+COMMENT ON COLUMN crm.pool_customer.created_at IS 'When the customer was created';
 
 CREATE OR REPLACE VIEW crm.pool_contact WITH (security_barrier) AS
 SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_id,
@@ -627,6 +684,14 @@ SELECT t.id, t.customer_id, t.name, t.title, t.is_decision_maker, p.id AS pool_i
   JOIN crm.customer c ON c.owner_id = p.id
   JOIN crm.contact t ON t.customer_id = c.id
  WHERE m.employee_id = crm.current_employee_id();
+COMMENT ON COLUMN crm.pool_contact.id IS 'Contact id';
+COMMENT ON COLUMN crm.pool_contact.customer_id IS 'Customer (crm.customer.id)';
+COMMENT ON COLUMN crm.pool_contact.name IS 'Contact name';
+COMMENT ON COLUMN crm.pool_contact.title IS 'Job title';
+COMMENT ON COLUMN crm.pool_contact.is_decision_maker IS 'Key decision maker';
+COMMENT ON COLUMN crm.pool_contact.pool_id IS 'The pool (crm.pool.id)';
+COMMENT ON COLUMN crm.pool_contact.mobile IS 'Mobile, masked unless the pool shows it';
+COMMENT ON COLUMN crm.pool_contact.email IS 'E-mail, masked unless the pool shows it';
 -- What was done with a pool customer before, for members deciding whether to
 -- claim it (the follow-ups' authors and contents; no phone numbers of the customer's own).
 CREATE OR REPLACE VIEW crm.pool_follow_up WITH (security_barrier) AS
@@ -638,6 +703,13 @@ SELECT f.id, f.record_id AS customer_id, p.id AS pool_id, f.method, f.content, f
  WHERE m.employee_id = crm.current_employee_id();
 COMMENT ON VIEW crm.pool_follow_up IS 'The follow-ups of my pools'' customers, to judge them before claiming';
 COMMENT ON VIEW crm.pool_contact IS 'The contacts of my pools'' customers, mobiles and e-mails masked until claimed';
+COMMENT ON COLUMN crm.pool_follow_up.id IS 'Follow-up id';
+COMMENT ON COLUMN crm.pool_follow_up.customer_id IS 'Customer (crm.customer.id)';
+COMMENT ON COLUMN crm.pool_follow_up.pool_id IS 'The pool (crm.pool.id)';
+COMMENT ON COLUMN crm.pool_follow_up.method IS 'Code of dictionary follow_up_method';
+COMMENT ON COLUMN crm.pool_follow_up.content IS 'What was said or done';
+COMMENT ON COLUMN crm.pool_follow_up.created_by IS 'Author (crm.employee.id)';
+COMMENT ON COLUMN crm.pool_follow_up.created_at IS 'When the follow-up happened';
 GRANT SELECT ON crm.pool_customer, crm.pool_contact, crm.pool_follow_up TO crm_user;
 
 -- Move customers to a new owner as one labelled change (their contacts
@@ -876,6 +948,7 @@ LANGUAGE sql STABLE AS $$
 	  JOIN crm.recycle_rule r ON r.id = k.rule_id
 	 WHERE k.recycle_at <= at
 $$;
+COMMENT ON FUNCTION crm.recycling_due(timestamptz) IS 'Customers whose recycling deadline has passed by the time given, with their rule, destination pool (NULL: the default) and reason';
 
 -- seed 000 即将回收客户: my customers (under row-level security) that go back
 -- to a pool within their rule's reminder window, or are overdue.
@@ -888,6 +961,14 @@ SELECT c.id AS customer_id, c.name, c.owner_id, d.recycle_at, d.rule_id, d.reaso
   LEFT JOIN crm.pool p ON p.id = d.pool_id
  WHERE d.recycle_at <= now() + make_interval(days => d.remind_days_before);
 COMMENT ON VIEW crm.customers_due_for_recycling IS 'Customers about to be recycled (即将回收客户): within their rule''s reminder window, or overdue';
+COMMENT ON COLUMN crm.customers_due_for_recycling.customer_id IS 'The customer (crm.customer.id)';
+COMMENT ON COLUMN crm.customers_due_for_recycling.name IS 'Customer name';
+COMMENT ON COLUMN crm.customers_due_for_recycling.owner_id IS 'Current owner (crm.employee.id)';
+COMMENT ON COLUMN crm.customers_due_for_recycling.recycle_at IS 'When it goes back to a pool';
+COMMENT ON COLUMN crm.customers_due_for_recycling.rule_id IS 'The recycling rule (crm.recycle_rule.id)';
+COMMENT ON COLUMN crm.customers_due_for_recycling.reason IS 'Why, as the rule describes it';
+COMMENT ON COLUMN crm.customers_due_for_recycling.pool_name IS 'The pool it goes to';
+COMMENT ON COLUMN crm.customers_due_for_recycling.days_left IS 'Whole days until recycle_at, rounded up; 0: due or overdue';
 GRANT SELECT ON crm.customers_due_for_recycling TO crm_user;
 
 -- What a run at that time would move, without moving anything, among the

@@ -184,6 +184,11 @@ CREATE TABLE crm.file_removal (
 	queued_at    timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT file_removal_pkey PRIMARY KEY (id)
 );
+COMMENT ON COLUMN crm.file_removal.id IS 'Identity; kept by crm; not writable';
+COMMENT ON COLUMN crm.file_removal.storage_key IS 'Key of the object in the file store; kept by crm; not writable';
+COMMENT ON COLUMN crm.file_removal.file_name IS 'The attachment''s file name; kept by crm; not writable';
+COMMENT ON COLUMN crm.file_removal.size_bytes IS 'File size in bytes; kept by crm; not writable';
+COMMENT ON COLUMN crm.file_removal.queued_at IS 'When the attachment went; kept by crm; not writable';
 CREATE INDEX file_removal_storage_key_idx ON crm.file_removal (storage_key);
 COMMENT ON TABLE crm.file_removal IS
 	'Files of deleted attachments, to remove from the file store; crm.files_to_remove leaves out keys an attachment uses again';
@@ -197,6 +202,11 @@ SELECT f.id, f.storage_key, f.file_name, f.size_bytes, f.queued_at
  WHERE NOT EXISTS (SELECT FROM crm.attachment a WHERE a.storage_key = f.storage_key);
 COMMENT ON VIEW crm.files_to_remove IS
 	'Stored files no attachment uses any more: remove each from the file store, then DELETE its row from crm.file_removal';
+COMMENT ON COLUMN crm.files_to_remove.id IS 'Row of crm.file_removal to delete once the file is removed';
+COMMENT ON COLUMN crm.files_to_remove.storage_key IS 'Key of the object to remove from the file store';
+COMMENT ON COLUMN crm.files_to_remove.file_name IS 'The attachment''s file name';
+COMMENT ON COLUMN crm.files_to_remove.size_bytes IS 'File size in bytes';
+COMMENT ON COLUMN crm.files_to_remove.queued_at IS 'When the attachment went';
 
 CREATE OR REPLACE FUNCTION crm.queue_file_removal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

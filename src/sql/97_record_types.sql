@@ -494,6 +494,20 @@ COMMENT ON FUNCTION crm.refresh_record_scopes(boolean) IS
 SELECT crm.install_record_type(t.name) FROM crm.record_type t ORDER BY t.position;
 SELECT crm.install_record_scopes();
 SELECT crm.install_timeline();
+COMMENT ON COLUMN crm.timeline.record_type IS 'Type of the record';
+COMMENT ON COLUMN crm.timeline.record_id IS 'Id of the record';
+COMMENT ON COLUMN crm.timeline.at IS 'When it happened';
+COMMENT ON COLUMN crm.timeline.kind IS 'insert, follow_up, update, owner_change, status_change or delete';
+COMMENT ON COLUMN crm.timeline.employee_id IS 'Who did it (crm.employee.id)';
+COMMENT ON COLUMN crm.timeline.detail IS 'follow_up: the method; logged changes: the source; pool moves: the kind of move';
+COMMENT ON COLUMN crm.timeline.summary IS 'follow_up: the content; pool moves: the reason';
+COMMENT ON COLUMN crm.timeline.changes IS 'Logged changes: {"column": [old, new]}';
+COMMENT ON COLUMN crm.timeline_follow_up.record_type IS 'Type of the record followed up';
+COMMENT ON COLUMN crm.timeline_follow_up.record_id IS 'Id of the record followed up';
+COMMENT ON COLUMN crm.timeline_follow_up.created_at IS 'When the follow-up happened';
+COMMENT ON COLUMN crm.timeline_follow_up.created_by IS 'Author (crm.employee.id)';
+COMMENT ON COLUMN crm.timeline_follow_up.method IS 'Code of dictionary follow_up_method';
+COMMENT ON COLUMN crm.timeline_follow_up.content IS 'What was said or done';
 SELECT crm.install_pending_handover();
 -- (an update from 0.1: the shared rows it kept get their scope)
 SELECT crm.refresh_record_scopes();

@@ -26,6 +26,7 @@ GRANT EXECUTE ON FUNCTION
 	crm.record_type_has(text, text),
 	crm.record_types_with(text),
 	crm.require_permission(text),
+	crm.export_fields(text, jsonb),
 	crm.initial_customer_status(),
 	crm.dedupe_key(text, text),
 	crm.uscc_valid(text),
