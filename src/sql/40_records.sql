@@ -144,6 +144,10 @@ BEGIN
 	IF TG_OP = 'UPDATE' THEN
 		same := ARRAY['customer_id', 'updated_at'] || ARRAY(SELECT a.attname::text FROM pg_attribute a
 		                                                     WHERE a.attrelid = TG_RELID AND a.attgenerated <> '');
+		-- (and the codes crm.replace_dictionary_code moves, as the system)
+		IF current_setting('crm.change_source') = 'system' THEN
+			same := same || ARRAY(SELECT c.column_name FROM crm.dictionary_column c WHERE c.table_name = 'lead');
+		END IF;
 		IF to_jsonb(OLD) - same = to_jsonb(NEW) - same THEN
 			RETURN NEW;
 		END IF;
@@ -170,7 +174,7 @@ SELECT crm.register_record_type('contact', 'crm.contact', '联系人', 'Contact'
 	'records.md', parent => 'customer', parent_column => 'customer_id',
 	title => 'concat_ws('' · '', r.name, r.mobile)', search_columns => '{name, mobile, email}');
 SELECT crm.register_record_type('follow_up', 'crm.follow_up', '跟进记录', 'Follow-up', 'record',
-	'{attachments, dictionaries, oplog, timeline}', 'records.md');
+	'{attachments, custom_fields, dictionaries, oplog, timeline}', 'records.md');
 
 INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
 	('customer', 'source', 'customer_source', true),
