@@ -28,6 +28,7 @@ GRANT EXECUTE ON FUNCTION
 	crm.require_permission(text),
 	crm.initial_customer_status(),
 	crm.dedupe_key(text, text),
+	crm.normal_mobile(text),
 	crm.uscc_valid(text),
 	crm.mobile_valid(text),
 	crm.email_valid(text),

@@ -94,3 +94,12 @@ INSERT INTO crm.dictionary_kind (kind, label, builtin) VALUES
 	('pool_release_reason', '公海释放原因', true);
 ALTER TABLE crm.dictionary DROP CONSTRAINT dictionary_kind_check,
 	ADD CONSTRAINT dictionary_kind_fkey FOREIGN KEY (kind) REFERENCES crm.dictionary_kind (kind);
+
+-- Contacts get a landline; a follow-up may name the contact spoken to (40_records.sql).
+-- (mobiles stored before keep their form, +86 or not, until edited: the duplicate keys
+-- were the same digits already)
+ALTER TABLE crm.contact ADD COLUMN phone text,
+	ADD CONSTRAINT contact_phone_length CHECK (crm.check_length(phone, 40, 'contact.phone'));
+ALTER TABLE crm.follow_up ADD COLUMN contact_id bigint,
+	ADD CONSTRAINT follow_up_contact_fkey FOREIGN KEY (contact_id) REFERENCES crm.contact (id) ON DELETE SET NULL;
+CREATE INDEX follow_up_contact_idx ON crm.follow_up (contact_id, created_at DESC);
