@@ -9,7 +9,7 @@ INSERT INTO crm.employee (name, department_id, db_role)
 SELECT v, id, 'con_' || lower(v) FROM crm.department, unnest(ARRAY['Rep', 'Other']) v WHERE name = 'Con Sales';
 INSERT INTO crm.role (name) VALUES ('Con sales');
 INSERT INTO crm.role_permission SELECT id, a FROM crm.role, unnest(ARRAY['customer.create', 'customer.edit',
-	'contact.create', 'contact.edit', 'contact.delete', 'lead.create']) a WHERE name = 'Con sales';
+	'contact.create', 'contact.edit', 'contact.delete', 'lead.create', 'customer.import']) a WHERE name = 'Con sales';
 INSERT INTO crm.employee_role SELECT e.id, r.id FROM crm.employee e, crm.role r
  WHERE e.db_role IN ('con_rep', 'con_other') AND r.name = 'Con sales';
 SELECT id AS other FROM crm.employee WHERE db_role = 'con_other' \gset
@@ -31,6 +31,13 @@ INSERT INTO crm.lead (name, mobile) VALUES ('周先生', '+86 137-0000-3201') RE
 INSERT INTO crm.contact (customer_id, name, mobile) VALUES (:hz, '错号', '139-1234-567');
 INSERT INTO crm.contact (customer_id, name, mobile) VALUES (:hz, '错号', 'tel 13912345678');
 INSERT INTO crm.contact (customer_id, name, mobile) VALUES (:hz, '错号', '0571-8888 6666');
+-- an import takes them as a direct insert does
+CREATE TEMP TABLE staging (LIKE crm.customer_import INCLUDING ALL);
+INSERT INTO staging (line, name, kind, contact_name, contact_mobile) VALUES
+	(1, '钱女士（个人）', 'individual', '钱女士', '+86 139-0000-3299'), (2, '孙先生（个人）', 'individual', '孙先生', '139-0000-329');
+SELECT * FROM crm.import_customers('staging');
+SELECT line, status, message FROM staging ORDER BY line;
+SELECT mobile FROM crm.contact WHERE name = '钱女士';
 -- duplicate keys read the stored digits
 SELECT name, mobile_key = mobile AS key_is_mobile FROM crm.contact WHERE customer_id = :hz ORDER BY id;
 
@@ -81,7 +88,7 @@ SELECT record_type, contact_id, content FROM crm.follow_up WHERE record_id = :hz
 RESET ROLE;
 
 -- cleanup
-DELETE FROM crm.customer WHERE id IN (:hz, :nb);
+DELETE FROM crm.customer WHERE id IN (:hz, :nb) OR name = '钱女士（个人）';
 DELETE FROM crm.lead WHERE name = '周先生';
 DELETE FROM crm.role WHERE name = 'Con sales';
 DROP OWNED BY con_rep, con_other;
