@@ -69,10 +69,9 @@ SELECT 'contact', 1, e.id FROM crm.employee e WHERE e.name = '黄磊';
 INSERT INTO crm.attachment (record_type, record_id, file_name, size_bytes, content_type, storage_key)
 VALUES ('opportunity', 1, '方案.pdf', 10, 'application/pdf', 'rt/1');
 \set VERBOSITY default
--- follow-ups, custom fields and duplicate rules likewise
+-- follow-ups and duplicate rules likewise (every type takes custom fields)
 INSERT INTO crm.follow_up (record_type, record_id, content)
 SELECT 'contact', 1, '拜访';
-SELECT crm.add_field('follow_up', 'mood', 'text');
 INSERT INTO crm.dedupe_rule (name, record_type, fields) VALUES ('Rt 跟进查重', 'follow_up', '{content}');
 -- a follow-up's record pair is crm's: no dictionary may be mapped onto it
 INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES ('follow_up', 'record_type', 'industry');

@@ -3,7 +3,8 @@
  * dictionary.c
  *	  Columns that take values from a data dictionary (crm.dictionary_column)
  *	  accept only its enabled codes: crm.check_dictionary(), a BEFORE INSERT
- *	  OR UPDATE row trigger on every table that has such a column.
+ *	  OR UPDATE row trigger on every table that has such a column.  A text
+ *	  column holds one code, a text[] column (a multiple-choice field) several.
  *
  * Customers' status_id is checked here too, against crm.customer_status: a
  * foreign key would cost a query per row, and a status in use cannot be
@@ -12,8 +13,12 @@
  * The codes, the column map and the statuses are loaded once per backend and
  * change (a statement trigger on those tables broadcasts an invalidation), so
  * the check costs a hash lookup per column and row.  A row keeps a code that has since
- * been disabled for as long as it does not change it.  A restore is not
+ * been disabled for as long as it does not change it (a multiple-choice value,
+ * for as long as it keeps that element).  A restore is not
  * checked (see below).
+ *
+ * crm.replace_dictionary_code() moves records from one code to another for an
+ * administrator (src/sql/38_dictionary.sql).
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +30,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -36,6 +42,7 @@
 
 PG_FUNCTION_INFO_V1(crm_check_dictionary);
 PG_FUNCTION_INFO_V1(crm_initial_customer_status);
+PG_FUNCTION_INFO_V1(crm_replace_dictionary_code);
 
 /* kind + NUL + code; the tables' CHECK constraints keep kinds <= 30, codes <= 60 */
 #define DICT_KEY_LEN 128
@@ -50,6 +57,7 @@ typedef struct DictColumn
 {
 	Oid			relid;
 	AttrNumber	attnum;
+	bool		multiple;		/* text[] */
 	char	   *column;
 	char	   *kind;
 } DictColumn;
@@ -139,8 +147,9 @@ load_dictionary(void)
 		col->column = SPI_getvalue(row, desc, 2);
 		col->kind = SPI_getvalue(row, desc, 3);
 		col->attnum = OidIsValid(col->relid) ? get_attnum(col->relid, col->column) : InvalidAttrNumber;
+		col->multiple = col->attnum != InvalidAttrNumber && get_atttype(col->relid, col->attnum) == TEXTARRAYOID;
 		/* codes are text: a mapping onto another type (the table refuses one) is ignored */
-		if (col->attnum != InvalidAttrNumber && get_atttype(col->relid, col->attnum) != TEXTOID)
+		if (col->attnum != InvalidAttrNumber && !col->multiple && get_atttype(col->relid, col->attnum) != TEXTOID)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -193,6 +202,60 @@ check_status(TupleDesc desc, HeapTuple row, HeapTuple old)
 			 errhint("Use one of: SELECT id, name FROM crm.customer_status ORDER BY position.")));
 }
 
+/* code is an enabled code of the column's dictionary, or an error */
+static void
+check_code(Relation rel, DictColumn *col, text *code)
+{
+	char		key[DICT_KEY_LEN];
+	DictCode   *entry;
+
+	entry = dict_key(key, col->kind, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)) ?
+		hash_search(dict_codes, key, HASH_FIND, NULL) : NULL;
+	if (entry == NULL || !entry->enabled)
+	{
+		char	   *kind = crm_quote(col->kind, strlen(col->kind));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("%s.%s \"%s\" is %s code of dictionary \"%s\"",
+						RelationGetRelationName(rel), col->column,
+						crm_quote(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)),
+						entry ? "a disabled" : "not a", kind),
+				 errhint("Use one of: SELECT code, label FROM crm.dictionary WHERE kind = %s AND enabled.",
+						 quote_literal_cstr(kind))));
+	}
+}
+
+/*
+ * Each element of a multiple-choice value is a code, but those the old value
+ * (NULL: none) held already, which may have been disabled since.
+ */
+static void
+check_codes(Relation rel, DictColumn *col, Datum value, Datum old, bool oldnull)
+{
+	Datum	   *codes;
+	bool	   *nulls;
+	int			n;
+	Datum	   *kept = NULL;
+	bool	   *keptnulls;
+	int			nkept = 0;
+
+	deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT, &codes, &nulls, &n);
+	if (!oldnull)
+		deconstruct_array(DatumGetArrayTypeP(old), TEXTOID, -1, false, TYPALIGN_INT, &kept, &keptnulls, &nkept);
+	for (int i = 0; i < n; i++)
+	{
+		bool		was_there = false;
+
+		if (nulls[i])
+			continue;
+		for (int j = 0; j < nkept && !was_there; j++)
+			was_there = !keptnulls[j] && datumIsEqual(codes[i], kept[j], false, -1);
+		if (!was_there)
+			check_code(rel, col, DatumGetTextPP(codes[i]));
+	}
+}
+
 /*
  * crm.check_dictionary(): BEFORE INSERT OR UPDATE row trigger.
  */
@@ -231,9 +294,8 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 		DictColumn *col = lfirst(lc);
 		bool		isnull;
 		Datum		value;
-		text	   *code;
-		char		key[DICT_KEY_LEN];
-		DictCode   *entry;
+		bool		oldnull = true;
+		Datum		old = (Datum) 0;
 
 		if (col->relid != RelationGetRelid(rel) || col->attnum == InvalidAttrNumber)
 			continue;
@@ -242,28 +304,14 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 			continue;
 		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
-			bool		oldnull;
-			Datum		old = heap_getattr(td->tg_trigtuple, col->attnum, desc, &oldnull);
-
+			old = heap_getattr(td->tg_trigtuple, col->attnum, desc, &oldnull);
 			if (!oldnull && datumIsEqual(old, value, false, -1))
 				continue;		/* unchanged: may keep a code disabled since */
 		}
-		code = DatumGetTextPP(value);
-		entry = dict_key(key, col->kind, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)) ?
-			hash_search(dict_codes, key, HASH_FIND, NULL) : NULL;
-		if (entry == NULL || !entry->enabled)
-		{
-			char	   *kind = crm_quote(col->kind, strlen(col->kind));
-
-			ereport(ERROR,
-					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("%s.%s \"%s\" is %s code of dictionary \"%s\"",
-							RelationGetRelationName(rel), col->column,
-							crm_quote(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)),
-							entry ? "a disabled" : "not a", kind),
-					 errhint("Use one of: SELECT code, label FROM crm.dictionary WHERE kind = %s AND enabled.",
-							 quote_literal_cstr(kind))));
-		}
+		if (col->multiple)
+			check_codes(rel, col, value, old, oldnull);
+		else
+			check_code(rel, col, DatumGetTextPP(value));
 	}
 	return PointerGetDatum(row);
 }
@@ -281,4 +329,31 @@ crm_initial_customer_status(PG_FUNCTION_ARGS)
 	if (initial_status == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(initial_status);
+}
+
+/*
+ * crm.replace_dictionary_code(kind text, old_code text, new_code text) returns integer
+ *
+ * Who asks is checked here, as the caller; crm.move_dictionary_code() then
+ * moves every record, as the owner.
+ */
+Datum
+crm_replace_dictionary_code(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.replace_dictionary_code needs the dictionary, the code to replace and the code its records move to")));
+	if (!crm_may_administer("admin.fields"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not replace dictionary codes", GetUserNameFromId(GetUserId(), false)),
+				 errdetail("This needs membership in crm_admin or the permission \"admin.fields\"."),
+				 errhint("Ask an administrator to grant \"admin.fields\" to one of your roles.")));
+	for (int i = 0; i < 3; i++)
+		values[i] = PG_GETARG_DATUM(i);
+	PG_RETURN_INT32(crm_run_as_owner("SELECT crm.move_dictionary_code($1, $2, $3)", 3, types, values));
 }

@@ -19,6 +19,31 @@ COMMENT ON COLUMN crm.settings.builtin IS 'Shipped with crm (a dump leaves it ou
 INSERT INTO crm.settings (builtin) VALUES (true);
 SELECT crm.keep_builtin_edits('crm.settings', 'singleton');
 
+-- The dictionaries: crm's own kinds (builtin) and those administrators add
+-- (seed 002, 自定义字典), each with its codes in crm.dictionary.
+-- src/records/dictionary.c copies kinds into fixed-size keys: the lengths are bounded here.
+CREATE TABLE crm.dictionary_kind (
+	kind     text NOT NULL,
+	label    text NOT NULL,
+	builtin  boolean NOT NULL DEFAULT false,
+	CONSTRAINT dictionary_kind_pkey PRIMARY KEY (kind),
+	CONSTRAINT dictionary_kind_kind_check CHECK (octet_length(kind) <= 30 AND kind ~ '^[a-z][a-z0-9_]{0,29}$'),
+	CONSTRAINT dictionary_kind_label_check CHECK (crm.check_length(label, 200, 'dictionary_kind.label') AND btrim(label) <> '')
+);
+COMMENT ON TABLE crm.dictionary_kind IS 'The data dictionaries (数据字典): crm''s own and those administrators add; their codes are rows of crm.dictionary';
+COMMENT ON COLUMN crm.dictionary_kind.kind IS 'The dictionary''s stable name, as crm.dictionary.kind, crm.dictionary_column.kind and crm.added_field.dictionary name it';
+COMMENT ON COLUMN crm.dictionary_kind.label IS 'The dictionary''s name for people';
+COMMENT ON COLUMN crm.dictionary_kind.builtin IS 'Shipped with crm (pg_dump leaves it out); an edited row stops being builtin';
+INSERT INTO crm.dictionary_kind (kind, label, builtin) VALUES
+	('customer_source', '客户来源', true),
+	('industry', '行业', true),
+	('customer_level', '客户级别', true),
+	('follow_up_method', '跟进方式', true),
+	('product_category', '产品类别', true),
+	('unit', '单位', true),
+	('pool_release_reason', '公海释放原因', true);
+SELECT crm.keep_builtin_edits('crm.dictionary_kind', 'kind');
+
 -- Data dictionaries: stable codes, labels for people.
 CREATE TABLE crm.dictionary (
 	kind      text NOT NULL,
@@ -28,9 +53,7 @@ CREATE TABLE crm.dictionary (
 	enabled   boolean NOT NULL DEFAULT true,
 	builtin   boolean NOT NULL DEFAULT false,
 	CONSTRAINT dictionary_pkey PRIMARY KEY (kind, code),
-	CONSTRAINT dictionary_kind_check CHECK (kind IN
-		('customer_source', 'industry', 'customer_level', 'follow_up_method', 'product_category', 'unit',
-		 'pool_release_reason')),
+	CONSTRAINT dictionary_kind_fkey FOREIGN KEY (kind) REFERENCES crm.dictionary_kind (kind),
 	CONSTRAINT dictionary_code_check CHECK (octet_length(code) <= 60 AND code ~ '^[a-z0-9_]{1,60}$'),
 	CONSTRAINT dictionary_label_check CHECK (crm.check_length(label, 200, 'dictionary.label') AND btrim(label) <> '')
 );
@@ -58,7 +81,8 @@ SELECT crm.keep_builtin_edits('crm.dictionary', 'kind', 'code');
 
 -- A mapping names a text column of a crm table whose writes
 -- crm.check_dictionary() checks (a trigger on the table): it compares the
--- column's values with codes as text.  A mapping no trigger would enforce is
+-- column's values with codes as text (each element of a text[] column, a
+-- multiple-choice field's).  A mapping no trigger would enforce is
 -- refused rather than ignored.
 CREATE OR REPLACE FUNCTION crm.check_dictionary_column(table_name text, column_name text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -91,7 +115,7 @@ BEGIN
 			USING ERRCODE = 'wrong_object_type',
 			      HINT = 'Map a dictionary onto a text column people write; crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
 	END IF;
-	IF coltype IS DISTINCT FROM 'text'::regtype THEN
+	IF coltype IS NULL OR coltype NOT IN ('text'::regtype, 'text[]'::regtype) THEN
 		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, %', crm.clip(table_name), crm.clip(column_name),
 			CASE WHEN coltype IS NULL THEN 'which does not exist' ELSE format('a column of type %s', coltype) END
 			USING ERRCODE = CASE WHEN coltype IS NULL THEN 'undefined_column' ELSE 'datatype_mismatch' END,
@@ -133,6 +157,102 @@ COMMENT ON COLUMN crm.dictionary_column.builtin IS 'Shipped with crm (a dump lea
 CREATE OR REPLACE FUNCTION crm.check_dictionary() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_dictionary' LANGUAGE C;
 
+-- Where a dictionary's codes are stored: the columns mapped to it, custom
+-- fields' among them (multiple: a text[] of codes).
+CREATE OR REPLACE FUNCTION crm.dictionary_columns(kind text)
+RETURNS TABLE (table_name text, column_name text, multiple boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT c.table_name, c.column_name, a.atttypid = 'text[]'::regtype
+	  FROM crm.dictionary_column c
+	  JOIN pg_attribute a ON a.attrelid = to_regclass(format('crm.%I', c.table_name)) AND a.attname = c.column_name
+	                     AND NOT a.attisdropped
+	 WHERE c.kind = dictionary_columns.kind;
+END;
+COMMENT ON FUNCTION crm.dictionary_columns(text) IS
+	'The columns of crm tables that hold codes of the dictionary (multiple: a text[] of codes)';
+
+-- A code records use is neither deleted nor renamed (nor moved to another
+-- kind): they would keep a code that is no longer there.  Runs as the owner,
+-- so that it counts every record, seen by the administrator or not.
+CREATE OR REPLACE FUNCTION crm.guard_dictionary_code() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	col    record;
+	n      bigint;
+	total  bigint := 0;
+	uses   text[] := '{}';
+BEGIN
+	IF TG_RELID <> 'crm.dictionary'::regclass THEN RAISE 'crm.guard_dictionary_code() runs only on crm.dictionary, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF crm.restoring() THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	FOR col IN SELECT * FROM crm.dictionary_columns(OLD.kind) ORDER BY 1, 2 LOOP
+		EXECUTE format(CASE WHEN col.multiple THEN 'SELECT count(*) FROM crm.%I WHERE %I @> ARRAY[$1]'
+		                    ELSE 'SELECT count(*) FROM crm.%I WHERE %I = $1' END, col.table_name, col.column_name)
+			INTO n USING OLD.code;
+		IF n > 0 THEN
+			total := total + n;
+			uses := uses || format('%s in crm.%s.%s', n, col.table_name, col.column_name);
+		END IF;
+	END LOOP;
+	IF total > 0 THEN
+		RAISE EXCEPTION 'code "%" of dictionary "%" cannot be %: % record% use it', crm.clip(OLD.code), crm.clip(OLD.kind),
+			CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE 'renamed' END, total, CASE WHEN total = 1 THEN '' ELSE 's' END
+			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = format('Used: %s.', array_to_string(uses, ', ')),
+			      HINT = format('Move them to another code with SELECT crm.replace_dictionary_code(%L, %L, <new code>), '
+			                    'or keep it on them and stop offering it: UPDATE crm.dictionary SET enabled = false WHERE kind = %1$L AND code = %2$L.',
+			                    OLD.kind, OLD.code);
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE OR REPLACE TRIGGER dictionary_code_guard BEFORE UPDATE OF kind, code OR DELETE ON crm.dictionary
+	FOR EACH ROW EXECUTE FUNCTION crm.guard_dictionary_code();
+
+-- Moves every record from one code to another, in one statement per column,
+-- then deletes the old code; returns how many records moved.  Run as the
+-- owner by crm.replace_dictionary_code() (src/records/dictionary.c), which
+-- checks who asks: every record moves, seen by the administrator or not.  The
+-- changes are the system's (crm.change_source): a converted lead, read-only,
+-- takes them too.
+CREATE OR REPLACE FUNCTION crm.move_dictionary_code(kind text, old_code text, new_code text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET crm.change_source = 'system' AS $$
+DECLARE
+	col    record;
+	n      integer;
+	moved  integer := 0;
+BEGIN
+	IF NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = move_dictionary_code.kind AND d.code = old_code) THEN
+		RAISE EXCEPTION 'dictionary "%" has no code "%"', crm.clip(kind), crm.clip(old_code)
+			USING ERRCODE = 'no_data_found',
+			      HINT = format('SELECT code, label FROM crm.dictionary WHERE kind = %L lists its codes.', kind);
+	ELSIF new_code = old_code OR NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = move_dictionary_code.kind
+	                                                                      AND d.code = new_code AND d.enabled) THEN
+		RAISE EXCEPTION 'records cannot move from code "%" of dictionary "%" to "%"', crm.clip(old_code), crm.clip(kind), crm.clip(new_code)
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = format('Name another enabled code: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
+	END IF;
+	FOR col IN SELECT * FROM crm.dictionary_columns(kind) ORDER BY 1, 2 LOOP
+		-- (a multiple field holding both codes keeps the new one once, where it was first)
+		EXECUTE format(CASE WHEN col.multiple
+		                    THEN 'UPDATE crm.%1$I SET %2$I = ARRAY(SELECT c FROM unnest(array_replace(%2$I, $1, $2)) WITH ORDINALITY u(c, i)'
+		                         ' GROUP BY c ORDER BY min(i)) WHERE %2$I @> ARRAY[$1]'
+		                    ELSE 'UPDATE crm.%1$I SET %2$I = $2 WHERE %2$I = $1' END, col.table_name, col.column_name)
+			USING old_code, new_code;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		moved := moved + n;
+	END LOOP;
+	DELETE FROM crm.dictionary d WHERE d.kind = move_dictionary_code.kind AND d.code = old_code;
+	RETURN moved;
+END
+$$;
+CREATE OR REPLACE FUNCTION crm.replace_dictionary_code(kind text, old_code text, new_code text) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_replace_dictionary_code' LANGUAGE C;
+COMMENT ON FUNCTION crm.replace_dictionary_code(text, text, text) IS
+	'Move every record from one code of a dictionary to another, then delete the old code; returns how many records moved';
+
 -- Customer follow-up statuses (跟进状态): at most 10, in order.  One initial
 -- status; final ones come last, each won (成单: the customer signed) or lost
 -- (丢单), and a won one always exists (39_status_outcomes.sql).
@@ -149,12 +269,12 @@ CREATE TABLE crm.customer_status (
 	CONSTRAINT customer_status_name_check CHECK (crm.check_length(name, 200, 'customer_status.name') AND btrim(name) <> ''),
 	CONSTRAINT customer_status_not_both CHECK (NOT (is_initial AND is_final))
 );
-COMMENT ON TABLE crm.customer_status IS 'Customer follow-up statuses (跟进状态): at most 10, in order; one initial, one final (signed)';
+COMMENT ON TABLE crm.customer_status IS 'Customer follow-up statuses (跟进状态): at most 10, in order; one initial, final ones (won or lost) last';
 COMMENT ON COLUMN crm.customer_status.id IS 'Identity; kept by crm; not writable';
-COMMENT ON COLUMN crm.customer_status.name IS 'Status name people see; unique; the final status''s cannot change';
+COMMENT ON COLUMN crm.customer_status.name IS 'Status name people see; unique';
 COMMENT ON COLUMN crm.customer_status.position IS 'Order of the statuses; unique';
-COMMENT ON COLUMN crm.customer_status.is_initial IS 'The status new customers get; exactly one; fixed';
-COMMENT ON COLUMN crm.customer_status.is_final IS 'The status meaning signed (成交); exactly one; fixed';
+COMMENT ON COLUMN crm.customer_status.is_initial IS 'The status new customers get; exactly one, which stays initial';
+COMMENT ON COLUMN crm.customer_status.is_final IS 'A final status (its outcome says won or lost): its customers have nowhere further to go; fixed while customers have it';
 COMMENT ON COLUMN crm.customer_status.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 CREATE UNIQUE INDEX customer_status_one_initial ON crm.customer_status (is_initial) WHERE is_initial;
 CREATE UNIQUE INDEX customer_status_one_final ON crm.customer_status (is_final) WHERE is_final;
@@ -261,7 +381,7 @@ DO $rules$
 DECLARE
 	t text;
 BEGIN
-	FOREACH t IN ARRAY ARRAY['settings', 'dictionary', 'dictionary_column', 'customer_status'] LOOP
+	FOREACH t IN ARRAY ARRAY['settings', 'dictionary_kind', 'dictionary', 'dictionary_column', 'customer_status'] LOOP
 		EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON crm.%I'
 		               ' FOR EACH STATEMENT EXECUTE FUNCTION crm.require_admin(%L)',
 		               t || '_require_admin', t, CASE WHEN t LIKE 'dictionary%' THEN 'admin.fields' ELSE 'admin.rules' END);
@@ -273,6 +393,7 @@ $rules$;
 GRANT UPDATE (status_reversible) ON crm.settings TO crm_user;
 GRANT INSERT (kind, code, label, position, enabled), UPDATE (kind, code, label, position, enabled)
 	ON crm.dictionary TO crm_user;
+GRANT INSERT (kind, label), UPDATE (label) ON crm.dictionary_kind TO crm_user;
 GRANT INSERT (table_name, column_name, kind), UPDATE (table_name, column_name, kind) ON crm.dictionary_column TO crm_user;
 GRANT INSERT (name, position, is_initial, is_final), UPDATE (name, position, is_initial, is_final)
 	ON crm.customer_status TO crm_user;
@@ -287,6 +408,7 @@ ALTER TABLE crm.dictionary ENABLE ALWAYS TRIGGER dictionary_changed;
 ALTER TABLE crm.dictionary_column ENABLE ALWAYS TRIGGER dictionary_column_changed;
 
 SELECT pg_catalog.pg_extension_config_dump('crm.settings', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('crm.dictionary_kind', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('crm.dictionary', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('crm.dictionary_column', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('crm.customer_status', 'WHERE NOT builtin');

@@ -74,10 +74,10 @@ BEGIN
 			USING ERRCODE = 'duplicate_column',
 			      HINT = 'Choose another name for the custom field.';
 	END IF;
-	IF f.dictionary IS NOT NULL AND NOT EXISTS (SELECT FROM crm.dictionary WHERE kind = f.dictionary) AND NOT restoring THEN
-		RAISE EXCEPTION 'custom field "%" names dictionary "%", which has no codes', crm.clip(f.name), crm.clip(f.dictionary)
+	IF f.dictionary IS NOT NULL AND NOT EXISTS (SELECT FROM crm.dictionary_kind WHERE kind = f.dictionary) AND NOT restoring THEN
+		RAISE EXCEPTION 'custom field "%" names dictionary "%", which does not exist', crm.clip(f.name), crm.clip(f.dictionary)
 			USING ERRCODE = 'foreign_key_violation',
-			      HINT = 'SELECT DISTINCT kind FROM crm.dictionary lists the dictionaries.';
+			      HINT = 'SELECT kind, label FROM crm.dictionary_kind lists the dictionaries; INSERT INTO crm.dictionary_kind (kind, label) adds one.';
 	END IF;
 	coltype := CASE f.type WHEN 'number' THEN 'numeric' WHEN 'money' THEN 'numeric(14,2)' WHEN 'date' THEN 'date'
 	                       WHEN 'datetime' THEN 'timestamptz' WHEN 'boolean' THEN 'boolean'
@@ -99,12 +99,9 @@ BEGIN
 		               f.record_type, f.record_type || '_' || f.name || '_check', f.name);
 	END IF;
 	-- (a restore brings the mapping with crm.dictionary_column's rows)
-	IF f.type = 'single' AND NOT restoring THEN
+	IF f.type IN ('single', 'multiple') AND NOT restoring THEN
 		INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES (f.record_type, f.name, f.dictionary)
 		ON CONFLICT DO NOTHING;
-	ELSIF f.type = 'multiple' THEN
-		EXECUTE format('ALTER TABLE crm.%I ADD CONSTRAINT %I CHECK (crm.check_codes(%L, %I))',
-		               f.record_type, f.record_type || '_' || f.name || '_check', f.dictionary, f.name);
 	END IF;
 	-- (a restore creates the column before loading any row: NOT NULL holds then too)
 	IF f.required THEN
@@ -153,24 +150,21 @@ $$;
 CREATE OR REPLACE TRIGGER added_field_change BEFORE UPDATE ON crm.added_field
 	FOR EACH ROW EXECUTE FUNCTION crm.added_field_change();
 
--- Every element of a multiple-choice value is an enabled code of its dictionary.
-CREATE OR REPLACE FUNCTION crm.check_codes(kind text, codes text[]) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- crm 0.1 checked multiple-choice fields with a constraint, which refused
+-- every change of a record keeping a code disabled since: their values are
+-- checked as single ones are now, through a mapping (src/records/dictionary.c).
+DO $multiple$
 DECLARE
-	bad text;
+	f crm.added_field;
 BEGIN
-	SELECT c INTO bad FROM unnest(codes) c
-	 WHERE NOT EXISTS (SELECT FROM crm.dictionary d WHERE d.kind = check_codes.kind AND d.code = c AND d.enabled)
-	 LIMIT 1;
-	IF FOUND AND NOT crm.restoring() THEN
-		RAISE EXCEPTION '"%" is not an enabled code of dictionary "%"', crm.clip(bad), crm.clip(kind)
-			USING ERRCODE = 'foreign_key_violation',
-			      HINT = format('Use codes from: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
-	END IF;
-	RETURN true;
+	FOR f IN SELECT * FROM crm.added_field a WHERE a.type = 'multiple'
+	          AND NOT EXISTS (SELECT FROM crm.dictionary_column c WHERE c.table_name = a.record_type AND c.column_name = a.name) LOOP
+		EXECUTE format('ALTER TABLE crm.%I DROP CONSTRAINT IF EXISTS %I', f.record_type, f.record_type || '_' || f.name || '_check');
+		INSERT INTO crm.dictionary_column (table_name, column_name, kind) VALUES (f.record_type, f.name, f.dictionary);
+	END LOOP;
+	DROP FUNCTION IF EXISTS crm.check_codes(text, text[]);
 END
-$$;
-COMMENT ON FUNCTION crm.check_codes(text, text[]) IS 'True, or an error naming the first value that is not an enabled code of the dictionary (the CHECK of multiple-choice fields)';
+$multiple$;
 
 -- Who may is checked as the caller (the statement trigger fires first); the
 -- DDL then runs as the owner of the crm tables.

@@ -137,7 +137,7 @@ BEGIN
 	                (3, coalesce(i2.kind, 'company') = 'company' AND i2.uscc IS NULL, '23514'),
 	                (4, i2.uscc IS NOT NULL AND NOT crm.uscc_valid(i2.uscc), '23514'),
 	                (5, i2.kind = 'individual' AND i2.contact_mobile IS NULL, '23514'),
-	                (6, i2.contact_mobile IS NOT NULL AND NOT crm.mobile_valid(i2.contact_mobile), '23514'),
+	                (6, i2.contact_mobile IS NOT NULL AND NOT crm.mobile_valid(crm.normal_mobile(i2.contact_mobile)), '23514'),
 	                (7, i2.contact_email IS NOT NULL AND NOT crm.email_valid(i2.contact_email), '23514'),
 	                (8, bad.col IS NOT NULL, '23503'),
 	                (9, own.id IS NULL OR NOT own.active, '23503'),

@@ -88,3 +88,33 @@ CREATE INDEX oplog_scope_owner_idx ON crm.oplog (scope_type, scope_owner);
 CREATE INDEX oplog_scope_id_idx ON crm.oplog (scope_id, scope_type);
 -- (one policy per command now: team_member_add, _change and _remove)
 DROP POLICY team_member_write ON crm.team_member;
+
+-- Administrators add dictionaries of their own (38_dictionary.sql): the kinds
+-- are rows of crm.dictionary_kind, which the codes reference.
+CREATE TABLE crm.dictionary_kind (
+	kind     text NOT NULL,
+	label    text NOT NULL,
+	builtin  boolean NOT NULL DEFAULT false,
+	CONSTRAINT dictionary_kind_pkey PRIMARY KEY (kind),
+	CONSTRAINT dictionary_kind_kind_check CHECK (octet_length(kind) <= 30 AND kind ~ '^[a-z][a-z0-9_]{0,29}$'),
+	CONSTRAINT dictionary_kind_label_check CHECK (crm.check_length(label, 200, 'dictionary_kind.label') AND btrim(label) <> '')
+);
+INSERT INTO crm.dictionary_kind (kind, label, builtin) VALUES
+	('customer_source', '客户来源', true),
+	('industry', '行业', true),
+	('customer_level', '客户级别', true),
+	('follow_up_method', '跟进方式', true),
+	('product_category', '产品类别', true),
+	('unit', '单位', true),
+	('pool_release_reason', '公海释放原因', true);
+ALTER TABLE crm.dictionary DROP CONSTRAINT dictionary_kind_check,
+	ADD CONSTRAINT dictionary_kind_fkey FOREIGN KEY (kind) REFERENCES crm.dictionary_kind (kind);
+
+-- Contacts get a landline; a follow-up may name the contact spoken to (40_records.sql).
+-- (mobiles stored before keep their form, +86 or not, until edited: the duplicate keys
+-- were the same digits already)
+ALTER TABLE crm.contact ADD COLUMN phone text,
+	ADD CONSTRAINT contact_phone_length CHECK (crm.check_length(phone, 40, 'contact.phone'));
+ALTER TABLE crm.follow_up ADD COLUMN contact_id bigint,
+	ADD CONSTRAINT follow_up_contact_fkey FOREIGN KEY (contact_id) REFERENCES crm.contact (id) ON DELETE SET NULL;
+CREATE INDEX follow_up_contact_idx ON crm.follow_up (contact_id, created_at DESC);
