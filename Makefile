@@ -11,7 +11,7 @@ EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" crm.control)
 MODULE_big  = crm
 # src/ by subsystem (docs/architecture.md, "Layout"); src/sql holds the install script's pieces
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
-SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc
+SHLIB_LINK  = -ljansson -lcurl -licui18n -licuuc -lopencc
 PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 
 # Versions (docs/architecture.md, "Versions and updates"): a released version's install
@@ -22,7 +22,9 @@ PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 # of the others, replayed (src/sql/replay.pl).
 SQL_PIECES  = $(sort $(wildcard src/sql/*.sql))
 RELEASED    = 0.1
-NEW_PIECES  = src/sql/26_record_type.sql src/sql/39_status_outcomes.sql src/sql/93_leavers.sql src/sql/95_notification_text.sql src/sql/97_record_types.sql
+NEW_PIECES  = src/sql/26_record_type.sql src/sql/39_status_outcomes.sql src/sql/46_chinese_names.sql \
+              src/sql/46_chinese_names_rows.sql src/sql/47_chinese_names.sql src/sql/93_leavers.sql \
+              src/sql/95_notification_text.sql src/sql/97_record_types.sql
 DATA        = $(EXTENSION)--$(RELEASED).sql
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(RELEASED)--$(EXTVERSION).sql
 

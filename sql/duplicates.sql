@@ -40,7 +40,8 @@ SELECT kind, value, crm.dedupe_key(kind, value) AS key
 	('initials', 'Acme Tea Co'),
 	('pinyin', '—')
   ) v(kind, value);
--- polyphonic characters take their most common reading: 重庆 is read zhongqing, not chongqing
+-- a polyphonic character in a phrase of crm.pinyin_phrase takes the phrase's reading: 重庆 is
+-- chongqing, not zhongqing (docs/duplicates.md, "Chinese names")
 SELECT crm.dedupe_key('pinyin', '重庆') AS polyphone;
 SELECT crm.dedupe_key('color', 'red');
 

@@ -13,6 +13,7 @@ packages=(
 	libjansson-dev           # JSON for the IM worker
 	libcurl4-openssl-dev     # HTTP for the IM worker
 	libicu-dev               # collations for Chinese names
+	libopencc-dev            # traditional to simplified Chinese for duplicate keys (its data: libopencc-data)
 	libipc-run-perl          # TAP tests
 	python3                  # the fake IM server of the TAP tests
 	apache2-utils            # ab: the HTTP load generator make bench measures delivery against

@@ -217,4 +217,5 @@ _PG_init(void)
 	crm_dictionary_init();
 	crm_oplog_init();
 	crm_notify_init();
+	crm_chinese_init();
 }

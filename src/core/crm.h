@@ -169,6 +169,13 @@ extern void crm_audit_lookup(bool acting, int64 employee_id, Oid role, const cha
 /* normalize.c */
 extern char *crm_dedupe_key(const char *kind, const char *value);
 
+/* chinese.c */
+extern void crm_chinese_init(void);
+extern void crm_load_chinese_words(void);
+extern char *crm_to_simplified(char *s);
+extern void crm_strip_regions(char *key);
+extern int	crm_phrase_pinyin(const char *s, const char **pinyin);
+
 /* scope_plan.c */
 extern void crm_scope_plan_init(void);
 

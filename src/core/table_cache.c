@@ -67,22 +67,38 @@ crm_table_cache_invalidate(CrmTableCache *cache)
 /*
  * How many changes of the cache's tables this backend has heard of: for a
  * cache that also depends on more than its tables (whose entries, until
- * when), and so loads itself.  Looks the tables up again after an org change.
+ * when), and so loads itself.  Looks the tables up again after an org change,
+ * and while one is missing.
  */
 uint64
 crm_table_cache_generation(CrmTableCache *cache)
 {
+	bool		lookup;
+
 	crm_employee_relid();		/* keeps crm_org_generation current */
-	if (cache->relids_org_generation != crm_org_generation)
+	lookup = cache->relids_org_generation != crm_org_generation;
+	/* a table missing (an update creates it later) is looked for each time */
+	for (int t = 0; t < cache->ntables; t++)
+		lookup |= !OidIsValid(cache->relids[t]);
+	if (lookup)
 	{
 		Oid			nsp = get_namespace_oid("crm", false);
+		bool		changed = cache->relids_org_generation != crm_org_generation;
 
 		for (int t = 0; t < cache->ntables; t++)
-			cache->relids[t] = get_relname_relid(cache->tables[t], nsp);
+		{
+			Oid			relid = get_relname_relid(cache->tables[t], nsp);
+
+			changed |= relid != cache->relids[t];
+			cache->relids[t] = relid;
+		}
 		cache->relids_org_generation = crm_org_generation;
-		cache->generation++;
-		if (cache->forget)
-			cache->forget();
+		if (changed)
+		{
+			cache->generation++;
+			if (cache->forget)
+				cache->forget();
+		}
 	}
 	return cache->generation;
 }

@@ -7,14 +7,17 @@
  *
  *	  fold     Unicode NFKC with case folding (ICU's NFKC_Casefold: full-width
  *	           to half-width, ligatures and compatibility forms, case), then
- *	           without whitespace, punctuation and symbols.
- *	  company  fold, after dropping bracketed parts (（北京）, (China)) and then
- *	           legal-form suffixes (有限公司, 股份有限公司, 集团, Co., Ltd. ...).
+ *	           without whitespace, punctuation and symbols, traditional Chinese
+ *	           characters in simplified ones (OpenCC, chinese.c).
+ *	  company  fold, after dropping bracketed parts (（北京）, (China)), then
+ *	           legal-form suffixes (有限公司, 股份有限公司, 集团, Co., Ltd. ...),
+ *	           then the regions it starts with (北京, 浙江省杭州市: chinese.c).
  *	  phone    the digits; a mainland mobile without +86 / 0086 / 86.
  *	  email    trimmed, NFKC case-folded.
- *	  pinyin   Han characters spelt in pinyin by ICU's Han-Latin transform,
- *	           letters and digits kept (华为 → huawei), and the initials of
- *	           each syllable or word (hw).
+ *	  pinyin   Han characters spelt in pinyin, phrases as crm.pinyin_phrase
+ *	           reads them (重庆 → chongqing) and other characters by ICU's
+ *	           Han-Latin transform (华为 → huawei), letters and digits kept;
+ *	           and the initials of each syllable or word (hw).
  *
  *	  The keys are only as stable as ICU: its normalisation and transliteration
  *	  data change between versions, so crm records the version the stored keys
@@ -33,6 +36,7 @@
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/utf8.h>
 #include <unicode/utrans.h>
 #include <unicode/uversion.h>
 
@@ -237,31 +241,49 @@ han_syllable(UChar32 c)
 	return entry->pinyin;
 }
 
-/* s's pinyin (Han characters spelt, letters and digits kept), or its initials */
+/*
+ * s's pinyin (Han characters spelt, letters and digits kept), or its
+ * initials: a phrase of crm.pinyin_phrase as the table reads it, any other
+ * Han character as ICU does.  s is UTF-8, simplified.
+ */
 static char *
-pinyin(const UChar *s, int32_t len, bool initials)
+pinyin(const char *s, bool initials)
 {
 	StringInfoData out;
+	int32_t		len = strlen(s);
 	int32_t		i = 0;
 	bool		word = false;	/* inside a run of letters or digits */
 
 	initStringInfo(&out);
+	crm_load_chinese_words();
 	while (i < len)
 	{
 		UChar32		c;
+		int32_t		start = i;
+		const char *phrase;
+		int			n;
 
-		U16_NEXT(s, i, len, c);
-		if (u_hasBinaryProperty(c, UCHAR_IDEOGRAPHIC))
+		U8_NEXT(s, i, len, c);
+		if (u_hasBinaryProperty(c, UCHAR_IDEOGRAPHIC) && (n = crm_phrase_pinyin(s + start, &phrase)) > 0)
+		{
+			/* syllables separated by spaces */
+			for (const char *p = phrase; *p; p++)
+				if (*p != ' ' && (!initials || p == phrase || p[-1] == ' '))
+					appendStringInfoChar(&out, *p);
+			i = start + n;
+			word = false;
+		}
+		else if (u_hasBinaryProperty(c, UCHAR_IDEOGRAPHIC))
 		{
 			const char *p = han_syllable(c);
 
-			if (initials)
-				appendStringInfoString(&out, pnstrdup(p, p[0] ? 1 : 0));
-			else
+			if (initials && p[0])
+				appendStringInfoChar(&out, p[0]);
+			else if (!initials)
 				appendStringInfoString(&out, p);
 			word = false;
 		}
-		else if (c < 128 && u_isalnum(c))
+		else if (c >= 0 && c < 128 && u_isalnum(c))
 		{
 			if (!initials || !word)
 				appendStringInfoChar(&out, (char) c);
@@ -348,7 +370,7 @@ crm_dedupe_key(const char *kind, const char *value)
 		flen = drop_brackets(f, flen);
 	else if (strcmp(kind, "pinyin") == 0 || strcmp(kind, "initials") == 0)
 	{
-		out = pinyin(f, flen, strcmp(kind, "initials") == 0);
+		out = pinyin(crm_to_simplified(to_utf8(f, flen)), strcmp(kind, "initials") == 0);
 		return out[0] ? out : NULL;
 	}
 	else if (strcmp(kind, "name") != 0)
@@ -357,9 +379,13 @@ crm_dedupe_key(const char *kind, const char *value)
 				 errmsg("unknown duplicate key kind \"%s\"", crm_quote(kind, strlen(kind))),
 				 errhint("The kinds are name, company, phone, email, pinyin and initials.")));
 	flen = keep_word_characters(f, flen);
-	out = to_utf8(f, flen);
+	out = crm_to_simplified(to_utf8(f, flen));
 	if (strcmp(kind, "company") == 0)
+	{
 		strip_legal_forms(out);
+		crm_load_chinese_words();
+		crm_strip_regions(out);
+	}
 	return out[0] ? out : NULL;
 }
 

@@ -48,6 +48,7 @@ COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedup
 -- records the version the stored keys were built with: the row is written here
 -- (a restore computes every key anew, with this server's ICU, so the row is not
 -- dumped) and by crm.rebuild_keys(); pg_upgrade carries it over with the keys.
+-- So it does the regions and phrases a DBA may change (47_chinese_names.sql).
 CREATE OR REPLACE FUNCTION crm.icu_version() RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_icu_version_sql' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.icu_version() IS 'The ICU version this server computes duplicate keys with';
@@ -55,6 +56,7 @@ CREATE TABLE crm.key_build (
 	only_row     boolean NOT NULL DEFAULT true,
 	icu_version  text NOT NULL,
 	built_at     timestamptz NOT NULL DEFAULT now(),
+	words_digest text,
 	CONSTRAINT key_build_pkey PRIMARY KEY (only_row),
 	CONSTRAINT key_build_only_row CHECK (only_row)
 );
@@ -62,6 +64,7 @@ COMMENT ON TABLE crm.key_build IS 'The ICU version the stored duplicate keys wer
 COMMENT ON COLUMN crm.key_build.only_row IS 'Always true: one row; kept by crm; not writable';
 COMMENT ON COLUMN crm.key_build.icu_version IS 'ICU version the stored duplicate keys were computed with; kept by crm; not writable';
 COMMENT ON COLUMN crm.key_build.built_at IS 'When the keys were last computed; kept by crm; not writable';
+COMMENT ON COLUMN crm.key_build.words_digest IS 'The regions and pinyin phrases the stored keys were computed with (crm.chinese_words_digest())';
 INSERT INTO crm.key_build (icu_version) VALUES (crm.icu_version());
 
 -- Whether the stored keys were built with the ICU this server runs; a WARNING
@@ -70,8 +73,9 @@ CREATE OR REPLACE FUNCTION crm.key_check() RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	built text;
+	words text;
 BEGIN
-	SELECT k.icu_version INTO built FROM crm.key_build k;
+	SELECT k.icu_version, k.words_digest INTO built, words FROM crm.key_build k;
 	IF built IS DISTINCT FROM crm.icu_version() THEN
 		RAISE WARNING 'duplicate keys were built with ICU %, not with the ICU this server runs', coalesce(crm.clip(built), 'of unknown version')
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -79,14 +83,22 @@ BEGIN
 			      HINT = 'As a superuser, run SELECT crm.rebuild_keys(); (docs/backup.md).';
 		RETURN false;
 	END IF;
+	IF words IS DISTINCT FROM crm.chinese_words_digest() THEN
+		RAISE WARNING 'duplicate keys were built with other regions or pinyin phrases than crm.dedupe_region and crm.pinyin_phrase hold now'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = 'Company names and pinyin written since get keys the stored ones may not share, so duplicate checks can miss.',
+			      HINT = 'As a superuser, run SELECT crm.rebuild_keys(); once the tables are as they should be (docs/duplicates.md).';
+		RETURN false;
+	END IF;
 	RETURN true;
 END
 $$;
-COMMENT ON FUNCTION crm.key_check() IS 'Whether the stored duplicate keys were built with the running ICU; warns when not';
+COMMENT ON FUNCTION crm.key_check() IS 'Whether the stored duplicate keys were built with the running ICU and the regions and phrases in use; warns when not';
 
--- Compute every stored key again with the running ICU, rewriting only the rows
--- whose keys change, without firing crm's triggers (nothing a user sees changes
--- but the keys), rebuild the indexes of the keyed tables and record the version.
+-- Compute every stored key again with the running ICU and the regions and
+-- phrases in use, rewriting only the rows whose keys change, without firing
+-- crm's triggers (nothing a user sees changes but the keys), rebuild the
+-- indexes of the keyed tables and record what the keys were built with.
 CREATE OR REPLACE FUNCTION crm.rebuild_keys() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
 DECLARE
@@ -117,11 +129,11 @@ BEGIN
 		total := total + n;
 		EXECUTE format('REINDEX TABLE %s', t.rel);
 	END LOOP;
-	UPDATE crm.key_build SET icu_version = crm.icu_version(), built_at = now();
+	UPDATE crm.key_build SET icu_version = crm.icu_version(), words_digest = crm.chinese_words_digest(), built_at = now();
 	RETURN total;
 END
 $$;
-COMMENT ON FUNCTION crm.rebuild_keys() IS 'After an ICU upgrade: compute the stored duplicate keys again, reindex, record the version (superuser or DBA)';
+COMMENT ON FUNCTION crm.rebuild_keys() IS 'After an ICU upgrade or a change of regions or pinyin phrases: compute the stored duplicate keys again, reindex, record what they were built with (superuser or DBA)';
 
 -- For the fuzzy search of crm.find_duplicates: a customer's name key in
 -- pinyin (trigram-indexed: "hua wei" and 华为 meet as huawei) and its initials.

@@ -118,3 +118,7 @@ ALTER TABLE crm.contact ADD COLUMN phone text,
 ALTER TABLE crm.follow_up ADD COLUMN contact_id bigint,
 	ADD CONSTRAINT follow_up_contact_fkey FOREIGN KEY (contact_id) REFERENCES crm.contact (id) ON DELETE SET NULL;
 CREATE INDEX follow_up_contact_idx ON crm.follow_up (contact_id, created_at DESC);
+
+-- Duplicate keys of Chinese names (46_chinese_names.sql, 47_chinese_names.sql, which
+-- computes the stored keys again): what they were built with besides ICU.
+ALTER TABLE crm.key_build ADD COLUMN words_digest text;
