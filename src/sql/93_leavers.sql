@@ -89,6 +89,10 @@ SELECT e.id AS employee_id, e.name AS employee, d.name AS department, o.record_t
 		  WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = t.relation AND a.attname = 'owner_id' AND NOT a.attisdropped)));
 	COMMENT ON VIEW crm.pending_handover IS
 		'Inactive employees who still own records (for holders of admin.org): hand them over with crm.handover_employee(employee_id, to)';
+	COMMENT ON COLUMN crm.pending_handover.employee_id IS 'The inactive employee (crm.employee.id)';
+	COMMENT ON COLUMN crm.pending_handover.employee IS 'Their name';
+	COMMENT ON COLUMN crm.pending_handover.department IS 'Their department''s name';
+	COMMENT ON COLUMN crm.pending_handover.record_type IS 'The type of the records (crm.record_type.name)';
 	COMMENT ON COLUMN crm.pending_handover.records IS 'How many records of the type the employee still owns';
 	COMMENT ON COLUMN crm.pending_handover.default_successor_id IS
 		'Whom a deactivation would hand them to (crm.default_successor); NULL: nobody, an administrator must choose';
