@@ -57,13 +57,24 @@ SELECT * FROM lv_work ORDER BY type, name;
 SELECT e.name, n.event, n.title FROM crm.notification n JOIN crm.employee e ON e.id = n.recipient_id
  WHERE e.name LIKE 'Lv %' ORDER BY n.id;
 
--- a company names one successor for everyone who leaves without a handover:
--- Rep Two leaves, HR takes over, and the leader of the department hears where it went
+-- a company names one successor for everyone who leaves without a handover
 UPDATE crm.settings SET handover_to = :rep;
-UPDATE crm.settings SET handover_to = :hr;
 SET ROLE lv_rep2;
 INSERT INTO crm.customer (name, uscc) VALUES ('Lv customer of Rep Two', crm.uscc_with_check('91330100MA2B04710'));
 RESET ROLE;
+-- an administrator who is not a super admin does not widen their own access
+-- that way (HR's scope is self: Rep Two's work would become HR's), nor
+-- deactivates themselves
+UPDATE crm.settings SET handover_to = :hr;
+SET ROLE lv_hr;
+UPDATE crm.employee SET active = false WHERE id = :rep2;
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.deactivate_employee(:hr, :other);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- Other it is: Rep Two leaves, Other takes over, and the leader of the
+-- department hears where it went
+UPDATE crm.settings SET handover_to = :other;
 SET ROLE lv_hr;
 UPDATE crm.employee SET active = false WHERE id = :rep2;
 RESET ROLE;

@@ -44,6 +44,11 @@ SELECT length(body) AS body_chars, right(body, 40) AS ends_with
   FROM crm.notification_text('pool.recycled', jsonb_build_object('count', 5000, 'items_more', 4000,
 	'items', (SELECT jsonb_agg(jsonb_build_object('record', '客户' || g, 'pool', '公海', 'rule', '十五天', 'kind', 'no_follow_up', 'days', 15))
 	            FROM generate_series(1, 1000) g)));
+-- (a caller's count of the items left out is taken within reason, never wrapped)
+SELECT v.more, split_part(t.body, E'\n', 2) AS after_the_items FROM (VALUES (-5), (9223372036854775807)) v(more),
+       crm.notification_text('pool.recycled', jsonb_build_object('count', 1, 'items_more', v.more,
+         'items', '[{"record": "甲", "pool": "公海", "rule": "十五天", "kind": "no_follow_up", "days": 15}]'::jsonb)) t
+ ORDER BY v.more;
 SELECT * FROM crm.notification_text('lunch.ready', '{}');
 SELECT * FROM crm.notification_text('team.added', '[1, 2]');
 
@@ -76,6 +81,9 @@ SELECT title FROM crm.notification_text('transfer.received', '{"actor": "王", "
 UPDATE crm.settings SET language = 'zh-CN';
 SET ROLE nx_it;
 DELETE FROM crm.notification_template WHERE event = 'pool.assigned' AND language = 'zh-CN';
+\echo :LAST_ERROR_SQLSTATE
+-- nor moved away from its event or language, which would leave the event without one
+UPDATE crm.notification_template SET language = 'zh-TW' WHERE event = 'pool.assigned' AND language = 'zh-CN';
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM crm.notification_template WHERE event = 'pool.assigned' AND language = 'ja';
 RESET ROLE;

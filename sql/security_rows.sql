@@ -225,6 +225,10 @@ SET ROLE sr_nobody;
 SELECT count(*) AS nobody_finds FROM crm.bot_search('客户');
 SET ROLE sr_gone;
 SELECT count(*) AS leaver_finds FROM crm.bot_search('客户');
+-- nor read the company's notification texts through crm.notification_text
+SELECT title FROM crm.notification_text('transfer.away', '{}');
+SET ROLE sr_nobody;
+SELECT title FROM crm.notification_text('transfer.away', '{}');
 RESET ROLE;
 -- an employee still reads the organisation, and crm_admin the configuration
 SET ROLE sr_liu;

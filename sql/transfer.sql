@@ -96,6 +96,12 @@ UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE ou
 SET ROLE tr_b;
 INSERT INTO crm.customer (name, uscc) VALUES ('Tr customer 7', crm.uscc_with_check('91330100000607000')) RETURNING name;
 RESET ROLE;
+-- a signed customer that is lost after all counts again
+INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('Tr 丢单', 99, true, 'lost');
+SET ROLE tr_b;
+UPDATE crm.customer SET status_id = (SELECT id FROM crm.customer_status WHERE name = 'Tr 丢单') WHERE name = 'Tr customer 6';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
 SET ROLE tr_mgr;
 
 -- locking needs its own permission
@@ -107,6 +113,7 @@ RESET ROLE;
 
 DELETE FROM crm.team_member;
 DELETE FROM crm.customer;
+DELETE FROM crm.customer_status WHERE name = 'Tr 丢单';
 DELETE FROM crm.lead;
 DELETE FROM crm.role WHERE name LIKE 'Tr %';
 DROP OWNED BY tr_mgr, tr_a, tr_b, tr_c;

@@ -39,7 +39,7 @@ for my $from (undef, '0.1')
 		INSERT INTO crm.dictionary (kind, code, label) VALUES ('industry', 'aerospace', '航空航天');
 		UPDATE crm.settings SET status_reversible = true;
 		UPDATE crm.customer_status SET name = '需求明确' WHERE position = 2;
-		INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6);
+		INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('丢单', 6, true, 'lost');
 		SELECT crm.add_field('customer', 'region', 'text');
 		SELECT crm.add_field('contact', 'hobbies', 'multiple', dictionary => 'industry');
 		SELECT crm.add_field('lead', 'grade', 'single', dictionary => 'customer_level');
@@ -98,7 +98,7 @@ for my $from (undef, '0.1')
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', kind, code, label), ',' ORDER BY kind, code)
 		                   FROM crm.dictionary WHERE NOT builtin OR code = 'website')
 		    || ' | ' || (SELECT count(*) FROM crm.dictionary)
-		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', id, name, position), ',' ORDER BY position) FROM crm.customer_status)
+		    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', id, name, position, outcome), ',' ORDER BY position) FROM crm.customer_status)
 		    || ' | ' || (SELECT status_reversible FROM crm.settings)
 		    || ' | ' || (SELECT string_agg(format('%s:%s', customer_id, mobile), ',') FROM crm.contact)
 		    || ' | ' || (SELECT count(*) || ' log entries, last ' || max(id) FROM crm.oplog)

@@ -35,7 +35,7 @@ is($node->safe_psql('postgres', q{
 	  FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id}),
 	'宁波港务有限公司:张三,杭州茶叶有限公司:公海', 'the customer past its deadline is in the pool, the other stays');
 is($node->safe_psql('postgres', q{SELECT title || ' / ' || body FROM crm.notification WHERE event = 'pool.recycled'}),
-	'Customer 杭州茶叶有限公司 went back to pool "公海" / Quiet month: 30 days without a follow-up',
+	"你的1个客户已被收回公海 / 杭州茶叶有限公司 → 公海「公海」（规则「Quiet month」：30天未跟进）\n想继续跟进，可以到公海重新领取（可能有冷却期）。",
 	'the former owner is told why');
 ok($node->poll_query_until('postgres', q{
 	SELECT EXISTS (SELECT FROM cron.job_run_details d JOIN cron.job j USING (jobid)

@@ -79,9 +79,20 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 	if (is_super && crm_may_administer("admin.org") && !superuser() && !crm_acting_is_super())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a super admin may %s super admin %lld",
-						deactivate ? "deactivate" : "hand over the work of", (long long) employee_id),
+				 errmsg("only a super admin may %s super admin %s",
+						deactivate ? "deactivate" : "hand over the work of", crm_employee_named(employee_id)),
 				 errhint("Ask another super admin.")));
+
+	/* nobody but a DBA deactivates themselves (crm.guard_own_access says so for an UPDATE) */
+	{
+		int64		me;
+
+		if (deactivate && crm_current_employee(&me) && me == employee_id && !superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("employee %s may not deactivate themselves", crm_employee_named(me)),
+					 errhint("Ask another administrator.")));
+	}
 
 	/*
 	 * nor hands the records of someone outside their own scope to someone
@@ -120,10 +131,10 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 			if (widened != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("employee %lld may not hand the records of employee %lld to employee %lld",
-								(long long) me, (long long) employee_id, (long long) PG_GETARG_INT64(1)),
-						 errdetail("Employee %lld is outside the %s scope of employee %lld and employee %lld is inside it; an administrator who is not a super admin does not widen their own access.",
-								   (long long) employee_id, widened, (long long) me, (long long) PG_GETARG_INT64(1)),
+						 errmsg("employee %s may not hand the records of employee %s to employee %s",
+								crm_employee_named(me), crm_employee_named(employee_id), crm_employee_named(PG_GETARG_INT64(1))),
+						 errdetail("Employee %s is outside their %s scope and employee %s is inside it; an administrator who is not a super admin does not widen their own access.",
+								   crm_employee_named(employee_id), widened, crm_employee_named(PG_GETARG_INT64(1))),
 						 errhint("Name a successor outside your scope, or ask a super admin.")));
 			SPI_finish();
 			crm_switch_back(&pin);

@@ -1297,6 +1297,14 @@ employee_named(int64 id)
 	return i >= 0 ? org.emps[i].name : psprintf("%lld", (long long) id);
 }
 
+/* the same for callers outside this file, which have not loaded the organisation */
+char *
+crm_employee_named(int64 id)
+{
+	load_org();
+	return employee_named(id);
+}
+
 /*
  * A record as messages name it: by its name when its table has one (a row
  * being inserted has no id anyone could look up), else by its id.

@@ -23,6 +23,7 @@ extern bool crm_restoring_setting;
 extern uint64 crm_org_generation;
 extern void crm_identity_init(void);
 extern bool crm_current_employee(int64 *employee_id);
+extern char *crm_employee_named(int64 id);
 extern bool crm_change_actor(int64 *employee_id);
 extern Oid	crm_employee_relid(void);
 extern bool crm_restoring(void);

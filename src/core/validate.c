@@ -186,7 +186,7 @@ crm_check_mobile(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("\"%s\" is not a valid mobile number", quote_text(t)),
 				 errdetail("A mobile number has 11 digits and starts with 13 to 19, optionally after +86."),
-				 errhint("Write it without spaces or dashes, e.g. 13812345678; landlines go in phone.")));
+				 errhint("Write its 11 digits, as 13812345678, 138 1234 5678 or +86 138-1234-5678; landlines go in phone.")));
 	PG_RETURN_BOOL(true);
 }
 

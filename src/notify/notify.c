@@ -28,6 +28,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -492,8 +493,8 @@ list_items(StringInfo out, JsonbContainer *params, const char *item)
 	JsonbValue *more;
 	JsonbContainer *list;
 	StringInfoData line;
-	int			n,
-				shown = 0,
+	int64		n;				/* with items_more, a caller's value: kept in int range */
+	int			shown = 0,
 				used = 0;
 
 	if (items == NULL || items->type != jbvBinary || !JsonContainerIsArray(items->val.binary.data))
@@ -520,9 +521,9 @@ list_items(StringInfo out, JsonbContainer *params, const char *item)
 	/* callers with thousands of items pass the first ones and how many more */
 	more = getKeyJsonValueFromContainer(params, "items_more", 10, &buf);
 	if (more && more->type == jbvNumeric)
-		n += DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(more->val.numeric)));
+		n += Min(Max(DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(more->val.numeric))), 0), PG_INT32_MAX);
 	if (shown < n)
-		appendStringInfo(out, "%s%s +%d", shown > 0 ? "\n" : "", ellipsis(), n - shown);
+		appendStringInfo(out, "%s%s +" INT64_FORMAT, shown > 0 ? "\n" : "", ellipsis(), n - shown);
 	pfree(line.data);
 }
 
@@ -593,6 +594,17 @@ crm_notification_text(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, false};
 	StringInfoData s;
 
+	/* the company's texts are for its staff (crm's own callers run as the owner) */
+	{
+		int64		me;
+		Oid			admin = get_role_oid("crm_admin", true);
+
+		if (!superuser() && !crm_current_employee(&me) && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" is no working employee of crm", GetUserNameFromId(GetUserId(), false)),
+					 errhint("Log in as an active employee (crm.employee.db_role).")));
+	}
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

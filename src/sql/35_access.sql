@@ -395,7 +395,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.role_scope'::regclass THEN RAISE 'crm.role_scope_valid() runs only on crm.role_scope, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF NOT EXISTS (SELECT FROM crm.record_type t WHERE t.name = NEW.record_type AND t.visibility = 'owner') THEN
-		RAISE EXCEPTION 'role % cannot have a data scope for %: %', NEW.role_id, crm.clip(NEW.record_type),
+		RAISE EXCEPTION 'role "%" cannot have a data scope for %: %',
+			coalesce((SELECT crm.clip(r.name) FROM crm.role r WHERE r.id = NEW.role_id), NEW.role_id::text), crm.clip(NEW.record_type),
 			coalesce((SELECT format('%s records follow %s', t.name,
 			                        CASE t.visibility WHEN 'parent' THEN 'their ' || t.parent ELSE 'the record they are about' END)
 			            FROM crm.record_type t WHERE t.name = NEW.record_type), 'it is no record type')

@@ -6,17 +6,19 @@ CREATE TABLE crm.settings (
 	singleton          boolean NOT NULL DEFAULT true,
 	status_reversible  boolean NOT NULL DEFAULT false,
 	builtin            boolean NOT NULL DEFAULT false,
-	timezone           text NOT NULL DEFAULT 'Asia/Shanghai',
 	CONSTRAINT settings_pkey PRIMARY KEY (singleton),
-	CONSTRAINT settings_singleton_check CHECK (singleton),
-	CONSTRAINT settings_timezone_check CHECK (now() AT TIME ZONE timezone IS NOT NULL)
+	CONSTRAINT settings_singleton_check CHECK (singleton)
 );
 COMMENT ON TABLE crm.settings IS 'crm''s switches: one row';
-COMMENT ON COLUMN crm.settings.timezone IS 'The company''s time zone: where its day starts and ends (daily claim limits), the times notifications give, and when jobs run (crm.job)';
 COMMENT ON COLUMN crm.settings.status_reversible IS 'Whether a customer''s status may move back to an earlier one (off: only forward)';
 COMMENT ON COLUMN crm.settings.singleton IS 'Always true: one row; kept by crm; not writable';
 COMMENT ON COLUMN crm.settings.builtin IS 'Shipped with crm (a dump leaves it out); kept by crm; not writable';
 INSERT INTO crm.settings (builtin) VALUES (true);
+-- (added to the row as crm 0.1 added it, so that a fresh install and an
+-- updated one store it alike: the jobs' trigger names it before 94_pool.sql)
+ALTER TABLE crm.settings ADD COLUMN timezone text NOT NULL DEFAULT 'Asia/Shanghai',
+	ADD CONSTRAINT settings_timezone_check CHECK (now() AT TIME ZONE timezone IS NOT NULL);
+COMMENT ON COLUMN crm.settings.timezone IS 'The company''s time zone: where its day starts and ends (daily claim limits), the times notifications give, and when jobs run (crm.job)';
 SELECT crm.keep_builtin_edits('crm.settings', 'singleton');
 
 -- The dictionaries: crm's own kinds (builtin) and those administrators add
@@ -159,7 +161,7 @@ CREATE OR REPLACE FUNCTION crm.check_dictionary() RETURNS trigger
 
 -- Where a dictionary's codes are stored: the columns mapped to it, custom
 -- fields' among them (multiple: a text[] of codes).
-CREATE OR REPLACE FUNCTION crm.dictionary_columns(kind text)
+CREATE OR REPLACE FUNCTION crm.dictionary_code_columns(kind text)
 RETURNS TABLE (table_name text, column_name text, multiple boolean)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -167,9 +169,9 @@ BEGIN ATOMIC
 	  FROM crm.dictionary_column c
 	  JOIN pg_attribute a ON a.attrelid = to_regclass(format('crm.%I', c.table_name)) AND a.attname = c.column_name
 	                     AND NOT a.attisdropped
-	 WHERE c.kind = dictionary_columns.kind;
+	 WHERE c.kind = dictionary_code_columns.kind;
 END;
-COMMENT ON FUNCTION crm.dictionary_columns(text) IS
+COMMENT ON FUNCTION crm.dictionary_code_columns(text) IS
 	'The columns of crm tables that hold codes of the dictionary (multiple: a text[] of codes)';
 
 -- A code records use is neither deleted nor renamed (nor moved to another
@@ -187,7 +189,7 @@ BEGIN
 	IF crm.restoring() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
-	FOR col IN SELECT * FROM crm.dictionary_columns(OLD.kind) ORDER BY 1, 2 LOOP
+	FOR col IN SELECT * FROM crm.dictionary_code_columns(OLD.kind) ORDER BY 1, 2 LOOP
 		EXECUTE format(CASE WHEN col.multiple THEN 'SELECT count(*) FROM crm.%I WHERE %I @> ARRAY[$1]'
 		                    ELSE 'SELECT count(*) FROM crm.%I WHERE %I = $1' END, col.table_name, col.column_name)
 			INTO n USING OLD.code;
@@ -234,7 +236,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = format('Name another enabled code: SELECT code, label FROM crm.dictionary WHERE kind = %L AND enabled.', kind);
 	END IF;
-	FOR col IN SELECT * FROM crm.dictionary_columns(kind) ORDER BY 1, 2 LOOP
+	FOR col IN SELECT * FROM crm.dictionary_code_columns(kind) ORDER BY 1, 2 LOOP
 		-- (a multiple field holding both codes keeps the new one once, where it was first)
 		EXECUTE format(CASE WHEN col.multiple
 		                    THEN 'UPDATE crm.%1$I SET %2$I = ARRAY(SELECT c FROM unnest(array_replace(%2$I, $1, $2)) WITH ORDINALITY u(c, i)'

@@ -59,11 +59,16 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	-- the customers the statement gave someone: every row inserted, the rows
-	-- updated whose owner changed
+	-- updated whose owner changed, and those that left a won status (a lost
+	-- one counts again)
 	IF TG_OP = 'INSERT' THEN
 		ids := ARRAY(SELECT n.id FROM given n);
 	ELSE
-		ids := ARRAY(SELECT n.id FROM given n JOIN taken o ON o.id = n.id WHERE o.owner_id IS DISTINCT FROM n.owner_id);
+		ids := ARRAY(SELECT n.id FROM given n JOIN taken o ON o.id = n.id
+		              WHERE o.owner_id IS DISTINCT FROM n.owner_id
+		                 OR o.status_id IS DISTINCT FROM n.status_id
+		                    AND EXISTS (SELECT FROM crm.customer_status s WHERE s.id = o.status_id AND s.outcome = 'won')
+		                    AND NOT EXISTS (SELECT FROM crm.customer_status s WHERE s.id = n.status_id AND s.outcome = 'won'));
 	END IF;
 	FOR target IN
 		SELECT e.* FROM crm.employee e
@@ -76,8 +81,8 @@ BEGIN
 		  FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
 		 WHERE c.owner_id = target.id AND s.outcome IS DISTINCT FROM 'won';
 		IF incoming > 0 AND held > cap THEN
-			RAISE EXCEPTION 'employee % (%) would hold % customers, over their limit of %',
-				target.id, crm.clip(target.name), held, cap
+			RAISE EXCEPTION 'employee "%" would hold % customers, over their limit of %',
+				crm.clip(target.name), held, cap
 				USING ERRCODE = 'check_violation',
 				      DETAIL = format('They hold %s customers not yet signed; this brings %s more.', held - incoming, incoming),
 				      HINT = 'Hand over fewer, or raise crm.employee.holding_limit (or crm.settings.holding_limit); signed customers do not count.';

@@ -150,8 +150,8 @@ BEGIN
 	-- holding limits: rows beyond what each owner may still hold
 	EXECUTE format($q$
 	UPDATE %1$s i SET status = 'error', sqlstate = '23514',
-	       message = format('owner %%s would hold more than their limit of %%s customers', v.owner, v.holding_limit)
-	  FROM (SELECT i2.line, e.id AS owner, coalesce(e.holding_limit, (SELECT st.holding_limit FROM crm.settings st)) AS holding_limit,
+	       message = format('owner "%%s" would hold more than their limit of %%s customers', crm.clip(v.owner), v.holding_limit)
+	  FROM (SELECT i2.line, e.name AS owner, coalesce(e.holding_limit, (SELECT st.holding_limit FROM crm.settings st)) AS holding_limit,
 	               row_number() OVER (PARTITION BY e.id ORDER BY i2.line)
 	               + (SELECT count(*) FROM crm.customer c JOIN crm.customer_status s ON s.id = c.status_id
 	                   WHERE c.owner_id = e.id AND s.outcome IS DISTINCT FROM 'won') AS would_hold

@@ -6,7 +6,9 @@ CREATE OR REPLACE FUNCTION crm.require_permission(action text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF NOT crm.has_permission(action) AND NOT current_setting('is_superuser')::boolean THEN
-		RAISE EXCEPTION 'employee % lacks the permission "%"', coalesce(crm.current_employee_id()::text, 'nobody'), crm.clip(action)
+		RAISE EXCEPTION '% lacks the permission "%"',
+			coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody'),
+			crm.clip(action)
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = 'None of the employee''s roles grants it.',
 			      HINT = format('Ask an administrator to add "%s" to one of your roles (crm.role_permission).', crm.clip(action));

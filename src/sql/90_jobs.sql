@@ -141,6 +141,12 @@ DECLARE
 	bad text;
 BEGIN
 	IF TG_RELID <> 'crm.job'::regclass THEN RAISE 'crm.job_schedule_valid() runs only on crm.job, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- (a list of thousands of values would cost a core for long, and pg_cron refuses it)
+	IF length(NEW.schedule) > 100 THEN
+		RAISE EXCEPTION 'job "%" cannot run on a schedule of % characters', crm.clip(NEW.name), length(NEW.schedule)
+			USING ERRCODE = 'check_violation',
+			      HINT = 'A schedule has at most 100 characters: use ranges (1-5) and steps (*/10) rather than long lists.';
+	END IF;
 	f := regexp_split_to_array(NEW.schedule, ' ');
 	SELECT format('its %s field "%s" is not %s', x.what, v.field, x.span) INTO bad
 	  FROM (VALUES (1, 'minute', 0, 59, 'from 0 to 59'), (2, 'hour', 0, 23, 'from 0 to 23'),

@@ -46,9 +46,11 @@ COMMENT ON FUNCTION crm.default_successor(bigint) IS
 
 -- A deactivation by directory sync or a plain UPDATE hands the leavers' work
 -- over to their default successor at once; whoever has none stays listed in
--- crm.pending_handover until an administrator hands over.
+-- crm.pending_handover until an administrator hands over.  As the caller,
+-- through crm.handover_employee: an administrator who is not a super admin
+-- does not widen their own access by deactivating someone outside it.
 CREATE OR REPLACE FUNCTION crm.employee_deactivated() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
 BEGIN
@@ -60,7 +62,7 @@ BEGIN
 	           FROM new_rows n JOIN old_rows o ON o.id = n.id
 	          WHERE o.active AND NOT n.active AND NOT n.is_pool ORDER BY n.id LOOP
 		CONTINUE WHEN r.successor IS NULL;
-		PERFORM crm.hand_over_work(r.id, r.successor, false);
+		PERFORM crm.handover_employee(r.id, r.successor);
 	END LOOP;
 	RETURN NULL;
 END

@@ -88,14 +88,17 @@ DECLARE
 	allowed text[];
 BEGIN
 	IF TG_RELID <> 'crm.notification_template'::regclass THEN RAISE 'crm.notification_template_valid() runs only on crm.notification_template, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF TG_OP = 'DELETE' THEN
+	IF TG_OP = 'DELETE' OR (OLD.event, OLD.language) IS DISTINCT FROM (NEW.event, NEW.language) THEN
 		IF OLD.language = 'zh-CN' AND EXISTS (SELECT FROM crm.notification_event e WHERE e.event = OLD.event) THEN
-			RAISE EXCEPTION 'the zh-CN text of notification event "%" cannot be deleted', OLD.event
+			RAISE EXCEPTION 'the zh-CN text of notification event "%" cannot be %', OLD.event,
+				CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'moved to another event or language' END
 				USING ERRCODE = 'restrict_violation',
 				      DETAIL = 'Every language without a text of its own for an event falls back to its zh-CN text.',
-				      HINT = 'Edit it with UPDATE crm.notification_template instead.';
+				      HINT = 'Edit its title, body and item with UPDATE crm.notification_template instead.';
 		END IF;
-		RETURN OLD;
+		IF TG_OP = 'DELETE' THEN
+			RETURN OLD;
+		END IF;
 	END IF;
 	SELECT * INTO ev FROM crm.notification_event e WHERE e.event = NEW.event;
 	IF NOT FOUND OR NEW.event = '*' THEN
