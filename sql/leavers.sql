@@ -83,6 +83,25 @@ SELECT e.name, n.event, n.title, n.body FROM crm.notification n JOIN crm.employe
  WHERE e.name LIKE 'Lv %' AND n.body LIKE '%Lv Rep Two%' ORDER BY n.id;
 UPDATE crm.settings SET handover_to = NULL;
 
+-- nor by choosing where leavers' work lands: a department's leader among those
+-- below them, the company's handover_to, their own directory ids (a sync
+-- deactivates whoever its directory does not list), or someone moved into their
+-- own department
+UPDATE crm.employee SET superior_id = :hr WHERE id = :solo;
+INSERT INTO crm.role_permission (role_id, action) SELECT id, 'admin.rules' FROM crm.role WHERE name = 'Lv HR';
+SET ROLE lv_hr;
+UPDATE crm.department SET leader_id = :solo WHERE name = 'Lv Lone';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.settings SET handover_to = :other;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.employee SET wecom_userid = 'lv-hr-gone' WHERE id = :hr;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.employee SET department_id = (SELECT department_id FROM crm.employee WHERE id = :hr) WHERE id = :other;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DELETE FROM crm.role_permission WHERE action = 'admin.rules' AND role_id = (SELECT id FROM crm.role WHERE name = 'Lv HR');
+UPDATE crm.employee SET superior_id = NULL WHERE id = :solo;
+
 -- Solo's department has no leader, nor any above it: Solo's work waits in
 -- crm.pending_handover, for holders of admin.org only
 SET ROLE lv_solo;

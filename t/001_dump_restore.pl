@@ -39,7 +39,6 @@ for my $from (undef, '0.1')
 		INSERT INTO crm.dictionary (kind, code, label) VALUES ('industry', 'aerospace', '航空航天');
 		UPDATE crm.settings SET status_reversible = true;
 		UPDATE crm.customer_status SET name = '需求明确' WHERE position = 2;
-		INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('丢单', 6, true, 'lost');
 		SELECT crm.add_field('customer', 'region', 'text');
 		SELECT crm.add_field('contact', 'hobbies', 'multiple', dictionary => 'industry');
 		SELECT crm.add_field('lead', 'grade', 'single', dictionary => 'customer_level');
@@ -65,6 +64,11 @@ for my $from (undef, '0.1')
 		SELECT crm.convert_lead(id) FROM crm.lead WHERE name = 'Zhao';
 		INSERT INTO crm.lead (name, mobile, owner_id, status) VALUES ('Zhao again', '13900002222', 1, 'invalid');
 	});
+	# a status after the final one, as 0.1 allowed (the update moves the final one
+	# to the end), or a second final one, lost
+	$node->safe_psql("crm_src$sfx", $from
+		? q{INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6)}
+		: q{INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('丢单', 6, true, 'lost')});
 	$node->safe_psql("crm_src$sfx", 'ALTER EXTENSION crm UPDATE') if $from;
 
 	my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src$sfx.dump";
@@ -118,8 +122,10 @@ for my $from (undef, '0.1')
 	my $before = $node->safe_psql("crm_src$sfx", $rows);
 	my $after = $node->safe_psql("crm_dst$sfx", $rows);
 	is($after, $before, 'organisation, roles, scopes, records, contacts, dictionaries, statuses, settings, custom fields (the dictionary mapping of a single-choice field, once), the operation log (not logged twice), IM channels with their secrets, notifications and preferences survive dump and restore');
-	like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:You were added to customer 1 \| 2:\*:inapp \| 8 \|/,
-		'the channel, the notification of the team entry, the preference and the eight shipped events, once each');
+	like($after, qr/Sales group:robot-secret:100 \| 2:team\.added:crm把你加为客户「Hangzhou Tea Co」的协作人 \| 2:\*:inapp \| 10 \|/,
+		'the channel, the notification of the team entry, the preference and the ten shipped events, once each');
+	like($after, $from ? qr/,4:商务谈判:4:,6:样品测试:6:,5:成交客户:11:won \|/ : qr/,4:商务谈判:4:,5:成交客户:5:won,6:丢单:6:lost \|/,
+		'the statuses, a final one last');
 	like($after, qr/\| 3:公海:t \| 3:1:t \| 1:1,2:,3:1,4:1 \| 2:release:2>3 \|/,
 		'the pool and its admin, the recycling clocks and the owner history, once each');
 	like($after, qr/\| Zhao:converted:13900002222:4,Zhao again:invalid:13900002222:$/,

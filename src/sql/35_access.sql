@@ -208,12 +208,13 @@ BEGIN
 		IF EXISTS (SELECT FROM crm.role r WHERE r.is_super AND r.id IN (
 			       CASE WHEN TG_OP <> 'INSERT' THEN OLD.role_id END,
 			       CASE WHEN TG_OP <> 'DELETE' THEN NEW.role_id END)) THEN
-			touched := format('the super admin role of employee %s',
-			                  CASE WHEN TG_OP = 'DELETE' THEN OLD.employee_id ELSE NEW.employee_id END);
+			touched := format('the super admin role of employee "%s"',
+			                  (SELECT crm.clip(e.name) FROM crm.employee e
+			                    WHERE e.id = CASE WHEN TG_OP = 'DELETE' THEN OLD.employee_id ELSE NEW.employee_id END));
 		END IF;
 	ELSIF TG_TABLE_NAME = 'employee' THEN
 		IF crm.is_super_admin(OLD.id) THEN
-			touched := format('super admin %s (%s)', OLD.id, crm.clip(OLD.name));
+			touched := format('super admin "%s"', crm.clip(OLD.name));
 		END IF;
 	END IF;
 	IF touched IS NOT NULL AND NOT current_setting('is_superuser')::boolean
@@ -221,7 +222,8 @@ BEGIN
 		RAISE EXCEPTION 'only a super admin may change %', touched
 			USING ERRCODE = 'insufficient_privilege',
 			      DETAIL = format('%s is not a super admin.',
-			                      coalesce('Employee ' || crm.current_employee_id(), format('Role "%s" acts as no employee and', current_user))),
+			                      coalesce((SELECT format('Employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()),
+			                               format('Role "%s" acts as no employee and', current_user))),
 			      HINT = 'Ask a super admin to make this change.';
 	END IF;
 	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -309,9 +311,10 @@ BEGIN
 	END IF;
 	IF TG_TABLE_NAME = 'employee' THEN
 		IF TG_OP = 'UPDATE' AND OLD.id = me
-		   AND (NEW.department_id, NEW.superior_id, NEW.db_role, NEW.active)
-		       IS DISTINCT FROM (OLD.department_id, OLD.superior_id, OLD.db_role, OLD.active) THEN
-			what := 'their own department, superior, login or active flag';
+		   AND (NEW.department_id, NEW.superior_id, NEW.db_role, NEW.active, NEW.wecom_userid, NEW.feishu_open_id, NEW.dingtalk_userid)
+		       IS DISTINCT FROM (OLD.department_id, OLD.superior_id, OLD.db_role, OLD.active, OLD.wecom_userid, OLD.feishu_open_id, OLD.dingtalk_userid) THEN
+			-- (a directory sync deactivates whoever its directory does not list)
+			what := 'their own department, superior, login, active flag or directory ids';
 		ELSIF NEW.superior_id IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.superior_id IS DISTINCT FROM NEW.superior_id) THEN
 			WITH RECURSIVE down AS (
 				SELECT me AS id
@@ -323,7 +326,9 @@ BEGIN
 			END IF;
 		END IF;
 		IF what IS NULL AND moved THEN
-			IF NEW.department_id = ANY (tree) AND NOT coalesce(OLD.department_id = ANY (tree), false) THEN
+			-- (their own department is all a department scope reaches: nobody moves into it)
+			IF NEW.department_id = ANY (tree) AND NOT coalesce(OLD.department_id = ANY (tree), false)
+			   OR NEW.department_id = (SELECT e.department_id FROM crm.employee e WHERE e.id = me) THEN
 				what := format('who is in their departments (%s)', crm.clip(NEW.name));
 			END IF;
 		END IF;
@@ -340,7 +345,13 @@ BEGIN
 		                     SELECT id FROM above) THEN
 			what := format('where their own department sits (%s)', crm.clip(NEW.name));
 		-- a leader is told of their department's records
-		ELSIF NEW.leader_id = me AND (TG_OP = 'INSERT' OR OLD.leader_id IS DISTINCT FROM me) THEN
+		ELSIF NEW.leader_id IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.leader_id IS DISTINCT FROM NEW.leader_id)
+		      AND NEW.leader_id IN (WITH RECURSIVE down AS (
+		                                SELECT me AS id
+		                                UNION
+		                                SELECT e.id FROM crm.employee e JOIN down d ON e.superior_id = d.id)
+		                            SELECT id FROM down) THEN
+			-- (and its leavers' work goes to its leader: not to them, nor to those below them)
 			what := format('who leads department "%s"', crm.clip(NEW.name));
 		END IF;
 	ELSIF TG_TABLE_NAME = 'pool' THEN

@@ -7,6 +7,9 @@ COMMENT ON COLUMN crm.customer_status.outcome IS 'What a final status means: won
 -- (0.1's one final status, shipped or renamed, meant signed)
 ALTER TABLE crm.customer_status DISABLE TRIGGER customer_status_builtin_edited, DISABLE TRIGGER customer_status_guard;
 UPDATE crm.customer_status SET outcome = 'won' WHERE is_final;
+-- (and 0.1 let statuses follow it: it moves to the end, its customers with it)
+UPDATE crm.customer_status s SET position = s.position + (SELECT max(x.position) FROM crm.customer_status x)
+ WHERE s.is_final AND EXISTS (SELECT FROM crm.customer_status x WHERE NOT x.is_final AND x.position > s.position);
 ALTER TABLE crm.customer_status ENABLE TRIGGER customer_status_builtin_edited, ENABLE TRIGGER customer_status_guard;
 ALTER TABLE crm.customer_status ADD CONSTRAINT customer_status_outcome_check
 	CHECK ((outcome IS NOT NULL) = is_final AND (outcome IS NULL OR outcome IN ('won', 'lost')));
@@ -22,6 +25,10 @@ DECLARE
 	final crm.customer_status;
 BEGIN
 	IF TG_RELID <> 'crm.customer_status'::regclass THEN RAISE 'crm.check_customer_status_order() runs only on crm.customer_status, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- (a restore loads the rows in its own order: they were in order when dumped)
+	IF crm.restoring() THEN
+		RETURN NULL;
+	END IF;
 	SELECT * INTO final FROM crm.customer_status s WHERE s.is_final ORDER BY s.position LIMIT 1;
 	SELECT * INTO early FROM crm.customer_status s WHERE NOT s.is_final AND s.position > final.position ORDER BY s.position LIMIT 1;
 	IF early.id IS NOT NULL THEN

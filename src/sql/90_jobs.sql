@@ -283,6 +283,20 @@ CREATE OR REPLACE TRIGGER job_changed AFTER UPDATE OF schedule, enabled ON crm.j
 CREATE OR REPLACE TRIGGER settings_timezone_changed AFTER UPDATE OF timezone ON crm.settings
 	FOR EACH ROW WHEN (OLD.timezone IS DISTINCT FROM NEW.timezone) EXECUTE FUNCTION crm.jobs_changed();
 
+-- Jobs registered already (an update: 0.1 registered schedules as UTC) are
+-- registered again, as the company's time; a fresh install leaves pg_cron to
+-- the superuser's crm.schedule_jobs().
+DO $jobs$
+BEGIN
+	-- (nested: cron.job is named only where it exists)
+	IF to_regclass('cron.job') IS NOT NULL THEN
+		IF EXISTS (SELECT FROM cron.job j WHERE j.jobname LIKE 'crm-%') THEN
+			PERFORM crm.schedule_jobs();
+		END IF;
+	END IF;
+END
+$jobs$;
+
 GRANT SELECT ON crm.job, crm.job_run TO crm_admin;
 GRANT UPDATE (schedule, enabled) ON crm.job TO crm_admin;
 

@@ -13,6 +13,14 @@ CREATE OR REPLACE FUNCTION crm.settings_handover_valid() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_RELID <> 'crm.settings'::regclass THEN RAISE 'crm.settings_handover_valid() runs only on crm.settings, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	-- every leaver's work goes there: an administrator who is not a super admin
+	-- would choose where it lands, inside their own scope
+	IF crm.invoking_employee_id() IS NOT NULL AND NOT crm.is_super_admin(crm.invoking_employee_id()) THEN
+		RAISE EXCEPTION 'employee "%" may not choose who takes over every leaver''s work',
+			(SELECT crm.clip(e.name) FROM crm.employee e WHERE e.id = crm.invoking_employee_id())
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'Ask a super admin to set crm.settings.handover_to.';
+	END IF;
 	IF NOT crm.restoring() AND NOT EXISTS (SELECT FROM crm.employee e WHERE e.id = NEW.handover_to AND e.active AND NOT e.is_pool) THEN
 		RAISE EXCEPTION 'crm.settings.handover_to names no active employee (%)', NEW.handover_to
 			USING ERRCODE = 'foreign_key_violation',
