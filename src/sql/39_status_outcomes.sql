@@ -7,10 +7,11 @@ COMMENT ON COLUMN crm.customer_status.outcome IS 'What a final status means: won
 -- (0.1's one final status, shipped or renamed, meant signed)
 ALTER TABLE crm.customer_status DISABLE TRIGGER customer_status_builtin_edited, DISABLE TRIGGER customer_status_guard;
 UPDATE crm.customer_status SET outcome = 'won' WHERE is_final;
--- (and 0.1 let statuses follow it: it moves to the end, its customers with it)
+ALTER TABLE crm.customer_status ENABLE TRIGGER customer_status_builtin_edited, ENABLE TRIGGER customer_status_guard;
+-- (and 0.1 let statuses follow it: it moves to the end, its customers with it;
+-- an edit, which pg_dump keeps)
 UPDATE crm.customer_status s SET position = s.position + (SELECT max(x.position) FROM crm.customer_status x)
  WHERE s.is_final AND EXISTS (SELECT FROM crm.customer_status x WHERE NOT x.is_final AND x.position > s.position);
-ALTER TABLE crm.customer_status ENABLE TRIGGER customer_status_builtin_edited, ENABLE TRIGGER customer_status_guard;
 ALTER TABLE crm.customer_status ADD CONSTRAINT customer_status_outcome_check
 	CHECK ((outcome IS NOT NULL) = is_final AND (outcome IS NULL OR outcome IN ('won', 'lost')));
 DROP INDEX crm.customer_status_one_final;
