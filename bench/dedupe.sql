@@ -29,8 +29,10 @@ SELECT name, uscc, phone, industry, source FROM bench_baseline.new_dedupe_compan
 -- baseline
 SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
-INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
-SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_dedupe_company;
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id,
+	name_key, name_pinyin, name_initials, phone_key)
+SELECT n.name, n.uscc, n.phone, n.industry, n.source, :sales_id, :sales_id, 1, k.*
+  FROM bench_baseline.new_dedupe_company n, LATERAL bench_baseline.customer_keys('company', n.name, n.phone) k;
 
 -- crm find_fuzzy
 -- a fuzzy look-up before entering a company (no rules: similar names and initials
@@ -63,7 +65,8 @@ UPDATE crm.customer SET phone = '0579-' || (10000000 + id) WHERE id <= 100000;
 
 -- baseline dedupe_update
 \timing on
-UPDATE bench_baseline.customer SET phone = '0579-' || (10000000 + id) WHERE id <= 100000;
+UPDATE bench_baseline.customer SET phone = '0579-' || (10000000 + id), phone_key = crm.dedupe_key('phone', '0579-' || (10000000 + id))
+ WHERE id <= 100000;
 
 -- crm dedupe_many_rules
 -- 10,000 companies entered by a salesperson under 20 rules (names, phones, credit
@@ -81,5 +84,7 @@ SELECT name, uscc, phone, industry, source FROM bench_baseline.new_dedupe_compan
 -- baseline dedupe_many_rules
 SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
-INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
-SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_dedupe_company LIMIT 10000;
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id,
+	name_key, name_pinyin, name_initials, phone_key)
+SELECT n.name, n.uscc, n.phone, n.industry, n.source, :sales_id, :sales_id, 1, k.*
+  FROM (SELECT * FROM bench_baseline.new_dedupe_company LIMIT 10000) n, LATERAL bench_baseline.customer_keys('company', n.name, n.phone) k;

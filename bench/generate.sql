@@ -263,9 +263,8 @@ CREATE SCHEMA bench_baseline;
 CREATE TABLE bench_baseline.customer (LIKE crm.customer INCLUDING ALL);
 ALTER TABLE bench_baseline.customer ALTER owner_id DROP DEFAULT, ALTER status_id DROP DEFAULT,
 	DROP CONSTRAINT customer_uscc_check;
--- (the duplicate keys are generated again on this side)
 SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS customer_columns
-  FROM pg_attribute WHERE attrelid = 'crm.customer'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \gset
+  FROM pg_attribute WHERE attrelid = 'crm.customer'::regclass AND attnum > 0 AND NOT attisdropped \gset
 INSERT INTO bench_baseline.customer (:customer_columns) OVERRIDING SYSTEM VALUE
 SELECT :customer_columns FROM crm.customer ORDER BY id;
 SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
@@ -273,6 +272,20 @@ SELECT setval(pg_get_serial_sequence('bench_baseline.customer', 'id'), max(id))
 CREATE TABLE bench_baseline.contact (LIKE crm.contact INCLUDING ALL);
 ALTER TABLE bench_baseline.contact ALTER owner_id DROP DEFAULT,
 	DROP CONSTRAINT contact_mobile_check, DROP CONSTRAINT contact_email_check;
+-- The duplicate keys, computed once each as crm.keep_dedupe_keys() computes them
+-- (the pinyin from the name key), for the baseline's inserts to store:
+--   INSERT ... SELECT ..., k.* FROM ..., LATERAL bench_baseline.customer_keys(kind, name, phone) k
+CREATE FUNCTION bench_baseline.customer_keys(kind text, name text, phone text,
+	OUT name_key text, OUT name_pinyin text, OUT name_initials text, OUT phone_key text)
+LANGUAGE sql IMMUTABLE AS $$
+SELECT k, crm.dedupe_key('pinyin', k), crm.dedupe_key('initials', k), crm.dedupe_key('phone', phone)
+  FROM (SELECT crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name) OFFSET 0) s (k)
+$$;
+CREATE FUNCTION bench_baseline.contact_keys(name text, mobile text, email text,
+	OUT name_key text, OUT mobile_key text, OUT email_key text)
+LANGUAGE sql IMMUTABLE AS $$
+SELECT crm.dedupe_key('name', name), crm.dedupe_key('phone', mobile), crm.dedupe_key('email', email)
+$$;
 CREATE TABLE bench_baseline.visible (who name PRIMARY KEY, owners bigint[] NOT NULL);
 INSERT INTO bench_baseline.visible
 WITH RECURSIVE tree (id) AS (

@@ -25,10 +25,13 @@ SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
 \copy bench_baseline.import_plain (line, name, kind, uscc, phone, industry, source, level, owner_id, contact_name, contact_mobile, contact_email) FROM '/tmp/crm-bench-import.csv' (FORMAT csv)
 WITH customers AS (
-	INSERT INTO bench_baseline.customer (name, kind, uscc, phone, industry, source, level, owner_id, created_by, status_id)
-	SELECT name, kind, uscc, phone, industry, source, level, :sales_id, :sales_id, 1 FROM bench_baseline.import_plain ORDER BY line
+	INSERT INTO bench_baseline.customer (name, kind, uscc, phone, industry, source, level, owner_id, created_by, status_id,
+	                                     name_key, name_pinyin, name_initials, phone_key)
+	SELECT i.name, i.kind, i.uscc, i.phone, i.industry, i.source, i.level, :sales_id, :sales_id, 1, k.*
+	  FROM bench_baseline.import_plain i, LATERAL bench_baseline.customer_keys(i.kind, i.name, i.phone) k ORDER BY i.line
 	RETURNING id, uscc
 )
-INSERT INTO bench_baseline.contact (customer_id, name, mobile, email, is_decision_maker, owner_id, created_by)
-SELECT c.id, i.contact_name, i.contact_mobile, i.contact_email, true, :sales_id, :sales_id
-  FROM customers c JOIN bench_baseline.import_plain i USING (uscc);
+INSERT INTO bench_baseline.contact (customer_id, name, mobile, email, is_decision_maker, owner_id, created_by, name_key, mobile_key, email_key)
+SELECT c.id, i.contact_name, i.contact_mobile, i.contact_email, true, :sales_id, :sales_id, k.*
+  FROM customers c JOIN bench_baseline.import_plain i USING (uscc),
+       LATERAL bench_baseline.contact_keys(i.contact_name, i.contact_mobile, i.contact_email) k;

@@ -24,8 +24,10 @@ SELECT name, uscc, phone, industry, source FROM bench_baseline.new_company;
 -- baseline
 SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
-INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
-SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_company;
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id,
+	name_key, name_pinyin, name_initials, phone_key)
+SELECT n.name, n.uscc, n.phone, n.industry, n.source, :sales_id, :sales_id, 1, k.*
+  FROM bench_baseline.new_company n, LATERAL bench_baseline.customer_keys('company', n.name, n.phone) k;
 
 -- crm insert_customers_contacts
 SET ROLE bench_sales;
@@ -39,8 +41,11 @@ SELECT id, '联系人' || id, '139' || lpad((id % 100000000)::text, 8, '0'), tru
 -- baseline insert_customers_contacts
 SELECT id AS sales_id FROM crm.employee WHERE db_role = 'bench_sales' \gset
 \timing on
-INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id)
-SELECT name, uscc, phone, industry, source, :sales_id, :sales_id, 1 FROM bench_baseline.new_company;
-INSERT INTO bench_baseline.contact (customer_id, name, mobile, is_decision_maker, owner_id, created_by)
-SELECT id, '联系人' || id, '139' || lpad((id % 100000000)::text, 8, '0'), true, :sales_id, :sales_id
-  FROM bench_baseline.customer WHERE created_at = now();
+INSERT INTO bench_baseline.customer (name, uscc, phone, industry, source, owner_id, created_by, status_id,
+	name_key, name_pinyin, name_initials, phone_key)
+SELECT n.name, n.uscc, n.phone, n.industry, n.source, :sales_id, :sales_id, 1, k.*
+  FROM bench_baseline.new_company n, LATERAL bench_baseline.customer_keys('company', n.name, n.phone) k;
+INSERT INTO bench_baseline.contact (customer_id, name, mobile, is_decision_maker, owner_id, created_by, name_key, mobile_key, email_key)
+SELECT n.id, n.name, n.mobile, true, :sales_id, :sales_id, k.*
+  FROM (SELECT id, '联系人' || id AS name, '139' || lpad((id % 100000000)::text, 8, '0') AS mobile
+          FROM bench_baseline.customer WHERE created_at = now()) n, LATERAL bench_baseline.contact_keys(n.name, n.mobile, NULL) k;

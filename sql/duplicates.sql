@@ -45,7 +45,7 @@ SELECT kind, value, crm.dedupe_key(kind, value) AS key
 SELECT crm.dedupe_key('pinyin', '重庆') AS polyphone;
 SELECT crm.dedupe_key('color', 'red');
 
--- every record keeps its keys in generated columns, whatever writes it
+-- every record keeps its keys, whatever writes it
 SELECT setval(s, 1500, false) FROM unnest(ARRAY['crm.employee_id_seq', 'crm.department_id_seq', 'crm.customer_id_seq',
 	'crm.lead_id_seq', 'crm.contact_id_seq']) s \g /dev/null
 INSERT INTO crm.department (name) VALUES ('Dd Sales');
@@ -56,7 +56,22 @@ VALUES ('杭州西湖茶叶（中国）有限公司', crm.uscc_with_check('91330
 SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
 UPDATE crm.customer SET phone = '0571-8888 0000' WHERE owner_id = :admin;
 SELECT name_key, phone_key FROM crm.customer WHERE owner_id = :admin;
-UPDATE crm.customer SET name_key = 'forged' WHERE owner_id = :admin;
+-- not even a superuser writes them: crm puts them right
+UPDATE crm.customer SET name_key = 'forged', name_pinyin = 'forged' WHERE owner_id = :admin;
+SELECT name_key, name_pinyin, name_initials, phone_key FROM crm.customer WHERE owner_id = :admin;
+-- a key is computed when what it comes from changes, not on every update: with a
+-- region added (and the keys not yet rebuilt), locking the customer keeps the
+-- stored key, a change of name computes it with the region
+UPDATE crm.customer SET name = '杭州西湖龙井茶业有限公司' WHERE owner_id = :admin;
+INSERT INTO crm.dedupe_region (name, level) VALUES ('西湖', 'county');
+UPDATE crm.customer SET locked = true WHERE owner_id = :admin;
+SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
+UPDATE crm.customer SET name = '杭州西湖龙井茶业' WHERE owner_id = :admin;
+SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
+DELETE FROM crm.dedupe_region WHERE name = '西湖';
+SELECT crm.rebuild_keys() AS keys_rewritten;
+SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
+UPDATE crm.customer SET name = '杭州西湖茶叶（中国）有限公司', locked = false WHERE owner_id = :admin;
 
 -- rules are rows, checked when written
 -- (errors without their PL/pgSQL context: which line raised them is no one's business)

@@ -128,9 +128,13 @@ SELECT count(*) AS chen_timeline_injected FROM crm.timeline WHERE record_type = 
 SET ROLE sr_chen;
 INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', :chen_customer, 'Sr 陈 secret');
 RESET ROLE;
+-- (a value it is called with is a leak; how often the plan calls it with NULL,
+-- which a row of another kind shows, is not)
 CREATE FUNCTION public.sr_peek(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
 BEGIN
-	RAISE NOTICE 'peeked at %', t;
+	IF t IS NOT NULL THEN
+		RAISE NOTICE 'peeked at %', t;
+	END IF;
 	RETURN true;
 END
 $$;
@@ -160,7 +164,8 @@ SELECT c.relname, a.attname, has_column_privilege('crm_user', c.oid, a.attnum, '
        has_column_privilege('crm_user', c.oid, a.attnum, 'UPDATE') AS upd
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
-   AND (a.attidentity <> '' OR a.attgenerated <> '' OR a.attname IN ('id', 'created_by', 'created_at', 'updated_at',
+   AND (a.attidentity <> '' OR a.attgenerated <> '' OR (c.relname, a.attname) IN (SELECT table_name, key_column FROM crm.dedupe_key_columns())
+        OR a.attname IN ('id', 'created_by', 'created_at', 'updated_at',
         'added_by', 'builtin', 'last_follow_up_at', 'pinned_at', 'is_pool', 'changed_by', 'merged_by', 'requested_by')
         OR (c.relname = 'pin' AND a.attname = 'employee_id') OR (c.relname = 'pool' AND a.attname = 'id'))
    AND (has_column_privilege('crm_user', c.oid, a.attnum, 'INSERT') OR has_column_privilege('crm_user', c.oid, a.attnum, 'UPDATE'))

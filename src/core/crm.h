@@ -31,6 +31,8 @@ extern bool crm_is_pool(int64 employee_id);
 
 /* guard.c: the tables crm's C triggers run on */
 extern void crm_require_crm_table(FunctionCallInfo fcinfo, const char *function);
+extern void crm_require_before_write_trigger(FunctionCallInfo fcinfo, const char *function);
+extern int	crm_desc_column(TupleDesc desc, const char *table, const char *column, Oid type);
 extern int	crm_trigger_column(Relation rel, const char *column, Oid type);
 extern void crm_guard_init(void);
 
@@ -169,6 +171,10 @@ extern void crm_audit_lookup(bool acting, int64 employee_id, Oid role, const cha
 
 /* normalize.c */
 extern char *crm_dedupe_key(const char *kind, const char *value);
+extern text *crm_dedupe_key_text(const char *kind, text *value);
+
+/* keys.c */
+extern bool crm_dedupe_key_column(const char *table, const char *column);
 
 /* chinese.c */
 extern void crm_chinese_init(void);

@@ -55,14 +55,29 @@ crm_require_crm_table(FunctionCallInfo fcinfo, const char *function)
 }
 
 /*
- * The number of a column a trigger writes or reads in binary form, 0 when the
- * table has none, an error when it has one of another type.
+ * Refuse to run but as a BEFORE INSERT OR UPDATE row trigger on a table of
+ * schema crm.
+ */
+void
+crm_require_before_write_trigger(FunctionCallInfo fcinfo, const char *function)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be a BEFORE INSERT OR UPDATE row trigger", function)));
+	crm_require_crm_table(fcinfo, function);
+}
+
+/*
+ * The number of a column of table's rows that crm writes or reads in binary
+ * form, 0 when they have none, an error when they have one of another type.
  */
 int
-crm_trigger_column(Relation rel, const char *column, Oid type)
+crm_desc_column(TupleDesc desc, const char *table, const char *column, Oid type)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -73,11 +88,18 @@ crm_trigger_column(Relation rel, const char *column, Oid type)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of \"%s\" is of type %s, not %s", column,
-							RelationGetRelationName(rel), format_type_be(att->atttypid), format_type_be(type)),
+							table, format_type_be(att->atttypid), format_type_be(type)),
 					 errhint("crm's trigger functions run only on crm's own tables.")));
 		return i + 1;
 	}
 	return 0;
+}
+
+/* The same, for a column of the table a trigger runs on. */
+int
+crm_trigger_column(Relation rel, const char *column, Oid type)
+{
+	return crm_desc_column(RelationGetDescr(rel), RelationGetRelationName(rel), column, type);
 }
 
 static ProcessUtility_hook_type prev_process_utility = NULL;

@@ -26,8 +26,8 @@
  *	  A key that comes out empty is NULL: names made only of spaces or
  *	  punctuation never match each other.  So is the key of a value longer
  *	  than KEY_MAX_BYTES: no keyed column may hold one (docs/records.md),
- *	  and as PostgreSQL computes a row's keys before its CHECK constraints,
- *	  the column's limit then refuses it without the work of a key.
+ *	  and as crm computes a row's keys before its CHECK constraints
+ *	  (keys.c), the column's limit then refuses it without the work of a key.
  *
  *-------------------------------------------------------------------------
  */
@@ -389,19 +389,27 @@ crm_dedupe_key(const char *kind, const char *value)
 	return out[0] ? out : NULL;
 }
 
+/* The key of a text value for kind, as text; NULL when there is none. */
+text *
+crm_dedupe_key_text(const char *kind, text *value)
+{
+	char	   *key;
+
+	if (VARSIZE_ANY_EXHDR(value) > KEY_MAX_BYTES)
+		return NULL;
+	key = crm_dedupe_key(kind, text_to_cstring(value));
+	return key ? cstring_to_text(key) : NULL;
+}
+
 /* crm.dedupe_key(kind, value) */
 Datum
 crm_dedupe_key_sql(PG_FUNCTION_ARGS)
 {
-	text	   *value = PG_GETARG_TEXT_PP(1);
-	char	   *key;
+	text	   *key = crm_dedupe_key_text(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_TEXT_PP(1));
 
-	if (VARSIZE_ANY_EXHDR(value) > KEY_MAX_BYTES)
-		PG_RETURN_NULL();
-	key = crm_dedupe_key(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(value));
 	if (key == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(key));
+	PG_RETURN_TEXT_P(key);
 }
 
 /* crm.icu_version(): the version of the ICU library this server computes keys with */

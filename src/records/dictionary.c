@@ -268,12 +268,7 @@ crm_check_dictionary(PG_FUNCTION_ARGS)
 	HeapTuple	row;
 	ListCell   *lc;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.check_dictionary() must be a BEFORE INSERT OR UPDATE row trigger")));
-	crm_require_crm_table(fcinfo, "crm.check_dictionary()");
+	crm_require_before_write_trigger(fcinfo, "crm.check_dictionary()");
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;

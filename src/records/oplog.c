@@ -7,7 +7,7 @@
  * Two triggers on every business table:
  *	 crm.log_row()	 AFTER row trigger: notes the record and, for an UPDATE,
  *					 each changed field's old and new value (updated_at,
- *					 last_follow_up_at and generated keys, which crm maintains,
+ *					 last_follow_up_at and duplicate keys, which crm maintains,
  *					 are left out),
  *					 for a DELETE the row as it was;
  *	 crm.log_flush() AFTER statement trigger: writes what the statement's
@@ -196,10 +196,10 @@ append_field(StringInfo buf, TupleDesc desc, int attno, Datum value, bool isnull
 
 /* Columns crm maintains itself, duplicate keys among them, change as a consequence, not as a change. */
 static bool
-skipped_column(Form_pg_attribute att)
+skipped_column(const char *table, Form_pg_attribute att)
 {
-	return att->attisdropped || att->attgenerated != '\0' || strcmp(NameStr(att->attname), "updated_at") == 0 ||
-		strcmp(NameStr(att->attname), "last_follow_up_at") == 0;
+	return att->attisdropped || crm_dedupe_key_column(table, NameStr(att->attname)) ||
+		strcmp(NameStr(att->attname), "updated_at") == 0 || strcmp(NameStr(att->attname), "last_follow_up_at") == 0;
 }
 
 /*
@@ -207,7 +207,7 @@ skipped_column(Form_pg_attribute att)
  * *only is the column number when just one changed.
  */
 static char *
-changed_fields(TupleDesc desc, HeapTuple old, HeapTuple new, int *only)
+changed_fields(const char *table, TupleDesc desc, HeapTuple old, HeapTuple new, int *only)
 {
 	StringInfoData buf;
 	int			changed = 0;
@@ -222,7 +222,7 @@ changed_fields(TupleDesc desc, HeapTuple old, HeapTuple new, int *only)
 		Datum		oldval,
 					newval;
 
-		if (skipped_column(att))
+		if (skipped_column(table, att))
 			continue;
 		oldval = heap_getattr(old, i, desc, &oldnull);
 		newval = heap_getattr(new, i, desc, &newnull);
@@ -339,7 +339,7 @@ crm_log_row(PG_FUNCTION_ARGS)
 		int			only = 0;
 
 		action = "update";
-		changes = changed_fields(desc, td->tg_trigtuple, td->tg_newtuple, &only);
+		changes = changed_fields(RelationGetRelationName(rel), desc, td->tg_trigtuple, td->tg_newtuple, &only);
 		if (changes == NULL)
 			return PointerGetDatum(NULL);	/* only updated_at moved */
 		/* moves into and out of a public pool are in crm.customer_owner_change */

@@ -60,14 +60,7 @@ crm_stamp_record(PG_FUNCTION_ARGS)
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	bool		isnull;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.stamp_record() must be a BEFORE INSERT OR UPDATE row trigger")));
-	crm_require_crm_table(fcinfo, "crm.stamp_record()");
+	crm_require_before_write_trigger(fcinfo, "crm.stamp_record()");
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);

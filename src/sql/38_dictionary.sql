@@ -93,17 +93,14 @@ DECLARE
 	coltype regtype;
 	derived boolean;
 BEGIN
-	SELECT a.atttypid, a.attgenerated <> '' INTO coltype, derived FROM pg_attribute a
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
 	 WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
 	-- nor onto one crm reads: a name or number keys are made of, or one whose
 	-- values crm checks by a rule of its own (a lead's status, a customer's
 	-- kind, a credit code, a mobile number); a length limit is no such rule
-	derived := derived OR EXISTS (
-		SELECT FROM pg_depend d
-		  JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-		  JOIN pg_attribute g ON g.attrelid = ad.adrelid AND g.attnum = ad.adnum AND g.attgenerated <> ''
-		  JOIN pg_attribute a ON a.attrelid = rel AND a.attname = column_name
-		 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid = a.attnum)
+	derived := EXISTS (SELECT FROM crm.dedupe_key_columns() k
+	                    WHERE k.table_name = check_dictionary_column.table_name
+	                      AND check_dictionary_column.column_name IN (SELECT k.key_column UNION ALL SELECT unnest(k.sources)))
 	  -- (the pair naming the record a follow-up is about)
 	  OR column_name IN ('record_type', 'record_id')
 	     AND EXISTS (SELECT FROM crm.record_type t WHERE t.relation = rel AND t.visibility = 'record')

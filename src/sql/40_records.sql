@@ -187,9 +187,8 @@ CREATE INDEX customer_status_idx ON crm.customer (status_id);
 -- (97_record_types.sql).
 
 -- A converted lead keeps its link to the customer and is read-only; the link
--- alone may follow the customer into another (crm.merge_customers).  Generated
--- columns (the duplicate keys) are not compared: a BEFORE trigger sees them
--- only as they were.
+-- alone may follow the customer into another (crm.merge_customers).  (Its
+-- duplicate keys are as they were here: crm computes them in a later trigger.)
 CREATE OR REPLACE FUNCTION crm.refuse_converted_lead() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -197,8 +196,7 @@ DECLARE
 BEGIN
 	IF TG_RELID <> 'crm.lead'::regclass THEN RAISE 'crm.refuse_converted_lead() runs only on crm.lead, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF TG_OP = 'UPDATE' THEN
-		same := ARRAY['customer_id', 'updated_at'] || ARRAY(SELECT a.attname::text FROM pg_attribute a
-		                                                     WHERE a.attrelid = TG_RELID AND a.attgenerated <> '');
+		same := ARRAY['customer_id', 'updated_at'];
 		-- (and the codes crm.replace_dictionary_code moves, as the system)
 		IF current_setting('crm.change_source') = 'system' THEN
 			same := same || ARRAY(SELECT c.column_name FROM crm.dictionary_column c WHERE c.table_name = 'lead');
@@ -230,6 +228,13 @@ SELECT crm.register_record_type('contact', 'crm.contact', '联系人', 'Contact'
 	title => 'concat_ws('' · '', r.name, r.mobile)', search_columns => '{name, mobile, email}');
 SELECT crm.register_record_type('follow_up', 'crm.follow_up', '跟进记录', 'Follow-up', 'record',
 	'{attachments, custom_fields, dictionaries, oplog, timeline}', 'records.md');
+
+-- The duplicate keys these tables get (45_duplicates.sql) and what they come
+-- from: crm's own columns, which a dictionary does not check (38_dictionary.sql).
+CREATE OR REPLACE FUNCTION crm.dedupe_key_columns(OUT table_name text, OUT key_column text, OUT sources text[])
+	RETURNS SETOF record AS 'MODULE_PATHNAME', 'crm_dedupe_key_columns' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 11;
+COMMENT ON FUNCTION crm.dedupe_key_columns() IS
+	'The duplicate key columns crm keeps in crm.customer, crm.lead and crm.contact, and the columns each is computed from';
 
 INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES
 	('customer', 'source', 'customer_source', true),

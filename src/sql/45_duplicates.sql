@@ -5,30 +5,36 @@ CREATE OR REPLACE FUNCTION crm.dedupe_key(kind text, value text) RETURNS text
 COMMENT ON FUNCTION crm.dedupe_key(text, text) IS
 	'Duplicate key of a value: kind name, company, phone, email, pinyin or initials; NULL when nothing is left';
 
--- The keys, kept by PostgreSQL itself on every path (INSERT, UPDATE, COPY,
--- restore) and never writable by clients.  A customer's name is a company
--- name or a person's, by its kind.
-ALTER TABLE crm.customer
-	ADD COLUMN name_key text GENERATED ALWAYS AS
-		(crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name)) STORED,
-	ADD COLUMN phone_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', phone)) STORED;
-COMMENT ON COLUMN crm.customer.phone_key IS 'Duplicate key of phone (digits only); generated; kept by crm; not writable';
-ALTER TABLE crm.lead
-	ADD COLUMN name_key text GENERATED ALWAYS AS (crm.dedupe_key('name', name)) STORED,
-	ADD COLUMN company_key text GENERATED ALWAYS AS (crm.dedupe_key('company', company)) STORED,
-	ADD COLUMN mobile_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', mobile)) STORED,
-	ADD COLUMN email_key text GENERATED ALWAYS AS (crm.dedupe_key('email', email)) STORED;
-COMMENT ON COLUMN crm.lead.name_key IS 'Duplicate key of name; generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.lead.company_key IS 'Duplicate key of company (normalised with ICU); generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.lead.mobile_key IS 'Duplicate key of mobile; generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.lead.email_key IS 'Duplicate key of email; generated; kept by crm; not writable';
-ALTER TABLE crm.contact
-	ADD COLUMN name_key text GENERATED ALWAYS AS (crm.dedupe_key('name', name)) STORED,
-	ADD COLUMN mobile_key text GENERATED ALWAYS AS (crm.dedupe_key('phone', mobile)) STORED,
-	ADD COLUMN email_key text GENERATED ALWAYS AS (crm.dedupe_key('email', email)) STORED;
-COMMENT ON COLUMN crm.contact.name_key IS 'Duplicate key of name (normalised with ICU, crm.dedupe_key); generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.contact.mobile_key IS 'Duplicate key of mobile (digits only); generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.contact.email_key IS 'Duplicate key of email (lowercased); generated; kept by crm; not writable';
+-- The keys, kept by crm on every path (INSERT, UPDATE, COPY, restore) and
+-- never writable by clients (src/dedupe/keys.c says why they are not generated
+-- columns).  A customer's name is a company name or a person's, by its kind.
+ALTER TABLE crm.customer ADD COLUMN name_key text, ADD COLUMN phone_key text;
+COMMENT ON COLUMN crm.customer.phone_key IS 'Duplicate key of phone (digits only); kept by crm; not writable';
+ALTER TABLE crm.lead ADD COLUMN name_key text, ADD COLUMN company_key text, ADD COLUMN mobile_key text, ADD COLUMN email_key text;
+COMMENT ON COLUMN crm.lead.name_key IS 'Duplicate key of name; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.company_key IS 'Duplicate key of company (normalised with ICU); kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.mobile_key IS 'Duplicate key of mobile; kept by crm; not writable';
+COMMENT ON COLUMN crm.lead.email_key IS 'Duplicate key of email; kept by crm; not writable';
+ALTER TABLE crm.contact ADD COLUMN name_key text, ADD COLUMN mobile_key text, ADD COLUMN email_key text;
+COMMENT ON COLUMN crm.contact.name_key IS 'Duplicate key of name (normalised with ICU, crm.dedupe_key); kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.mobile_key IS 'Duplicate key of mobile (digits only); kept by crm; not writable';
+COMMENT ON COLUMN crm.contact.email_key IS 'Duplicate key of email (lowercased); kept by crm; not writable';
+CREATE OR REPLACE FUNCTION crm.keep_dedupe_keys() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_keep_dedupe_keys' LANGUAGE C;
+COMMENT ON FUNCTION crm.keep_dedupe_keys() IS
+	'Trigger: computes a customer''s, lead''s or contact''s duplicate keys on insert and when what they come from changes';
+-- (named to fire after the BEFORE triggers that change what the keys come from,
+-- such as *_mobile_normal; enabled always: a logical replication subscriber and
+-- crm.rebuild_keys() compute the keys with their own ICU)
+CREATE OR REPLACE TRIGGER customer_set_dedupe_keys BEFORE INSERT OR UPDATE ON crm.customer
+	FOR EACH ROW EXECUTE FUNCTION crm.keep_dedupe_keys();
+CREATE OR REPLACE TRIGGER lead_set_dedupe_keys BEFORE INSERT OR UPDATE ON crm.lead
+	FOR EACH ROW EXECUTE FUNCTION crm.keep_dedupe_keys();
+CREATE OR REPLACE TRIGGER contact_set_dedupe_keys BEFORE INSERT OR UPDATE ON crm.contact
+	FOR EACH ROW EXECUTE FUNCTION crm.keep_dedupe_keys();
+ALTER TABLE crm.customer ENABLE ALWAYS TRIGGER customer_set_dedupe_keys;
+ALTER TABLE crm.lead ENABLE ALWAYS TRIGGER lead_set_dedupe_keys;
+ALTER TABLE crm.contact ENABLE ALWAYS TRIGGER contact_set_dedupe_keys;
 CREATE INDEX customer_name_key_idx ON crm.customer (name_key);
 CREATE INDEX customer_phone_key_idx ON crm.customer (phone_key);
 CREATE INDEX customer_uscc_idx ON crm.customer (uscc);
@@ -40,7 +46,7 @@ CREATE INDEX lead_uscc_idx ON crm.lead (uscc);
 CREATE INDEX contact_name_key_idx ON crm.contact (name_key);
 CREATE INDEX contact_mobile_key_idx ON crm.contact (mobile_key);
 CREATE INDEX contact_email_key_idx ON crm.contact (email_key);
-COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedupe_key(''company'' or ''name'', name)';
+COMMENT ON COLUMN crm.customer.name_key IS 'Duplicate key of the name: crm.dedupe_key(''company'' or ''name'', name); kept by crm; not writable';
 
 -- The keys (and the pinyin below) are computed by ICU, whose data changes
 -- between versions: after an upgrade, new rows could get keys the old rows,
@@ -97,8 +103,12 @@ COMMENT ON FUNCTION crm.key_check() IS 'Whether the stored duplicate keys were b
 
 -- Compute every stored key again with the running ICU and the regions and
 -- phrases in use, rewriting only the rows whose keys change, without firing
--- crm's triggers (nothing a user sees changes but the keys), rebuild the
+-- crm's other triggers (nothing a user sees changes but the keys), rebuild the
 -- indexes of the keyed tables and record what the keys were built with.
+CREATE OR REPLACE FUNCTION crm.dedupe_keys_stale(record) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_dedupe_keys_stale' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION crm.dedupe_keys_stale(record) IS
+	'Whether a row of crm.customer, crm.lead or crm.contact holds other duplicate keys than it would get now (crm.rebuild_keys())';
 CREATE OR REPLACE FUNCTION crm.rebuild_keys() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
 DECLARE
@@ -107,24 +117,14 @@ DECLARE
 	total  bigint := 0;
 BEGIN
 	FOR t IN
-		SELECT c.oid::regclass AS rel,
-		       -- the columns the keys are computed from, set to themselves
-		       (SELECT string_agg(DISTINCT format('%I = %I', b.attname, b.attname), ', ')
-		          FROM pg_attrdef g
-		          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = g.oid
-		                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
-		          JOIN pg_attribute b ON b.attrelid = c.oid AND b.attnum = d.refobjsubid AND b.attgenerated = ''
-		         WHERE g.adrelid = c.oid) AS sources,
-		       string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) AS keys,
-		       string_agg(pg_get_expr(e.adbin, e.adrelid), ', ' ORDER BY a.attnum) AS computed
-		  FROM pg_class c
-		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attgenerated = 's' AND NOT a.attisdropped
-		  JOIN pg_attrdef e ON e.adrelid = c.oid AND e.adnum = a.attnum
-		 WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
-		 GROUP BY c.oid
-		 ORDER BY c.oid
+		SELECT DISTINCT g.tgrelid::regclass AS rel
+		  FROM pg_trigger g
+		 WHERE g.tgfoid = 'crm.keep_dedupe_keys()'::regprocedure
+		 ORDER BY 1
 	LOOP
-		EXECUTE format('UPDATE %s SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s)', t.rel, t.sources, t.keys, t.computed);
+		-- (in replica mode, crm.keep_dedupe_keys() computes the keys of every row
+		-- an UPDATE writes, and no other crm trigger fires; every keyed table has a name_key)
+		EXECUTE format('UPDATE %s r SET name_key = r.name_key WHERE crm.dedupe_keys_stale(r)', t.rel);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		total := total + n;
 		EXECUTE format('REINDEX TABLE %s', t.rel);
@@ -137,13 +137,9 @@ COMMENT ON FUNCTION crm.rebuild_keys() IS 'After an ICU upgrade or a change of r
 
 -- For the fuzzy search of crm.find_duplicates: a customer's name key in
 -- pinyin (trigram-indexed: "hua wei" and 华为 meet as huawei) and its initials.
-ALTER TABLE crm.customer
-	ADD COLUMN name_pinyin text GENERATED ALWAYS AS (crm.dedupe_key('pinyin',
-		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED,
-	ADD COLUMN name_initials text GENERATED ALWAYS AS (crm.dedupe_key('initials',
-		crm.dedupe_key(CASE kind WHEN 'company' THEN 'company' ELSE 'name' END, name))) STORED;
-COMMENT ON COLUMN crm.customer.name_pinyin IS 'Name in pinyin, for search and similar names; generated; kept by crm; not writable';
-COMMENT ON COLUMN crm.customer.name_initials IS 'Initials of the name''s pinyin, for search; generated; kept by crm; not writable';
+ALTER TABLE crm.customer ADD COLUMN name_pinyin text, ADD COLUMN name_initials text;
+COMMENT ON COLUMN crm.customer.name_pinyin IS 'Name in pinyin, for search and similar names; kept by crm; not writable';
+COMMENT ON COLUMN crm.customer.name_initials IS 'Initials of the name''s pinyin, for search; kept by crm; not writable';
 -- pg_trgm's operator class, named in whichever schema pg_trgm was installed: the
 -- script does not search that schema (00_header.sql)
 DO $trgm$

@@ -236,7 +236,7 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('pool.recycle_soon',   'Customers of yours will be recycled to a public pool soon');
 
 -- Each customer's recycling clock, beside the customer row: updating it must
--- not rewrite the customer (its generated keys and many indexes).  A customer
+-- not rewrite the customer (its many indexes).  A customer
 -- gets a row once it has a deadline or a new owner or status; until then it
 -- has been owned and in its status since it was created, so that inserting
 -- customers while no rule is enabled costs nothing here.

@@ -29,6 +29,7 @@ GRANT EXECUTE ON FUNCTION
 	crm.export_fields(text, jsonb),
 	crm.initial_customer_status(),
 	crm.dedupe_key(text, text),
+	crm.dedupe_key_columns(),
 	crm.normal_mobile(text),
 	crm.uscc_valid(text),
 	crm.mobile_valid(text),

@@ -122,3 +122,13 @@ CREATE INDEX follow_up_contact_idx ON crm.follow_up (contact_id, created_at DESC
 -- Duplicate keys of Chinese names (46_chinese_names.sql, 47_chinese_names.sql, which
 -- computes the stored keys again): what they were built with besides ICU.
 ALTER TABLE crm.key_build ADD COLUMN words_digest text;
+
+-- The duplicate keys are kept by a trigger, crm.keep_dedupe_keys(), that computes
+-- them when what they come from changes, not by generated columns computed again
+-- on every UPDATE (src/dedupe/keys.c); the values stay.
+ALTER TABLE crm.customer ALTER COLUMN name_key DROP EXPRESSION, ALTER COLUMN phone_key DROP EXPRESSION,
+	ALTER COLUMN name_pinyin DROP EXPRESSION, ALTER COLUMN name_initials DROP EXPRESSION;
+ALTER TABLE crm.lead ALTER COLUMN name_key DROP EXPRESSION, ALTER COLUMN company_key DROP EXPRESSION,
+	ALTER COLUMN mobile_key DROP EXPRESSION, ALTER COLUMN email_key DROP EXPRESSION;
+ALTER TABLE crm.contact ALTER COLUMN name_key DROP EXPRESSION, ALTER COLUMN mobile_key DROP EXPRESSION,
+	ALTER COLUMN email_key DROP EXPRESSION;
