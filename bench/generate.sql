@@ -83,18 +83,7 @@ SELECT row_number() OVER (ORDER BY hashint8extended(e, 3), e) - 1 AS rank, e AS 
 SELECT id AS sales_id FROM owner_rank WHERE id > :departments
  ORDER BY abs(rank - :employees / 2), id LIMIT 1 \gset
 
--- Employees 1..departments lead the department of their id and report to the parent
--- department's leader; the others sit in level 5 and 6 teams under the team's leader.
-INSERT INTO crm.employee (id, name, mobile, email, department_id, superior_id, db_role, created_at, updated_at)
-OVERRIDING SYSTEM VALUE
-SELECT e, pg_temp.person(e, 4), pg_temp.mobile(e, 8), format('e%s@crm-bench.example', e), d.id,
-       CASE WHEN e <= :departments THEN d.parent_id ELSE d.id END,
-       CASE WHEN e = :sales_id THEN 'bench_sales' END,
-       pg_temp.at(0), pg_temp.at(0)
-  FROM generate_series(1, :employees) e
-  JOIN crm.department d ON d.id = CASE WHEN e <= :departments THEN e
-       ELSE :teams_before + 1 + floor(pg_temp.u(e, 10) * (:departments - :teams_before))::int END;
-
+-- the bench logins (an employee names its login, which must exist)
 DO $$
 DECLARE
 	r text;
@@ -106,6 +95,18 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- Employees 1..departments lead the department of their id and report to the parent
+-- department's leader; the others sit in level 5 and 6 teams under the team's leader.
+INSERT INTO crm.employee (id, name, mobile, email, department_id, superior_id, db_role, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT e, pg_temp.person(e, 4), pg_temp.mobile(e, 8), format('e%s@crm-bench.example', e), d.id,
+       CASE WHEN e <= :departments THEN d.parent_id ELSE d.id END,
+       CASE WHEN e = :sales_id THEN 'bench_sales' END,
+       pg_temp.at(0), pg_temp.at(0)
+  FROM generate_series(1, :employees) e
+  JOIN crm.department d ON d.id = CASE WHEN e <= :departments THEN e
+       ELSE :teams_before + 1 + floor(pg_temp.u(e, 10) * (:departments - :teams_before))::int END;
 
 -- Roles as the seeds describe them: the head of the company is super admin,
 -- department leaders manage their department tree, everyone else sees their own.
