@@ -7,9 +7,9 @@
  * A cache names its tables and a load function.  A change to one of the
  * tables (committed by any session) reaches every backend as a relcache
  * invalidation, which bumps the cache's generation; the next use loads it
- * again, as the owner of the crm tables with SPI connected, into a memory
- * context of its own that the load before it leaves for the next one to
- * reset.  The tables are looked up again after any change of the
+ * again, as the owner of the crm tables with SPI connected and the latest
+ * snapshot, into a memory context of its own that the load before it leaves
+ * for the next one to reset.  The tables are looked up again after any change of the
  * organisation: the extension may have been dropped and created again, and
  * then the cache's own derived state (a saved plan) must go too.
  *
@@ -22,6 +22,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "crm.h"
 
@@ -126,12 +127,20 @@ crm_table_cache_refresh(CrmTableCache *cache)
 	MemoryContextReset(cache->cxt);
 	cache->loaded = 0;
 
+	/*
+	 * Read what is committed now, not what the transaction's snapshot sees:
+	 * the cache outlives the transaction, and is marked current for every
+	 * change this backend has heard of, which an older snapshot (repeatable
+	 * read) may not hold.
+	 */
 	crm_switch_to_owner(&sw);
+	PushActiveSnapshot(GetLatestSnapshot());
 	SPI_connect();
 	old = MemoryContextSwitchTo(cache->cxt);
 	cache->load();
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	PopActiveSnapshot();
 	crm_switch_back(&sw);
 	cache->loaded = generation;
 }
