@@ -128,8 +128,9 @@ SELECT count(*) AS chen_timeline_injected FROM crm.timeline WHERE record_type = 
 SET ROLE sr_chen;
 INSERT INTO crm.follow_up (record_type, record_id, content) VALUES ('customer', :chen_customer, 'Sr 陈 secret');
 RESET ROLE;
--- (a value it is called with is a leak; how often the plan calls it with NULL,
--- which a row of another kind shows, is not)
+-- (a value it is called with is a leak; how often the plan calls it with the
+-- NULL a row of another kind shows is a row count, which PostgreSQL does not
+-- hide: docs/security.md, "Side channels")
 CREATE FUNCTION public.sr_peek(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
 BEGIN
 	IF t IS NOT NULL THEN
