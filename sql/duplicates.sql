@@ -61,17 +61,20 @@ UPDATE crm.customer SET name_key = 'forged', name_pinyin = 'forged' WHERE owner_
 SELECT name_key, name_pinyin, name_initials, phone_key FROM crm.customer WHERE owner_id = :admin;
 -- a key is computed when what it comes from changes, not on every update: with a
 -- region added (and the keys not yet rebuilt), locking the customer keeps the
--- stored key, a change of name computes it with the region
+-- stored keys, a change of phone computes the phone's alone, a change of name
+-- computes the name's with the region
 UPDATE crm.customer SET name = '杭州西湖龙井茶业有限公司' WHERE owner_id = :admin;
 INSERT INTO crm.dedupe_region (name, level) VALUES ('西湖', 'county');
 UPDATE crm.customer SET locked = true WHERE owner_id = :admin;
 SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
+UPDATE crm.customer SET phone = '0571-8888 0001' WHERE owner_id = :admin;
+SELECT name_key, name_pinyin, phone_key FROM crm.customer WHERE owner_id = :admin;
 UPDATE crm.customer SET name = '杭州西湖龙井茶业' WHERE owner_id = :admin;
 SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
 DELETE FROM crm.dedupe_region WHERE name = '西湖';
 SELECT crm.rebuild_keys() AS keys_rewritten;
 SELECT name_key, name_pinyin FROM crm.customer WHERE owner_id = :admin;
-UPDATE crm.customer SET name = '杭州西湖茶叶（中国）有限公司', locked = false WHERE owner_id = :admin;
+UPDATE crm.customer SET name = '杭州西湖茶叶（中国）有限公司', phone = '0571-8888 0000', locked = false WHERE owner_id = :admin;
 
 -- rules are rows, checked when written
 -- (errors without their PL/pgSQL context: which line raised them is no one's business)

@@ -9,8 +9,9 @@
  *	  every UPDATE of a table with BEFORE row triggers, whatever it changes: a
  *	  company's key goes through OpenCC, the regions and pinyin, some 20 us a
  *	  row, for every recycling clock, transfer or follow-up stamp.  The trigger
- *	  computes them on INSERT and when an UPDATE changes a value they come from
- *	  (or a key itself, which only a superuser can write: it is put right).
+ *	  computes them on INSERT, and on UPDATE those whose source changed (a phone
+ *	  key when the phone did), or that were written (only a superuser can: it
+ *	  is put right).
  *	  Under session_replication_role replica (a logical replication apply,
  *	  crm.rebuild_keys()) it computes them always, with this server's ICU.
  *
@@ -109,9 +110,12 @@ table_keys(const char *table, TupleDesc desc, TableKeys *keys)
 				 errhint("Duplicate keys are kept on crm.customer, crm.lead and crm.contact.")));
 }
 
-/* The keys of a row, in the order of keys->spec. */
+/*
+ * The keys of a row, in the order of keys->spec: those need marks (all when
+ * need is NULL), from the row's columns or from a key computed before.
+ */
 static void
-compute_keys(const TableKeys *keys, HeapTuple tuple, TupleDesc desc, Datum *values, bool *nulls)
+compute_keys(const TableKeys *keys, const bool *need, HeapTuple tuple, TupleDesc desc, Datum *values, bool *nulls)
 {
 	for (int i = 0; i < keys->nkeys; i++)
 	{
@@ -122,15 +126,16 @@ compute_keys(const TableKeys *keys, HeapTuple tuple, TupleDesc desc, Datum *valu
 		text	   *key = NULL;
 		int			computed = -1;
 
+		if (need && !need[i])
+			continue;
 		if (kind == NULL)
 		{
 			Datum		k = heap_getattr(tuple, keys->kind, desc, &isnull);
 
 			kind = !isnull && strcmp(TextDatumGetCString(k), "company") == 0 ? "company" : "name";
 		}
-		/* a source that is a key computed before it, or a column of the row */
 		for (int j = 0; j < i; j++)
-			if (keys->key[j] == keys->source[i])
+			if (keys->key[j] == keys->source[i] && (need == NULL || need[j]))
 				computed = j;
 		if (computed >= 0)
 		{
@@ -185,23 +190,46 @@ crm_keep_dedupe_keys(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
 	table_keys(RelationGetRelationName(rel), desc, &keys);
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		tuple = trigdata->tg_trigtuple;
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+	{
+		tuple = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+		compute_keys(&keys, NULL, tuple, desc, values, nulls);
+		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, keys.nkeys, keys.key, values, nulls));
+	}
 	else
 	{
+		/*
+		 * An update computes a key when what it comes from changed (the
+		 * source column, the customer's kind, or the key it is computed
+		 * from), or when the key itself was written.
+		 */
 		HeapTuple	old = trigdata->tg_trigtuple;
-		bool		changed = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA ||
-			(keys.kind > 0 && !same_value(old, trigdata->tg_newtuple, keys.kind, desc));
+		bool		need[MAX_TABLE_KEYS];
+		int			cols[MAX_TABLE_KEYS];
+		Datum		changed[MAX_TABLE_KEYS];
+		bool		changed_nulls[MAX_TABLE_KEYS];
+		int			n = 0;
 
 		tuple = trigdata->tg_newtuple;
-		for (int i = 0; i < keys.nkeys && !changed; i++)
-			changed = !same_value(old, tuple, keys.source[i], desc) ||
-				!same_value(old, tuple, keys.key[i], desc);
-		if (!changed)
-			return PointerGetDatum(tuple);
+		for (int i = 0; i < keys.nkeys; i++)
+		{
+			need[i] = !same_value(old, tuple, keys.source[i], desc) ||
+				!same_value(old, tuple, keys.key[i], desc) ||
+				(keys.spec[i]->kind == NULL && !same_value(old, tuple, keys.kind, desc));
+			for (int j = 0; j < i; j++)
+				need[i] |= need[j] && keys.key[j] == keys.source[i];
+		}
+		compute_keys(&keys, need, tuple, desc, values, nulls);
+		for (int i = 0; i < keys.nkeys; i++)
+			if (need[i])
+			{
+				cols[n] = keys.key[i];
+				changed[n] = values[i];
+				changed_nulls[n++] = nulls[i];
+			}
+		return n == 0 ? PointerGetDatum(tuple) :
+			PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, n, cols, changed, changed_nulls));
 	}
-	compute_keys(&keys, tuple, desc, values, nulls);
-	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, keys.nkeys, keys.key, values, nulls));
 }
 
 /* crm.dedupe_keys_stale(row): whether a row's stored keys differ from its keys now */
@@ -228,7 +256,7 @@ crm_dedupe_keys_stale(PG_FUNCTION_ARGS)
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = row;
 	table_keys(get_rel_name(relid), desc, &keys);
-	compute_keys(&keys, &tuple, desc, values, nulls);
+	compute_keys(&keys, NULL, &tuple, desc, values, nulls);
 	for (int i = 0; i < keys.nkeys && !stale; i++)
 	{
 		bool		isnull;
