@@ -36,3 +36,9 @@ SELECT c.name_key, c.name_pinyin, c.name_initials, c.updated_at = b.updated_at A
 SELECT count(*) - :oplog_before AS new_log_entries FROM crm.oplog;
 SELECT (SELECT icu_version FROM crm.key_build) = crm.icu_version() AS recorded_again, crm.key_check();
 DELETE FROM crm.customer WHERE name LIKE '杭州 华为%';
+
+-- parallel workers compute keys too: a worker loads the Chinese words under the
+-- query's snapshot (a parallel operation cannot take one of its own)
+SET force_parallel_mode = on;
+SELECT crm.dedupe_key('company', '杭州' || g || '号茶叶有限公司') AS key FROM generate_series(1, 2) g;
+RESET force_parallel_mode;

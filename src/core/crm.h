@@ -80,6 +80,7 @@ typedef struct CrmTableCache
 	uint64		relids_org_generation;
 	uint64		generation;
 	uint64		loaded;
+	bool		loaded_in_parallel; /* under a parallel operation's snapshot */
 } CrmTableCache;
 
 extern void crm_table_cache_register(CrmTableCache *cache);

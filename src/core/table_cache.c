@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "utils/inval.h"
@@ -113,10 +114,11 @@ void
 crm_table_cache_refresh(CrmTableCache *cache)
 {
 	uint64		generation = crm_table_cache_generation(cache);
+	bool		parallel = IsInParallelMode();
 	CrmSwitch	sw;
 	MemoryContext old;
 
-	if (cache->loaded == generation)
+	if (cache->loaded == generation && (parallel || !cache->loaded_in_parallel))
 		return;
 
 	if (cache->cxt == NULL)
@@ -131,10 +133,11 @@ crm_table_cache_refresh(CrmTableCache *cache)
 	 * Read what is committed now, not what the transaction's snapshot sees:
 	 * the cache outlives the transaction, and is marked current for every
 	 * change this backend has heard of, which an older snapshot (repeatable
-	 * read) may not hold.
+	 * read) may not hold.  A parallel operation cannot take a snapshot: its
+	 * processes read under the operation's, and the leader loads again after.
 	 */
 	crm_switch_to_owner(&sw);
-	PushActiveSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(parallel ? GetActiveSnapshot() : GetLatestSnapshot());
 	SPI_connect();
 	old = MemoryContextSwitchTo(cache->cxt);
 	cache->load();
@@ -143,6 +146,7 @@ crm_table_cache_refresh(CrmTableCache *cache)
 	PopActiveSnapshot();
 	crm_switch_back(&sw);
 	cache->loaded = generation;
+	cache->loaded_in_parallel = parallel;
 }
 
 /*
