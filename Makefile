@@ -56,6 +56,8 @@ include $(PGXS)
 
 # the worker compares the database's crm with the version it was built as
 src/worker/deliver.o: crm.control
+# PGXS tracks no header dependencies: a changed struct must rebuild every object
+$(OBJS): $(wildcard src/core/*.h src/worker/*.h)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES) crm.control
 	cat $(SQL_PIECES) > $@
