@@ -25,3 +25,6 @@ SELECT * FROM crm.find_duplicates('customer', '{"name": "广州珠江电子有�
 SELECT name, pool_name, phone FROM crm.pool_customer;  -- the public pool, phones masked
 SELECT name, days_left, reason FROM crm.customers_due_for_recycling;
                                                      -- 刘洋: one goes back to the pool soon
+SELECT * FROM crm.department_forecast((SELECT department_id FROM crm.employee WHERE id = crm.current_employee_id()));
+                                                     -- the deals expected to close, by month and
+                                                     -- category: 王芳 sees her region's, 刘洋 his own

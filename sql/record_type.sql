@@ -67,7 +67,7 @@ INSERT INTO crm.team_member (record_type, record_id, employee_id)
 SELECT 'contact', 1, e.id FROM crm.employee e WHERE e.name = '黄磊';
 -- a name that is no record type at all
 INSERT INTO crm.attachment (record_type, record_id, file_name, size_bytes, content_type, storage_key)
-VALUES ('opportunity', 1, '方案.pdf', 10, 'application/pdf', 'rt/1');
+VALUES ('no_such_type', 1, '方案.pdf', 10, 'application/pdf', 'rt/1');
 \set VERBOSITY default
 -- follow-ups and duplicate rules likewise (every type takes custom fields)
 INSERT INTO crm.follow_up (record_type, record_id, content)

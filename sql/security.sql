@@ -167,7 +167,9 @@ SET crm.converting_lead = '5';                   -- switched off lead matching i
 SET crm.change_source = 'job';                   -- labelled a person's edits as a job's
 SELECT set_config('crm.change_source', 'import', true);
 SET crm.oplog_work_mem = '64GB';                 -- held a huge statement's log notes in memory
-SELECT crm.convert_lead_apply(1, NULL);          -- the work behind crm.convert_lead, without it
+SELECT crm.convert_lead_apply(1, NULL, false);   -- the work behind crm.convert_lead, without it
+SET crm.reopening_opportunity = '1';             -- moved a won deal out of its stage
+SELECT crm.reopen_opportunity_apply(1, NULL);    -- the work behind crm.reopen_opportunity, without it
 RESET ROLE;
 
 -- crm's own functions still set them for their own work: an import is logged as one

@@ -26,7 +26,7 @@ VALUES ('杭州茶叶有限公司', crm.uscc_with_check('91330100MA2B00041'), 1,
        ('宁波港务有限公司', crm.uscc_with_check('91330100MA2B00042'), 1, now() - interval '10 days');
 UPDATE crm.job SET schedule = '* * * * *' WHERE name = 'crm-recycling';
 });
-is($node->safe_psql('postgres', 'SELECT crm.schedule_jobs()'), 3, 'crm.schedule_jobs() registers the jobs with pg_cron');
+is($node->safe_psql('postgres', 'SELECT crm.schedule_jobs()'), 5, 'crm.schedule_jobs() registers the jobs with pg_cron');
 
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM crm.customer_owner_change WHERE kind = 'recycle'}),
 	'pg_cron ran the recycling job');

@@ -16,6 +16,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE crm_demo');
 $node->safe_psql('crm_demo', 'CREATE EXTENSION crm CASCADE');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('crm_demo'), '-f', 'demo/company.sql' ],
 	'the demo company loads');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('crm_demo'), '-f', 'demo/opportunities.sql' ],
+	'its deals load');
 
 for my $who ('wang_fang', 'liu_yang')
 {

@@ -3,12 +3,13 @@
  * org.c
  *	  Administrative actions that must change rows the administrator cannot
  *	  see: crm.deactivate_employee() (hand an employee's work over and
- *	  deactivate them) and crm.delete_customer_status() (move a status's
- *	  customers and delete it).
+ *	  deactivate them), crm.delete_customer_status() (move a status's
+ *	  customers and delete it) and crm.delete_stage() (move a stage's deals
+ *	  and delete it).
  *
  * Who may ask is decided here, with the caller's own identity; the work then
  * runs as the owner of the crm tables, in an owner-only PL/pgSQL function
- * (crm.hand_over_work, crm.move_customer_status).  A SECURITY DEFINER
+ * (crm.hand_over_work, crm.move_customer_status, crm.move_stage).  A SECURITY DEFINER
  * function could not do this: inside it, the caller's identity is gone.
  *
  *-------------------------------------------------------------------------
@@ -26,6 +27,7 @@
 PG_FUNCTION_INFO_V1(crm_deactivate_employee);
 PG_FUNCTION_INFO_V1(crm_handover_employee);
 PG_FUNCTION_INFO_V1(crm_delete_customer_status);
+PG_FUNCTION_INFO_V1(crm_delete_stage);
 
 /* crm_run_as_owner for an admin action with two bigint arguments */
 static int32
@@ -181,5 +183,23 @@ crm_delete_customer_status(PG_FUNCTION_ARGS)
 				 errmsg("crm.delete_customer_status needs the status and the status its customers move to")));
 	PG_RETURN_INT32(call_as_owner("admin.rules", "delete customer statuses",
 								  "SELECT crm.move_customer_status($1, $2)",
+								  PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
+}
+
+/*
+ * crm.delete_stage(stage_id bigint, move_to bigint) returns integer
+ *
+ * Deletes a sales stage after moving its deals, all of them, to another stage
+ * of the set with the same outcome; returns how many moved.
+ */
+Datum
+crm_delete_stage(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.delete_stage needs the stage and the stage its deals move to")));
+	PG_RETURN_INT32(call_as_owner("admin.rules", "delete stages",
+								  "SELECT crm.move_stage($1, $2)",
 								  PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
 }

@@ -5,9 +5,11 @@
  *
  * Converting a lead makes a customer that duplicate rules must not match
  * against that lead (crm.converting_lead); an import's changes are logged as
- * an import (crm.change_source).  Both settings change a rule's outcome or an
+ * an import (crm.change_source); reopening a deal lets it leave its won or
+ * lost stage (crm.reopening_opportunity).  These settings change a rule's outcome or an
  * audit record, so they are superuser-only: an ordinary session cannot SET
- * them.  crm.convert_lead() and crm.import_customers() set them here, for the
+ * them.  crm.convert_lead(), crm.import_customers() and
+ * crm.reopen_opportunity() set them here, for the
  * duration of their work, and run that work as the caller, under row-level
  * security and every check a direct write meets, in owner-only PL/pgSQL
  * functions that nothing but these entry points can reach (fmgr, unlike SQL,
@@ -57,11 +59,11 @@ call_with_setting(FunctionCallInfo caller, const char *function, Oid *argtypes, 
 
 PG_FUNCTION_INFO_V1(crm_convert_lead);
 
-/* crm.convert_lead(lead_id bigint, into_customer bigint) returns bigint: src/sql/55_convert.sql */
+/* crm.convert_lead(lead_id bigint, into_customer bigint, with_opportunity boolean) returns bigint: src/sql/55_convert.sql */
 Datum
 crm_convert_lead(PG_FUNCTION_ARGS)
 {
-	Oid			types[2] = {INT8OID, INT8OID};
+	Oid			types[3] = {INT8OID, INT8OID, BOOLOID};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -80,4 +82,20 @@ crm_import_customers(PG_FUNCTION_ARGS)
 	Oid			types[1] = {REGCLASSOID};
 
 	return call_with_setting(fcinfo, "import_customers_apply", types, "crm.change_source", "import");
+}
+
+PG_FUNCTION_INFO_V1(crm_reopen_opportunity);
+
+/* crm.reopen_opportunity(opportunity_id bigint, stage_id bigint) returns crm.opportunity: src/sql/57_opportunities.sql */
+Datum
+crm_reopen_opportunity(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("crm.reopen_opportunity needs the deal to reopen")));
+	return call_with_setting(fcinfo, "reopen_opportunity_apply", types, "crm.reopening_opportunity",
+							 psprintf(INT64_FORMAT, PG_GETARG_INT64(0)));
 }

@@ -34,6 +34,9 @@ char	   *crm_jwt_employee_claim = NULL;
  */
 static char *crm_converting_lead = NULL;
 
+/* The deal crm.reopen_opportunity is reopening: a closed deal is otherwise read-only. */
+static char *crm_reopening_opportunity = NULL;
+
 /*
  * What owner changes are (crm.customer_owner_change.kind) and why; superuser
  * settings, so that only the pool's SECURITY DEFINER functions label them.
@@ -154,6 +157,15 @@ _PG_init(void)
 							   "The lead crm.convert_lead is converting, which duplicate checks do not match.",
 							   "Set by crm.convert_lead for its own statements.",
 							   &crm_converting_lead,
+							   "",
+							   PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crm.reopening_opportunity",
+							   "The deal crm.reopen_opportunity is reopening, which may leave its won or lost stage.",
+							   "Set by crm.reopen_opportunity for its own statements.",
+							   &crm_reopening_opportunity,
 							   "",
 							   PGC_SUSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,

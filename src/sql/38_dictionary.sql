@@ -121,8 +121,10 @@ BEGIN
 			      HINT = 'Map a dictionary onto a text column of a crm table; '
 			             'crm.add_field(record_type, name, ''single'', dictionary => kind) adds one.';
 	END IF;
-	-- (the record types with dictionaries: their writes are checked, crm.check_dictionary)
-	IF NOT EXISTS (SELECT FROM crm.record_type t WHERE t.relation = rel AND 'dictionaries' = ANY (t.capabilities)) THEN
+	-- (the record types with dictionaries, and the catalogues with the trigger:
+	-- their writes are checked, crm.check_dictionary)
+	IF NOT EXISTS (SELECT FROM crm.record_type t WHERE t.relation = rel AND 'dictionaries' = ANY (t.capabilities))
+	   AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = rel AND g.tgfoid = 'crm.check_dictionary()'::regprocedure) THEN
 		RAISE EXCEPTION 'dictionary codes cannot go into crm.%.%, a table whose writes are not checked against dictionaries',
 			crm.clip(table_name), crm.clip(column_name)
 			USING ERRCODE = 'wrong_object_type',

@@ -36,7 +36,7 @@ CREATE TABLE crm.lead (
 	CONSTRAINT lead_uscc_check CHECK (crm.check_uscc(uscc)),
 	CONSTRAINT lead_mobile_check CHECK (crm.check_mobile(mobile)),
 	CONSTRAINT lead_email_check CHECK (crm.check_email(email)),
-	CONSTRAINT lead_expected_amount_check CHECK (expected_amount >= 0)
+	CONSTRAINT lead_expected_amount_check CHECK (expected_amount >= 0 AND expected_amount <> 'NaN')
 );
 COMMENT ON COLUMN crm.lead.customer_id IS 'The customer the lead was converted into (crm.convert_lead); a converted lead is read-only';
 COMMENT ON COLUMN crm.lead.requirement IS 'What the lead needs; with expected_amount, the start of an opportunity';

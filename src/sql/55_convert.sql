@@ -5,10 +5,11 @@
 -- scope, codes, dictionaries).  The C entry point (src/core/context.c) tells
 -- duplicate checks which lead is converting; the work is
 -- crm.convert_lead_apply(), which only it calls.
-CREATE OR REPLACE FUNCTION crm.convert_lead(lead_id bigint, into_customer bigint DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.convert_lead(lead_id bigint, into_customer bigint DEFAULT NULL,
+                                            with_opportunity boolean DEFAULT false) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_convert_lead' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION crm.convert_lead_apply(lead_id bigint, into_customer bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION crm.convert_lead_apply(lead_id bigint, into_customer bigint, with_opportunity boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l        crm.lead;
@@ -63,11 +64,18 @@ BEGIN
 	INSERT INTO crm.contact (customer_id, name, mobile, email, is_decision_maker, owner_id)
 	VALUES (customer.id, l.name, l.mobile, l.email, into_customer IS NULL, customer.owner_id);
 	UPDATE crm.lead SET status = 'converted', customer_id = customer.id, converted_at = now() WHERE id = l.id;
+	-- and the deal the lead was about, from its requirement and expected amount
+	-- (docs/opportunities.md), as the caller writes one
+	IF with_opportunity THEN
+		INSERT INTO crm.opportunity (customer_id, name, amount, requirement, lead_id, owner_id)
+		VALUES (customer.id, coalesce(left(nullif(btrim(l.requirement), ''), 60), customer.name), coalesce(l.expected_amount, 0),
+		        l.requirement, l.id, l.owner_id);
+	END IF;
 	RETURN customer.id;
 END
 $$;
-COMMENT ON FUNCTION crm.convert_lead(bigint, bigint) IS
-	'Turn a lead into a customer and a contact, or (into_customer) a contact of an existing customer, through the same checks as direct inserts; the lead stays, linked and read-only';
+COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, boolean) IS
+	'Turn a lead into a customer and a contact, or (into_customer) a contact of an existing customer, and (with_opportunity) a deal from its requirement and expected amount, through the same checks as direct inserts; the lead stays, linked and read-only';
 
 -- Only crm.convert_lead converts: a lead becomes converted, or names a customer,
 -- while crm.converting_lead (superuser-only, set by src/core/context.c) names it, or

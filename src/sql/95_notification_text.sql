@@ -40,7 +40,10 @@ COMMENT ON COLUMN crm.notification_event.item_placeholders IS
 	'The {names} an item line of the event''s list may use';
 INSERT INTO crm.notification_event (event, description) VALUES
 	('transfer.away', 'Someone transferred records of yours to another employee'),
-	('handover.done', 'A leaver''s work in your department was handed over to someone else');
+	('handover.done', 'A leaver''s work in your department was handed over to someone else'),
+	('opportunity.created', 'Your report has new opportunities: customers that intend to buy'),
+	('opportunity.won', 'Opportunities of yours or of your report''s were won'),
+	('opportunity.lost', 'Opportunities of yours or of your report''s were lost');
 UPDATE crm.notification_event e SET placeholders = p.placeholders::text[], item_placeholders = p.item_placeholders::text[]
   FROM (VALUES
 	('transfer.received',  '{actor, count, type}',            '{record}'),
@@ -51,7 +54,10 @@ UPDATE crm.notification_event e SET placeholders = p.placeholders::text[], item_
 	('duplicate.found',    '{count}',                         '{type, record, rule, match_type, match_owner}'),
 	('pool.assigned',      '{actor, record, pool}',           '{}'),
 	('pool.recycled',      '{count}',                         '{record, pool, rule, kind, days}'),
-	('pool.recycle_soon',  '{count}',                         '{record, date, rule, kind, days}')
+	('pool.recycle_soon',  '{count}',                         '{record, date, rule, kind, days}'),
+	('opportunity.created', '{owner, count}',                 '{record, customer, amount}'),
+	('opportunity.won',    '{owner, count}',                  '{record, customer, amount}'),
+	('opportunity.lost',   '{owner, count}',                  '{record, customer, amount, reason}')
   ) p(event, placeholders, item_placeholders)
  WHERE e.event = p.event;
 
@@ -178,7 +184,19 @@ INSERT INTO crm.notification_template (event, language, title, body, item, built
 	('pool.recycle_soon', 'zh-CN', '你的{count}个客户即将被收回公海',
 	 E'{items}\n在期限前跟进或签约即可保留。', '{record}：{date}收回（规则「{rule}」：{days}天未{kind|no_follow_up=跟进|*=签约}），{kind|no_follow_up=写一条跟进|*=签约}即可保留', true),
 	('pool.recycle_soon', 'en', '{count} of your customers go back to a public pool soon',
-	 E'{items}\nA follow-up or a signature before the deadline keeps them.', '{record}: recycled at {date} (rule "{rule}": {days} days without {kind|no_follow_up=a follow-up|*=signing}); {kind|no_follow_up=write a follow-up|*=sign it} to keep it', true);
+	 E'{items}\nA follow-up or a signature before the deadline keeps them.', '{record}: recycled at {date} (rule "{rule}": {days} days without {kind|no_follow_up=a follow-up|*=signing}); {kind|no_follow_up=write a follow-up|*=sign it} to keep it', true),
+	('opportunity.created', 'zh-CN', '{owner}新建了{count}个商机',
+	 E'{items}\n这些客户有购买意向，可以关注进展、帮助推进。', '「{record}」：客户「{customer}」，金额{amount}元', true),
+	('opportunity.created', 'en', '{owner} opened {count} {count|1=opportunity|*=opportunities}',
+	 E'{items}\nThese customers intend to buy: follow how they go.', '"{record}": customer "{customer}", {amount} yuan', true),
+	('opportunity.won', 'zh-CN', '{owner}赢单{count}个商机',
+	 E'{items}\n下一步：与客户签订合同。', '「{record}」：客户「{customer}」，金额{amount}元', true),
+	('opportunity.won', 'en', '{owner} won {count} {count|1=opportunity|*=opportunities}',
+	 E'{items}\nNext: sign the contract with the customer.', '"{record}": customer "{customer}", {amount} yuan', true),
+	('opportunity.lost', 'zh-CN', '{owner}输单{count}个商机',
+	 E'{items}\n可以复盘输单原因，需要时重新打开商机。', '「{record}」：客户「{customer}」，金额{amount}元，原因：{reason}', true),
+	('opportunity.lost', 'en', '{owner} lost {count} {count|1=opportunity|*=opportunities}',
+	 E'{items}\nLook at why; a deal can be reopened if it comes back.', '"{record}": customer "{customer}", {amount} yuan, reason: {reason}', true);
 SELECT crm.keep_builtin_edits('crm.notification_template', 'event', 'language');
 SELECT pg_catalog.pg_extension_config_dump('crm.notification_template', 'WHERE NOT builtin');
 

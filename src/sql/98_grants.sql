@@ -46,7 +46,8 @@ GRANT EXECUTE ON FUNCTION
 	crm.recycle_rule_employees(bigint[], bigint[], bigint[]),
 	crm.describe_recycle_rule(crm.recycle_rule),
 	crm.recycling_due(timestamptz),
-	crm.similar_customers(text, text)
+	crm.similar_customers(text, text),
+	crm.product_sellers(bigint, bigint)
 TO crm_user;
 
 -- what people call
@@ -57,8 +58,14 @@ GRANT EXECUTE ON FUNCTION
 	crm.handover_employee(bigint, bigint),
 	crm.default_successor(bigint),
 	crm.delete_customer_status(bigint, bigint),
+	crm.delete_stage(bigint, bigint),
+	crm.advance_stage(bigint, bigint, text),
+	crm.close_opportunity(bigint, boolean, text),
+	crm.reopen_opportunity(bigint, bigint),
+	crm.pipeline_changes(date, date),
+	crm.department_forecast(bigint, date, date),
 	crm.replace_dictionary_code(text, text, text),
-	crm.convert_lead(bigint, bigint),
+	crm.convert_lead(bigint, bigint, boolean),
 	crm.transfer(text, bigint[], bigint, boolean, boolean),
 	crm.add_field(text, text, text, boolean, boolean, text, text),
 	crm.drop_field(text, text),

@@ -72,6 +72,12 @@ BEGIN
 END
 $bound$;
 
+-- (after the check above: the constraint it replaces is one it reads)
+-- a lead's expected amount is a number (NaN passed ">= 0"; a deal made from it
+-- would be refused, 57_opportunities.sql)
+ALTER TABLE crm.lead DROP CONSTRAINT lead_expected_amount_check,
+	ADD CONSTRAINT lead_expected_amount_check CHECK (expected_amount >= 0 AND expected_amount <> 'NaN');
+
 -- The shared tables' rows carry the scope of the record that decides who sees
 -- them (97_record_types.sql sets it on the rows kept here, crm.refresh_record_scopes).
 ALTER TABLE crm.team_member ADD COLUMN scope_type text, ADD COLUMN scope_owner bigint, ADD COLUMN scope_id bigint;
