@@ -1,15 +1,17 @@
 -- The benchmark dataset, loaded by bench/run.sh into a fresh crm_bench as superuser
 -- with psql -v scale=S.  At scale 1: 283 departments in 6 levels, 2,000 employees,
--- 1,000,000 customers, 3,000,000 follow-ups over the three years 2023-2025, and the
--- shared rows of bench/shared_reads.sql.  The organisation is always loaded; the
+-- 1,000,000 customers, 3,000,000 follow-ups over the three years 2023-2025, the
+-- shared rows of bench/shared_reads.sql, and 1,000,000 deals with 3 lines each.  The organisation is always loaded; the
 -- rest only for benchmarks whose "-- needs:" line names it (run.sh passes -v
--- with_customers, with_follow_ups and with_shared, each true or false).
+-- with_customers, with_follow_ups, with_shared and with_opportunities, each true
+-- or false; deals need customers).
 -- Every value derives from its row's index through hashes and arithmetic, never
 -- from random() or now(), so each run at a given scale loads the same rows.
 
 SELECT greatest(20, round(2000 * :scale))::int AS employees,
        round(1000000 * :scale)::int AS customers,
-       round(3000000 * :scale)::int AS follow_ups \gset
+       round(3000000 * :scale)::int AS follow_ups,
+       round(1000000 * :scale)::int AS opportunities \gset
 
 -- u(i, seed): a uniform number in [0, 1) drawn from row index i; each seed is an
 -- independent draw.  pick(): an element of an array, by such a draw.
@@ -114,10 +116,10 @@ INSERT INTO crm.role (id, name, is_super) OVERRIDING SYSTEM VALUE
 VALUES (1, '超级管理员', true), (2, '销售经理', false), (3, '销售', false);
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r, a FROM unnest('{2,3}'::bigint[]) r,
-       unnest('{customer.create,customer.edit,customer.import,contact.create,contact.edit,lead.create,lead.edit}'::text[]) a;
+       unnest('{customer.create,customer.edit,customer.import,contact.create,contact.edit,lead.create,lead.edit,opportunity.create,opportunity.edit}'::text[]) a;
 INSERT INTO crm.role_scope (role_id, record_type, scope)
 SELECT r, t, CASE r WHEN 2 THEN 'department_tree' ELSE 'self' END
-  FROM unnest('{2,3}'::bigint[]) r, unnest('{customer,lead}'::text[]) t;
+  FROM unnest('{2,3}'::bigint[]) r, unnest('{customer,lead,opportunity}'::text[]) t;
 INSERT INTO crm.employee_role (employee_id, role_id)
 SELECT id, CASE WHEN id = 1 THEN 1 WHEN id <= :departments THEN 2 ELSE 3 END FROM crm.employee;
 SELECT setval(pg_get_serial_sequence('crm.role', 'id'), 3) \g /dev/null
@@ -239,6 +241,56 @@ WITH RECURSIVE tree (top, id) AS (
 SELECT top AS manager_id FROM share ORDER BY abs(share - 0.1), top LIMIT 1 \gset
 UPDATE crm.employee SET db_role = 'bench_manager' WHERE id = :manager_id;
 
+\if :with_opportunities
+-- Deals (bench/opportunities.sql): 200 products; deal o is on a customer drawn
+-- at random, owned by its owner, made at a fraction of the three years, expected
+-- to close 30 to 180 days later; six in ten are closed (four of those won) after
+-- reaching open stage 1 to 4 of the standard set (ids 1-4; 5 won, 6 lost); three
+-- lines each, the deal worth their total; a history row for every stage reached.
+-- Written as a replica (no trigger fires: rules, stamps, log), as crm leaves them.
+INSERT INTO crm.product (id, code, name, category, unit, list_price) OVERRIDING SYSTEM VALUE
+SELECT p, 'P' || lpad(p::text, 4, '0'), '产品' || p, pg_temp.pick('{software,hardware,service}', p, 70), 'set',
+       100 * (1 + (p * 37) % 500)
+  FROM generate_series(1, 200) p;
+CREATE FUNCTION pg_temp.line_product(o bigint, j int) RETURNS bigint IMMUTABLE
+	RETURN 1 + floor(pg_temp.u(o * 3 + j, 71) * 200)::bigint;
+CREATE FUNCTION pg_temp.line_quantity(o bigint, j int) RETURNS numeric IMMUTABLE
+	RETURN 1 + floor(pg_temp.u(o * 3 + j, 72) * 20);
+CREATE FUNCTION pg_temp.line_discount(o bigint, j int) RETURNS numeric IMMUTABLE
+	RETURN floor(pg_temp.u(o * 3 + j, 73) * 4) * 5;
+CREATE TEMP TABLE deal AS
+SELECT o, c.id AS customer_id, c.owner_id, x.made, x.reached, x.closed, x.won,
+       (SELECT sum(round(pg_temp.line_quantity(o, j) * 100 * (1 + (pg_temp.line_product(o, j) * 37) % 500)
+                         * (100 - pg_temp.line_discount(o, j)) / 100, 2)) FROM generate_series(1, 3) j) AS amount
+  FROM generate_series(1, :opportunities) o,
+       LATERAL (SELECT pg_temp.u(o, 74) AS made, 1 + floor(pg_temp.u(o, 75) * 4)::int AS reached,
+                       pg_temp.u(o, 76) < 0.6 AS closed, pg_temp.u(o, 77) < 0.4 AS won) x,
+       crm.customer c
+ WHERE c.id = 1 + floor(pg_temp.u(o, 78) * :customers)::bigint;
+SET LOCAL session_replication_role = replica;
+INSERT INTO crm.opportunity (id, customer_id, name, amount, expected_close_on, stage_set_id, stage_id, probability,
+                             owner_id, status, closed_on, stage_entered_at, created_by, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT d.o, d.customer_id, '商机' || d.o, d.amount, (pg_temp.at(d.made) + interval '30 days' + interval '150 days' * pg_temp.u(d.o, 79))::date,
+       1, s.id, s.win_rate, d.owner_id, s.outcome,
+       CASE WHEN d.closed THEN (pg_temp.at(d.made) + interval '30 days' + interval '150 days' * pg_temp.u(d.o, 79))::date END,
+       pg_temp.at(d.made) + interval '7 days' * d.reached, d.owner_id, pg_temp.at(d.made), pg_temp.at(d.made) + interval '7 days' * d.reached
+  FROM deal d JOIN crm.stage s ON s.id = CASE WHEN NOT d.closed THEN d.reached WHEN d.won THEN 5 ELSE 6 END;
+INSERT INTO crm.opportunity_product (opportunity_id, product_id, quantity, unit_price, discount, created_by, created_at, updated_at)
+SELECT d.o, pg_temp.line_product(d.o, j), pg_temp.line_quantity(d.o, j), 100 * (1 + (pg_temp.line_product(d.o, j) * 37) % 500),
+       pg_temp.line_discount(d.o, j), d.owner_id, pg_temp.at(d.made), pg_temp.at(d.made)
+  FROM deal d, generate_series(1, 3) j;
+INSERT INTO crm.opportunity_stage_change (opportunity_id, from_stage_id, to_stage_id, changed_at, changed_by, amount, probability, days_in_stage)
+SELECT d.o, nullif(k - 1, 0), CASE WHEN k <= d.reached THEN k WHEN d.won THEN 5 ELSE 6 END,
+       pg_temp.at(d.made) + interval '7 days' * (k - 1), d.owner_id, d.amount,
+       (SELECT s.win_rate FROM crm.stage s WHERE s.id = CASE WHEN k <= d.reached THEN k WHEN d.won THEN 5 ELSE 6 END),
+       CASE WHEN k > 1 THEN 7 END
+  FROM deal d, generate_series(1, d.reached + d.closed::int) k;
+SET LOCAL session_replication_role = origin;
+SELECT setval(pg_get_serial_sequence('crm.opportunity', 'id'), :opportunities),
+       setval(pg_get_serial_sequence('crm.product', 'id'), 200) \g /dev/null
+\endif
+
 \endif
 
 -- ALTER TABLE refuses tables with pending trigger events: check the leaders now.
@@ -299,6 +351,23 @@ UNION ALL
 SELECT 'bench_sales', array_agg(id) FROM crm.employee WHERE db_role = 'bench_sales'
 UNION ALL
 SELECT 'bench_admin', array_agg(id ORDER BY id) FROM crm.employee;
+\endif
+
+\if :with_opportunities
+-- Bare PostgreSQL's deals, lines and history, as crm's tables hold them, without
+-- defaults that call crm, foreign keys, triggers or row-level security.
+CREATE TABLE bench_baseline.opportunity (LIKE crm.opportunity INCLUDING ALL);
+ALTER TABLE bench_baseline.opportunity ALTER owner_id DROP DEFAULT;
+INSERT INTO bench_baseline.opportunity OVERRIDING SYSTEM VALUE SELECT * FROM crm.opportunity ORDER BY id;
+SELECT setval(pg_get_serial_sequence('bench_baseline.opportunity', 'id'), max(id)) FROM bench_baseline.opportunity \g /dev/null
+CREATE TABLE bench_baseline.opportunity_product (LIKE crm.opportunity_product INCLUDING ALL);
+INSERT INTO bench_baseline.opportunity_product (opportunity_id, product_id, quantity, unit_price, discount, note, created_by, created_at, updated_at)
+SELECT opportunity_id, product_id, quantity, unit_price, discount, note, created_by, created_at, updated_at
+  FROM crm.opportunity_product ORDER BY id;
+CREATE TABLE bench_baseline.opportunity_stage_change (LIKE crm.opportunity_stage_change INCLUDING ALL);
+INSERT INTO bench_baseline.opportunity_stage_change OVERRIDING SYSTEM VALUE SELECT * FROM crm.opportunity_stage_change ORDER BY id;
+SELECT setval(pg_get_serial_sequence('bench_baseline.opportunity_stage_change', 'id'), max(id))
+  FROM bench_baseline.opportunity_stage_change \g /dev/null
 \endif
 
 VACUUM ANALYZE;

@@ -53,13 +53,13 @@ if ! [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v s="$scale" 'BEGIN { exit !(s <=
 fi
 
 # the parts of bench/generate.sql the chosen benchmarks need
-with_customers=false with_follow_ups=false with_shared=false
+with_customers=false with_follow_ups=false with_shared=false with_opportunities=false
 for f in "$top"/bench/*.sql; do
 	[ "$(basename "$f")" != generate.sql ] && wanted "$f" || continue
 	for part in $(sed -n 's/^-- needs: *//p' "$f"); do
 		case $part in
-		customers | follow_ups | shared) eval "with_$part=true" ;;
-		*) echo "$f needs '$part': generate.sql makes customers, follow_ups and shared" >&2; exit 2 ;;
+		customers | follow_ups | shared | opportunities) eval "with_$part=true" ;;
+		*) echo "$f needs '$part': generate.sql makes customers, follow_ups, shared and opportunities" >&2; exit 2 ;;
 		esac
 	done
 done
@@ -82,11 +82,12 @@ cluster_psql -d postgres -c 'SET client_min_messages = warning' \
 cluster_psql -d crm_bench -c 'CREATE EXTENSION crm CASCADE'
 started=$SECONDS
 cluster_psql -d crm_bench -v scale="$scale" -v with_customers=$with_customers \
-	-v with_follow_ups=$with_follow_ups -v with_shared=$with_shared -f "$top/bench/generate.sql"
-log "generated in $((SECONDS - started))s (customers $with_customers, follow-ups $with_follow_ups, shared rows $with_shared)"
-cluster_psql -d crm_bench -At -c "SELECT format('scale %s: %s departments, %s employees, %s customers, %s follow-ups',
+	-v with_follow_ups=$with_follow_ups -v with_shared=$with_shared -v with_opportunities=$with_opportunities \
+	-f "$top/bench/generate.sql"
+log "generated in $((SECONDS - started))s (customers $with_customers, follow-ups $with_follow_ups, shared rows $with_shared, deals $with_opportunities)"
+cluster_psql -d crm_bench -At -c "SELECT format('scale %s: %s departments, %s employees, %s customers, %s follow-ups, %s deals',
 	'$scale', (SELECT count(*) FROM crm.department), (SELECT count(*) FROM crm.employee),
-	(SELECT count(*) FROM crm.customer), (SELECT count(*) FROM crm.follow_up))"
+	(SELECT count(*) FROM crm.customer), (SELECT count(*) FROM crm.follow_up), (SELECT count(*) FROM crm.opportunity))"
 
 # section FILE KIND [NAME]: the lines of one section of a benchmark file, with the
 # timed part repeated as its "-- repeat N" line asks
