@@ -78,8 +78,11 @@ SELECT id, 'Fc observed', (SELECT id FROM crm.stage WHERE name = '方案报价' 
 SELECT probability FROM crm.opportunity WHERE name = 'Fc observed';
 RESET ROLE;
 UPDATE crm.settings SET win_rate_source = 'configured';
+-- (terse: the failing row's columns come in the order an update added them)
+\set VERBOSITY terse
 UPDATE crm.settings SET win_rate_source = 'guessed';
 UPDATE crm.settings SET win_rate_prior_weight = 0;
+\set VERBOSITY default
 
 -- == Snapshots and what changed since: a snapshot, a week of work, another
 -- (taken a week ago, as the job would have)

@@ -15,14 +15,14 @@ SELECT count(*) AS cron_jobs FROM cron.job;
 
 -- a DBA reschedules a builtin job: the row becomes the DBA's and pg_dump keeps it
 UPDATE crm.job SET schedule = '45 2 * * *' WHERE name = 'crm-housekeeping';
-SELECT name, schedule, builtin FROM crm.job;
+SELECT name, schedule, builtin FROM crm.job ORDER BY name;
 -- (back to the shipped row; only a superuser disabling the trigger can do that)
 ALTER TABLE crm.job DISABLE TRIGGER job_builtin_edited;
 UPDATE crm.job SET schedule = '17 3 * * *', builtin = true WHERE name = 'crm-housekeeping';
 ALTER TABLE crm.job ENABLE TRIGGER job_builtin_edited;
 -- a restore inserting the edited row updates the builtin one instead of failing
 INSERT INTO crm.job (name, schedule, command) VALUES ('crm-housekeeping', '45 2 * * *', 'SELECT crm.run_housekeeping()');
-SELECT name, schedule, builtin FROM crm.job;
+SELECT name, schedule, builtin FROM crm.job ORDER BY name;
 SELECT crm.schedule_jobs() AS scheduled;
 SELECT jobname, schedule FROM cron.job ORDER BY jobname;
 
