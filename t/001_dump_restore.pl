@@ -70,6 +70,27 @@ for my $from (undef, '0.1')
 		? q{INSERT INTO crm.customer_status (name, position) VALUES ('样品测试', 6)}
 		: q{INSERT INTO crm.customer_status (name, position, is_final, outcome) VALUES ('丢单', 6, true, 'lost')});
 	$node->safe_psql("crm_src$sfx", 'ALTER EXTENSION crm UPDATE') if $from;
+	# deals (0.2): an edited shipped stage, a set of the company's own, products, a
+	# deal with lines moved along its stages, a won one, a snapshot and win rates
+	$node->safe_psql("crm_src$sfx", q{
+		UPDATE crm.stage SET name = '初次接洽' WHERE name = '初步接洽';
+		BEGIN;
+		INSERT INTO crm.stage_set (name, allow_backward) VALUES ('项目制', false);
+		INSERT INTO crm.stage (stage_set_id, position, name, win_rate, forecast_category, outcome)
+		SELECT s.id, v.* FROM crm.stage_set s, (VALUES (1, '立项', 20, 'pipeline', 'open'), (2, '签约', 100, 'closed', 'won'),
+			(3, '失败', 0, 'omitted', 'lost')) v(p, n, w, c, o) WHERE s.name = '项目制';
+		COMMIT;
+		INSERT INTO crm.product (code, name, list_price) VALUES ('P-1', 'Tea tracing', 1000);
+		INSERT INTO crm.opportunity (customer_id, name, owner_id) VALUES (1, 'Tracing', 1);
+		INSERT INTO crm.opportunity (customer_id, name, owner_id, stage_set_id)
+		SELECT 1, 'Project', 1, id FROM crm.stage_set WHERE name = '项目制';
+		INSERT INTO crm.opportunity_product (opportunity_id, product_id, quantity) SELECT o.id, 1, 3 FROM crm.opportunity o WHERE o.name = 'Tracing';
+		UPDATE crm.opportunity SET stage_id = 2 WHERE name = 'Tracing';
+		SELECT crm.snapshot_pipeline(), crm.refresh_win_rates();
+		UPDATE crm.opportunity SET stage_id = (SELECT id FROM crm.stage WHERE name = '签约') WHERE name = 'Project';
+		-- (the inbox compared below holds the team entry's notification alone)
+		DELETE FROM crm.notification WHERE event LIKE 'opportunity.%';
+	});
 
 	my $dump = "${PostgreSQL::Test::Utils::tmp_check}/crm_src$sfx.dump";
 	command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr("crm_src$sfx"), '-f', $dump ], 'pg_dump succeeds');
@@ -98,6 +119,11 @@ for my $from (undef, '0.1')
 		                   FROM crm.role r JOIN crm.role_permission p ON p.role_id = r.id)
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', role_id, record_type, scope, departments), ',') FROM crm.role_scope)
 		    || ' | ' || (SELECT string_agg(format('%s:%s', employee_id, role_id), ',') FROM crm.employee_role)
+		    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s', id, stage_set_id, name, outcome), ',' ORDER BY id) FROM crm.stage)
+		    || ' | ' || (SELECT string_agg(format('%s:%s:%s:%s:%s:%s', id, stage_set_id, stage_id, amount, status, probability), ',' ORDER BY id) FROM crm.opportunity)
+		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', opportunity_id, product_id, amount), ',' ORDER BY id) FROM crm.opportunity_product)
+		    || ' | ' || (SELECT string_agg(format('%s:%s>%s', opportunity_id, from_stage_id, to_stage_id), ',' ORDER BY id) FROM crm.opportunity_stage_change)
+		    || ' | ' || (SELECT count(*) FROM crm.pipeline_snapshot) || ' snapshot rows, ' || (SELECT count(*) FROM crm.stage_win_rate) || ' win rates'
 		    || ' | ' || (SELECT count(*) FROM crm.permission)
 		    || ' | ' || (SELECT string_agg(format('%s:%s:%s', kind, code, label), ',' ORDER BY kind, code)
 		                   FROM crm.dictionary WHERE NOT builtin OR code = 'website')
