@@ -355,7 +355,11 @@ SELECT 'bench_admin', array_agg(id ORDER BY id) FROM crm.employee;
 
 \if :with_opportunities
 -- Bare PostgreSQL's deals, lines and history, as crm's tables hold them, without
--- defaults that call crm, foreign keys, triggers or row-level security.
+-- defaults that call crm, triggers or row-level security, with the same foreign
+-- keys (to crm's customers, leads, stages and products, whose rows they share):
+-- a schema of plain tables keeps them too, and their checks (an UPDATE checks
+-- again the keys of rows its transaction inserted) are PostgreSQL's work, not
+-- crm's.
 CREATE TABLE bench_baseline.opportunity (LIKE crm.opportunity INCLUDING ALL);
 ALTER TABLE bench_baseline.opportunity ALTER owner_id DROP DEFAULT;
 INSERT INTO bench_baseline.opportunity OVERRIDING SYSTEM VALUE SELECT * FROM crm.opportunity ORDER BY id;
@@ -368,6 +372,18 @@ CREATE TABLE bench_baseline.opportunity_stage_change (LIKE crm.opportunity_stage
 INSERT INTO bench_baseline.opportunity_stage_change OVERRIDING SYSTEM VALUE SELECT * FROM crm.opportunity_stage_change ORDER BY id;
 SELECT setval(pg_get_serial_sequence('bench_baseline.opportunity_stage_change', 'id'), max(id))
   FROM bench_baseline.opportunity_stage_change \g /dev/null
+ALTER TABLE bench_baseline.opportunity
+	ADD FOREIGN KEY (customer_id) REFERENCES crm.customer (id) DEFERRABLE INITIALLY DEFERRED,
+	ADD FOREIGN KEY (lead_id) REFERENCES crm.lead (id) ON DELETE SET NULL,
+	ADD FOREIGN KEY (stage_set_id) REFERENCES crm.stage_set (id),
+	ADD FOREIGN KEY (stage_id) REFERENCES crm.stage (id);
+ALTER TABLE bench_baseline.opportunity_product
+	ADD FOREIGN KEY (opportunity_id) REFERENCES bench_baseline.opportunity (id) ON DELETE CASCADE,
+	ADD FOREIGN KEY (product_id) REFERENCES crm.product (id);
+ALTER TABLE bench_baseline.opportunity_stage_change
+	ADD FOREIGN KEY (opportunity_id) REFERENCES bench_baseline.opportunity (id) ON DELETE CASCADE,
+	ADD FOREIGN KEY (from_stage_id) REFERENCES crm.stage (id),
+	ADD FOREIGN KEY (to_stage_id) REFERENCES crm.stage (id);
 \endif
 
 VACUUM ANALYZE;

@@ -15,8 +15,8 @@ INSERT INTO crm.role_scope (role_id, record_type, scope, departments)
 SELECT role_id, 'opportunity', scope, departments FROM crm.role_scope WHERE record_type = 'customer';
 INSERT INTO crm.role_permission (role_id, action)
 SELECT r.id, a
-  FROM (VALUES ('销售总监', '{opportunity.create,opportunity.edit,opportunity.delete,opportunity.transfer,opportunity.export}'),
-               ('区域经理', '{opportunity.create,opportunity.edit,opportunity.transfer}'),
+  FROM (VALUES ('销售总监', '{opportunity.create,opportunity.edit,opportunity.delete,opportunity.transfer,opportunity.import,opportunity.export}'),
+               ('区域经理', '{opportunity.create,opportunity.edit,opportunity.transfer,opportunity.import,opportunity.export}'),
                ('销售',     '{opportunity.create,opportunity.edit}')) v(role, actions)
   JOIN crm.role r ON r.name = v.role, unnest(v.actions::text[]) a;
 INSERT INTO crm.opportunity (customer_id, name, amount, expected_close_on, stage_id, lost_reason, owner_id, requirement)

@@ -62,6 +62,10 @@ UPDATE crm.settings SET handover_to = :rep;
 SET ROLE lv_rep2;
 INSERT INTO crm.customer (name, uscc) VALUES ('Lv customer of Rep Two', crm.uscc_with_check('91330100MA2B04710'));
 RESET ROLE;
+-- (and a deal: the refusal below names each kind of record the leaver holds,
+-- and only those)
+INSERT INTO crm.opportunity (customer_id, name, owner_id)
+SELECT id, 'Lv deal of Rep Two', owner_id FROM crm.customer WHERE name = 'Lv customer of Rep Two';
 -- an administrator who is not a super admin does not widen their own access
 -- that way (HR's scope is self: Rep Two's work would become HR's), nor
 -- deactivates themselves
@@ -72,6 +76,20 @@ UPDATE crm.employee SET active = false WHERE id = :rep2;
 SELECT crm.deactivate_employee(:hr, :other);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- nor through a leaver who owns nothing but has a place on a team, or leads a department
+INSERT INTO crm.employee (name, department_id) SELECT v, id FROM crm.department, unnest(ARRAY['Lv Helper', 'Lv Boss']) v
+ WHERE name = 'Lv Sales';
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access)
+SELECT 'customer', c.id, e.id, 'edit' FROM crm.customer c, crm.employee e WHERE c.name = 'Lv customer of Other' AND e.name = 'Lv Helper';
+INSERT INTO crm.department (name, leader_id) SELECT 'Lv Branch', id FROM crm.employee WHERE name = 'Lv Boss';
+SET ROLE lv_hr;
+SELECT crm.handover_employee((SELECT id FROM crm.employee WHERE name = 'Lv Helper'), :hr);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.handover_employee((SELECT id FROM crm.employee WHERE name = 'Lv Boss'), :hr);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DELETE FROM crm.team_member WHERE employee_id = (SELECT id FROM crm.employee WHERE name = 'Lv Helper');
+DELETE FROM crm.department WHERE name = 'Lv Branch';
 -- Other it is: Rep Two leaves, Other takes over, and the leader of the
 -- department hears where it went
 UPDATE crm.settings SET handover_to = :other;
@@ -130,3 +148,4 @@ SELECT e.name, n.event, n.title, n.body FROM crm.notification n JOIN crm.employe
  WHERE e.name = 'Lv Other' ORDER BY n.id;
 
 DROP VIEW lv_work;
+DELETE FROM crm.opportunity WHERE name = 'Lv deal of Rep Two';

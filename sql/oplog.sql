@@ -237,7 +237,7 @@ SELECT r.id, a FROM crm.role r, unnest(ARRAY['customer.transfer', 'customer.merg
  WHERE r.name = 'Log sales';
 -- (the rep sees his department's records: a leaver's he may take over)
 INSERT INTO crm.role_scope (role_id, record_type, scope)
-SELECT r.id, t, 'department' FROM crm.role r, unnest(ARRAY['customer', 'lead', 'opportunity']) t WHERE r.name = 'Log sales';
+SELECT r.id, t, 'department' FROM crm.role r, unnest(ARRAY['customer', 'lead']) t WHERE r.name = 'Log sales';
 CREATE ROLE log_leaver LOGIN IN ROLE crm_user;
 INSERT INTO crm.employee (name, department_id, db_role)
 SELECT 'Leaver', id, 'log_leaver' FROM crm.department WHERE name = 'Log Sales';

@@ -110,6 +110,10 @@ UPDATE crm.opportunity SET probability = 45 WHERE id = :deal;
 SELECT probability FROM crm.opportunity WHERE id = :deal;
 UPDATE crm.opportunity SET stage_id = :s_nego, probability = 70 WHERE id = :deal;
 SELECT probability FROM crm.opportunity WHERE id = :deal;
+-- a move is recorded once, in the stage history, which the deal's timeline
+-- shows; the operation log keeps the other changes (the override above)
+SELECT count(*) AS moves_in_oplog FROM crm.oplog WHERE record_type = 'opportunity' AND record_id = :deal AND changes ? 'stage_id';
+SELECT kind, changes FROM crm.timeline WHERE record_type = 'opportunity' AND record_id = :deal AND kind <> 'insert' ORDER BY at, kind;
 -- the default set allows moving back
 SELECT g.name AS stage, o.probability FROM crm.advance_stage(:deal, :s_quote) o JOIN crm.stage g ON g.id = o.stage_id;
 
@@ -122,6 +126,11 @@ UPDATE crm.opportunity SET stage_id = 999999 WHERE id = :deal;
 UPDATE crm.opportunity SET probability = 120 WHERE id = :deal;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.opportunity SET lost_reason = 'price' WHERE id = :deal;
+\echo :LAST_ERROR_SQLSTATE
+-- (nor does a new deal, or a move to an open stage, drop a reason it is given)
+INSERT INTO crm.opportunity (customer_id, name, lost_reason) VALUES (:rep_customer, 'Reason without a loss', 'price');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.opportunity SET stage_id = :s_need, lost_reason = 'price' WHERE id = :deal;
 \echo :LAST_ERROR_SQLSTATE
 -- the status, the clock and the history are crm's
 UPDATE crm.opportunity SET status = 'won' WHERE id = :deal;
@@ -240,6 +249,25 @@ SELECT g.name AS stage, o.probability, o.status FROM crm.opportunity o JOIN crm.
 SELECT string_agg(coalesce(f.name, '·') || ' → ' || t.name, ', ' ORDER BY c.id) AS history
   FROM crm.opportunity_stage_change c LEFT JOIN crm.stage f ON f.id = c.from_stage_id JOIN crm.stage t ON t.id = c.to_stage_id
  WHERE c.opportunity_id = :proj_deal;
+-- a statement that failed after changing a stage leaves nothing of it behind:
+-- the next move sees the stage as it is (a session's cached stages load again)
+UPDATE crm.stage SET name = name WHERE false;
+WITH s AS (UPDATE crm.stage SET outcome = 'open', win_rate = 90, forecast_category = 'commit' WHERE name = '签约' RETURNING id)
+UPDATE crm.opportunity o SET name = o.name WHERE o.id = :proj_deal AND EXISTS (SELECT FROM s) RETURNING o.id / 0;
+BEGIN;
+UPDATE crm.opportunity SET stage_id = (SELECT id FROM crm.stage WHERE name = '签约') WHERE id = :proj_deal;
+SELECT g.name AS stage, o.status, o.probability FROM crm.opportunity o JOIN crm.stage g ON g.id = o.stage_id WHERE o.id = :proj_deal;
+ROLLBACK;
+-- nor one rolled back to a savepoint
+BEGIN;
+UPDATE crm.stage SET name = name WHERE false;
+SAVEPOINT before;
+WITH s AS (UPDATE crm.stage SET outcome = 'open', win_rate = 90, forecast_category = 'commit' WHERE name = '签约' RETURNING id)
+UPDATE crm.opportunity o SET name = o.name WHERE o.id = :proj_deal AND EXISTS (SELECT FROM s) RETURNING o.id / 0;
+ROLLBACK TO SAVEPOINT before;
+UPDATE crm.opportunity SET stage_id = (SELECT id FROM crm.stage WHERE name = '签约') WHERE id = :proj_deal;
+SELECT g.name AS stage, o.status, o.probability FROM crm.opportunity o JOIN crm.stage g ON g.id = o.stage_id WHERE o.id = :proj_deal;
+ROLLBACK;
 -- only administrators of rules write stages
 SET ROLE opp_rep;
 UPDATE crm.stage SET win_rate = 15 WHERE id = :s_contact;

@@ -135,6 +135,20 @@ RESET ROLE;
 SET ROLE pr_rep;
 UPDATE crm.opportunity_product SET quantity = 15 WHERE opportunity_id = :deal AND discount = 10;
 SELECT amount FROM crm.opportunity WHERE id = :deal;
+-- a statement writing many lines reads their deal once, but not past a close
+-- that a function it calls makes between two of its rows
+INSERT INTO crm.opportunity_product (opportunity_id, product_id, quantity)
+SELECT :deal, p.id, g FROM crm.product p, generate_series(1, 2) g
+ WHERE p.code = 'SRV-IMPL' AND (g = 1 OR (SELECT c.status FROM crm.close_opportunity(:deal, true) c) = 'won');
+\echo :LAST_ERROR_SQLSTATE
+SELECT status, amount FROM crm.opportunity WHERE id = :deal;
+-- nor past a close by a writable CTE of its own
+WITH closed AS (UPDATE crm.opportunity SET stage_id = (SELECT id FROM crm.stage WHERE name = '赢单') WHERE id = :deal RETURNING id)
+INSERT INTO crm.opportunity_product (opportunity_id, product_id, quantity)
+SELECT :deal, p.id, g FROM crm.product p, generate_series(1, 2) g
+ WHERE p.code = 'SRV-IMPL' AND (g = 1 OR EXISTS (SELECT FROM closed));
+\echo :LAST_ERROR_SQLSTATE
+SELECT status, amount FROM crm.opportunity WHERE id = :deal;
 -- a closed deal's lines and competitors are read-only
 SELECT status FROM crm.close_opportunity(:deal, true);
 UPDATE crm.opportunity_product SET quantity = 16 WHERE opportunity_id = :deal AND discount = 10;

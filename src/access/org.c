@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 
 #include "crm.h"
 
@@ -110,8 +111,10 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 		{
 			Oid			both[2] = {INT8OID, INT8OID};
 			Datum		args[2] = {Int64GetDatum(employee_id), PG_GETARG_DATUM(1)};
-			char	   *widened;
+			char	   *widened = NULL;
 			CrmSwitch	pin;
+			CrmSwitch	owner;
+			SPITupleTable *types;
 
 			/*
 			 * as the caller (the scopes are theirs), but under crm's
@@ -120,16 +123,42 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 			crm_switch_pin(&pin);
 			SPI_connect();
 			if (SPI_execute_with_args(crm_has_registry() ?
-									  "SELECT string_agg(t.name, ', ' ORDER BY t.position) FROM crm.record_type t"
+									  "SELECT t.name, t.relation::text FROM crm.record_type t"
 									  " WHERE 'handover' = ANY (t.capabilities) AND t.visibility = 'owner'"
-									  "   AND $2 = ANY (crm.scope_owners(t.name)) AND NOT $1 = ANY (crm.scope_owners(t.name))" :
-									  "SELECT string_agg(t, ', ') FROM unnest(ARRAY['lead', 'customer']) t"
+									  "   AND $2 = ANY (crm.scope_owners(t.name)) AND NOT $1 = ANY (crm.scope_owners(t.name))"
+									  " ORDER BY t.position" :
+									  "SELECT t, 'crm.' || t FROM unnest(ARRAY['lead', 'customer']) t"
 									  " WHERE $2 = ANY (crm.scope_owners(t)) AND NOT $1 = ANY (crm.scope_owners(t))",
-									  2, both, args, NULL, true, 1) != SPI_OK_SELECT)
+									  2, both, args, NULL, true, 0) != SPI_OK_SELECT)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg_internal("crm: handover scope check failed")));
-			widened = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			/*
+			 * of the types the leaver holds something of: records, or places
+			 * on their teams (as the owner: the caller does not see them); a
+			 * leader's post widens every type, and a type of which nothing is
+			 * handed over widens nothing
+			 */
+			types = SPI_tuptable;
+			crm_switch_to_owner(&owner);
+			for (uint64 i = 0; i < types->numvals; i++)
+			{
+				char	   *name = SPI_getvalue(types->vals[i], types->tupdesc, 1);
+				char	   *relation = SPI_getvalue(types->vals[i], types->tupdesc, 2);
+
+				if (SPI_execute_with_args(psprintf("SELECT FROM crm.department d WHERE d.leader_id = $1"
+												   " UNION ALL SELECT FROM %s r WHERE r.owner_id = $1"
+												   " UNION ALL SELECT FROM crm.team_member m WHERE m.employee_id = $1 AND m.record_type = %s"
+												   " LIMIT 1", relation, quote_literal_cstr(name)),
+										  1, both, args, NULL, true, 1) != SPI_OK_SELECT)
+					ereport(ERROR,
+							(errcode(ERRCODE_INTERNAL_ERROR),
+							 errmsg_internal("crm: handover scope check failed")));
+				if (SPI_processed > 0)
+					widened = widened ? psprintf("%s, %s", widened, name) : name;
+			}
+			crm_switch_back(&owner);
 			if (widened != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -8,8 +8,8 @@
  * an import (crm.change_source); reopening a deal lets it leave its won or
  * lost stage (crm.reopening_opportunity).  These settings change a rule's outcome or an
  * audit record, so they are superuser-only: an ordinary session cannot SET
- * them.  crm.convert_lead(), crm.import_customers() and
- * crm.reopen_opportunity() set them here, for the
+ * them.  crm.convert_lead(), the imports and crm.reopen_opportunity() set
+ * them here, for the
  * duration of their work, and run that work as the caller, under row-level
  * security and every check a direct write meets, in owner-only PL/pgSQL
  * functions that nothing but these entry points can reach (fmgr, unlike SQL,
@@ -28,12 +28,12 @@
 
 /*
  * crm.<function>(args) as the caller, with a superuser-only setting set
- * meanwhile; the arguments (NULL ones too) and the result are the caller's.
+ * meanwhile; the result is the caller's.
  */
 static Datum
-call_with_setting(FunctionCallInfo caller, const char *function, Oid *argtypes, const char *setting, const char *value)
+call_with_args(FunctionCallInfo caller, const char *function, int nargs, Oid *argtypes, NullableDatum *args,
+			   const char *setting, const char *value)
 {
-	int			nargs = caller->nargs;
 	Oid			oid = crm_function_oid(function, nargs, argtypes);
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
@@ -48,13 +48,20 @@ call_with_setting(FunctionCallInfo caller, const char *function, Oid *argtypes, 
 	fmgr_info(oid, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, nargs, InvalidOid, NULL, NULL);
 	for (int i = 0; i < nargs; i++)
-		fcinfo->args[i] = caller->args[i];
+		fcinfo->args[i] = args[i];
 	level = NewGUCNestLevel();
 	(void) set_config_option(setting, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	result = FunctionCallInvoke(fcinfo);
 	AtEOXact_GUC(true, level);
 	caller->isnull = fcinfo->isnull;
 	return result;
+}
+
+/* The same, with the caller's arguments (NULL ones too). */
+static Datum
+call_with_setting(FunctionCallInfo caller, const char *function, Oid *argtypes, const char *setting, const char *value)
+{
+	return call_with_args(caller, function, caller->nargs, argtypes, caller->args, setting, value);
 }
 
 PG_FUNCTION_INFO_V1(crm_convert_lead);
@@ -82,6 +89,35 @@ crm_import_customers(PG_FUNCTION_ARGS)
 	Oid			types[1] = {REGCLASSOID};
 
 	return call_with_setting(fcinfo, "import_customers_apply", types, "crm.change_source", "import");
+}
+
+/*
+ * crm.import_products(staging regclass) and crm.import_opportunities(staging
+ * regclass), OUT imported, OUT refused: src/sql/76_import_deals.sql
+ */
+static Datum
+import_records(FunctionCallInfo fcinfo, const char *record_type)
+{
+	Oid			types[2] = {TEXTOID, REGCLASSOID};
+	NullableDatum args[2] = {{CStringGetTextDatum(record_type), false}, fcinfo->args[0]};
+
+	return call_with_args(fcinfo, "import_records_apply", 2, types, args, "crm.change_source", "import");
+}
+
+PG_FUNCTION_INFO_V1(crm_import_products);
+
+Datum
+crm_import_products(PG_FUNCTION_ARGS)
+{
+	return import_records(fcinfo, "product");
+}
+
+PG_FUNCTION_INFO_V1(crm_import_opportunities);
+
+Datum
+crm_import_opportunities(PG_FUNCTION_ARGS)
+{
+	return import_records(fcinfo, "opportunity");
 }
 
 PG_FUNCTION_INFO_V1(crm_reopen_opportunity);

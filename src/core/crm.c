@@ -227,6 +227,7 @@ _PG_init(void)
 	crm_scope_plan_init();
 	crm_guard_init();
 	crm_dictionary_init();
+	crm_opportunity_init();
 	crm_oplog_init();
 	crm_notify_init();
 	crm_chinese_init();

@@ -80,6 +80,7 @@ typedef struct CrmTableCache
 	uint64		relids_org_generation;
 	uint64		generation;
 	uint64		loaded;
+	SubTransactionId loaded_subid;	/* loaded in this transaction, in it */
 	bool		loaded_in_parallel; /* under a parallel operation's snapshot */
 } CrmTableCache;
 
@@ -98,6 +99,9 @@ extern void crm_oplog_init(void);
 
 /* dictionary.c */
 extern void crm_dictionary_init(void);
+
+/* opportunity.c */
+extern void crm_opportunity_init(void);
 
 /* im_sign.c */
 extern char *crm_im_robot_sign(const char *platform, const char *secret, int64 ts);

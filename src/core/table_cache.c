@@ -11,7 +11,9 @@
  * snapshot, into a memory context of its own that the load before it leaves
  * for the next one to reset.  The tables are looked up again after any change of the
  * organisation: the extension may have been dropped and created again, and
- * then the cache's own derived state (a saved plan) must go too.
+ * then the cache's own derived state (a saved plan) must go too.  A cache
+ * loaded in a (sub)transaction that aborts loads again: it may hold changes
+ * that rolled back before anything announced them.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,12 +46,48 @@ table_cache_relcache_callback(Datum arg, Oid relid)
 			}
 }
 
+/*
+ * A cache loaded inside a transaction or subtransaction that aborts may hold
+ * its changes, which a statement that failed did not get to announce (the
+ * tables' statement triggers announce them at its end): it loads again.
+ */
+static void
+forget_loaded_since(SubTransactionId subid)
+{
+	for (int i = 0; i < ncaches; i++)
+		if (caches[i]->loaded_subid != InvalidSubTransactionId && caches[i]->loaded_subid >= subid)
+			caches[i]->generation++;
+}
+
+static void
+table_cache_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_loaded_since(TopSubTransactionId);
+	/* (the next transaction's subtransaction ids start again) */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
+		for (int i = 0; i < ncaches; i++)
+			caches[i]->loaded_subid = InvalidSubTransactionId;
+}
+
+static void
+table_cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget_loaded_since(mySubid);
+}
+
 /* At module load: the cache follows changes to its tables from then on. */
 void
 crm_table_cache_register(CrmTableCache *cache)
 {
 	if (ncaches == 0)
+	{
 		CacheRegisterRelcacheCallback(table_cache_relcache_callback, (Datum) 0);
+		RegisterXactCallback(table_cache_xact_callback, NULL);
+		RegisterSubXactCallback(table_cache_subxact_callback, NULL);
+	}
 	if (ncaches == MAX_TABLE_CACHES)
 		elog(ERROR, "crm: too many table caches");
 	for (cache->ntables = 0; cache->tables[cache->ntables] != NULL; cache->ntables++)
@@ -147,6 +185,7 @@ crm_table_cache_refresh(CrmTableCache *cache)
 	crm_switch_back(&sw);
 	cache->loaded = generation;
 	cache->loaded_in_parallel = parallel;
+	cache->loaded_subid = GetCurrentSubTransactionId();
 }
 
 /*

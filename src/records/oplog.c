@@ -8,7 +8,8 @@
  *	 crm.log_row()	 AFTER row trigger: notes the record and, for an UPDATE,
  *					 each changed field's old and new value (updated_at,
  *					 last_follow_up_at and duplicate keys, which crm maintains,
- *					 are left out),
+ *					 are left out, as is a deal's move between stages, which
+ *					 its stage history holds),
  *					 for a DELETE the row as it was;
  *	 crm.log_flush() AFTER statement trigger: writes what the statement's
  *					 rows noted into crm.oplog with one INSERT, and the
@@ -202,6 +203,18 @@ skipped_column(const char *table, Form_pg_attribute att)
 		strcmp(NameStr(att->attname), "updated_at") == 0 || strcmp(NameStr(att->attname), "last_follow_up_at") == 0;
 }
 
+/* what a deal's move between stages sets, kept in its stage history */
+static bool
+stage_move_column(Form_pg_attribute att)
+{
+	static const char *const moved[] = {"stage_id", "probability", "status", "closed_on", "stage_entered_at"};
+
+	for (int i = 0; i < (int) lengthof(moved); i++)
+		if (strcmp(NameStr(att->attname), moved[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * {"field": ["old", "new"], ...} for the fields an UPDATE changed, or NULL;
  * *only is the column number when just one changed.
@@ -211,6 +224,21 @@ changed_fields(const char *table, TupleDesc desc, HeapTuple old, HeapTuple new, 
 {
 	StringInfoData buf;
 	int			changed = 0;
+	bool		stage_moved = false;
+
+	/*
+	 * A deal's move between stages, and what crm sets with it, is in
+	 * crm.opportunity_stage_change (who, when, from, to, probability).
+	 */
+	if (strcmp(table, "opportunity") == 0)
+	{
+		int			stage = crm_desc_column(desc, table, "stage_id", INT8OID);
+		bool		oldnull,
+					newnull;
+
+		stage_moved = stage > 0 &&
+			DatumGetInt64(heap_getattr(old, stage, desc, &oldnull)) != DatumGetInt64(heap_getattr(new, stage, desc, &newnull));
+	}
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -222,7 +250,7 @@ changed_fields(const char *table, TupleDesc desc, HeapTuple old, HeapTuple new, 
 		Datum		oldval,
 					newval;
 
-		if (skipped_column(table, att))
+		if (skipped_column(table, att) || (stage_moved && stage_move_column(att)))
 			continue;
 		oldval = heap_getattr(old, i, desc, &oldnull);
 		newval = heap_getattr(new, i, desc, &newnull);

@@ -72,17 +72,29 @@ CREATE INDEX product_seller_employee_idx ON crm.product_seller (employee_id);
 CREATE INDEX product_seller_department_idx ON crm.product_seller (department_id);
 
 -- Whether an employee may sell a product, and who may when they may not.
-CREATE OR REPLACE FUNCTION crm.product_sellers(product_id bigint, employee_id bigint, OUT allowed boolean, OUT sellers text)
+-- An employee's department and those above it, nearest first (depth 0): who
+-- sells under a department's rules (product sellers, stage sets).
+CREATE OR REPLACE FUNCTION crm.department_path(employee_id bigint)
+RETURNS TABLE (department_id bigint, depth integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	WITH RECURSIVE up AS (
 		SELECT d.id, d.parent_id, 0 AS depth FROM crm.employee e JOIN crm.department d ON d.id = e.department_id
-		 WHERE e.id = product_sellers.employee_id
+		 WHERE e.id = department_path.employee_id
 		UNION ALL
 		SELECT d.id, d.parent_id, up.depth + 1 FROM up JOIN crm.department d ON d.id = up.parent_id WHERE up.depth < 64)
+	SELECT up.id, up.depth FROM up;
+END;
+COMMENT ON FUNCTION crm.department_path(bigint) IS
+	'An employee''s department and the departments above it, nearest first (depth 0 is their own)';
+
+CREATE OR REPLACE FUNCTION crm.product_sellers(product_id bigint, employee_id bigint, OUT allowed boolean, OUT sellers text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
 	SELECT NOT EXISTS (SELECT FROM crm.product_seller s WHERE s.product_id = product_sellers.product_id)
 	       OR EXISTS (SELECT FROM crm.product_seller s WHERE s.product_id = product_sellers.product_id
-	                     AND (s.employee_id = product_sellers.employee_id OR s.department_id IN (SELECT up.id FROM up))),
+	                     AND (s.employee_id = product_sellers.employee_id
+	                          OR s.department_id IN (SELECT p.department_id FROM crm.department_path(product_sellers.employee_id) p))),
 	       (SELECT string_agg(coalesce(e.name, d.name || '（部门）'), '、' ORDER BY s.department_id NULLS LAST, e.name, d.name)
 	          FROM crm.product_seller s LEFT JOIN crm.employee e ON e.id = s.employee_id
 	          LEFT JOIN crm.department d ON d.id = s.department_id

@@ -264,7 +264,7 @@ GRANT INSERT (customer_id, name, amount, expected_close_on, stage_set_id, stage_
 	ON crm.opportunity TO crm_user;
 
 SELECT crm.register_record_type('opportunity', 'crm.opportunity', '商机', 'Opportunity', 'owner',
-	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, notifications, search}',
+	'{team, follow_ups, tags, pins, attachments, custom_fields, dictionaries, oplog, timeline, transfer, handover, export, import, notifications, search}',
 	'opportunities.md', title => 'r.name', search_columns => '{name}');
 INSERT INTO crm.dictionary_column (table_name, column_name, kind, builtin) VALUES ('opportunity', 'lost_reason', 'lost_reason', true);
 
@@ -349,85 +349,11 @@ SELECT crm.register_record_type('opportunity_competitor', 'crm.opportunity_compe
 -- What is written on a deal (a line, a competitor) needs the deal open and
 -- editable by the writer, who names it before row security would name a
 -- policy; a line's product must be on the shelf and one the deal's owner may
--- sell when the line gets it (existing lines keep theirs).  Runs as the writer.
+-- sell when the line gets it (existing lines keep theirs); its unit price is
+-- the product's list price unless given.  Runs as the writer
+-- (src/records/opportunity.c).
 CREATE OR REPLACE FUNCTION crm.opportunity_part_write() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	deal     crm.opportunity;
-	product  crm.product;
-	sale     record;
-	line     text;
-BEGIN
-	IF TG_RELID NOT IN ('crm.opportunity_product'::regclass, 'crm.opportunity_competitor'::regclass) THEN RAISE 'crm.opportunity_part_write() runs only on crm.opportunity_product and crm.opportunity_competitor, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF crm.restoring() THEN
-		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-	END IF;
-	-- (a line's unit price is its product's list price unless given, whoever writes it)
-	-- (nested: plpgsql resolves NEW's fields in a whole condition)
-	IF TG_TABLE_NAME = 'opportunity_product' AND TG_OP <> 'DELETE' THEN
-		IF NEW.unit_price IS NULL THEN
-			NEW.unit_price := (SELECT p.list_price FROM crm.product p WHERE p.id = NEW.product_id);
-		END IF;
-	END IF;
-	-- (crm's own code, and superusers, pass row security and these checks)
-	IF NOT row_security_active(TG_RELID) THEN
-		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-	END IF;
-	SELECT * INTO deal FROM crm.opportunity o WHERE o.id = CASE WHEN TG_OP = 'DELETE' THEN OLD.opportunity_id ELSE NEW.opportunity_id END;
-	IF crm.record_editable('opportunity', deal.id) THEN
-		-- writers of one deal's lines take turns, so that each statement's total
-		-- (crm.total_opportunity_lines) sees the others' committed lines; and
-		-- the deal read after the wait is as it is now (closed meanwhile?)
-		SELECT * INTO deal FROM crm.opportunity o WHERE o.id = deal.id FOR NO KEY UPDATE;
-	END IF;
-	IF NOT crm.record_editable('opportunity', deal.id) THEN
-		RAISE EXCEPTION '% may not change the % of opportunity %', coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e
-		                                                                  WHERE e.id = crm.current_employee_id()), 'nobody'),
-			CASE TG_TABLE_NAME WHEN 'opportunity_product' THEN 'lines' ELSE 'competitors' END,
-			CASE WHEN deal.id IS NULL THEN format('%s: no such opportunity is visible to them', NEW.opportunity_id)
-			     ELSE format('%s (%s)', deal.id, crm.clip(deal.name)) END
-			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'Its owner, someone who manages them, or an edit collaborator with opportunity.edit can; crm.explain_access(''opportunity'', id) says why not you.';
-	ELSIF deal.status <> 'open' THEN
-		RAISE EXCEPTION 'opportunity % (%) is % and read-only', deal.id, crm.clip(deal.name), deal.status
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-			      HINT = format('Reopen it first: SELECT crm.reopen_opportunity(%s);', deal.id);
-	END IF;
-	IF TG_TABLE_NAME <> 'opportunity_product' OR TG_OP = 'DELETE' THEN
-		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-	END IF;
-	SELECT * INTO product FROM crm.product p WHERE p.id = NEW.product_id;
-	line := format('a line of opportunity %s (%s)', deal.id, crm.clip(deal.name));
-	IF TG_OP = 'INSERT' OR NEW.product_id <> OLD.product_id THEN
-		IF product.id IS NULL THEN
-			RAISE EXCEPTION '% cannot be for product %, which does not exist', line, coalesce(NEW.product_id::text, 'NULL')
-				USING ERRCODE = 'foreign_key_violation', HINT = 'SELECT id, code, name FROM crm.product WHERE on_shelf lists what can be sold.';
-		ELSIF NOT product.on_shelf THEN
-			RAISE EXCEPTION '% cannot be for product "%" (%): it is off the shelf', line, crm.clip(product.name), crm.clip(product.code)
-				USING ERRCODE = 'object_not_in_prerequisite_state',
-				      DETAIL = 'Only products on the shelf go on new lines; lines that have it keep it.',
-				      HINT = 'Pick a product on the shelf, or ask whoever holds product.manage to put it back: UPDATE crm.product SET on_shelf = true.';
-		END IF;
-		sale := crm.product_sellers(product.id, deal.owner_id);
-		IF NOT sale.allowed THEN
-			RAISE EXCEPTION '% cannot be for product "%" (%): employee "%" may not sell it', line, crm.clip(product.name), crm.clip(product.code),
-				crm.clip((SELECT e.name FROM crm.employee e WHERE e.id = deal.owner_id))
-				USING ERRCODE = 'insufficient_privilege',
-				      DETAIL = format('Product "%s" is sold by %s only (crm.product_seller).', crm.clip(product.name), sale.sellers),
-				      HINT = 'Pick another product, or ask whoever holds product.manage to add the owner to its sellers.';
-		END IF;
-	END IF;
-	IF NEW.quantity IS NULL OR NEW.quantity <= 0 OR NEW.quantity = 'NaN' OR NEW.unit_price < 0 OR NEW.unit_price = 'NaN' OR NEW.discount IS NULL OR NEW.discount NOT BETWEEN 0 AND 100 THEN
-		RAISE EXCEPTION '% for product "%" cannot have %', line, crm.clip(product.name),
-			CASE WHEN NEW.quantity IS NULL OR NEW.quantity <= 0 OR NEW.quantity = 'NaN' THEN format('a quantity of %s', coalesce(NEW.quantity::text, 'NULL'))
-			     WHEN NEW.unit_price < 0 OR NEW.unit_price = 'NaN' THEN format('a unit price of %s', NEW.unit_price)
-			     ELSE format('a discount of %s %%', coalesce(NEW.discount::text, 'NULL')) END
-			USING ERRCODE = 'check_violation',
-			      HINT = 'A line has a quantity above 0, a unit price of 0 or more and a discount from 0 to 100 (percent).';
-	END IF;
-	RETURN NEW;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'crm_opportunity_part_write' LANGUAGE C;
 CREATE OR REPLACE TRIGGER opportunity_product_rules BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity_product
 	FOR EACH ROW EXECUTE FUNCTION crm.opportunity_part_write();
 CREATE OR REPLACE TRIGGER opportunity_competitor_rules BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity_competitor
@@ -437,31 +363,9 @@ CREATE OR REPLACE TRIGGER opportunity_competitor_rules BEFORE INSERT OR UPDATE O
 -- commits, too: a deal handed to an allowed seller for the line and back in
 -- one transaction would otherwise carry it.  (Lines the deal had before a
 -- transfer keep their products.)  As the owner: the deal may have left the
--- writer's scope.
+-- writer's scope (src/records/opportunity.c).
 CREATE OR REPLACE FUNCTION crm.check_line_seller() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	deal crm.opportunity;
-	sale record;
-BEGIN
-	IF TG_RELID <> 'crm.opportunity_product'::regclass THEN RAISE 'crm.check_line_seller() runs only on crm.opportunity_product, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	IF crm.restoring() OR NOT EXISTS (SELECT FROM crm.product_seller s WHERE s.product_id = NEW.product_id)
-	   OR NOT EXISTS (SELECT FROM crm.opportunity_product l WHERE l.id = NEW.id AND l.product_id = NEW.product_id) THEN
-		RETURN NULL;
-	END IF;
-	SELECT o.* INTO deal FROM crm.opportunity o WHERE o.id = NEW.opportunity_id;
-	sale := crm.product_sellers(NEW.product_id, deal.owner_id);
-	IF NOT sale.allowed THEN
-		RAISE EXCEPTION 'a line of opportunity % (%) has product "%", which its owner "%" may not sell', deal.id, crm.clip(deal.name),
-			crm.clip((SELECT p.name FROM crm.product p WHERE p.id = NEW.product_id)),
-			crm.clip((SELECT e.name FROM crm.employee e WHERE e.id = deal.owner_id))
-			USING ERRCODE = 'insufficient_privilege',
-			      DETAIL = format('It is sold by %s only (crm.product_seller); checked when the transaction commits.', sale.sellers),
-			      HINT = 'Put the line on a deal of one of its sellers, or ask whoever holds product.manage to add the owner to its sellers.';
-	END IF;
-	RETURN NULL;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'crm_check_line_seller' LANGUAGE C;
 CREATE CONSTRAINT TRIGGER opportunity_product_seller AFTER INSERT OR UPDATE OF product_id ON crm.opportunity_product
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION crm.check_line_seller();
 
@@ -552,162 +456,80 @@ CREATE POLICY opportunity_stage_change_read ON crm.opportunity_stage_change FOR 
 	USING (EXISTS (SELECT FROM crm.opportunity o WHERE o.id = opportunity_stage_change.opportunity_id));
 GRANT SELECT ON crm.opportunity_stage_change TO crm_user;
 
--- The rules of a deal as it is written.  Runs as the writer (the customer must
--- be one they see).  A restore loads rows as they were.
+-- The set a new deal of an employee's follows: that of the nearest department
+-- up their tree that a set lists, else the default set.
+CREATE OR REPLACE FUNCTION crm.owner_stage_set(employee_id bigint) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce((SELECT s.id FROM crm.department_path(owner_stage_set.employee_id) p
+	                   JOIN crm.stage_set s ON p.department_id = ANY (s.departments)
+	                  ORDER BY p.depth LIMIT 1),
+	                (SELECT s.id FROM crm.stage_set s WHERE s.is_default));
+END;
+COMMENT ON FUNCTION crm.owner_stage_set(bigint) IS
+	'The stage set (crm.stage_set.id) a new deal of the employee follows: the nearest department''s up their tree, else the default';
+
+-- The rules of a deal as it is written (src/records/opportunity.c): the stage
+-- of its set, moves back where the set allows them, the probability, status,
+-- closed_on and the stage clock, a closed deal read-only, a deal with lines
+-- worth their total.  Runs as the writer.  A restore loads rows as they were.
 CREATE OR REPLACE FUNCTION crm.opportunity_write() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_opportunity_write' LANGUAGE C;
+-- (named to run before the write check, which sees the owner)
+CREATE OR REPLACE TRIGGER opportunity_rules BEFORE INSERT OR UPDATE ON crm.opportunity
+	FOR EACH ROW EXECUTE FUNCTION crm.opportunity_write();
+
+-- A deal's customer, and its lead if it names one, are ones the writer sees:
+-- once per statement for new deals, and for each deal an UPDATE gives another
+-- customer or lead.  Runs as the writer; crm's own code (a merge) passes.
+CREATE OR REPLACE FUNCTION crm.check_opportunity_links() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	deal     text;
-	stage    crm.stage;
-	old_stage crm.stage;
-	set_row  crm.stage_set;
-	crm_code boolean := NOT row_security_active('crm.opportunity');
+	bad record;
+	me  text;
 BEGIN
-	IF TG_RELID <> 'crm.opportunity'::regclass THEN RAISE 'crm.opportunity_write() runs only on crm.opportunity, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
-	-- (and the system's own changes: a stage or a dictionary code replaced)
-	IF crm.restoring() OR current_setting('crm.change_source') = 'system' THEN
-		RETURN NEW;
+	IF TG_RELID <> 'crm.opportunity'::regclass THEN RAISE 'crm.check_opportunity_links() runs only on crm.opportunity, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF crm.restoring() OR NOT row_security_active('crm.customer') THEN
+		RETURN NULL;
 	END IF;
-	deal := format('opportunity %s', CASE WHEN TG_OP = 'INSERT' THEN format('"%s"', crm.clip(NEW.name))
-	                                      ELSE format('%s (%s)', OLD.id, crm.clip(OLD.name)) END);
-	-- (a deal always is in a stage: NULL would mean "the first one" to the
-	-- insert's default, and reopen a closed deal)
-	IF TG_OP = 'UPDATE' AND NEW.stage_id IS NULL THEN
-		RAISE EXCEPTION '% needs a stage', deal
-			USING ERRCODE = 'not_null_violation',
-			      HINT = format('Name one of its set''s stages: SELECT id, name FROM crm.stage WHERE stage_set_id = %s ORDER BY position;', OLD.stage_set_id);
+	-- (each branch names only what its event has)
+	IF TG_OP = 'INSERT' THEN
+		SELECT n.id, n.name, NULL::text AS old_name, n.customer_id, n.lead_id,
+		       NOT EXISTS (SELECT FROM crm.customer c WHERE c.id = n.customer_id) AS hidden_customer INTO bad
+		  FROM new_deals n
+		 WHERE NOT EXISTS (SELECT FROM crm.customer c WHERE c.id = n.customer_id)
+		    OR (n.lead_id IS NOT NULL AND NOT EXISTS (SELECT FROM crm.lead l WHERE l.id = n.lead_id))
+		 ORDER BY n.id LIMIT 1;
+	ELSE
+		SELECT NEW.id, NEW.name, OLD.name AS old_name, NEW.customer_id, NEW.lead_id,
+		       NEW.customer_id <> OLD.customer_id AND NOT EXISTS (SELECT FROM crm.customer c WHERE c.id = NEW.customer_id) AS hidden_customer INTO bad
+		 WHERE (NEW.customer_id <> OLD.customer_id AND NOT EXISTS (SELECT FROM crm.customer c WHERE c.id = NEW.customer_id))
+		    OR (NEW.lead_id IS DISTINCT FROM OLD.lead_id AND NEW.lead_id IS NOT NULL
+		        AND NOT EXISTS (SELECT FROM crm.lead l WHERE l.id = NEW.lead_id));
 	END IF;
-
-	-- a closed deal is read-only: crm's own code may move its customer (a merge),
-	-- a transfer its owner, and crm.reopen_opportunity moves it to an open stage
-	-- (crm.reopening_opportunity, which only it sets, names the deal)
-	IF TG_OP = 'UPDATE' AND OLD.status <> 'open'
-	   AND (to_jsonb(NEW) - '{stage_id,probability,lost_reason,owner_id,customer_id,updated_at}'::text[]
-	        <> to_jsonb(OLD) - '{stage_id,probability,lost_reason,owner_id,customer_id,updated_at}'::text[]
-	        OR (NEW.customer_id <> OLD.customer_id AND NOT crm_code)
-	        OR (NEW.stage_id = OLD.stage_id AND (NEW.probability, NEW.lost_reason) IS DISTINCT FROM (OLD.probability, OLD.lost_reason))
-	        OR (NEW.stage_id IS DISTINCT FROM OLD.stage_id
-	            AND (current_setting('crm.reopening_opportunity', true) IS DISTINCT FROM OLD.id::text
-	                 OR NOT EXISTS (SELECT FROM crm.stage s WHERE s.id = NEW.stage_id AND s.outcome = 'open')))) THEN
-		RAISE EXCEPTION '% is % and read-only', deal, OLD.status
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-			      DETAIL = 'A won or lost deal keeps what it was closed with.',
-			      HINT = format('Reopen it first: SELECT crm.reopen_opportunity(%s);', OLD.id);
+	IF bad.id IS NULL THEN
+		RETURN NULL;
 	END IF;
-
-	-- the customer, one the writer sees
-	IF (TG_OP = 'INSERT' OR NEW.customer_id <> OLD.customer_id) AND NOT crm_code
-	   AND NOT EXISTS (SELECT FROM crm.customer c WHERE c.id = NEW.customer_id) THEN
-		RAISE EXCEPTION '% cannot be for customer %: no such customer is visible to %', deal, coalesce(NEW.customer_id::text, 'NULL'),
-			coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody')
+	me := coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody');
+	IF bad.hidden_customer THEN
+		RAISE EXCEPTION 'opportunity % cannot be for customer %: no such customer is visible to %',
+			CASE WHEN TG_OP = 'INSERT' THEN format('"%s"', crm.clip(bad.name)) ELSE format('%s (%s)', bad.id, crm.clip(bad.old_name)) END,
+			bad.customer_id, me
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'A deal is for a customer you see: SELECT id, name FROM crm.customer.';
 	END IF;
-	-- and a lead the writer sees, if it names one
-	IF NEW.lead_id IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.lead_id IS DISTINCT FROM OLD.lead_id) AND NOT crm_code
-	   AND NOT EXISTS (SELECT FROM crm.lead l WHERE l.id = NEW.lead_id) THEN
-		RAISE EXCEPTION '% cannot come from lead %: no such lead is visible to %', deal, NEW.lead_id,
-			coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody')
-			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'Name a lead you see: SELECT id, name FROM crm.lead.';
-	END IF;
-
-	-- the set and the stage: given, or the set of the owner's department (the
-	-- nearest department up the tree that a set names, else the default) and
-	-- its first stage
-	IF TG_OP = 'INSERT' OR NEW.stage_id <> OLD.stage_id THEN
-		IF NEW.stage_id IS NOT NULL THEN
-			SELECT * INTO stage FROM crm.stage s WHERE s.id = NEW.stage_id;
-			IF NOT FOUND THEN
-				RAISE EXCEPTION '% cannot be in stage %, which does not exist', deal, NEW.stage_id
-					USING ERRCODE = 'foreign_key_violation', HINT = 'The stages are the rows of crm.stage.';
-			END IF;
-			NEW.stage_set_id := coalesce(NEW.stage_set_id, stage.stage_set_id);
-		END IF;
-		IF NEW.stage_set_id IS NULL THEN
-			WITH RECURSIVE up AS (
-				SELECT d.id, d.parent_id, 0 AS depth FROM crm.employee e JOIN crm.department d ON d.id = e.department_id
-				 WHERE e.id = NEW.owner_id
-				UNION ALL
-				SELECT d.id, d.parent_id, up.depth + 1 FROM up JOIN crm.department d ON d.id = up.parent_id WHERE up.depth < 64)
-			SELECT s.id INTO NEW.stage_set_id
-			  FROM crm.stage_set s LEFT JOIN up ON up.id = ANY (s.departments)
-			 WHERE up.id IS NOT NULL OR s.is_default
-			 ORDER BY up.depth NULLS LAST LIMIT 1;
-		END IF;
-		SELECT * INTO set_row FROM crm.stage_set s WHERE s.id = NEW.stage_set_id;
-		IF NOT FOUND THEN
-			RAISE EXCEPTION '% cannot use stage set %, which does not exist', deal, NEW.stage_set_id
-				USING ERRCODE = 'foreign_key_violation', HINT = 'The stage sets are the rows of crm.stage_set.';
-		END IF;
-		IF NEW.stage_id IS NULL THEN
-			SELECT * INTO stage FROM crm.stage s WHERE s.stage_set_id = set_row.id AND s.outcome = 'open' ORDER BY s.position LIMIT 1;
-			NEW.stage_id := stage.id;
-		ELSIF stage.stage_set_id <> set_row.id THEN
-			RAISE EXCEPTION '% cannot move to stage "%": it belongs to stage set "%", and the deal follows "%"', deal, crm.clip(stage.name),
-				crm.clip((SELECT s.name FROM crm.stage_set s WHERE s.id = stage.stage_set_id)), crm.clip(set_row.name)
-				USING ERRCODE = 'check_violation',
-				      HINT = format('Pick a stage of "%s": SELECT id, name FROM crm.stage WHERE stage_set_id = %s ORDER BY position;',
-				                    crm.clip(set_row.name), set_row.id);
-		END IF;
-		IF TG_OP = 'UPDATE' AND NEW.stage_id <> OLD.stage_id THEN
-			SELECT * INTO old_stage FROM crm.stage s WHERE s.id = OLD.stage_id;
-			IF NOT set_row.allow_backward AND stage.outcome = 'open' AND old_stage.outcome = 'open'
-			   AND old_stage.stage_set_id = stage.stage_set_id AND stage.position < old_stage.position THEN
-				RAISE EXCEPTION '% cannot move back from stage "%" to "%"', deal, crm.clip(old_stage.name), crm.clip(stage.name)
-					USING ERRCODE = 'object_not_in_prerequisite_state',
-					      DETAIL = format('Stage set "%s" moves deals forward only.', crm.clip(set_row.name)),
-					      HINT = format('Move it to a later stage or close it; an administrator can allow it: UPDATE crm.stage_set SET allow_backward = true WHERE id = %s;', set_row.id);
-			END IF;
-		END IF;
-		IF TG_OP = 'INSERT' OR NEW.stage_id <> OLD.stage_id THEN
-			-- (the time of the move, not of its transaction's start: a move
-			-- never enters a stage before the last one did)
-			NEW.stage_entered_at := CASE WHEN TG_OP = 'INSERT' THEN now() ELSE greatest(clock_timestamp(), OLD.stage_entered_at) END;
-			-- the stage's win rate (configured, or observed as the setting says:
-			-- 91_forecasts.sql), unless the statement gives a probability
-			IF NEW.probability IS NULL OR (TG_OP = 'UPDATE' AND NEW.probability = OLD.probability) OR stage.outcome <> 'open' THEN
-				NEW.probability := CASE WHEN stage.outcome = 'open' AND (SELECT s.win_rate_source FROM crm.settings s) = 'observed'
-				                        THEN coalesce((SELECT w.smoothed FROM crm.stage_win_rate w WHERE w.stage_id = stage.id
-				                                        ORDER BY w.refreshed_at DESC LIMIT 1), stage.win_rate)
-				                        ELSE stage.win_rate END;
-			END IF;
-			NEW.status := stage.outcome;
-			NEW.closed_on := CASE WHEN stage.outcome <> 'open' THEN (now() AT TIME ZONE (SELECT s.timezone FROM crm.settings s))::date END;
-			IF stage.outcome <> 'lost' THEN
-				NEW.lost_reason := NULL;
-			END IF;
-		END IF;
-	END IF;
-	-- a deal with lines is worth their total (crm.total_opportunity_lines)
-	IF TG_OP = 'UPDATE' AND NEW.amount <> OLD.amount
-	   AND NEW.amount IS DISTINCT FROM (SELECT sum(l.amount) FROM crm.opportunity_product l WHERE l.opportunity_id = OLD.id) THEN
-		IF EXISTS (SELECT FROM crm.opportunity_product l WHERE l.opportunity_id = OLD.id) THEN
-			RAISE EXCEPTION '% has lines and is worth their total, %', deal,
-				(SELECT sum(l.amount) FROM crm.opportunity_product l WHERE l.opportunity_id = OLD.id)
-				USING ERRCODE = 'check_violation',
-				      HINT = 'Change its lines (crm.opportunity_product) instead; crm keeps the amount.';
-		END IF;
-	END IF;
-	IF NEW.probability IS NULL THEN
-		NEW.probability := (SELECT s.win_rate FROM crm.stage s WHERE s.id = NEW.stage_id);
-	ELSIF NEW.probability NOT BETWEEN 0 AND 100 THEN
-		RAISE EXCEPTION '% cannot have a probability of %', deal, NEW.probability
-			USING ERRCODE = 'check_violation',
-			      HINT = 'Give a probability from 0 to 100 (percent), or leave it to the stage''s win rate.';
-	END IF;
-	IF NEW.lost_reason IS NOT NULL AND NEW.status <> 'lost' THEN
-		RAISE EXCEPTION '% is % and has no lost reason', deal, NEW.status
-			USING ERRCODE = 'check_violation',
-			      HINT = format('Give the reason when it is lost: SELECT crm.close_opportunity(%s, false, %L);',
-			                    coalesce(NEW.id::text, '<id>'), NEW.lost_reason);
-	END IF;
-	RETURN NEW;
+	RAISE EXCEPTION 'opportunity % cannot come from lead %: no such lead is visible to %',
+		CASE WHEN TG_OP = 'INSERT' THEN format('"%s"', crm.clip(bad.name)) ELSE format('%s (%s)', bad.id, crm.clip(bad.old_name)) END,
+		bad.lead_id, me
+		USING ERRCODE = 'insufficient_privilege',
+		      HINT = 'Name a lead you see: SELECT id, name FROM crm.lead.';
 END
 $$;
--- (named to run after the stamp and before the write check, which sees the owner)
-CREATE OR REPLACE TRIGGER opportunity_rules BEFORE INSERT OR UPDATE ON crm.opportunity
-	FOR EACH ROW EXECUTE FUNCTION crm.opportunity_write();
+CREATE OR REPLACE TRIGGER opportunity_links_insert AFTER INSERT ON crm.opportunity
+	REFERENCING NEW TABLE AS new_deals FOR EACH STATEMENT EXECUTE FUNCTION crm.check_opportunity_links();
+CREATE OR REPLACE TRIGGER opportunity_links_update AFTER UPDATE OF customer_id, lead_id ON crm.opportunity
+	FOR EACH ROW WHEN (NEW.customer_id <> OLD.customer_id OR NEW.lead_id IS DISTINCT FROM OLD.lead_id)
+	EXECUTE FUNCTION crm.check_opportunity_links();
 
 -- The history of moves, per statement, and the news of it (seed 002: the
 -- leader hears which customers intend to buy; owner and superior hear of a
@@ -740,7 +562,7 @@ BEGIN
 		news := (SELECT jsonb_agg(jsonb_build_object('event', 'opportunity.created', 'recipient', e.superior_id, 'owner', e.name,
 		                                             'id', n.id, 'name', n.name, 'customer_id', n.customer_id, 'amount', n.amount))
 		           FROM new_rows n JOIN crm.employee e ON e.id = n.owner_id);
-	ELSE
+	ELSIF EXISTS (SELECT FROM new_rows n WHERE n.status <> 'open') THEN
 		news := (SELECT jsonb_agg(jsonb_build_object('event', 'opportunity.' || n.status, 'recipient', r.id, 'owner', e.name,
 		                                             'id', n.id, 'name', n.name, 'customer_id', n.customer_id, 'amount', n.amount,
 		                                             'reason', (SELECT k.label FROM crm.dictionary k
@@ -748,6 +570,9 @@ BEGIN
 		           FROM new_rows n JOIN old_rows o ON o.id = n.id JOIN crm.employee e ON e.id = n.owner_id
 		           JOIN crm.employee r ON r.id IN (e.id, e.superior_id)
 		          WHERE n.status <> 'open' AND o.status <> n.status);
+	END IF;
+	IF news IS NULL THEN
+		RETURN NULL;
 	END IF;
 	FOR h IN
 		SELECT x.event, x.recipient, x.owner, count(*) AS n, min(x.id) AS first_id,
@@ -930,6 +755,12 @@ BEGIN
 	RETURN NULL;
 END
 $$;
+-- crm.opportunity_write() reads the sets and stages from its cache: rebuilt in
+-- every backend after a change
+CREATE OR REPLACE TRIGGER stage_set_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.stage_set
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
+CREATE OR REPLACE TRIGGER stage_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.stage
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 -- (named to run after the administrator check)
 CREATE OR REPLACE TRIGGER stage_set_serial BEFORE INSERT OR UPDATE OR DELETE ON crm.stage_set
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.lock_stage_sets();

@@ -49,6 +49,57 @@ COMMENT ON COLUMN crm.customer_import.sqlstate IS 'Result: the SQLSTATE that ref
 COMMENT ON COLUMN crm.customer_import.message IS 'Result: the message that refused the row (status error)';
 GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody writes rows into it
 
+-- Refuse a table that cannot stage an import shaped like shape: an import's
+-- changes are logged as an import, so no code of the caller's may run inside
+-- it, which anything on the staging table that runs when a row is read or
+-- updated would (a trigger, rule, policy, child table, domain, generated
+-- column, expression index or constraint of its own).  A table that passes is
+-- locked against such changes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes)
+-- until the transaction ends, and checked again under the lock.
+CREATE OR REPLACE FUNCTION crm.check_staging_table(staging regclass, shape regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	refusal text;
+BEGIN
+	FOR pass IN 1 .. 2 LOOP
+		SELECT CASE
+		         WHEN k.oid IS NULL THEN 'does not exist'
+		         WHEN k.relkind <> 'r' OR k.relispartition THEN 'is not a plain table'
+		         WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = check_staging_table.shape AND a.attnum > 0 AND NOT a.attisdropped
+		                         AND NOT EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = k.oid AND b.attname = a.attname
+		                                            AND b.atttypid = a.atttypid AND NOT b.attisdropped))
+		              THEN format('lacks columns of %s', check_staging_table.shape)
+		         WHEN EXISTS (SELECT FROM pg_inherits h WHERE k.oid IN (h.inhparent, h.inhrelid)) THEN 'has child or parent tables'
+		         WHEN k.relrowsecurity THEN 'has row-level security'
+		         WHEN EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = k.oid) THEN 'has triggers'
+		         WHEN EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = k.oid) THEN 'has rules'
+		         WHEN EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
+		                       WHERE a.attrelid = k.oid AND a.attnum > 0
+		                         AND (y.typnamespace <> 'pg_catalog'::regnamespace OR a.attgenerated <> ''))
+		              THEN 'has a column of a type outside pg_catalog, or a generated column'
+		         WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = k.oid AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))
+		              THEN 'has an index on an expression'
+		         WHEN EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = k.oid AND c.contype <> 'p'
+		                         AND pg_get_constraintdef(c.oid) NOT IN (SELECT pg_get_constraintdef(o.oid) FROM pg_constraint o
+		                                                                  WHERE o.conrelid = check_staging_table.shape))
+		              THEN format('has a constraint %s does not have', check_staging_table.shape)
+		       END
+		  INTO refusal
+		  FROM (SELECT check_staging_table.staging AS staging) s LEFT JOIN pg_class k ON k.oid = s.staging;
+		EXIT WHEN refusal IS NOT NULL OR pass = 2;
+		EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', staging);
+	END LOOP;
+	IF refusal IS NOT NULL THEN
+		RAISE EXCEPTION 'staging table % %', staging, refusal
+			USING ERRCODE = 'wrong_object_type',
+			      DETAIL = 'The import runs no code of the caller''s: its changes are logged as an import.',
+			      HINT = format('CREATE TEMP TABLE staging (LIKE %s INCLUDING ALL);', shape);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION crm.check_staging_table(regclass, regclass) IS
+	'Refuse (42809, saying why) a table that cannot stage an import shaped like the second (crm.customer_import, crm.product_import, crm.opportunity_import), and lock one that can against changes until the transaction ends';
+
 -- crm.import_customers() (C, src/core/context.c) logs the changes of this, its work,
 -- as an import
 CREATE OR REPLACE FUNCTION crm.import_customers(staging regclass, OUT imported integer, OUT refused integer)
@@ -61,7 +112,6 @@ DECLARE
 	r           record;
 	id          bigint;
 	state       text;
-	refusal     text;
 	msg         text;
 	insert_customer constant text :=
 		'INSERT INTO crm.customer (name, kind, uscc, phone, industry, source, level, owner_id)'
@@ -75,35 +125,7 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 			      HINT = 'Ask an administrator to add "customer.import" to one of your roles (crm.role_permission).';
 	END IF;
-	-- the import's changes are logged as an import: no code of the caller's may
-	-- run inside it, which anything on the staging table that runs when a row
-	-- is read or updated would (a trigger, rule, policy, child table, domain,
-	-- generated column, expression index or constraint of its own)
-	SELECT CASE
-	         WHEN k.oid IS NULL THEN 'does not exist'
-	         WHEN k.relkind <> 'r' OR k.relispartition THEN 'is not a plain table'
-	         WHEN EXISTS (SELECT FROM pg_inherits h WHERE k.oid IN (h.inhparent, h.inhrelid)) THEN 'has child or parent tables'
-	         WHEN k.relrowsecurity THEN 'has row-level security'
-	         WHEN EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = k.oid) THEN 'has triggers'
-	         WHEN EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = k.oid) THEN 'has rules'
-	         WHEN EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
-	                       WHERE a.attrelid = k.oid AND a.attnum > 0
-	                         AND (y.typnamespace <> 'pg_catalog'::regnamespace OR a.attgenerated <> ''))
-	              THEN 'has a column of a type outside pg_catalog, or a generated column'
-	         WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = k.oid AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))
-	              THEN 'has an index on an expression'
-	         WHEN EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = k.oid AND c.contype <> 'p'
-	                         AND pg_get_constraintdef(c.oid) NOT IN (SELECT pg_get_constraintdef(o.oid) FROM pg_constraint o
-	                                                                  WHERE o.conrelid = 'crm.customer_import'::regclass))
-	              THEN 'has a constraint crm.customer_import does not have'
-	       END INTO refusal
-	  FROM (SELECT staging) s LEFT JOIN pg_class k ON k.oid = s.staging;
-	IF refusal IS NOT NULL THEN
-		RAISE EXCEPTION 'staging table % %', staging, refusal
-			USING ERRCODE = 'wrong_object_type',
-			      DETAIL = 'The import runs no code of the caller''s: its changes are logged as an import.',
-			      HINT = 'CREATE TEMP TABLE staging (LIKE crm.customer_import INCLUDING ALL);';
-	END IF;
+	PERFORM crm.check_staging_table(staging, 'crm.customer_import');
 
 	-- the checks a row can fail, in order; the first failure is its result (its
 	-- message is formatted only then: most rows fail nothing)

@@ -137,7 +137,63 @@ COMMENT ON COLUMN crm.lead_export.created_at IS 'When the lead was created';
 COMMENT ON COLUMN crm.lead_export.customer IS 'Name of the customer the lead became, if the reader sees it';
 COMMENT ON COLUMN crm.lead_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
 
-GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export TO crm_user;
+CREATE OR REPLACE VIEW crm.opportunity_export WITH (security_invoker = true) AS
+SELECT o.id, o.name, c.name AS customer, o.amount, o.expected_close_on, t.name AS stage_set, g.name AS stage,
+       o.probability, CASE o.status WHEN 'open' THEN '进行中' WHEN 'won' THEN '赢单' ELSE '输单' END AS status,
+       o.closed_on, lr.label AS lost_reason, e.name AS owner, d.name AS department,
+       o.requirement, o.budget, o.decision_on, o.created_at, o.updated_at,
+       crm.export_fields('opportunity', to_jsonb(o)) AS custom_fields
+  FROM crm.opportunity o
+  LEFT JOIN crm.customer c ON c.id = o.customer_id
+  LEFT JOIN crm.stage_set t ON t.id = o.stage_set_id
+  LEFT JOIN crm.stage g ON g.id = o.stage_id
+  LEFT JOIN crm.employee e ON e.id = o.owner_id
+  LEFT JOIN crm.department d ON d.id = e.department_id
+  LEFT JOIN crm.dictionary lr ON lr.kind = 'lost_reason' AND lr.code = o.lost_reason
+ WHERE crm.require_permission('opportunity.export');
+COMMENT ON VIEW crm.opportunity_export IS 'Deals for a spreadsheet, codes as labels; each reader exports their own scope; needs opportunity.export';
+COMMENT ON COLUMN crm.opportunity_export.id IS 'Deal id';
+COMMENT ON COLUMN crm.opportunity_export.name IS 'Name of the deal';
+COMMENT ON COLUMN crm.opportunity_export.customer IS 'Customer name, if the reader sees it';
+COMMENT ON COLUMN crm.opportunity_export.amount IS 'Deal amount in yuan';
+COMMENT ON COLUMN crm.opportunity_export.expected_close_on IS 'Expected close date';
+COMMENT ON COLUMN crm.opportunity_export.stage_set IS 'Stage set name';
+COMMENT ON COLUMN crm.opportunity_export.stage IS 'Stage name';
+COMMENT ON COLUMN crm.opportunity_export.probability IS 'Chance of winning in percent';
+COMMENT ON COLUMN crm.opportunity_export.status IS '进行中 (open), 赢单 (won) or 输单 (lost)';
+COMMENT ON COLUMN crm.opportunity_export.closed_on IS 'The day it was won or lost';
+COMMENT ON COLUMN crm.opportunity_export.lost_reason IS 'Lost reason label';
+COMMENT ON COLUMN crm.opportunity_export.owner IS 'Owner''s name';
+COMMENT ON COLUMN crm.opportunity_export.department IS 'Owner''s department';
+COMMENT ON COLUMN crm.opportunity_export.requirement IS 'What the customer needs';
+COMMENT ON COLUMN crm.opportunity_export.budget IS 'The customer''s budget in yuan';
+COMMENT ON COLUMN crm.opportunity_export.decision_on IS 'When the customer decides';
+COMMENT ON COLUMN crm.opportunity_export.created_at IS 'When the deal was created';
+COMMENT ON COLUMN crm.opportunity_export.updated_at IS 'When the deal last changed';
+COMMENT ON COLUMN crm.opportunity_export.custom_fields IS 'Custom fields as a JSON object keyed by label, choices as labels (crm.export_fields)';
+
+-- products are a catalogue every employee reads: exporting it needs no permission
+CREATE OR REPLACE VIEW crm.product_export WITH (security_invoker = true) AS
+SELECT p.id, p.code, p.name, cat.label AS category, u.label AS unit, p.list_price, p.description, p.on_shelf,
+       (SELECT s.sellers FROM crm.product_sellers(p.id, NULL) s) AS sellers,
+       p.created_at, p.updated_at
+  FROM crm.product p
+  LEFT JOIN crm.dictionary cat ON cat.kind = 'product_category' AND cat.code = p.category
+  LEFT JOIN crm.dictionary u ON u.kind = 'unit' AND u.code = p.unit;
+COMMENT ON VIEW crm.product_export IS 'Products for a spreadsheet, codes as labels, with who may sell each';
+COMMENT ON COLUMN crm.product_export.id IS 'Product id';
+COMMENT ON COLUMN crm.product_export.code IS 'Product code';
+COMMENT ON COLUMN crm.product_export.name IS 'Product name';
+COMMENT ON COLUMN crm.product_export.category IS 'Category label';
+COMMENT ON COLUMN crm.product_export.unit IS 'Unit label';
+COMMENT ON COLUMN crm.product_export.list_price IS 'List price in yuan';
+COMMENT ON COLUMN crm.product_export.description IS 'Description';
+COMMENT ON COLUMN crm.product_export.on_shelf IS 'On the shelf: may go on new lines';
+COMMENT ON COLUMN crm.product_export.sellers IS 'Who may sell it (employees, departments), empty when anyone may';
+COMMENT ON COLUMN crm.product_export.created_at IS 'When the product was entered';
+COMMENT ON COLUMN crm.product_export.updated_at IS 'When the product last changed';
+
+GRANT SELECT ON crm.customer_export, crm.contact_export, crm.lead_export, crm.opportunity_export, crm.product_export TO crm_user;
 
 -- Attachments (附件): metadata of files kept elsewhere (object storage), on
 -- any record; visible with the record, added by whoever may edit it (a

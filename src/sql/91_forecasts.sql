@@ -44,6 +44,9 @@ COMMENT ON COLUMN crm.stage_win_rate.median_days IS 'Median days deals spent in 
 CREATE INDEX stage_win_rate_refreshed_idx ON crm.stage_win_rate (refreshed_at);
 CREATE INDEX stage_win_rate_set_idx ON crm.stage_win_rate (stage_set_id);
 GRANT SELECT ON crm.stage_win_rate TO crm_user;
+-- (crm.opportunity_write() caches the latest rates: rebuilt in every backend after a refresh)
+CREATE OR REPLACE TRIGGER stage_win_rate_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.stage_win_rate
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.table_changed();
 
 -- The refresh: one statement over every deal, whoever owns it (a rate is
 -- the company's, not a scope's).  Returns the number of stages rated.

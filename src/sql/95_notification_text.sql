@@ -158,7 +158,7 @@ INSERT INTO crm.notification_template (event, language, title, body, item, built
 	('transfer.away', 'en', '{actor} transferred {count} of your {type} records to {to}',
 	 E'{items}\n{kept|true=You stay on their team and can still read and edit them.|*=They are no longer yours.}', '{record}', true),
 	('handover.received', 'zh-CN', '{leaver}的工作已交接给你',
-	 '{actor}把{leaver}名下的{count}项工作（客户、线索、联系人、协作和部门负责人职务）交接给了你。请尽快查看并跟进。', NULL, true),
+	 '{actor}把{leaver}名下的{count}项工作（客户、线索、联系人、商机、协作和部门负责人职务）交接给了你。请尽快查看并跟进。', NULL, true),
 	('handover.received', 'en', '{leaver}''s work was handed over to you',
 	 '{actor} handed {count} items of {leaver}''s work (customers, leads, contacts, team places and department leadership) over to you. Look through them and follow them up soon.', NULL, true),
 	('handover.done', 'zh-CN', '{leaver}的工作已交接给{successor}',

@@ -294,7 +294,8 @@ COMMENT ON FUNCTION crm.install_record_scopes() IS
 
 -- crm.timeline, generated from the registry: per record of each type with the
 -- timeline capability, its creation, the follow-ups about it, the operation
--- log's changes and, for customers, the moves into and out of a public pool.
+-- log's changes and, for customers, the moves into and out of a public pool,
+-- for deals, their moves between stages.
 -- security_invoker: each reader sees the entries of the records they may see
 -- (and the log entries they made).
 -- The follow-ups come from crm.timeline_follow_up, which joins each to its
@@ -358,11 +359,17 @@ BEGIN
 		SELECT 'customer', h.customer_id, h.changed_at, 'owner_change', h.changed_by, h.kind, h.reason,
 		       jsonb_build_object('owner_id', jsonb_build_array(h.from_owner, h.to_owner))
 		  FROM crm.customer_owner_change h
-		 WHERE h.kind <> 'transfer'$v$, array_to_string(branches, E'
+		 WHERE h.kind <> 'transfer'
+		UNION ALL
+		-- a deal's moves between stages are in its stage history, not the log
+		SELECT 'opportunity', m.opportunity_id, m.changed_at, 'stage_change', m.changed_by, NULL, NULL,
+		       jsonb_build_object('stage_id', jsonb_build_array(m.from_stage_id, m.to_stage_id), 'probability', m.probability)
+		  FROM crm.opportunity_stage_change m
+		 WHERE m.from_stage_id IS NOT NULL$v$, array_to_string(branches, E'
 		UNION ALL
 		'));
 	COMMENT ON VIEW crm.timeline IS
-		'Per record: creation, follow-ups, logged changes and pool moves (kind insert, follow_up, update, owner_change, status_change, delete)';
+		'Per record: creation, follow-ups, logged changes, pool moves and deals'' stage moves (kind insert, follow_up, update, owner_change, status_change, stage_change, delete)';
 	GRANT SELECT ON crm.timeline TO crm_user;
 END
 $$;

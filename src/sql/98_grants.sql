@@ -47,7 +47,10 @@ GRANT EXECUTE ON FUNCTION
 	crm.describe_recycle_rule(crm.recycle_rule),
 	crm.recycling_due(timestamptz),
 	crm.similar_customers(text, text),
-	crm.product_sellers(bigint, bigint)
+	crm.product_sellers(bigint, bigint),
+	crm.department_path(bigint),
+	crm.owner_stage_set(bigint),
+	crm.check_staging_table(regclass, regclass)
 TO crm_user;
 
 -- what people call
@@ -70,6 +73,8 @@ GRANT EXECUTE ON FUNCTION
 	crm.add_field(text, text, text, boolean, boolean, text, text),
 	crm.drop_field(text, text),
 	crm.import_customers(regclass),
+	crm.import_products(regclass),
+	crm.import_opportunities(regclass),
 	crm.find_duplicates(text, jsonb),
 	crm.merge_customers(bigint, bigint),
 	crm.claim_customer(bigint),
