@@ -42,13 +42,14 @@ SELECT c.id, v.deal, v.amount, v.close_on::date, g.id, c.owner_id
 -- == The forecast, as the East's manager: the East and East-A, not the West,
 -- and not the intern, who is left out of statistics
 SET ROLE fc_mgr;
-SELECT month, owner, forecast_category, deals, amount, weighted FROM crm.forecast ORDER BY month, owner, forecast_category;
+SELECT month, owner, forecast_category, count(*) AS deals, sum(amount) AS amount, sum(weighted) AS weighted FROM crm.forecast
+ GROUP BY 1, 2, 3 ORDER BY month, owner, forecast_category;
 SELECT * FROM crm.department_forecast((SELECT id FROM crm.department WHERE name = 'Fc East'));
 SELECT * FROM crm.department_forecast((SELECT id FROM crm.department WHERE name = 'Fc East-A'), '2027-01-01', '2027-01-31');
 SELECT count(*) AS west_rows FROM crm.department_forecast((SELECT id FROM crm.department WHERE name = 'Fc West'));
 RESET ROLE;
 -- a super admin's view of the whole company
-SELECT month, sum(deals) AS deals, sum(amount) AS amount, sum(weighted) AS weighted FROM crm.forecast
+SELECT month, count(*) AS deals, sum(amount) AS amount, sum(weighted) AS weighted FROM crm.forecast
  WHERE owner LIKE 'Fc %' GROUP BY month ORDER BY month;
 
 -- == Win rates the data confirms: ten closed deals, four of which reached

@@ -183,28 +183,29 @@ END;
 COMMENT ON FUNCTION crm.pipeline_changes(date, date) IS
 	'What changed between two pipeline snapshots (by default the last two): new, advanced, moved back, slipped, pulled in, amount changed, won, lost, for the deals the caller sees';
 
--- The forecast: open deals by month of expected close, owner (with their
--- department) and forecast category; employees left out of statistics
--- (seed 000) are left out.  As the reader: their scope decides.
+-- The forecast: each open deal with what forecasts group it by, month of
+-- expected close, owner (with their department) and forecast category, and
+-- its amount, weighted by its probability; employees left out of statistics
+-- (seed 000) are left out.  A row per deal, so that a reader, a report or a
+-- BI tool groups as it needs in one pass (a view grouped by owner made every
+-- coarser total group twice).  As the reader: their scope decides.
 CREATE OR REPLACE VIEW crm.forecast WITH (security_invoker) AS
-SELECT date_trunc('month', o.expected_close_on)::date AS month, o.owner_id, e.name AS owner, e.department_id,
-       g.forecast_category, count(*) AS deals, sum(o.amount) AS amount,
-       round(sum(o.amount * o.probability / 100), 2) AS weighted
+SELECT o.id AS opportunity_id, date_trunc('month', o.expected_close_on)::date AS month, o.owner_id, e.name AS owner,
+       e.department_id, g.forecast_category, o.amount, round(o.amount * o.probability / 100, 2) AS weighted
   FROM crm.opportunity o
   JOIN crm.employee e ON e.id = o.owner_id
   JOIN crm.stage g ON g.id = o.stage_id
- WHERE o.status = 'open' AND e.in_statistics
- GROUP BY 1, o.owner_id, e.name, e.department_id, g.forecast_category;
+ WHERE o.status = 'open' AND e.in_statistics;
 COMMENT ON VIEW crm.forecast IS
-	'Open deals the reader sees by month of expected close, owner and forecast category: count, amount, weighted amount (amount × probability); owners in statistics only';
-COMMENT ON COLUMN crm.forecast.month IS 'First day of the month the deals are expected to close in (NULL: no date given)';
-COMMENT ON COLUMN crm.forecast.owner_id IS 'Their owner (crm.employee.id)';
+	'The open deals the reader sees, each with its month of expected close, owner, department and forecast category, amount and weighted amount (amount × probability): group them by what a forecast needs; owners in statistics only';
+COMMENT ON COLUMN crm.forecast.opportunity_id IS 'The deal (crm.opportunity.id)';
+COMMENT ON COLUMN crm.forecast.month IS 'First day of the month the deal is expected to close in (NULL: no date given)';
+COMMENT ON COLUMN crm.forecast.owner_id IS 'Its owner (crm.employee.id)';
 COMMENT ON COLUMN crm.forecast.owner IS 'The owner''s name';
 COMMENT ON COLUMN crm.forecast.department_id IS 'The owner''s department (crm.department.id)';
-COMMENT ON COLUMN crm.forecast.forecast_category IS 'Their stages'' forecast category: pipeline, best_case, commit or omitted';
-COMMENT ON COLUMN crm.forecast.deals IS 'How many deals';
-COMMENT ON COLUMN crm.forecast.amount IS 'Their amount in yuan';
-COMMENT ON COLUMN crm.forecast.weighted IS 'Their amount weighted by probability: sum of amount × probability / 100';
+COMMENT ON COLUMN crm.forecast.forecast_category IS 'Its stage''s forecast category: pipeline, best_case, commit or omitted';
+COMMENT ON COLUMN crm.forecast.amount IS 'Its amount in yuan';
+COMMENT ON COLUMN crm.forecast.weighted IS 'Its amount weighted by its probability: amount × probability / 100, to the fen';
 GRANT SELECT ON crm.forecast TO crm_user;
 
 -- A department's forecast with its sub-departments', by month and category.
@@ -216,7 +217,7 @@ BEGIN ATOMIC
 		SELECT d.id, 0 AS depth FROM crm.department d WHERE d.id = department_forecast.department_id
 		UNION ALL
 		SELECT d.id, tree.depth + 1 FROM tree JOIN crm.department d ON d.parent_id = tree.id WHERE tree.depth < 64)
-	SELECT f.month, f.forecast_category, sum(f.deals)::bigint, sum(f.amount), sum(f.weighted)
+	SELECT f.month, f.forecast_category, count(*), sum(f.amount), sum(f.weighted)
 	  FROM crm.forecast f
 	 WHERE f.department_id IN (SELECT tree.id FROM tree)
 	   AND (department_forecast.from_month IS NULL OR f.month >= date_trunc('month', department_forecast.from_month))
