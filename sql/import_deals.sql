@@ -108,6 +108,12 @@ SELECT * FROM crm.import_opportunities('staged_trap');
 -- so is a table of another shape
 SELECT * FROM crm.import_opportunities('staged_rep');
 \echo :LAST_ERROR_SQLSTATE
+-- and an import under a snapshot older than its lock (a trigger added while it
+-- waited would not be seen)
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM crm.import_opportunities('staged_deals');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 RESET ROLE;
 
 -- (this file's deals, products and customers go: later files count them)

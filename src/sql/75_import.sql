@@ -55,12 +55,20 @@ GRANT SELECT ON crm.customer_import TO crm_user;   -- enough for LIKE; nobody wr
 -- updated would (a trigger, rule, policy, child table, domain, generated
 -- column, expression index or constraint of its own).  A table that passes is
 -- locked against such changes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes)
--- until the transaction ends, and checked again under the lock.
+-- until the transaction ends, and checked again under the lock, with the
+-- catalog as it is then (so not under repeatable read).
 CREATE OR REPLACE FUNCTION crm.check_staging_table(staging regclass, shape regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	refusal text;
 BEGIN
+	-- (the check after the lock must read the catalog as it is then, which a
+	-- transaction's snapshot taken before the wait would not)
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'an import runs in a read committed transaction, not in a % one', current_setting('transaction_isolation')
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Run it on its own, or in BEGIN ISOLATION LEVEL READ COMMITTED.';
+	END IF;
 	FOR pass IN 1 .. 2 LOOP
 		SELECT CASE
 		         WHEN k.oid IS NULL THEN 'does not exist'
