@@ -174,6 +174,22 @@ SELECT crm.deactivate_employee(900031, 900030);
 SELECT crm.deactivate_employee(900031, 900032) AS handed_outside_their_scope;
 RESET ROLE;
 SELECT c.name, e.name AS owner FROM crm.customer c JOIN crm.employee e ON e.id = c.owner_id WHERE c.name = 'Leaver customer';
+-- nor takes over a report's places on the teams of records outside their
+-- scope (a team place shows a record whatever the scope); a report of theirs
+-- may take them over: the place shows the record to the report alone
+INSERT INTO crm.employee (id, name, department_id, superior_id) OVERRIDING SYSTEM VALUE
+VALUES (900033, 'HR report two', 900000, 900000);
+INSERT INTO crm.customer (id, name, kind, owner_id) OVERRIDING SYSTEM VALUE
+VALUES (900034, 'Outside customer', 'individual', 900032);
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access) VALUES ('customer', 900034, 900030, 'edit');
+SET ROLE regress_org_hr;
+SELECT count(*) AS hr_sees FROM crm.customer WHERE id = 900034;
+SELECT crm.handover_employee(900030, 900000);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.handover_employee(900030, 900033) AS handed_to_a_report;
+SELECT count(*) AS hr_sees FROM crm.customer WHERE id = 900034;
+RESET ROLE;
+SELECT e.name FROM crm.team_member m JOIN crm.employee e ON e.id = m.employee_id WHERE m.record_type = 'customer' AND m.record_id = 900034;
 ROLLBACK TO SAVEPOINT hr_report;
 SET ROLE regress_org_hr;
 -- nor brings anyone within their reach: under someone below them, into a

@@ -99,8 +99,10 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 
 	/*
 	 * nor hands the records of someone outside their own scope to someone
-	 * inside it (themselves, or a report), unless a super admin or a DBA: an
-	 * administrator does not widen their own access
+	 * inside it (themselves, or a report), nor to themselves places on the
+	 * teams of records outside it, unless a super admin or a DBA: an
+	 * administrator does not widen their own access (a report's team place
+	 * shows the record to the report alone)
 	 */
 	{
 		int64		me;
@@ -111,9 +113,9 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 		{
 			Oid			both[2] = {INT8OID, INT8OID};
 			Datum		args[2] = {Int64GetDatum(employee_id), PG_GETARG_DATUM(1)};
-			char	   *widened = NULL;
+			char	   *outside = NULL;
+			char	   *places = NULL;
 			CrmSwitch	pin;
-			CrmSwitch	owner;
 			SPITupleTable *types;
 
 			/*
@@ -123,31 +125,42 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 			crm_switch_pin(&pin);
 			SPI_connect();
 			if (SPI_execute_with_args(crm_has_registry() ?
-									  "SELECT t.name, t.relation::text FROM crm.record_type t"
-									  " WHERE 'handover' = ANY (t.capabilities) AND t.visibility = 'owner'"
-									  "   AND $2 = ANY (crm.scope_owners(t.name)) AND NOT $1 = ANY (crm.scope_owners(t.name))"
+									  "SELECT t.name, t.relation::text, $2 = ANY (crm.scope_owners(t.name)) AND NOT $1 = ANY (crm.scope_owners(t.name))"
+									  "  FROM crm.record_type t WHERE 'handover' = ANY (t.capabilities) AND t.visibility = 'owner'"
 									  " ORDER BY t.position" :
-									  "SELECT t, 'crm.' || t FROM unnest(ARRAY['lead', 'customer']) t"
-									  " WHERE $2 = ANY (crm.scope_owners(t)) AND NOT $1 = ANY (crm.scope_owners(t))",
+									  "SELECT t, 'crm.' || t, $2 = ANY (crm.scope_owners(t)) AND NOT $1 = ANY (crm.scope_owners(t))"
+									  "  FROM unnest(ARRAY['lead', 'customer']) t",
 									  2, both, args, NULL, true, 0) != SPI_OK_SELECT)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg_internal("crm: handover scope check failed")));
 
 			/*
-			 * of the types the leaver holds something of: records, or places
-			 * on their teams (as the owner: the caller does not see them); a
-			 * leader's post widens every type, and a type of which nothing is
-			 * handed over widens nothing
+			 * what the leaver holds is read as the owner (the caller does not
+			 * see it).  A leaver outside the scope of a type and a successor
+			 * inside it: records, team places or a leader's post (which
+			 * widens every type) widen it.  Otherwise, the caller their own
+			 * successor: places on the teams of records the caller does not
+			 * see (a team place shows a record whatever the scope).
 			 */
 			types = SPI_tuptable;
-			crm_switch_to_owner(&owner);
 			for (uint64 i = 0; i < types->numvals; i++)
 			{
 				char	   *name = SPI_getvalue(types->vals[i], types->tupdesc, 1);
 				char	   *relation = SPI_getvalue(types->vals[i], types->tupdesc, 2);
+				bool		isnull;
+				bool		brought_inside = DatumGetBool(SPI_getbinval(types->vals[i], types->tupdesc, 3, &isnull));
+				CrmSwitch	owner;
+				bool		widens;
 
-				if (SPI_execute_with_args(psprintf("SELECT FROM crm.department d WHERE d.leader_id = $1"
+				if (!brought_inside && PG_GETARG_INT64(1) != me)
+					continue;
+				crm_switch_to_owner(&owner);
+				if (SPI_execute_with_args(!brought_inside ?
+										  psprintf("SELECT array_agg(m.record_id) FROM crm.team_member m"
+												   " WHERE m.employee_id = $1 AND m.record_type = %s",
+												   quote_literal_cstr(name)) :
+										  psprintf("SELECT FROM crm.department d WHERE d.leader_id = $1"
 												   " UNION ALL SELECT FROM %s r WHERE r.owner_id = $1"
 												   " UNION ALL SELECT FROM crm.team_member m WHERE m.employee_id = $1 AND m.record_type = %s"
 												   " LIMIT 1", relation, quote_literal_cstr(name)),
@@ -155,18 +168,44 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 					ereport(ERROR,
 							(errcode(ERRCODE_INTERNAL_ERROR),
 							 errmsg_internal("crm: handover scope check failed")));
-				if (SPI_processed > 0)
-					widened = widened ? psprintf("%s, %s", widened, name) : name;
+				crm_switch_back(&owner);
+				widens = SPI_processed > 0;
+				if (!brought_inside)
+				{
+					Oid			ids_type[1] = {INT8ARRAYOID};
+					Datum		ids[1];
+
+					ids[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+					widens = false;
+					/* the records' own policies, as the caller, say which they see */
+					if (!isnull)
+					{
+						if (SPI_execute_with_args(psprintf("SELECT FROM unnest($1) i WHERE NOT EXISTS (SELECT FROM %s r WHERE r.id = i) LIMIT 1",
+														   relation),
+												  1, ids_type, ids, NULL, true, 1) != SPI_OK_SELECT)
+							ereport(ERROR,
+									(errcode(ERRCODE_INTERNAL_ERROR),
+									 errmsg_internal("crm: handover scope check failed")));
+						widens = SPI_processed > 0;
+					}
+					if (widens)
+						places = places ? psprintf("%s, %s", places, name) : name;
+				}
+				else if (widens)
+					outside = outside ? psprintf("%s, %s", outside, name) : name;
 			}
-			crm_switch_back(&owner);
-			if (widened != NULL)
+			if (outside != NULL || places != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("employee %s may not hand the records of employee %s to employee %s",
 								crm_employee_named(me), crm_employee_named(employee_id), crm_employee_named(PG_GETARG_INT64(1))),
+						 outside != NULL ?
 						 errdetail("Employee %s is outside their %s scope and employee %s is inside it; an administrator who is not a super admin does not widen their own access.",
-								   crm_employee_named(employee_id), widened, crm_employee_named(PG_GETARG_INT64(1))),
-						 errhint("Name a successor outside your scope, or ask a super admin.")));
+								   crm_employee_named(employee_id), outside, crm_employee_named(PG_GETARG_INT64(1))) :
+						 errdetail("Employee %s is on the teams of %s records outside the scope of employee %s; an administrator who is not a super admin does not widen their own access.",
+								   crm_employee_named(employee_id), places, crm_employee_named(me)),
+						 errhint(outside != NULL ? "Name a successor outside your scope, or ask a super admin." :
+								 "Name another successor, or ask a super admin.")));
 			SPI_finish();
 			crm_switch_back(&pin);
 		}
