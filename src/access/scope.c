@@ -205,6 +205,7 @@ typedef struct ActingScope
 typedef struct TeamCache
 {
 	bool		valid;
+	bool		loaded_in_parallel;
 	uint64		generation;
 	int64		employee_id;
 	TimestampTz valid_until;	/* the next expiry; DT_NOEND if none */
@@ -322,7 +323,30 @@ static void
 cache_query_begin(void)
 {
 	SPI_connect();
-	PushActiveSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot());
+}
+
+/*
+ * A parallel operation cannot take a snapshot: its processes (the policies'
+ * scope functions are parallel safe) read under the operation's, which may
+ * be older than a change already announced, so a cache loaded in one is
+ * loaded again after it.  The organisation counts as changed then: the
+ * acting scope holds places in its lists.
+ */
+static bool org_loaded_in_parallel = false;
+
+static void
+forget_parallel_loads(void)
+{
+	if (IsInParallelMode())
+		return;
+	if (org_loaded_in_parallel)
+	{
+		org_loaded_in_parallel = false;
+		crm_org_generation++;
+	}
+	if (team_cache.loaded_in_parallel)
+		team_cache.valid = false;
 }
 
 static void
@@ -408,6 +432,7 @@ load_org(void)
 	SPITupleTable *tt;
 
 	crm_employee_relid();		/* sets up the invalidation we rely on */
+	forget_parallel_loads();
 	generation = crm_org_generation;
 	if (org.generation == generation)
 		return;
@@ -578,6 +603,7 @@ load_org(void)
 	cache_query_end();
 	crm_switch_back(&sw);
 	org.generation = generation;
+	org_loaded_in_parallel = IsInParallelMode();
 }
 
 /* Mark the employees one role scope covers for employee e. */
@@ -747,6 +773,7 @@ load_acting(void)
 
 	if (!crm_current_employee(&employee_id))
 		return false;
+	forget_parallel_loads();
 	if (acting.valid && acting.lxid == MyProc->lxid && acting.generation == crm_org_generation &&
 		acting.employee_id == employee_id)
 		return true;
@@ -1169,6 +1196,7 @@ load_team_cache(uint64 generation)
 			team_cache.valid_until = DatumGetTimestampTz(expiry);
 	}
 	cache_query_end();
+	team_cache.loaded_in_parallel = IsInParallelMode();
 	team_cache.valid = true;
 }
 
@@ -1240,7 +1268,8 @@ crm_team_entries_exist(const char *record_type, Oid *relid)
 	uint64		changes = crm_table_cache_generation(&team_table);
 
 	*relid = team_table.relids[0];
-	if (!OidIsValid(*relid))
+	/* (an answer read under a parallel operation's snapshot may be stale: keep the test) */
+	if (!OidIsValid(*relid) || IsInParallelMode())
 		return true;
 	t = record_type_index(cstring_to_text(record_type), true);
 	if (t < 0)
