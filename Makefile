@@ -23,7 +23,7 @@ PGFILEDESC  = "crm - sales CRM enforced by PostgreSQL"
 SQL_PIECES  = $(sort $(wildcard src/sql/*.sql))
 RELEASED    = 0.1
 NEW_PIECES  = src/sql/26_record_type.sql src/sql/39_status_outcomes.sql src/sql/46_chinese_names.sql \
-              src/sql/46_chinese_names_rows.sql src/sql/47_chinese_names.sql src/sql/56_products.sql src/sql/57_opportunities.sql src/sql/76_import_deals.sql \
+              src/sql/46_chinese_names_rows.sql src/sql/47_chinese_names.sql src/sql/56_products.sql src/sql/57_opportunities.sql src/sql/58_contracts.sql src/sql/59_payments.sql src/sql/76_import_deals.sql \
               src/sql/91_forecasts.sql src/sql/93_leavers.sql \
               src/sql/95_notification_text.sql src/sql/97_record_types.sql
 DATA        = $(EXTENSION)--$(RELEASED).sql

@@ -31,7 +31,7 @@ cluster_setup "$dir" "$port" crm_demo
 # A new crm build or demo company (this is version 0.1, before any release, so no
 # update scripts): restart to load the new library and rebuild the demo database.
 build=$(cat "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/crm.so" \
-	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql "$top/demo/company.sql" "$top/demo/opportunities.sql" |
+	"$(/usr/lib/postgresql/15/bin/pg_config --sharedir)"/extension/crm--*.sql "$top/demo/company.sql" "$top/demo/opportunities.sql" "$top/demo/contracts.sql" |
 	md5sum | cut -d' ' -f1)
 if [ "$(cat "$dir/build" 2>/dev/null)" != "$build" ] &&
 	[ -n "$(cluster_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'crm_demo'")" ]; then
@@ -48,6 +48,7 @@ cluster_psql -d crm_demo -c "CREATE EXTENSION IF NOT EXISTS crm CASCADE" -c "CRE
 if [ "$(cluster_psql -d crm_demo -Atc "SELECT count(*) FROM crm.employee")" = 0 ]; then
 	cluster_psql -d crm_demo -f "$top/demo/company.sql"
 	cluster_psql -d crm_demo -f "$top/demo/opportunities.sql"
+	cluster_psql -d crm_demo -f "$top/demo/contracts.sql"
 fi
 cluster_psql -d crm_demo -Atc "SELECT crm.schedule_jobs()" >/dev/null
 

@@ -190,6 +190,17 @@ SELECT crm.handover_employee(900030, 900033) AS handed_to_a_report;
 SELECT count(*) AS hr_sees FROM crm.customer WHERE id = 900034;
 RESET ROLE;
 SELECT e.name FROM crm.team_member m JOIN crm.employee e ON e.id = m.employee_id WHERE m.record_type = 'customer' AND m.record_id = 900034;
+-- nor a leader's post, for themselves (a leader hears of their department's
+-- records); a report of theirs may take it over
+INSERT INTO crm.department (name, leader_id) VALUES ('Cyc Far', 900033);
+DELETE FROM crm.team_member WHERE employee_id = 900033;
+INSERT INTO crm.role_scope SELECT 900000, t, 'subordinates', NULL FROM unnest(ARRAY['lead', 'opportunity', 'contract']) t;
+SET ROLE regress_org_hr;
+SELECT crm.handover_employee(900033, 900000);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.handover_employee(900033, 900030) AS handed_to_a_report;
+RESET ROLE;
+SELECT d.name, e.name AS leader FROM crm.department d JOIN crm.employee e ON e.id = d.leader_id WHERE d.name = 'Cyc Far';
 ROLLBACK TO SAVEPOINT hr_report;
 SET ROLE regress_org_hr;
 -- nor brings anyone within their reach: under someone below them, into a

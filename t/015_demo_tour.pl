@@ -18,6 +18,10 @@ $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->co
 	'the demo company loads');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('crm_demo'), '-f', 'demo/opportunities.sql' ],
 	'its deals load');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('crm_demo'), '-f', 'demo/contracts.sql' ],
+	'its contracts load');
+is($node->safe_psql('crm_demo', q{SELECT string_agg(format('%s %s %s %s', status, amount, received_amount, invoiced_amount), '; ' ORDER BY id) FROM crm.contract}),
+	'effective 350000.00 80000.00 105000.00; draft 594400.00 0.00 0.00', 'one contract in effect with its money, one draft with lines');
 
 for my $who ('wang_fang', 'liu_yang')
 {

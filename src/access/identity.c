@@ -84,6 +84,7 @@ typedef struct IdentityCache
 	char	   *claims;			/* trusted claim text used, or NULL */
 	bool		found;
 	int64		employee_id;
+	bool		in_parallel;	/* found in a parallel operation */
 } IdentityCache;
 
 static EmployeeCatalog employee_catalog;
@@ -326,6 +327,13 @@ crm_current_employee(int64 *employee_id)
 	/* see org changes that other sessions committed since our last call */
 	AcceptInvalidationMessages();
 
+	/*
+	 * an answer found in a parallel operation was read under its snapshot,
+	 * which may be older than a deactivation already announced: it serves
+	 * that operation only
+	 */
+	if (identity_cache.in_parallel && !IsInParallelMode())
+		identity_cache.valid = false;
 	if (identity_cache.valid &&
 		identity_cache.lxid == MyProc->lxid &&
 		identity_cache.userid == userid &&
@@ -355,6 +363,7 @@ crm_current_employee(int64 *employee_id)
 	identity_cache.session_userid = session_userid;
 	identity_cache.trusts_claims = trusts_claims;
 	identity_cache.lxid = MyProc->lxid;
+	identity_cache.in_parallel = IsInParallelMode();
 	identity_cache.valid = true;
 
 	*employee_id = identity_cache.employee_id;

@@ -194,6 +194,36 @@ hand_over(FunctionCallInfo fcinfo, bool deactivate)
 				else if (widens)
 					outside = outside ? psprintf("%s, %s", outside, name) : name;
 			}
+			/*
+			 * nor takes a leader's post themselves (crm.guard_own_access
+			 * refuses it by UPDATE): a leader hears of the records of their
+			 * department, whoever it is outside their scope.  A report may
+			 * take it: the post moves between two people the caller reached
+			 * already.
+			 */
+			if (outside == NULL && places == NULL && PG_GETARG_INT64(1) == me)
+			{
+				CrmSwitch	owner;
+
+				crm_switch_to_owner(&owner);
+				if (SPI_execute_with_args("SELECT d.name FROM crm.department d WHERE d.leader_id = $1 ORDER BY d.id LIMIT 1",
+										  1, both, args, NULL, true, 1) != SPI_OK_SELECT)
+					ereport(ERROR,
+							(errcode(ERRCODE_INTERNAL_ERROR),
+							 errmsg_internal("crm: handover scope check failed")));
+				crm_switch_back(&owner);
+				if (SPI_processed > 0)
+				{
+					char	   *department = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("employee %s may not take over the lead of department \"%s\" from employee %s",
+									crm_employee_named(me), crm_quote(department, strlen(department)), crm_employee_named(employee_id)),
+							 errdetail("An administrator who is not a super admin does not make themselves a leader: a leader hears of the records of their department."),
+							 errhint("Name another successor, or ask a super admin.")));
+				}
+			}
 			if (outside != NULL || places != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -327,11 +327,11 @@ cache_query_begin(void)
 }
 
 /*
- * A parallel operation cannot take a snapshot: its processes (the policies'
- * scope functions are parallel safe) read under the operation's, which may
- * be older than a change already announced, so a cache loaded in one is
- * loaded again after it.  The organisation counts as changed then: the
- * acting scope holds places in its lists.
+ * A parallel operation cannot take a snapshot: the leader, running crm's
+ * functions above its workers, reads under the operation's, which may be
+ * older than a change already announced, so a cache loaded in one is loaded
+ * again after it.  The organisation counts as changed then: the acting scope
+ * holds places in its lists.
  */
 static bool org_loaded_in_parallel = false;
 

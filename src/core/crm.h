@@ -102,6 +102,7 @@ extern void crm_dictionary_init(void);
 
 /* opportunity.c */
 extern void crm_opportunity_init(void);
+extern uint64 crm_deal_writes;
 
 /* im_sign.c */
 extern char *crm_im_robot_sign(const char *platform, const char *secret, int64 ts);

@@ -132,15 +132,14 @@ CREATE INDEX team_member_scope_id_idx ON crm.team_member (scope_id, scope_type);
 COMMENT ON TABLE crm.team_member IS 'Collaborators (协作人) on a record: read or edit access, until expires_at';
 
 -- Scope helpers for the policies (see src/access/scope.c).  STABLE: the planner may
--- evaluate them to estimate a query, and index scans evaluate them once.  Those
--- of the policies are PARALLEL SAFE: each process of a parallel query works out
--- the same acting employee (its user, session user and settings are the
--- leader's) under the query's snapshot, so a reader's scan runs in parallel as
--- the same query on a table without policies does.
+-- evaluate them to estimate a query, and index scans evaluate them once.
+-- PARALLEL RESTRICTED: a worker could read the organisation only under the
+-- query's snapshot, which under repeatable read may be older than a
+-- deactivation or a narrowed scope the leader has already heard of.
 CREATE OR REPLACE FUNCTION crm.scope_owners(record_type text) RETURNS bigint[]
-	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'crm_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.scope_owners(record_types text[]) RETURNS bigint[]
-	AS 'MODULE_PATHNAME', 'crm_scope_owners_any' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'crm_scope_owners_any' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.common_scope_owners(record_types text[]) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'crm_common_scope_owners' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bigint[]
@@ -148,7 +147,7 @@ CREATE OR REPLACE FUNCTION crm.invoker_scope_owners(record_type text) RETURNS bi
 CREATE OR REPLACE FUNCTION crm.invoker_has_permission(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_invoker_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.team_records(record_type text, for_edit boolean) RETURNS bigint[]
-	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'crm_team_records' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION crm.has_permission(action text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'crm_has_permission' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION crm.has_permission(text) IS 'Whether the acting employee''s roles grant the action (crm.permission)';

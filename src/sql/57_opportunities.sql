@@ -346,59 +346,61 @@ GRANT INSERT (opportunity_id, competitor_id, threat_level, note), UPDATE (threat
 SELECT crm.register_record_type('opportunity_competitor', 'crm.opportunity_competitor', '商机竞争对手', 'Opportunity competitor',
 	'parent', '{oplog}', 'opportunities.md', parent => 'opportunity', parent_column => 'opportunity_id');
 
--- What is written on a deal (a line, a competitor) needs the deal open and
--- editable by the writer, who names it before row security would name a
--- policy; a line's product must be on the shelf and one the deal's owner may
--- sell when the line gets it (existing lines keep theirs); its unit price is
--- the product's list price unless given.  Runs as the writer
--- (src/records/opportunity.c).
-CREATE OR REPLACE FUNCTION crm.opportunity_part_write() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'crm_opportunity_part_write' LANGUAGE C;
+-- What is written on a deal or a contract (a line, a competitor) needs the
+-- deal open (the contract a draft) and editable by the writer, who names it
+-- before row security would name a policy; a line's product must be on the
+-- shelf and one the owner may sell when the line gets it (existing lines keep
+-- theirs); its unit price is the product's list price unless given.  Runs as
+-- the writer (src/records/parts.c).
+CREATE OR REPLACE FUNCTION crm.part_write() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_part_write' LANGUAGE C;
 CREATE OR REPLACE TRIGGER opportunity_product_rules BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity_product
-	FOR EACH ROW EXECUTE FUNCTION crm.opportunity_part_write();
+	FOR EACH ROW EXECUTE FUNCTION crm.part_write();
 CREATE OR REPLACE TRIGGER opportunity_competitor_rules BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity_competitor
-	FOR EACH ROW EXECUTE FUNCTION crm.opportunity_part_write();
+	FOR EACH ROW EXECUTE FUNCTION crm.part_write();
 
--- A line's product is one the deal's owner may sell when the transaction
--- commits, too: a deal handed to an allowed seller for the line and back in
--- one transaction would otherwise carry it.  (Lines the deal had before a
--- transfer keep their products.)  As the owner: the deal may have left the
--- writer's scope (src/records/opportunity.c).
+-- A line's product is one the owner may sell when the transaction commits,
+-- too: a deal handed to an allowed seller for the line and back in one
+-- transaction would otherwise carry it.  (Lines a record had before a
+-- transfer keep their products.)  As the owner: the record may have left the
+-- writer's scope (src/records/parts.c).
 CREATE OR REPLACE FUNCTION crm.check_line_seller() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_check_line_seller' LANGUAGE C;
 CREATE CONSTRAINT TRIGGER opportunity_product_seller AFTER INSERT OR UPDATE OF product_id ON crm.opportunity_product
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION crm.check_line_seller();
 
--- A deal with lines is worth their total: set per statement, for the deals
--- whose lines changed, as crm (the write was checked already).
-CREATE OR REPLACE FUNCTION crm.total_opportunity_lines() RETURNS trigger
+-- A deal or contract with lines is worth their total: set per statement, for
+-- those whose lines changed, as crm (the write was checked already).
+CREATE OR REPLACE FUNCTION crm.total_lines() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	deals bigint[];
+	parent  text := CASE TG_RELID WHEN 'crm.opportunity_product'::regclass THEN 'opportunity' ELSE 'contract' END;
+	records bigint[];
 BEGIN
-	IF TG_RELID <> 'crm.opportunity_product'::regclass THEN RAISE 'crm.total_opportunity_lines() runs only on crm.opportunity_product, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
+	IF TG_RELID NOT IN ('crm.opportunity_product'::regclass, to_regclass('crm.contract_product')) THEN RAISE 'crm.total_lines() runs only on crm.opportunity_product and crm.contract_product, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	IF crm.restoring() THEN
 		RETURN NULL;
 	END IF;
 	-- (each branch names only the transition table its event has)
 	IF TG_OP = 'DELETE' THEN
-		deals := ARRAY(SELECT DISTINCT o.opportunity_id FROM old_lines o);
+		records := ARRAY(SELECT DISTINCT (to_jsonb(o) ->> (parent || '_id'))::bigint FROM old_lines o);
 	ELSE
-		deals := ARRAY(SELECT DISTINCT n.opportunity_id FROM new_lines n);
+		records := ARRAY(SELECT DISTINCT (to_jsonb(n) ->> (parent || '_id'))::bigint FROM new_lines n);
 	END IF;
-	UPDATE crm.opportunity o SET amount = t.total
-	  FROM (SELECT l.opportunity_id, sum(l.amount) AS total FROM crm.opportunity_product l
-	         WHERE l.opportunity_id = ANY (deals) GROUP BY l.opportunity_id) t
-	 WHERE o.id = t.opportunity_id AND o.amount <> t.total;
+	EXECUTE format('UPDATE crm.%1$I r SET amount = t.total
+	                  FROM (SELECT l.%2$I AS id, sum(l.amount) AS total FROM crm.%3$I l
+	                         WHERE l.%2$I = ANY ($1) GROUP BY l.%2$I) t
+	                 WHERE r.id = t.id AND r.amount <> t.total', parent, parent || '_id', TG_TABLE_NAME)
+		USING records;
 	RETURN NULL;
 END
 $$;
 CREATE OR REPLACE TRIGGER opportunity_product_total_insert AFTER INSERT ON crm.opportunity_product
-	REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_opportunity_lines();
+	REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_lines();
 CREATE OR REPLACE TRIGGER opportunity_product_total_update AFTER UPDATE ON crm.opportunity_product
-	REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_opportunity_lines();
+	REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_lines();
 CREATE OR REPLACE TRIGGER opportunity_product_total_delete AFTER DELETE ON crm.opportunity_product
-	REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_opportunity_lines();
+	REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION crm.total_lines();
 
 -- A product lines name is not deleted: it goes off the shelf, and what was
 -- sold stays readable.  As the owner, to count every deal's lines.

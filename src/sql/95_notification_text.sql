@@ -43,7 +43,12 @@ INSERT INTO crm.notification_event (event, description) VALUES
 	('handover.done', 'A leaver''s work in your department was handed over to someone else'),
 	('opportunity.created', 'Your report has new opportunities: customers that intend to buy'),
 	('opportunity.won', 'Opportunities of yours or of your report''s were won'),
-	('opportunity.lost', 'Opportunities of yours or of your report''s were lost');
+	('opportunity.lost', 'Opportunities of yours or of your report''s were lost'),
+	('contract.effective', 'Contracts of your report''s took effect'),
+	('payment.confirmed', 'Payments on contracts of yours or of your report''s were confirmed'),
+	('invoice.requested', 'Invoices were requested: of your report''s contracts, or for you to issue'),
+	('invoice.issued', 'Invoices of contracts of yours or of your report''s were issued'),
+	('permission.unassigned', 'Work waits for a permission no active employee holds (to super admins)');
 UPDATE crm.notification_event e SET placeholders = p.placeholders::text[], item_placeholders = p.item_placeholders::text[]
   FROM (VALUES
 	('transfer.received',  '{actor, count, type}',            '{record}'),
@@ -57,7 +62,12 @@ UPDATE crm.notification_event e SET placeholders = p.placeholders::text[], item_
 	('pool.recycle_soon',  '{count}',                         '{record, date, rule, kind, days}'),
 	('opportunity.created', '{owner, count}',                 '{record, customer, amount}'),
 	('opportunity.won',    '{owner, count}',                  '{record, customer, amount}'),
-	('opportunity.lost',   '{owner, count}',                  '{record, customer, amount, reason}')
+	('opportunity.lost',   '{owner, count}',                  '{record, customer, amount, reason}'),
+	('contract.effective', '{owner, count}',                  '{record, customer, amount}'),
+	('payment.confirmed',  '{count}',                         '{record, customer, amount, kind, owner}'),
+	('invoice.requested',  '{count}',                         '{record, customer, amount, kind, owner}'),
+	('invoice.issued',     '{count}',                         '{record, customer, amount, kind, owner}'),
+	('permission.unassigned', '{action, what}',               '{}')
   ) p(event, placeholders, item_placeholders)
  WHERE e.event = p.event;
 
@@ -196,7 +206,27 @@ INSERT INTO crm.notification_template (event, language, title, body, item, built
 	('opportunity.lost', 'zh-CN', '{owner}输单{count}个商机',
 	 E'{items}\n可以复盘输单原因，需要时重新打开商机。', '「{record}」：客户「{customer}」，金额{amount}元，原因：{reason}', true),
 	('opportunity.lost', 'en', '{owner} lost {count} {count|1=opportunity|*=opportunities}',
-	 E'{items}\nLook at why; a deal can be reopened if it comes back.', '"{record}": customer "{customer}", {amount} yuan, reason: {reason}', true);
+	 E'{items}\nLook at why; a deal can be reopened if it comes back.', '"{record}": customer "{customer}", {amount} yuan, reason: {reason}', true),
+	('contract.effective', 'zh-CN', '{owner}的{count}份合同已生效',
+	 E'{items}\n客户已标记为成交，可以安排回款计划和开票。', '「{record}」：客户「{customer}」，金额{amount}元', true),
+	('contract.effective', 'en', '{count} {count|1=contract|*=contracts} of {owner} took effect',
+	 E'{items}\nThe customers count as signed: plan the payments and invoices.', '"{record}": customer "{customer}", {amount} yuan', true),
+	('payment.confirmed', 'zh-CN', '{count}笔回款已确认',
+	 '{items}', '「{record}」（{owner}）：客户「{customer}」，{kind|refund=退款|*=回款}{amount}元', true),
+	('payment.confirmed', 'en', '{count} {count|1=payment was|*=payments were} confirmed',
+	 '{items}', '"{record}" ({owner}): customer "{customer}", {kind|refund=refund|*=payment} of {amount} yuan', true),
+	('invoice.requested', 'zh-CN', '{count}张发票申请待开具',
+	 E'{items}\n开票人可以用 crm.issue_invoice 登记开具。', '「{record}」（{owner}）：客户「{customer}」，{amount}元', true),
+	('invoice.requested', 'en', '{count} {count|1=invoice is|*=invoices are} waiting to be issued',
+	 E'{items}\nWhoever issues invoices records it with crm.issue_invoice.', '"{record}" ({owner}): customer "{customer}", {amount} yuan', true),
+	('invoice.issued', 'zh-CN', '{count}张发票已开具',
+	 '{items}', '「{record}」（{owner}）：客户「{customer}」，{amount}元', true),
+	('invoice.issued', 'en', '{count} {count|1=invoice was|*=invoices were} issued',
+	 '{items}', '"{record}" ({owner}): customer "{customer}", {amount} yuan', true),
+	('permission.unassigned', 'zh-CN', '没有人可以{what}：请把权限 {action} 分配给一个角色',
+	 '有工作在等待处理，但没有在职员工拥有权限 {action}。', NULL, true),
+	('permission.unassigned', 'en', 'Nobody may do this: assign {action} to a role',
+	 'Work is waiting, and no active employee holds the permission {action}.', NULL, true);
 SELECT crm.keep_builtin_edits('crm.notification_template', 'event', 'language');
 SELECT pg_catalog.pg_extension_config_dump('crm.notification_template', 'WHERE NOT builtin');
 

@@ -156,8 +156,11 @@ BEGIN
 	           FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
 	          WHERE c.confrelid = TG_RELID AND c.contype = 'f' AND c.confdeltype IN ('a', 'r') AND cardinality(c.conkey) = 1
 	          ORDER BY c.conname LOOP
-		EXECUTE format('SELECT d.id, to_jsonb(d) ->> ''name'' AS name, count(*) AS n FROM deleted d JOIN %s r ON r.%I = d.id'
-		               ' GROUP BY d.id, 2 ORDER BY d.id LIMIT 1', k.tbl, k.col) INTO hit;
+		-- (the record named by its type's title, else its name)
+		EXECUTE format('SELECT r.id, %s AS name, count(*) AS n FROM deleted r JOIN %s x ON x.%I = r.id'
+		               ' GROUP BY r.id, 2 ORDER BY r.id LIMIT 1',
+		               coalesce((SELECT t.title FROM crm.record_type t WHERE t.relation = TG_RELID), 'to_jsonb(r) ->> ''name'''),
+		               k.tbl, k.col) INTO hit;
 		IF hit.id IS NOT NULL THEN
 			RAISE EXCEPTION '% % (%) cannot be deleted: % % of % %',
 				rtype, hit.id, crm.clip(hit.name), hit.n, CASE WHEN hit.n = 1 THEN 'row' ELSE 'rows' END, k.tbl,
