@@ -65,6 +65,8 @@ SET ROLE ct_admin;
 UPDATE crm.number_pattern SET pattern = 'HT-{yyyy}-{seq}';
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.number_pattern SET pattern = 'HT-{yyyy}-{seq:4}-{seq:2}';
+UPDATE crm.number_pattern SET pattern = repeat('A', 50) || '{seq:12}';
+\echo :LAST_ERROR_SQLSTATE
 UPDATE crm.number_pattern SET pattern = 'CT-{seq:3}';
 RESET ROLE;
 SET ROLE ct_rep;
@@ -252,6 +254,15 @@ SELECT count(*) AS seen FROM crm.contract WHERE id = :first;
 SELECT crm.submit_contract(:first);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- a collaborator who only reads the contract sees its money, and is told they
+-- may not move it
+INSERT INTO crm.team_member (record_type, record_id, employee_id, access) VALUES ('contract', :first, :rep2, 'read');
+SET ROLE ct_rep2;
+SELECT count(*) AS payments_seen FROM crm.payment WHERE contract_id = :first;
+SELECT crm.submit_payment(:pay1);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DELETE FROM crm.team_member WHERE employee_id = :rep2;
 UPDATE crm.number_pattern SET pattern = 'HT-{yyyy}-{seq:5}';
 
 -- what a test leaves: contracts in effect and their money go only as crm's own change

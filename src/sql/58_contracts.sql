@@ -42,6 +42,13 @@ BEGIN
 	IF TG_RELID <> 'crm.number_pattern'::regclass THEN RAISE 'crm.number_pattern_valid() runs only on crm.number_pattern, not on %', TG_RELID::regclass USING ERRCODE = 'wrong_object_type'; END IF;
 	unknown := (SELECT m[1] FROM regexp_matches(NEW.pattern, '(\{[^}]*\}?)', 'g') m
 	             WHERE m[1] !~ '^\{(yyyy|yy|mm|dd|seq:([1-9]|1[0-2]))\}$' LIMIT 1);
+	-- (and no number it gives is longer than a number may be)
+	IF unknown IS NULL AND length(regexp_replace(replace(replace(replace(replace(NEW.pattern, '{yyyy}', 'YYYY'), '{yy}', 'YY'), '{mm}', 'MM'), '{dd}', 'DD'),
+	                                             '\{seq:(\d+)\}', repeat('9', coalesce(substring(NEW.pattern FROM '\{seq:(\d+)\}')::integer, 0)))) > 60 THEN
+		RAISE EXCEPTION 'number pattern "%" of % gives numbers longer than 60 characters', crm.clip(NEW.pattern), NEW.record_type
+			USING ERRCODE = 'check_violation',
+			      HINT = 'Shorten its text or its {seq:N}: a number has at most 60 characters.';
+	END IF;
 	IF unknown IS NOT NULL OR (SELECT count(*) FROM regexp_matches(NEW.pattern, '\{seq:', 'g')) <> 1 THEN
 		RAISE EXCEPTION 'number pattern "%" of % %', crm.clip(NEW.pattern), NEW.record_type,
 			CASE WHEN unknown IS NOT NULL THEN format('has an unknown part %s', crm.clip(unknown)) ELSE 'needs exactly one {seq:N}' END

@@ -560,13 +560,15 @@ CREATE OR REPLACE FUNCTION crm.submit_payment(payment_id bigint) RETURNS crm.pay
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	done crm.payment;
+	me   text;
 BEGIN
 	UPDATE crm.payment p SET status = 'confirmed' WHERE p.id = payment_id RETURNING p.* INTO done;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'no payment % is visible to %', payment_id,
-			coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody')
+		me := coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody');
+		RAISE EXCEPTION '%', CASE WHEN EXISTS (SELECT FROM crm.payment p WHERE p.id = payment_id) THEN format('%s may not submit payment %s', me, payment_id)
+		                          ELSE format('no payment %s is visible to %s', payment_id, me) END
 			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'SELECT id, contract_id, amount, status FROM crm.payment lists the payments of the contracts you see.';
+			      HINT = 'Payments are submitted by holders of payment.enter who may edit the contract by scope; SELECT id, contract_id, amount, status FROM crm.payment lists those you see.';
 	END IF;
 	RETURN done;
 END
@@ -578,15 +580,17 @@ CREATE OR REPLACE FUNCTION crm.move_invoice(invoice_id bigint, status text, numb
 RETURNS crm.invoice LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	done crm.invoice;
+	me   text;
 BEGIN
 	UPDATE crm.invoice i SET status = move_invoice.status, number = coalesce(move_invoice.number, i.number),
 	                         issued_on = coalesce(move_invoice.issued_on, i.issued_on)
 	 WHERE i.id = invoice_id RETURNING i.* INTO done;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'no invoice % is visible to %', invoice_id,
-			coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody')
+		me := coalesce((SELECT format('employee "%s"', crm.clip(e.name)) FROM crm.employee e WHERE e.id = crm.current_employee_id()), 'nobody');
+		RAISE EXCEPTION '%', CASE WHEN EXISTS (SELECT FROM crm.invoice i WHERE i.id = invoice_id) THEN format('%s may not submit or issue invoice %s', me, invoice_id)
+		                          ELSE format('no invoice %s is visible to %s', invoice_id, me) END
 			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'SELECT id, contract_id, amount, status FROM crm.invoice lists the invoices of the contracts you see.';
+			      HINT = 'An invoice is submitted by whoever may edit its contract and issued by holders of invoice.issue with the contract in scope; SELECT id, contract_id, amount, status FROM crm.invoice lists those you see.';
 	END IF;
 	RETURN done;
 END
